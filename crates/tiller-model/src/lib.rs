@@ -1,0 +1,139 @@
+//! Language models behind one trait. A [`Provider`] takes a [`Request`] (messages and offered
+//! tools), streams [`StreamEvent`]s to a callback while it works, and returns the assembled
+//! [`Completion`]. Implementations: OpenAI-compatible Chat Completions ([`OpenAi`]), the
+//! Anthropic Messages API ([`Anthropic`]), and a [`Scripted`] replay for deterministic tests.
+//! The embedded llama.cpp engine lives in its own crate and implements the same trait.
+
+mod anthropic;
+mod collect;
+mod error;
+mod http;
+mod openai;
+mod scripted;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tiller_types::{Message, ProviderKind, StopReason, StreamEvent, ToolCall, ToolSpec, Usage};
+
+pub use anthropic::Anthropic;
+pub use collect::Collector;
+pub use error::ModelError;
+pub use openai::OpenAi;
+pub use scripted::Scripted;
+
+/// A language model that completes conversations.
+pub trait Provider: Send {
+    /// What this provider talks to.
+    fn info(&self) -> ModelInfo;
+
+    /// Runs one model call. Events are passed to `on_event` as they arrive; the returned
+    /// completion holds the same content, assembled. Checks `cancel` between events.
+    fn complete(
+        &mut self,
+        req: &Request,
+        cancel: &Cancel,
+        on_event: &mut dyn FnMut(&StreamEvent),
+    ) -> Result<Completion, ModelError>;
+
+    /// Tokens `text` takes in this model's prompt. Remote providers estimate; engines with a
+    /// tokenizer count exactly.
+    fn count_tokens(&self, text: &str) -> u64 {
+        estimate_tokens(text)
+    }
+}
+
+/// A rough token count (about four bytes a token for English and code).
+pub fn estimate_tokens(text: &str) -> u64 {
+    (text.len() as u64).div_ceil(4)
+}
+
+/// Static facts about a provider's model.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ModelInfo {
+    pub provider: ProviderKind,
+    pub model: String,
+    /// Context window in tokens.
+    pub context_length: u64,
+    /// The endpoint, for remote providers.
+    pub endpoint: Option<String>,
+}
+
+/// One model call's input.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Request {
+    pub messages: Vec<Message>,
+    pub tools: Vec<ToolSpec>,
+    pub max_tokens: Option<u32>,
+    pub temperature: Option<f32>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stop: Vec<String>,
+}
+
+/// One model call's output.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Completion {
+    pub content: String,
+    pub tool_calls: Vec<ToolCall>,
+    pub usage: Usage,
+    pub stop: StopReason,
+    /// The model the endpoint says answered (may differ from the one requested).
+    pub model: String,
+    pub meta: CallMeta,
+}
+
+impl Completion {
+    /// The completion as an assistant message for the conversation.
+    pub fn message(&self) -> Message {
+        Message::Assistant {
+            content: self.content.clone(),
+            tool_calls: self.tool_calls.clone(),
+        }
+    }
+}
+
+/// How a call went, for the ledger.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct CallMeta {
+    pub http_status: Option<u16>,
+    /// Attempts made before the one that succeeded.
+    pub retries: u32,
+    /// Time to the first streamed event.
+    pub ttft_ms: Option<u64>,
+    pub latency_ms: u64,
+}
+
+/// Settings shared by the HTTP providers.
+#[derive(Clone, Debug)]
+pub struct EndpointConfig {
+    /// Base URL including the version path, e.g. `http://127.0.0.1:8080/v1`.
+    pub base_url: String,
+    pub model: String,
+    pub api_key: Option<String>,
+    pub context_length: u64,
+    pub connect_timeout: Duration,
+    /// Longest silence tolerated from the endpoint, before or between streamed chunks.
+    pub idle_timeout: Duration,
+    pub max_retries: u32,
+}
+
+/// A flag shared between the caller and a running model call; set it to stop generation.
+#[derive(Clone, Debug, Default)]
+pub struct Cancel(Arc<AtomicBool>);
+
+impl Cancel {
+    pub fn cancel(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    /// Clears the flag so that the next call can run.
+    pub fn reset(&self) {
+        self.0.store(false, Ordering::Relaxed);
+    }
+}

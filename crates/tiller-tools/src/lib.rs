@@ -1,0 +1,101 @@
+//! The tools an agent uses on a workspace. Each tool is one type with its schema, its doc and its
+//! tests side by side; [`Registry`] lists them.
+//!
+//! Tools never write the working tree directly: edit tools return a pending [`ChangeSet`] that
+//! the agent has reviewed and then writes with [`apply_changes`].
+
+mod apply_patch;
+mod change;
+mod error;
+mod list_dir;
+mod patch;
+mod read_file;
+mod search;
+mod shell;
+mod workspace;
+mod write_file;
+
+use serde::de::DeserializeOwned;
+use tiller_types::{ChangeSet, ToolSpec};
+
+pub use apply_patch::ApplyPatch;
+pub use change::{apply_changes, diff_file};
+pub use error::ToolError;
+pub use list_dir::ListDir;
+pub use patch::{Patch, PatchError, PatchOp, parse_patch};
+pub use read_file::ReadFile;
+pub use search::Search;
+pub use shell::Shell;
+pub use workspace::Workspace;
+pub use write_file::WriteFile;
+
+/// What a tool does to the workspace, which decides whether the agent asks before running it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ToolKind {
+    /// Only reads.
+    Read,
+    /// Proposes a change set.
+    Edit,
+    /// Runs a program.
+    Exec,
+}
+
+/// What running a tool produced.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Outcome {
+    /// An observation for the model.
+    Text(String),
+    /// A proposed edit, not yet written.
+    Change(ChangeSet),
+}
+
+/// One tool.
+pub trait Tool: Send + Sync {
+    fn spec(&self) -> ToolSpec;
+    fn kind(&self) -> ToolKind;
+    /// Runs the tool with its JSON arguments.
+    fn run(&self, ws: &Workspace, args: serde_json::Value) -> Result<Outcome, ToolError>;
+}
+
+/// Parses a tool's arguments, turning serde's complaint into a message the model can act on.
+pub(crate) fn parse_args<T: DeserializeOwned>(args: serde_json::Value) -> Result<T, ToolError> {
+    serde_json::from_value(args).map_err(|e| ToolError::Arguments(e.to_string()))
+}
+
+/// The tools offered to the model.
+pub struct Registry {
+    tools: Vec<Box<dyn Tool>>,
+}
+
+impl Default for Registry {
+    /// Every built-in tool.
+    fn default() -> Self {
+        Registry {
+            tools: vec![
+                Box::new(ReadFile),
+                Box::new(ListDir),
+                Box::new(Search),
+                Box::new(ApplyPatch),
+                Box::new(WriteFile),
+                Box::new(Shell::default()),
+            ],
+        }
+    }
+}
+
+impl Registry {
+    pub fn specs(&self) -> Vec<ToolSpec> {
+        self.tools.iter().map(|t| t.spec()).collect()
+    }
+
+    pub fn get(&self, name: &str) -> Option<&dyn Tool> {
+        self.tools
+            .iter()
+            .find(|t| t.spec().name == name)
+            .map(|t| t.as_ref())
+    }
+
+    pub fn names(&self) -> Vec<String> {
+        self.tools.iter().map(|t| t.spec().name).collect()
+    }
+}

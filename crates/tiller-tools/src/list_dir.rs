@@ -1,0 +1,25 @@
+//! The `list_dir` tool.
+
+use tiller_types::ToolSpec;
+
+use crate::{Outcome, Tool, ToolError, ToolKind, Workspace};
+
+pub struct ListDir;
+
+impl Tool for ListDir {
+    fn spec(&self) -> ToolSpec {
+        ToolSpec {
+            name: "list_dir".into(),
+            description: String::new(),
+            parameters: serde_json::json!({"type": "object"}),
+        }
+    }
+
+    fn kind(&self) -> ToolKind {
+        ToolKind::Read
+    }
+
+    fn run(&self, _ws: &Workspace, _args: serde_json::Value) -> Result<Outcome, ToolError> {
+        Err(ToolError::Other("not built yet".into()))
+    }
+}

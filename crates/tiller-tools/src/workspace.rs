@@ -1,0 +1,210 @@
+//! The workspace: the directory tree the agent may touch. Every path a tool receives goes through
+//! [`Workspace::resolve`], which keeps it inside the root (no `..` escapes, no symlinks leading
+//! out). Writes are atomic: a temporary file in the same directory, renamed over the target.
+
+use std::io::Write;
+use std::path::{Component, Path, PathBuf};
+
+use crate::ToolError;
+
+#[derive(Clone, Debug)]
+pub struct Workspace {
+    root: PathBuf,
+}
+
+impl Workspace {
+    /// A workspace rooted at `root`, which must be an existing directory.
+    pub fn new(root: &Path) -> Result<Self, ToolError> {
+        let root = root.canonicalize().map_err(|e| ToolError::io(root, e))?;
+        if !root.is_dir() {
+            return Err(ToolError::path(
+                root.display().to_string(),
+                "not a directory",
+            ));
+        }
+        Ok(Workspace { root })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The absolute path for `path` (relative to the root, or absolute inside it), refusing
+    /// anything that leads outside the workspace, lexically or through a symlink.
+    pub fn resolve(&self, path: &str) -> Result<PathBuf, ToolError> {
+        let escape = || ToolError::path(path, "is outside the workspace");
+        let given = Path::new(path);
+        let mut out = self.root.clone();
+        let relative = if given.is_absolute() {
+            given.strip_prefix(&self.root).map_err(|_| escape())?
+        } else {
+            given
+        };
+        for part in relative.components() {
+            match part {
+                Component::Normal(name) => out.push(name),
+                Component::CurDir => {}
+                Component::ParentDir => {
+                    if out == self.root {
+                        return Err(escape());
+                    }
+                    out.pop();
+                }
+                Component::RootDir | Component::Prefix(_) => return Err(escape()),
+            }
+        }
+        // Symlinks: the deepest part that exists must still resolve inside the root.
+        let existing = out
+            .ancestors()
+            .find(|p| p.symlink_metadata().is_ok())
+            .unwrap_or(&self.root);
+        let real = existing
+            .canonicalize()
+            .map_err(|e| ToolError::io(existing, e))?;
+        if !real.starts_with(&self.root) {
+            return Err(ToolError::path(
+                path,
+                "leads outside the workspace through a symlink",
+            ));
+        }
+        Ok(out)
+    }
+
+    /// The workspace-relative form of an absolute path inside it, with `/` separators.
+    pub fn relative(&self, abs: &Path) -> String {
+        let rel = abs.strip_prefix(&self.root).unwrap_or(abs);
+        let s = rel.to_string_lossy().replace('\\', "/");
+        if s.is_empty() { ".".into() } else { s }
+    }
+
+    /// Reads a text file: `Ok(None)` if it does not exist, an error naming the problem if it is
+    /// a directory, binary, or not UTF-8.
+    pub fn read_text(&self, path: &str) -> Result<Option<String>, ToolError> {
+        let abs = self.resolve(path)?;
+        let bytes = match std::fs::read(&abs) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(_) if abs.is_dir() => return Err(ToolError::path(path, "is a directory")),
+            Err(e) => return Err(ToolError::io(&abs, e)),
+        };
+        text_of(path, bytes).map(Some)
+    }
+
+    /// Writes `content` to `path` atomically, creating parent directories and keeping the
+    /// permissions of a file it replaces.
+    pub fn write_atomic(&self, path: &str, content: &str) -> Result<(), ToolError> {
+        let abs = self.resolve(path)?;
+        let dir = abs
+            .parent()
+            .ok_or_else(|| ToolError::path(path, "has no parent directory"))?;
+        std::fs::create_dir_all(dir).map_err(|e| ToolError::io(dir, e))?;
+        let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| ToolError::io(dir, e))?;
+        tmp.write_all(content.as_bytes())
+            .map_err(|e| ToolError::io(tmp.path(), e))?;
+        tmp.as_file()
+            .sync_all()
+            .map_err(|e| ToolError::io(tmp.path(), e))?;
+        if let Ok(meta) = std::fs::metadata(&abs) {
+            std::fs::set_permissions(tmp.path(), meta.permissions())
+                .map_err(|e| ToolError::io(tmp.path(), e))?;
+        }
+        tmp.persist(&abs)
+            .map_err(|e| ToolError::io(&abs, e.error))?;
+        Ok(())
+    }
+
+    pub fn remove(&self, path: &str) -> Result<(), ToolError> {
+        let abs = self.resolve(path)?;
+        std::fs::remove_file(&abs).map_err(|e| ToolError::io(&abs, e))
+    }
+}
+
+/// Decodes file bytes as text, or says why they are not.
+pub(crate) fn text_of(path: &str, bytes: Vec<u8>) -> Result<String, ToolError> {
+    if bytes.iter().take(8192).any(|&b| b == 0) {
+        return Err(ToolError::path(
+            path,
+            format!("is a binary file ({} bytes)", bytes.len()),
+        ));
+    }
+    String::from_utf8(bytes).map_err(|e| {
+        ToolError::path(
+            path,
+            format!(
+                "is not valid UTF-8 (at byte {})",
+                e.utf8_error().valid_up_to()
+            ),
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ws() -> (tempfile::TempDir, Workspace) {
+        let dir = tempfile::tempdir().unwrap();
+        let ws = Workspace::new(dir.path()).unwrap();
+        (dir, ws)
+    }
+
+    #[test]
+    fn resolves_inside_and_refuses_escapes() {
+        let (_d, ws) = ws();
+        assert_eq!(ws.resolve("a/../b.txt").unwrap(), ws.root().join("b.txt"));
+        assert_eq!(ws.resolve(".").unwrap(), ws.root());
+        assert!(ws.resolve("../x").is_err());
+        assert!(ws.resolve("a/../../x").is_err());
+        assert!(ws.resolve("/etc/passwd").is_err());
+        let inside = ws.root().join("c.txt");
+        assert_eq!(ws.resolve(inside.to_str().unwrap()).unwrap(), inside);
+    }
+
+    #[test]
+    fn refuses_symlink_escapes() {
+        let (_d, ws) = ws();
+        let outside = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(outside.path(), ws.root().join("out")).unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", ws.root().join("pw")).unwrap();
+        let err = ws.resolve("out/new.txt").unwrap_err().to_string();
+        assert!(err.contains("symlink"), "{err}");
+        assert!(ws.resolve("pw").is_err());
+        assert!(ws.write_atomic("out/new.txt", "x").is_err());
+        assert!(!outside.path().join("new.txt").exists());
+    }
+
+    #[test]
+    fn atomic_write_creates_dirs_and_keeps_mode() {
+        use std::os::unix::fs::PermissionsExt;
+        let (_d, ws) = ws();
+        ws.write_atomic("sub/run.sh", "echo 1\n").unwrap();
+        let path = ws.root().join("sub/run.sh");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        ws.write_atomic("sub/run.sh", "echo 2\n").unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "echo 2\n");
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o755
+        );
+    }
+
+    #[test]
+    fn read_text_names_binary_and_bad_utf8() {
+        let (_d, ws) = ws();
+        std::fs::write(ws.root().join("bin"), b"\x7fELF\0\0").unwrap();
+        std::fs::write(ws.root().join("latin1"), b"caf\xe9\n").unwrap();
+        assert!(
+            ws.read_text("bin")
+                .unwrap_err()
+                .to_string()
+                .contains("binary")
+        );
+        assert!(
+            ws.read_text("latin1")
+                .unwrap_err()
+                .to_string()
+                .contains("UTF-8")
+        );
+        assert_eq!(ws.read_text("missing").unwrap(), None);
+    }
+}

@@ -1,0 +1,138 @@
+//! Configuration as read from `config.toml`: the active profile, profiles that each select a
+//! provider, model and endpoint, and agent settings. Merging with flags and environment happens in
+//! the CLI.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// The whole configuration file.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The profile used when none is named on the command line.
+    pub profile: Option<String>,
+    pub approval: Option<ApprovalPolicy>,
+    /// Model turns per task before the agent gives up.
+    pub max_steps: Option<u32>,
+    #[serde(default)]
+    pub profiles: BTreeMap<String, Profile>,
+}
+
+/// Everything that selects and tunes one model endpoint. Every field is optional so that a
+/// profile, the environment and flags can be layered.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Profile {
+    pub provider: Option<ProviderKind>,
+    pub model: Option<String>,
+    pub base_url: Option<String>,
+    /// Name of the environment variable that holds the API key (never the key itself).
+    pub api_key_env: Option<String>,
+    /// Context window in tokens, when the endpoint does not say.
+    pub context_length: Option<u64>,
+    /// Output tokens per model call.
+    pub max_tokens: Option<u32>,
+    pub temperature: Option<f32>,
+    /// Seconds to wait for a connection.
+    pub connect_timeout_secs: Option<u64>,
+    /// Seconds of silence from the endpoint (before or during a stream) before giving up.
+    pub idle_timeout_secs: Option<u64>,
+    /// Retries after connect errors, 429 and 5xx.
+    pub max_retries: Option<u32>,
+}
+
+impl Profile {
+    /// `other`'s fields where set, else `self`'s.
+    pub fn overlay(self, other: &Profile) -> Profile {
+        let o = other.clone();
+        Profile {
+            provider: o.provider.or(self.provider),
+            model: o.model.or(self.model),
+            base_url: o.base_url.or(self.base_url),
+            api_key_env: o.api_key_env.or(self.api_key_env),
+            context_length: o.context_length.or(self.context_length),
+            max_tokens: o.max_tokens.or(self.max_tokens),
+            temperature: o.temperature.or(self.temperature),
+            connect_timeout_secs: o.connect_timeout_secs.or(self.connect_timeout_secs),
+            idle_timeout_secs: o.idle_timeout_secs.or(self.idle_timeout_secs),
+            max_retries: o.max_retries.or(self.max_retries),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProviderKind {
+    /// Any OpenAI-compatible Chat Completions endpoint.
+    Openai,
+    /// The Anthropic Messages API.
+    Anthropic,
+    /// A GGUF model run in-process.
+    Llama,
+    /// A recorded conversation replayed from a file, for tests and demos.
+    Scripted,
+}
+
+impl ProviderKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            ProviderKind::Openai => "openai",
+            ProviderKind::Anthropic => "anthropic",
+            ProviderKind::Llama => "llama",
+            ProviderKind::Scripted => "scripted",
+        }
+    }
+}
+
+/// When the agent asks a person before acting.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ApprovalPolicy {
+    /// Never ask: edits are applied and commands run as the model asks.
+    Never,
+    /// Ask only when the model requests it for a command it flags as needing approval.
+    #[default]
+    OnRequest,
+    /// Ask before every edit and every command not known to be read-only.
+    Untrusted,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_profiles_and_rejects_unknown_keys() {
+        let cfg: Config = toml::from_str(
+            r#"
+            profile = "local"
+            approval = "untrusted"
+            [profiles.local]
+            provider = "openai"
+            base_url = "http://127.0.0.1:8080/v1"
+            model = "qwen"
+            "#,
+        )
+        .unwrap();
+        assert_eq!(cfg.approval, Some(ApprovalPolicy::Untrusted));
+        assert_eq!(cfg.profiles["local"].provider, Some(ProviderKind::Openai));
+        assert!(toml::from_str::<Config>("modle = 'x'").is_err());
+    }
+
+    #[test]
+    fn overlay_prefers_the_other_profile() {
+        let base = Profile {
+            model: Some("a".into()),
+            max_tokens: Some(5),
+            ..Default::default()
+        };
+        let top = Profile {
+            model: Some("b".into()),
+            ..Default::default()
+        };
+        let merged = base.overlay(&top);
+        assert_eq!(merged.model.as_deref(), Some("b"));
+        assert_eq!(merged.max_tokens, Some(5));
+    }
+}

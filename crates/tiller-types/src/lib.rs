@@ -1,0 +1,14 @@
+//! The vocabulary shared by every tiller crate: conversation messages, tool calls, token usage,
+//! the events a model streams and the agent emits, pending change sets, and configuration.
+//!
+//! Data only: serde, no I/O, no async.
+
+mod change;
+mod config;
+mod event;
+mod message;
+
+pub use change::{ChangeKind, ChangeSet, FileChange, Hunk, Selection};
+pub use config::{ApprovalPolicy, Config, Profile, ProviderKind};
+pub use event::{AgentEvent, StopReason, StreamEvent};
+pub use message::{Message, ToolCall, ToolSpec, Usage};
