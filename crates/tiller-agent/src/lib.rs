@@ -1,1 +1,20 @@
-//! The agent loop.
+//! The tiller agent: a loop of model turns and tool calls over one workspace, until the model
+//! answers or a step limit is reached.
+//!
+//! The agent talks only to traits: a [`Provider`](tiller_model::Provider) for the model, the
+//! tool [`Registry`](tiller_tools::Registry), an [`Approver`] that a front end implements to
+//! review edits and commands, and an event callback. It never prints. Every message is appended
+//! to the session log as it completes, so a killed process loses no completed turn.
+
+mod agent;
+mod approval;
+mod compact;
+mod error;
+mod prompt;
+mod session;
+
+pub use agent::{Agent, AgentConfig};
+pub use approval::{AcceptAll, Approver, Review, Verdict, needs_approval};
+pub use error::AgentError;
+pub use prompt::{agents_files, system_prompt};
+pub use session::{SessionLog, SessionMeta, SessionSummary, list_sessions, load_session};

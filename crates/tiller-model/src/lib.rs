@@ -22,7 +22,7 @@ pub use anthropic::Anthropic;
 pub use collect::Collector;
 pub use error::ModelError;
 pub use openai::OpenAi;
-pub use scripted::Scripted;
+pub use scripted::{Script, Scripted, Turn};
 
 /// A language model that completes conversations.
 pub trait Provider: Send {

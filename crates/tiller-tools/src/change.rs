@@ -50,6 +50,29 @@ pub fn diff_file(
     }
 }
 
+/// A unified diff of one file's change, with three lines of context, for people to read.
+pub fn unified_diff(file: &FileChange) -> String {
+    let (old, new) = (
+        file.old.as_deref().unwrap_or(""),
+        file.new.as_deref().unwrap_or(""),
+    );
+    let a = format!("a/{}", file.path);
+    let b = match &file.kind {
+        ChangeKind::Move { to } => format!("b/{to}"),
+        _ => format!("b/{}", file.path),
+    };
+    let (a, b) = match file.kind {
+        ChangeKind::Add => ("/dev/null".to_string(), b),
+        ChangeKind::Delete => (a, "/dev/null".to_string()),
+        _ => (a, b),
+    };
+    let diff = TextDiff::from_lines(old, new);
+    diff.unified_diff()
+        .context_radius(3)
+        .header(&a, &b)
+        .to_string()
+}
+
 /// Writes the part of `changes` that `selection` accepts. Every touched file is first checked to
 /// still hold the content the change was computed from, so an edit made meanwhile is never
 /// overwritten. Returns the paths written or removed.
@@ -154,6 +177,22 @@ mod tests {
         // The file now differs from the change's `old`: applying again must refuse.
         let err = apply_changes(&ws, &set, &set.accept_all()).unwrap_err();
         assert!(err.to_string().contains("changed on disk"), "{err}");
+    }
+
+    #[test]
+    fn unified_diff_reads_like_git() {
+        let f = diff_file(
+            "a.txt",
+            ChangeKind::Update,
+            Some("1\n2\n".into()),
+            Some("1\nTWO\n".into()),
+        );
+        assert_eq!(
+            unified_diff(&f),
+            "--- a/a.txt\n+++ b/a.txt\n@@ -1,2 +1,2 @@\n 1\n-2\n+TWO\n"
+        );
+        let add = diff_file("n.txt", ChangeKind::Add, None, Some("x\n".into()));
+        assert!(unified_diff(&add).starts_with("--- /dev/null\n+++ b/n.txt\n"));
     }
 
     #[test]

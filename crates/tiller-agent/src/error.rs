@@ -1,0 +1,17 @@
+//! Errors that end a task.
+
+use tiller_model::ModelError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    #[error("no answer after {0} steps")]
+    StepLimit(u32),
+    #[error(
+        "the conversation does not fit the model's context ({tokens} tokens, {limit} available) even after compaction"
+    )]
+    ContextFull { tokens: u64, limit: u64 },
+    #[error("session {path}: {reason}")]
+    Session { path: String, reason: String },
+}

@@ -1,0 +1,366 @@
+//! The agent loop end to end, on a scripted model and a real temporary git repository.
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+
+use serde_json::json;
+use tiller_agent::{
+    AcceptAll, Agent, AgentConfig, AgentError, Approver, Review, SessionLog, Verdict, load_session,
+};
+use tiller_model::{Request, Scripted};
+use tiller_tools::{Registry, Workspace};
+use tiller_types::{AgentEvent, ApprovalPolicy, ChangeSet, Message, Selection, ToolCall};
+
+/// A small repository with a bug: `greet` says "Hello" without the name.
+fn repo() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    std::fs::write(
+        root.join("greet.py"),
+        "def greet(name):\n    return \"Hello\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        root.join("test_greet.py"),
+        "from greet import greet\nassert greet(\"Ada\") == \"Hello, Ada\", greet(\"Ada\")\nprint(\"ok\")\n",
+    )
+    .unwrap();
+    std::fs::write(
+        root.join("AGENTS.md"),
+        "Run tests with `python3 test_greet.py`.\n",
+    )
+    .unwrap();
+    for args in [
+        &["init", "-q"][..],
+        &["add", "."],
+        &[
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@t",
+            "commit",
+            "-qm",
+            "init",
+        ],
+    ] {
+        assert!(
+            Command::new("git")
+                .args(args)
+                .current_dir(root)
+                .status()
+                .unwrap()
+                .success()
+        );
+    }
+    dir
+}
+
+fn scripted(turns: serde_json::Value, context_length: u64) -> (Scripted, Arc<Mutex<Vec<Request>>>) {
+    let script = serde_json::from_value(
+        json!({ "model": "scripted-test", "context_length": context_length, "turns": turns }),
+    )
+    .unwrap();
+    let provider = Scripted::new("test-script".into(), script);
+    let requests = provider.requests();
+    (provider, requests)
+}
+
+fn agent(provider: Scripted, root: &Path, approval: ApprovalPolicy) -> Agent {
+    let config = AgentConfig {
+        approval,
+        ..AgentConfig::default()
+    };
+    Agent::new(
+        Box::new(provider),
+        Registry::default(),
+        Workspace::new(root).unwrap(),
+        config,
+    )
+}
+
+const FIX: &str = "*** Begin Patch\n*** Update File: greet.py\n@@ def greet(name):\n-    return \"Hello\"\n+    return f\"Hello, {name}\"\n*** End Patch\n";
+
+#[test]
+fn reads_searches_patches_runs_and_answers() {
+    let repo = repo();
+    let (provider, requests) = scripted(
+        json!([
+            { "text": "Let me read the code.", "tool_calls": [ { "name": "read_file", "arguments": { "path": "greet.py" } } ] },
+            { "tool_calls": [ { "name": "search", "arguments": { "pattern": "greet\\(" } } ] },
+            { "tool_calls": [ { "name": "apply_patch", "arguments": { "patch": FIX } } ] },
+            { "tool_calls": [ { "name": "shell", "arguments": { "command": "python3 test_greet.py" } } ] },
+            { "text": "Fixed greet to include the name; python3 test_greet.py prints ok." }
+        ]),
+        8192,
+    );
+    let sessions = tempfile::tempdir().unwrap();
+    let log = SessionLog::create(sessions.path(), "ws", "scripted", "scripted-test").unwrap();
+    let log_path = log.path().to_path_buf();
+    let mut agent = agent(provider, repo.path(), ApprovalPolicy::Never).with_log(log);
+    let mut events = Vec::new();
+    let answer = agent
+        .run(
+            "Fix the greeting so the test passes.",
+            &mut AcceptAll,
+            &mut |e| events.push(e.clone()),
+        )
+        .unwrap();
+
+    assert_eq!(
+        answer,
+        "Fixed greet to include the name; python3 test_greet.py prints ok."
+    );
+    assert_eq!(
+        std::fs::read_to_string(repo.path().join("greet.py")).unwrap(),
+        "def greet(name):\n    return f\"Hello, {name}\"\n"
+    );
+    let results: Vec<(&str, &str, bool)> = events
+        .iter()
+        .filter_map(|e| match e {
+            AgentEvent::ToolResult {
+                name,
+                output,
+                is_error,
+                ..
+            } => Some((name.as_str(), output.as_str(), *is_error)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(results.len(), 4);
+    assert!(results.iter().all(|(_, _, err)| !err), "{results:#?}");
+    assert!(results[0].1.contains("return \"Hello\""));
+    assert!(results[1].1.contains("test_greet.py:2"), "{}", results[1].1);
+    assert!(
+        results[3].1.contains("exit code: 0") && results[3].1.contains("ok"),
+        "{}",
+        results[3].1
+    );
+    assert!(
+        events.iter().any(
+            |e| matches!(e, AgentEvent::ChangeApplied { files, .. } if files == &["greet.py"])
+        )
+    );
+
+    // Every message is on disk, in order.
+    let saved = load_session(&log_path).unwrap();
+    assert_eq!(saved.messages, agent.history());
+    assert_eq!(saved.messages.len(), 1 + 4 * 2 + 1);
+
+    // The prompt the model saw last: system prompt with AGENTS.md, the task, every call and result.
+    let last = requests.lock().unwrap().last().cloned().unwrap();
+    insta::assert_json_snapshot!("final_prompt", last.messages);
+    let tools: Vec<&str> = last.tools.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(
+        tools,
+        [
+            "read_file",
+            "list_dir",
+            "search",
+            "apply_patch",
+            "write_file",
+            "shell"
+        ]
+    );
+}
+
+#[test]
+fn bad_calls_become_observations_the_model_can_fix() {
+    let repo = repo();
+    let (provider, _) = scripted(
+        json!([
+            { "tool_calls": [
+                { "name": "delete_everything", "arguments": {} },
+                { "name": "read_file", "arguments": "{\"path\": \"greet.py\"" },
+                { "name": "read_file", "arguments": { "file": "greet.py" } },
+                { "name": "read_file", "arguments": { "path": "../../etc/passwd" } },
+                { "name": "apply_patch", "arguments": { "patch": "*** Begin Patch\n*** Update File: greet.py\n-    return \"Goodbye\"\n+    return 1\n*** End Patch" } }
+            ] },
+            { "text": "Giving up." }
+        ]),
+        8192,
+    );
+    let mut agent = agent(provider, repo.path(), ApprovalPolicy::Never);
+    let mut errors = Vec::new();
+    agent
+        .run("x", &mut AcceptAll, &mut |e| {
+            if let AgentEvent::ToolResult {
+                output,
+                is_error: true,
+                ..
+            } = e
+            {
+                errors.push(output.clone());
+            }
+        })
+        .unwrap();
+    assert_eq!(errors.len(), 5, "{errors:#?}");
+    assert!(
+        errors[0].contains("no tool named `delete_everything`") && errors[0].contains("read_file")
+    );
+    assert!(errors[1].contains("not valid JSON"));
+    assert!(errors[2].contains("invalid arguments"));
+    assert!(errors[3].contains("outside the workspace"));
+    assert!(
+        errors[4].contains("return \"Hello\""),
+        "the failed hunk quotes the closest lines: {}",
+        errors[4]
+    );
+    assert_eq!(
+        std::fs::read_to_string(repo.path().join("greet.py")).unwrap(),
+        "def greet(name):\n    return \"Hello\"\n"
+    );
+}
+
+/// Rejects commands and every hunk but the first, with feedback.
+struct Picky {
+    commands: Vec<String>,
+}
+
+impl Approver for Picky {
+    fn approve_command(&mut self, _: &ToolCall, command: &str) -> Verdict {
+        self.commands.push(command.into());
+        Verdict::Deny {
+            feedback: Some("not now".into()),
+        }
+    }
+
+    fn review_changes(&mut self, _: &ToolCall, changes: &ChangeSet) -> Review {
+        let selection = changes
+            .files
+            .iter()
+            .map(|f| (0..f.items()).map(|i| i == 0).collect())
+            .collect();
+        Review {
+            selection: Selection(selection),
+            feedback: Some("only the first hunk".into()),
+        }
+    }
+}
+
+#[test]
+fn reviewer_decides_hunk_by_hunk_under_untrusted() {
+    let repo = repo();
+    let two_hunks = "line 1\nline 2\nline 3\nline 4\nline 5\nline 6\nline 7\nline 8\n";
+    std::fs::write(repo.path().join("notes.txt"), two_hunks).unwrap();
+    let (provider, _) = scripted(
+        json!([
+            { "tool_calls": [ { "name": "write_file", "arguments": { "path": "notes.txt", "content": "LINE 1\nline 2\nline 3\nline 4\nline 5\nline 6\nline 7\nLINE 8\n" } } ] },
+            { "tool_calls": [ { "name": "shell", "arguments": { "command": "touch made-by-shell" } }, { "name": "shell", "arguments": { "command": "ls" } } ] },
+            { "text": "done" }
+        ]),
+        8192,
+    );
+    let mut agent = agent(provider, repo.path(), ApprovalPolicy::Untrusted);
+    let mut picky = Picky { commands: vec![] };
+    let mut outputs = Vec::new();
+    agent
+        .run("edit", &mut picky, &mut |e| {
+            if let AgentEvent::ToolResult { output, .. } = e {
+                outputs.push(output.clone());
+            }
+        })
+        .unwrap();
+    assert_eq!(
+        std::fs::read_to_string(repo.path().join("notes.txt")).unwrap(),
+        two_hunks.replacen("line 1", "LINE 1", 1)
+    );
+    assert!(
+        outputs[0].contains("accepted only part") && outputs[0].contains("only the first hunk"),
+        "{}",
+        outputs[0]
+    );
+    // `touch` needs approval and was refused; `ls` is known to be read-only and ran.
+    assert_eq!(picky.commands, ["touch made-by-shell"]);
+    assert!(outputs[1].contains("declined") && outputs[1].contains("not now"));
+    assert!(!repo.path().join("made-by-shell").exists());
+    assert!(outputs[2].contains("greet.py"), "{}", outputs[2]);
+}
+
+#[test]
+fn stops_at_the_step_limit() {
+    let repo = repo();
+    let call = json!({ "tool_calls": [ { "name": "list_dir", "arguments": {} } ] });
+    let (provider, _) = scripted(json!([call, call, call]), 8192);
+    let mut agent = Agent::new(
+        Box::new(provider),
+        Registry::default(),
+        Workspace::new(repo.path()).unwrap(),
+        AgentConfig {
+            max_steps: 2,
+            ..AgentConfig::default()
+        },
+    );
+    let err = agent.run("loop", &mut AcceptAll, &mut |_| {}).unwrap_err();
+    assert!(matches!(err, AgentError::StepLimit(2)), "{err}");
+}
+
+#[test]
+fn compacts_older_turns_when_the_context_fills() {
+    let repo = repo();
+    let big = "x".repeat(3600);
+    let (provider, requests) = scripted(
+        json!([
+            { "text": big, "tool_calls": [ { "name": "list_dir", "arguments": {} } ] },
+            { "text": big, "tool_calls": [ { "name": "list_dir", "arguments": {} } ] },
+            { "text": "SUMMARY: listed the directory twice." },
+            { "text": "done" }
+        ]),
+        3000,
+    );
+    let sessions = tempfile::tempdir().unwrap();
+    let log = SessionLog::create(sessions.path(), "ws", "scripted", "m").unwrap();
+    let log_path = log.path().to_path_buf();
+    let mut agent = agent(provider, repo.path(), ApprovalPolicy::Never).with_log(log);
+    let mut compacted = None;
+    let answer = agent
+        .run("the task", &mut AcceptAll, &mut |e| {
+            if let AgentEvent::Compacted {
+                tokens_before,
+                tokens_after,
+            } = e
+            {
+                compacted = Some((*tokens_before, *tokens_after));
+            }
+        })
+        .unwrap();
+    assert_eq!(answer, "done");
+    let (before, after) = compacted.expect("compaction fired");
+    assert!(after < before, "{before} -> {after}");
+    let requests = requests.lock().unwrap();
+    // The summary call saw the older turns and no tools; the next turn saw the summary.
+    assert!(requests[2].tools.is_empty() && requests[2].messages[1].text().contains("xxxx"));
+    let first = requests[3].messages[1].text();
+    assert!(
+        first.starts_with("the task") && first.contains("SUMMARY: listed the directory twice."),
+        "{first}"
+    );
+    // The session file, read back, holds the compacted history.
+    assert_eq!(load_session(&log_path).unwrap().messages, agent.history());
+}
+
+#[test]
+fn resumed_history_closes_calls_left_open_by_a_crash() {
+    let repo = repo();
+    let (provider, requests) = scripted(json!([{ "text": "resumed" }]), 8192);
+    let open_call = ToolCall {
+        id: "c9".into(),
+        name: "shell".into(),
+        arguments: "{}".into(),
+    };
+    let history = vec![
+        Message::user("earlier task"),
+        Message::Assistant {
+            content: String::new(),
+            tool_calls: vec![open_call],
+        },
+    ];
+    let mut agent = agent(provider, repo.path(), ApprovalPolicy::Never).with_history(history);
+    assert_eq!(
+        agent.run("go on", &mut AcceptAll, &mut |_| {}).unwrap(),
+        "resumed"
+    );
+    let sent = &requests.lock().unwrap()[0].messages;
+    assert!(matches!(&sent[3], Message::Tool { call_id, is_error: true, .. } if call_id == "c9"));
+    assert_eq!(sent[4], Message::user("go on"));
+}

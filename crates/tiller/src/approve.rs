@@ -1,0 +1,62 @@
+//! Approval on a terminal for headless runs: asks on stderr and reads the answer from stdin
+//! when stdin is a terminal; refuses otherwise, since nobody is there to ask.
+
+use std::io::{BufRead, IsTerminal};
+
+use tiller_agent::{Approver, Review, Verdict};
+use tiller_tools::unified_diff;
+use tiller_types::{ChangeSet, Selection, ToolCall};
+
+const NOBODY: &str = "nobody can approve this: the run is headless with no terminal (rerun with --approval never to allow it)";
+
+pub struct TerminalApprover;
+
+impl TerminalApprover {
+    /// Asks `question`; `Ok(())` for yes, `Err(feedback)` for anything else.
+    fn ask(&self, question: &str) -> Result<(), Option<String>> {
+        if !std::io::stdin().is_terminal() {
+            return Err(Some(NOBODY.into()));
+        }
+        eprint!("{question} [y/N, or say why not] ");
+        let mut answer = String::new();
+        if std::io::stdin().lock().read_line(&mut answer).is_err() {
+            return Err(None);
+        }
+        match answer.trim() {
+            "y" | "Y" | "yes" => Ok(()),
+            "" | "n" | "N" | "no" => Err(None),
+            feedback => Err(Some(feedback.to_string())),
+        }
+    }
+}
+
+impl Approver for TerminalApprover {
+    fn approve_command(&mut self, _call: &ToolCall, command: &str) -> Verdict {
+        match self.ask(&format!("run `{command}`?")) {
+            Ok(()) => Verdict::Approve,
+            Err(feedback) => Verdict::Deny { feedback },
+        }
+    }
+
+    fn review_changes(&mut self, _call: &ToolCall, changes: &ChangeSet) -> Review {
+        for file in &changes.files {
+            eprint!("{}", unified_diff(file));
+        }
+        match self.ask("apply this change?") {
+            Ok(()) => Review {
+                selection: changes.accept_all(),
+                feedback: None,
+            },
+            Err(feedback) => Review {
+                selection: Selection(
+                    changes
+                        .files
+                        .iter()
+                        .map(|f| vec![false; f.items()])
+                        .collect(),
+                ),
+                feedback,
+            },
+        }
+    }
+}

@@ -1,0 +1,128 @@
+//! Command-line definitions. Flags that select the model are global: they mean the same on
+//! every subcommand, and each can also come from the environment or a config profile.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use tiller_types::{ApprovalPolicy, ProviderKind};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "tiller",
+    version,
+    about = "A free-software coding agent for the terminal."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub model: ModelArgs,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run one task headless: progress on stderr, the final answer on stdout.
+    Exec(ExecArgs),
+    /// Continue a recorded session with a new task.
+    Resume(ResumeArgs),
+    /// List recorded sessions.
+    Sessions {
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print shell completions.
+    Completions { shell: clap_complete::Shell },
+}
+
+/// Which model to use and how to reach it.
+#[derive(Debug, Args, Default)]
+pub struct ModelArgs {
+    /// Config profile to start from.
+    #[arg(long, global = true, env = "TILLER_PROFILE")]
+    pub profile: Option<String>,
+    #[arg(long, global = true, env = "TILLER_PROVIDER", value_parser = parse_provider)]
+    pub provider: Option<ProviderKind>,
+    /// Endpoint base URL, including the version path (e.g. http://127.0.0.1:8080/v1).
+    #[arg(long, global = true, env = "TILLER_BASE_URL")]
+    pub base_url: Option<String>,
+    /// Model name; for the scripted provider, the script file.
+    #[arg(long, short = 'm', global = true, env = "TILLER_MODEL")]
+    pub model: Option<String>,
+    /// Environment variable that holds the API key.
+    #[arg(long, global = true, env = "TILLER_API_KEY_ENV")]
+    pub api_key_env: Option<String>,
+    /// Workspace directory (default: the current directory).
+    #[arg(short = 'C', global = true, value_name = "DIR")]
+    pub workspace: Option<PathBuf>,
+    /// When to ask before acting: never, on-request or untrusted.
+    #[arg(long, global = true, env = "TILLER_APPROVAL", value_parser = parse_approval)]
+    pub approval: Option<ApprovalPolicy>,
+    /// Config file (default: $XDG_CONFIG_HOME/tiller/config.toml).
+    #[arg(long, global = true, env = "TILLER_CONFIG")]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    /// What to do.
+    pub task: String,
+    /// Print events as JSON lines on stdout (docs/exec-json.md).
+    #[arg(long)]
+    pub json: bool,
+    /// Model turns before giving up.
+    #[arg(long)]
+    pub max_steps: Option<u32>,
+}
+
+#[derive(Debug, Args)]
+pub struct ResumeArgs {
+    /// Session id (default: the latest session of this workspace).
+    #[arg(long)]
+    pub session: Option<String>,
+    #[command(flatten)]
+    pub exec: ExecArgs,
+}
+
+fn parse_provider(s: &str) -> Result<ProviderKind, String> {
+    toml::Value::String(s.into())
+        .try_into()
+        .map_err(|_| format!("unknown provider `{s}` (openai, anthropic, llama, scripted)"))
+}
+
+fn parse_approval(s: &str) -> Result<ApprovalPolicy, String> {
+    toml::Value::String(s.into())
+        .try_into()
+        .map_err(|_| format!("unknown approval policy `{s}` (never, on-request, untrusted)"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn global_flags_parse_on_subcommands() {
+        let cli = Cli::try_parse_from([
+            "tiller",
+            "exec",
+            "--provider",
+            "scripted",
+            "-m",
+            "s.json",
+            "--approval",
+            "on-request",
+            "hi",
+        ])
+        .unwrap();
+        assert_eq!(cli.model.provider, Some(ProviderKind::Scripted));
+        assert_eq!(cli.model.approval, Some(ApprovalPolicy::OnRequest));
+        assert!(Cli::try_parse_from(["tiller", "--provider", "nope", "exec", "x"]).is_err());
+    }
+}

@@ -1,0 +1,95 @@
+//! Errors as the user sees them: one line, an optional `hint:`, and an exit code per kind.
+
+use std::process::ExitCode;
+
+use tiller_agent::AgentError;
+use tiller_model::ModelError;
+
+/// What went wrong, by who can fix it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// The task could not be finished (step limit, context full).
+    Task = 1,
+    /// Bad input from the user: arguments, missing files.
+    User = 2,
+    /// The configuration is wrong.
+    Config = 3,
+    /// The model endpoint or engine failed.
+    Model = 4,
+    /// A bug or an environment failure.
+    Internal = 70,
+}
+
+#[derive(Debug)]
+pub struct CommandError {
+    pub kind: Kind,
+    pub message: String,
+    pub hint: Option<String>,
+}
+
+impl CommandError {
+    pub fn new(kind: Kind, message: impl Into<String>) -> Self {
+        CommandError {
+            kind,
+            message: message.into(),
+            hint: None,
+        }
+    }
+
+    pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+
+    pub fn report(&self) -> ExitCode {
+        eprintln!("error: {}", self.message);
+        if let Some(hint) = &self.hint {
+            eprintln!("hint: {hint}");
+        }
+        ExitCode::from(self.kind as u8)
+    }
+}
+
+impl From<ModelError> for CommandError {
+    fn from(e: ModelError) -> Self {
+        let hint = match &e {
+            ModelError::Connect { .. } => Some("is the server running, and is --base-url right?"),
+            ModelError::Status {
+                status: 401 | 403, ..
+            } => Some("check the API key (--api-key-env)"),
+            ModelError::Timeout { .. } => {
+                Some("raise idle_timeout_secs in the profile for slow endpoints")
+            }
+            _ => None,
+        };
+        let kind = if matches!(e, ModelError::Config(_) | ModelError::Script { .. }) {
+            Kind::Config
+        } else {
+            Kind::Model
+        };
+        let err = CommandError::new(kind, e.to_string());
+        match hint {
+            Some(h) => err.with_hint(h),
+            None => err,
+        }
+    }
+}
+
+impl From<AgentError> for CommandError {
+    fn from(e: AgentError) -> Self {
+        match e {
+            AgentError::Model(m) => m.into(),
+            AgentError::StepLimit(_) => CommandError::new(Kind::Task, e.to_string())
+                .with_hint("raise --max-steps, or split the task"),
+            AgentError::ContextFull { .. } => CommandError::new(Kind::Task, e.to_string())
+                .with_hint("use a model with a longer context, or a smaller task"),
+            AgentError::Session { .. } => CommandError::new(Kind::Internal, e.to_string()),
+        }
+    }
+}
+
+impl From<tiller_tools::ToolError> for CommandError {
+    fn from(e: tiller_tools::ToolError) -> Self {
+        CommandError::new(Kind::User, e.to_string())
+    }
+}

@@ -1,0 +1,21 @@
+//! One module per subcommand; this file dispatches.
+
+mod exec;
+mod sessions;
+
+use clap::CommandFactory;
+
+use crate::cli::{Cli, Command};
+use crate::command_error::CommandError;
+
+pub fn run(cli: Cli) -> Result<(), CommandError> {
+    match cli.command {
+        Command::Exec(args) => exec::exec(&cli.model, &args, None),
+        Command::Resume(args) => exec::resume(&cli.model, &args),
+        Command::Sessions { json } => sessions::list(json),
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "tiller", &mut std::io::stdout());
+            Ok(())
+        }
+    }
+}

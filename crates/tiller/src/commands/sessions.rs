@@ -1,0 +1,33 @@
+//! `tiller sessions`: what has been recorded.
+
+use tiller_agent::list_sessions;
+
+use crate::command_error::CommandError;
+use crate::paths;
+
+pub fn list(json: bool) -> Result<(), CommandError> {
+    for s in list_sessions(&paths::sessions_dir()) {
+        if json {
+            let row = serde_json::json!({
+                "id": s.meta.id,
+                "created": s.meta.created,
+                "workspace": s.meta.workspace,
+                "provider": s.meta.provider,
+                "model": s.meta.model,
+                "messages": s.messages.len(),
+            });
+            println!("{row}");
+        } else {
+            println!(
+                "{}  {}  {}/{}  {} messages  {}",
+                s.meta.id,
+                s.meta.created,
+                s.meta.provider,
+                s.meta.model,
+                s.messages.len(),
+                s.meta.workspace
+            );
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,30 @@
+//! Where tiller keeps things: XDG config and data directories.
+
+use std::path::PathBuf;
+
+fn xdg(var: &str, fallback: &str) -> PathBuf {
+    match std::env::var_os(var) {
+        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
+        _ => home().join(fallback),
+    }
+}
+
+fn home() -> PathBuf {
+    std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/"))
+}
+
+/// `$XDG_CONFIG_HOME/tiller/config.toml`.
+pub fn config_file() -> PathBuf {
+    xdg("XDG_CONFIG_HOME", ".config").join("tiller/config.toml")
+}
+
+/// `$XDG_DATA_HOME/tiller`: sessions, models, the ledger.
+pub fn data_dir() -> PathBuf {
+    xdg("XDG_DATA_HOME", ".local/share").join("tiller")
+}
+
+pub fn sessions_dir() -> PathBuf {
+    data_dir().join("sessions")
+}
