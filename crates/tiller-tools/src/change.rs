@@ -93,10 +93,10 @@ pub fn apply_changes(
                 "changed on disk since the edit was proposed",
             ));
         }
-        if let ChangeKind::Move { to } = &file.kind {
-            if ws.resolve(to)?.exists() {
-                return Err(ToolError::path(to, "already exists"));
-            }
+        if let ChangeKind::Move { to } = &file.kind
+            && ws.resolve(to)?.exists()
+        {
+            return Err(ToolError::path(to, "already exists"));
         }
     }
     let mut touched = Vec::new();

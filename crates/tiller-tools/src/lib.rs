@@ -19,13 +19,13 @@ use serde::de::DeserializeOwned;
 use tiller_types::{ChangeSet, ToolSpec};
 
 pub use apply_patch::ApplyPatch;
-pub use change::{apply_changes, diff_file};
+pub use change::{apply_changes, diff_file, unified_diff};
 pub use error::ToolError;
 pub use list_dir::ListDir;
-pub use patch::{Patch, PatchError, PatchOp, parse_patch};
+pub use patch::{Chunk, ChunkLine, Patch, PatchError, PatchOp, apply_chunks, parse_patch};
 pub use read_file::ReadFile;
 pub use search::Search;
-pub use shell::Shell;
+pub use shell::{CommandExit, CommandOutput, Shell, is_known_safe, run_command};
 pub use workspace::Workspace;
 pub use write_file::WriteFile;
 

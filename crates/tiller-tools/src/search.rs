@@ -1,17 +1,73 @@
-//! The `search` tool.
+//! The `search` tool: regex or literal search over the workspace with ripgrep's crates, on the
+//! same gitignore-aware walk as `list_dir`. Binary files are skipped; each matching line is
+//! reported as `path:line: text`.
 
+use std::io;
+
+use grep_regex::RegexMatcherBuilder;
+use grep_searcher::{BinaryDetection, Searcher, SearcherBuilder, Sink, SinkMatch};
+use ignore::overrides::OverrideBuilder;
+use serde::Deserialize;
 use tiller_types::ToolSpec;
 
-use crate::{Outcome, Tool, ToolError, ToolKind, Workspace};
+use crate::list_dir::walker;
+use crate::{Outcome, Tool, ToolError, ToolKind, Workspace, parse_args};
 
+/// Results reported when the model does not say.
+const DEFAULT_RESULTS: usize = 100;
+/// Most results one call may ask for.
+const MAX_RESULTS: usize = 1000;
+/// Characters of a matching line shown before it is cut.
+const MAX_LINE_CHARS: usize = 300;
+
+/// Searches file contents.
 pub struct Search;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Args {
+    pattern: String,
+    #[serde(default = "default_path")]
+    path: String,
+    glob: Option<String>,
+    #[serde(default)]
+    ignore_case: bool,
+    #[serde(default)]
+    literal: bool,
+    #[serde(default = "default_results")]
+    max_results: usize,
+}
+
+fn default_path() -> String {
+    ".".into()
+}
+
+fn default_results() -> usize {
+    DEFAULT_RESULTS
+}
 
 impl Tool for Search {
     fn spec(&self) -> ToolSpec {
         ToolSpec {
             name: "search".into(),
-            description: String::new(),
-            parameters: serde_json::json!({"type": "object"}),
+            description: format!(
+                "Search file contents for a regex (Rust syntax; literal=true for plain text). \
+                 Skips gitignored and binary files. Prints path:line: text for each matching \
+                 line, at most max_results (default {DEFAULT_RESULTS}, max {MAX_RESULTS})."
+            ),
+            parameters: serde_json::json!({
+                "type": "object",
+                "properties": {
+                    "pattern": {"type": "string", "description": "Regex to find, or plain text when literal is true."},
+                    "path": {"type": "string", "description": "File or directory to search, relative to the workspace root. Default \".\"."},
+                    "glob": {"type": "string", "description": "Only search files matching this glob, e.g. \"*.rs\" or \"src/**/*.py\"."},
+                    "ignore_case": {"type": "boolean", "description": "Match case-insensitively. Default false."},
+                    "literal": {"type": "boolean", "description": "Treat pattern as plain text, not a regex. Default false."},
+                    "max_results": {"type": "integer", "minimum": 1, "maximum": MAX_RESULTS, "description": "Most matching lines to show. Default 100."}
+                },
+                "required": ["pattern"],
+                "additionalProperties": false
+            }),
         }
     }
 
@@ -19,7 +75,240 @@ impl Tool for Search {
         ToolKind::Read
     }
 
-    fn run(&self, _ws: &Workspace, _args: serde_json::Value) -> Result<Outcome, ToolError> {
-        Err(ToolError::Other("not built yet".into()))
+    fn run(&self, ws: &Workspace, args: serde_json::Value) -> Result<Outcome, ToolError> {
+        let args: Args = parse_args(args)?;
+        let matcher = RegexMatcherBuilder::new()
+            .case_insensitive(args.ignore_case)
+            .fixed_strings(args.literal)
+            .build(&args.pattern)
+            .map_err(|e| ToolError::Arguments(format!("invalid regex: {e}")))?;
+        let root = ws.resolve(&args.path)?;
+        if !root.exists() {
+            return Err(ToolError::path(&args.path, "does not exist"));
+        }
+        let mut walk = walker(&root);
+        if let Some(glob) = &args.glob {
+            let bad = |e: ignore::Error| ToolError::Arguments(format!("invalid glob: {e}"));
+            let overrides = OverrideBuilder::new(ws.root())
+                .add(glob)
+                .map_err(bad)?
+                .build()
+                .map_err(bad)?;
+            walk.overrides(overrides);
+        }
+        let limit = args.max_results.clamp(1, MAX_RESULTS);
+        let mut searcher = SearcherBuilder::new()
+            .line_number(true)
+            .binary_detection(BinaryDetection::quit(0))
+            .build();
+        let mut out = String::new();
+        let mut found = 0;
+        // Unreadable files and walk errors are skipped: a search is best-effort.
+        for entry in walk.build().flatten() {
+            if !entry.file_type().is_some_and(|t| t.is_file()) {
+                continue;
+            }
+            // One more than the remaining room, to know whether anything was left out.
+            let mut sink = Collect::new(limit - found + 1);
+            if searcher
+                .search_path(&matcher, entry.path(), &mut sink)
+                .is_err()
+                || sink.binary
+            {
+                continue;
+            }
+            let path = ws.relative(entry.path());
+            for (line, text) in sink.lines.iter().take(limit - found) {
+                out.push_str(&format!("{path}:{line}: {text}\n"));
+            }
+            found += sink.lines.len();
+            if found > limit {
+                out.push_str(&format!(
+                    "(stopped at {limit} matches; narrow the pattern, path or glob)\n"
+                ));
+                break;
+            }
+        }
+        if out.is_empty() {
+            out.push_str("no matches");
+        }
+        Ok(Outcome::Text(out))
+    }
+}
+
+/// Collects the matching lines of one file, up to a limit, and notes binary data.
+struct Collect {
+    lines: Vec<(u64, String)>,
+    limit: usize,
+    binary: bool,
+}
+
+impl Collect {
+    fn new(limit: usize) -> Self {
+        Collect {
+            lines: Vec::new(),
+            limit,
+            binary: false,
+        }
+    }
+}
+
+impl Sink for Collect {
+    type Error = io::Error;
+
+    fn matched(&mut self, _: &Searcher, mat: &SinkMatch<'_>) -> Result<bool, io::Error> {
+        let first = mat.line_number().unwrap_or(0);
+        for (n, line) in (first..).zip(mat.lines()) {
+            if self.lines.len() == self.limit {
+                break;
+            }
+            let text = String::from_utf8_lossy(line);
+            self.lines.push((n, cut_line(text.trim_end())));
+        }
+        Ok(self.lines.len() < self.limit)
+    }
+
+    fn binary_data(&mut self, _: &Searcher, _offset: u64) -> Result<bool, io::Error> {
+        // Matches found before the binary data are dropped too: the file is skipped whole.
+        self.binary = true;
+        Ok(false)
+    }
+}
+
+/// A line cut to [`MAX_LINE_CHARS`] characters, with `…` when something was dropped.
+fn cut_line(line: &str) -> String {
+    match line.char_indices().nth(MAX_LINE_CHARS) {
+        None => line.to_string(),
+        Some((at, _)) => format!("{}…", &line[..at]),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ws() -> (tempfile::TempDir, Workspace) {
+        let dir = tempfile::tempdir().unwrap();
+        let ws = Workspace::new(dir.path()).unwrap();
+        for (path, text) in [
+            ("src/main.rs", "fn main() {\n    let x = a.b(1);\n}\n"),
+            ("src/lib.rs", "pub fn Helper() {}\nfn helper() {}\n"),
+            ("notes.md", "helper notes\na.b(1) here\n"),
+            ("target/gen.rs", "fn helper() {}\n"),
+            (".gitignore", "target/\n"),
+        ] {
+            let abs = dir.path().join(path);
+            std::fs::create_dir_all(abs.parent().unwrap()).unwrap();
+            std::fs::write(abs, text).unwrap();
+        }
+        (dir, ws)
+    }
+
+    fn search(ws: &Workspace, args: serde_json::Value) -> Result<String, String> {
+        match Search.run(ws, args) {
+            Ok(Outcome::Text(t)) => Ok(t),
+            Ok(other) => panic!("unexpected {other:?}"),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    #[test]
+    fn regex_search_is_sorted_and_skips_ignored_files() {
+        let (_d, ws) = ws();
+        let out = search(&ws, serde_json::json!({"pattern": "fn \\w+elper"})).unwrap();
+        assert_eq!(
+            out,
+            "src/lib.rs:1: pub fn Helper() {}\nsrc/lib.rs:2: fn helper() {}\n"
+        );
+        let out = search(
+            &ws,
+            serde_json::json!({"pattern": "HELPER", "ignore_case": true, "path": "src"}),
+        )
+        .unwrap();
+        assert_eq!(out.lines().count(), 2, "{out}");
+    }
+
+    #[test]
+    fn literal_and_glob() {
+        let (_d, ws) = ws();
+        let out = search(
+            &ws,
+            serde_json::json!({"pattern": "a.b(1)", "literal": true}),
+        )
+        .unwrap();
+        assert_eq!(
+            out,
+            "notes.md:2: a.b(1) here\nsrc/main.rs:2:     let x = a.b(1);\n"
+        );
+        let out = search(
+            &ws,
+            serde_json::json!({"pattern": "a.b(1)", "literal": true, "glob": "*.rs"}),
+        )
+        .unwrap();
+        assert_eq!(out, "src/main.rs:2:     let x = a.b(1);\n");
+    }
+
+    #[test]
+    fn binary_files_are_skipped() {
+        let (dir, ws) = ws();
+        std::fs::write(dir.path().join("blob.bin"), b"helper\0\x01\x02helper\n").unwrap();
+        // A NUL far past the first match: the match seen before it is dropped too.
+        let late = format!("helper\n{}\0", "text\n".repeat(100_000));
+        std::fs::write(dir.path().join("late.bin"), late).unwrap();
+        let out = search(
+            &ws,
+            serde_json::json!({"pattern": "helper", "glob": "*.bin"}),
+        )
+        .unwrap();
+        assert_eq!(out, "no matches");
+    }
+
+    #[test]
+    fn caps_results_with_a_note() {
+        let (dir, ws) = ws();
+        let many: String = (0..50).map(|i| format!("hit {i}\n")).collect();
+        std::fs::write(dir.path().join("many.txt"), many).unwrap();
+        let out = search(
+            &ws,
+            serde_json::json!({"pattern": "hit", "max_results": 10}),
+        )
+        .unwrap();
+        assert_eq!(out.lines().count(), 11, "{out}");
+        assert!(out.starts_with("many.txt:1: hit 0\n"));
+        assert!(out.ends_with("(stopped at 10 matches; narrow the pattern, path or glob)\n"));
+        // Exactly as many matches as the limit: no note.
+        let out = search(
+            &ws,
+            serde_json::json!({"pattern": "hit 4\\d", "max_results": 10}),
+        )
+        .unwrap();
+        assert_eq!(out.lines().count(), 10, "{out}");
+    }
+
+    #[test]
+    fn long_lines_are_cut() {
+        let (dir, ws) = ws();
+        std::fs::write(
+            dir.path().join("wide.txt"),
+            format!("needle{}\n", "x".repeat(999)),
+        )
+        .unwrap();
+        let out = search(&ws, serde_json::json!({"pattern": "needle"})).unwrap();
+        assert!(out.ends_with("x…\n"), "{out}");
+        assert!(out.len() < MAX_LINE_CHARS + 40, "{}", out.len());
+    }
+
+    #[test]
+    fn bad_arguments_are_errors() {
+        let (_d, ws) = ws();
+        let err = search(&ws, serde_json::json!({"pattern": "fn ("})).unwrap_err();
+        assert!(err.starts_with("invalid arguments: invalid regex"), "{err}");
+        let err = search(&ws, serde_json::json!({"pattern": "x", "path": "nope"})).unwrap_err();
+        assert!(err.contains("does not exist"), "{err}");
+        assert!(search(&ws, serde_json::json!({"pattern": "x", "path": "../"})).is_err());
+        assert_eq!(
+            search(&ws, serde_json::json!({"pattern": "zzz"})).unwrap(),
+            "no matches"
+        );
     }
 }

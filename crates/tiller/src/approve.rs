@@ -43,17 +43,10 @@ impl Approver for TerminalApprover {
             eprint!("{}", unified_diff(file));
         }
         match self.ask("apply this change?") {
-            Ok(()) => Review {
-                selection: changes.accept_all(),
-                feedback: None,
-            },
+            Ok(()) => Review { selection: changes.accept_all(), feedback: None },
             Err(feedback) => Review {
                 selection: Selection(
-                    changes
-                        .files
-                        .iter()
-                        .map(|f| vec![false; f.items()])
-                        .collect(),
+                    changes.files.iter().map(|f| vec![false; f.items()]).collect(),
                 ),
                 feedback,
             },

@@ -7,11 +7,7 @@ use clap::{Args, Parser, Subcommand};
 use tiller_types::{ApprovalPolicy, ProviderKind};
 
 #[derive(Debug, Parser)]
-#[command(
-    name = "tiller",
-    version,
-    about = "A free-software coding agent for the terminal."
-)]
+#[command(name = "tiller", version, about = "A free-software coding agent for the terminal.")]
 pub struct Cli {
     #[command(flatten)]
     pub model: ModelArgs,

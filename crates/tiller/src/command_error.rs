@@ -29,11 +29,7 @@ pub struct CommandError {
 
 impl CommandError {
     pub fn new(kind: Kind, message: impl Into<String>) -> Self {
-        CommandError {
-            kind,
-            message: message.into(),
-            hint: None,
-        }
+        CommandError { kind, message: message.into(), hint: None }
     }
 
     pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
@@ -54,9 +50,9 @@ impl From<ModelError> for CommandError {
     fn from(e: ModelError) -> Self {
         let hint = match &e {
             ModelError::Connect { .. } => Some("is the server running, and is --base-url right?"),
-            ModelError::Status {
-                status: 401 | 403, ..
-            } => Some("check the API key (--api-key-env)"),
+            ModelError::Status { status: 401 | 403, .. } => {
+                Some("check the API key (--api-key-env)")
+            }
             ModelError::Timeout { .. } => {
                 Some("raise idle_timeout_secs in the profile for slow endpoints")
             }

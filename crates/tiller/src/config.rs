@@ -26,11 +26,8 @@ pub fn settle(args: &ModelArgs) -> Result<Settings, CommandError> {
     let name = args.profile.clone().or(config.profile.clone());
     let base = match &name {
         Some(n) => config.profiles.get(n).cloned().ok_or_else(|| {
-            CommandError::new(
-                Kind::Config,
-                format!("no profile `{n}` in {}", path.display()),
-            )
-            .with_hint(format!("profiles there: {}", names(&config)))
+            CommandError::new(Kind::Config, format!("no profile `{n}` in {}", path.display()))
+                .with_hint(format!("profiles there: {}", names(&config)))
         })?,
         None => Profile::default(),
     };
@@ -50,11 +47,7 @@ pub fn settle(args: &ModelArgs) -> Result<Settings, CommandError> {
 
 fn names(config: &Config) -> String {
     let list: Vec<&str> = config.profiles.keys().map(String::as_str).collect();
-    if list.is_empty() {
-        "none".into()
-    } else {
-        list.join(", ")
-    }
+    if list.is_empty() { "none".into() } else { list.join(", ") }
 }
 
 fn read_config(path: &Path, required: bool) -> Result<Config, CommandError> {
@@ -64,10 +57,7 @@ fn read_config(path: &Path, required: bool) -> Result<Config, CommandError> {
             return Ok(Config::default());
         }
         Err(e) => {
-            return Err(CommandError::new(
-                Kind::Config,
-                format!("{}: {e}", path.display()),
-            ));
+            return Err(CommandError::new(Kind::Config, format!("{}: {e}", path.display())));
         }
     };
     toml::from_str(&text).map_err(|e| {
@@ -84,21 +74,16 @@ pub fn provider(profile: &Profile) -> Result<Box<dyn Provider>, CommandError> {
     })?;
     let model = || {
         profile.model.clone().ok_or_else(|| {
-            CommandError::new(
-                Kind::Config,
-                format!("the {} provider needs a model", kind.name()),
-            )
-            .with_hint("pass --model NAME")
+            CommandError::new(Kind::Config, format!("the {} provider needs a model", kind.name()))
+                .with_hint("pass --model NAME")
         })
     };
     match kind {
         ProviderKind::Scripted => Ok(Box::new(Scripted::load(Path::new(&model()?))?)),
         ProviderKind::Openai => Ok(Box::new(OpenAi::new(endpoint(profile, model()?, kind)?)?)),
-        ProviderKind::Anthropic => Ok(Box::new(Anthropic::new(endpoint(
-            profile,
-            model()?,
-            kind,
-        )?)?)),
+        ProviderKind::Anthropic => {
+            Ok(Box::new(Anthropic::new(endpoint(profile, model()?, kind)?)?))
+        }
         ProviderKind::Llama => Err(CommandError::new(
             Kind::Config,
             "this build of tiller has no embedded llama.cpp engine",
@@ -118,24 +103,14 @@ fn endpoint(
         ProviderKind::Anthropic => ("https://api.anthropic.com/v1", "ANTHROPIC_API_KEY"),
         _ => ("https://api.openai.com/v1", "OPENAI_API_KEY"),
     };
-    let base_url = profile
-        .base_url
-        .clone()
-        .unwrap_or_else(|| default_url.into());
+    let base_url = profile.base_url.clone().unwrap_or_else(|| default_url.into());
     let key_env = profile.api_key_env.clone();
     let api_key = match &key_env {
         Some(var) => Some(std::env::var(var).map_err(|_| {
-            CommandError::new(
-                Kind::Config,
-                format!("the API key variable {var} is not set"),
-            )
-            .with_hint(format!(
-                "export {var}=..., or name another with --api-key-env"
-            ))
+            CommandError::new(Kind::Config, format!("the API key variable {var} is not set"))
+                .with_hint(format!("export {var}=..., or name another with --api-key-env"))
         })?),
-        None => std::env::var(default_key)
-            .ok()
-            .filter(|_| profile.base_url.is_none()),
+        None => std::env::var(default_key).ok().filter(|_| profile.base_url.is_none()),
     };
     // Local servers often run small contexts; assuming a large one would keep compaction from
     // ever firing. Remote defaults follow the vendors' current windows.
@@ -156,13 +131,7 @@ fn endpoint(
 }
 
 fn is_loopback(url: &str) -> bool {
-    let host = url
-        .split("://")
-        .nth(1)
-        .unwrap_or(url)
-        .split(['/', ':'])
-        .next()
-        .unwrap_or("");
+    let host = url.split("://").nth(1).unwrap_or(url).split(['/', ':']).next().unwrap_or("");
     host == "localhost" || host.starts_with("127.") || url.contains("://[::1]")
 }
 
@@ -175,21 +144,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("config.toml");
         std::fs::write(&file, "profile = 'p'\napproval = 'untrusted'\n[profiles.p]\nprovider = 'openai'\nmodel = 'a'\ncontext_length = 4096\n").unwrap();
-        let args = ModelArgs {
-            config: Some(file.clone()),
-            model: Some("b".into()),
-            ..Default::default()
-        };
+        let args =
+            ModelArgs { config: Some(file.clone()), model: Some("b".into()), ..Default::default() };
         let s = settle(&args).unwrap();
         assert_eq!(s.profile.provider, Some(ProviderKind::Openai));
         assert_eq!(s.profile.model.as_deref(), Some("b"));
         assert_eq!(s.profile.context_length, Some(4096));
         assert_eq!(s.approval, Some(ApprovalPolicy::Untrusted));
-        let args = ModelArgs {
-            config: Some(file),
-            profile: Some("q".into()),
-            ..Default::default()
-        };
+        let args =
+            ModelArgs { config: Some(file), profile: Some("q".into()), ..Default::default() };
         let err = settle(&args).unwrap_err();
         assert_eq!(err.kind, Kind::Config);
         assert_eq!(err.hint.as_deref(), Some("profiles there: p"));

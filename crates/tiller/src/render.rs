@@ -15,10 +15,7 @@ pub struct Progress {
 
 impl Progress {
     pub fn new(json: bool) -> Self {
-        Progress {
-            json,
-            pending_text: String::new(),
-        }
+        Progress { json, pending_text: String::new() }
     }
 
     pub fn event(&mut self, event: &AgentEvent) {
@@ -31,12 +28,7 @@ impl Progress {
             return;
         }
         let line = match event {
-            AgentEvent::SessionStarted {
-                session_id,
-                workspace,
-                provider,
-                model,
-            } => {
+            AgentEvent::SessionStarted { session_id, workspace, provider, model } => {
                 format!("tiller · session {session_id} · {provider}/{model} · {workspace}")
             }
             AgentEvent::TurnStarted { .. }
@@ -52,20 +44,14 @@ impl Progress {
             AgentEvent::ToolCall { call } => {
                 let said = std::mem::take(&mut self.pending_text);
                 let said = said.trim();
-                let prefix = if said.is_empty() {
-                    String::new()
-                } else {
-                    format!("{said}\n")
-                };
+                let prefix = if said.is_empty() { String::new() } else { format!("{said}\n") };
                 format!("{prefix}→ {} {}", call.name, clip(&call.arguments))
             }
-            AgentEvent::ToolResult {
-                output, is_error, ..
-            } => {
+            AgentEvent::ToolResult { name, output, is_error, .. } => {
                 let mark = if *is_error { "✗" } else { "✓" };
                 let lines = output.lines().count();
                 let first = output.lines().next().unwrap_or("");
-                format!("  {mark} {} ({lines} lines)", clip(first))
+                format!("  {mark} {name}: {} ({lines} lines)", clip(first))
             }
             AgentEvent::ChangeProposed { changes, .. } => {
                 let (added, removed) = changes.line_counts();
@@ -76,26 +62,13 @@ impl Progress {
             AgentEvent::Rejected { feedback, .. } => {
                 format!(
                     "  rejected{}",
-                    feedback
-                        .as_ref()
-                        .map(|f| format!(": {f}"))
-                        .unwrap_or_default()
+                    feedback.as_ref().map(|f| format!(": {f}")).unwrap_or_default()
                 )
             }
-            AgentEvent::Retry {
-                attempt,
-                delay_ms,
-                reason,
-            } => {
-                format!(
-                    "  retry {attempt} in {:.1} s: {reason}",
-                    *delay_ms as f64 / 1000.0
-                )
+            AgentEvent::Retry { attempt, delay_ms, reason } => {
+                format!("  retry {attempt} in {:.1} s: {reason}", *delay_ms as f64 / 1000.0)
             }
-            AgentEvent::Compacted {
-                tokens_before,
-                tokens_after,
-            } => {
+            AgentEvent::Compacted { tokens_before, tokens_after } => {
                 format!("  compacted the conversation: {tokens_before} → {tokens_after} tokens")
             }
             AgentEvent::Error { .. } => return,

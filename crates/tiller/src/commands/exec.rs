@@ -64,9 +64,7 @@ pub fn exec(
         model: info.model.clone(),
     });
     let mut approver = TerminalApprover;
-    let result = agent.run(&args.task, &mut approver, &mut |event| {
-        progress.event(event)
-    });
+    let result = agent.run(&args.task, &mut approver, &mut |event| progress.event(event));
     progress.finish(agent.usage());
     match result {
         Ok(answer) => {
@@ -76,9 +74,7 @@ pub fn exec(
             Ok(())
         }
         Err(e) => {
-            progress.event(&AgentEvent::Error {
-                message: e.to_string(),
-            });
+            progress.event(&AgentEvent::Error { message: e.to_string() });
             Err(e.into())
         }
     }
@@ -98,19 +94,14 @@ pub fn resume(model_args: &ModelArgs, args: &ResumeArgs) -> Result<(), CommandEr
                 .rev()
                 .find(|s| PathBuf::from(&s.meta.workspace) == here);
             latest.map(|s| s.path).ok_or_else(|| {
-                CommandError::new(
-                    Kind::User,
-                    format!("no session recorded for {}", here.display()),
-                )
-                .with_hint("list sessions with `tiller sessions`, pick one with --session ID")
+                CommandError::new(Kind::User, format!("no session recorded for {}", here.display()))
+                    .with_hint("list sessions with `tiller sessions`, pick one with --session ID")
             })?
         }
     };
     if !path.is_file() {
-        return Err(
-            CommandError::new(Kind::User, format!("no session file {}", path.display()))
-                .with_hint("list sessions with `tiller sessions`"),
-        );
+        return Err(CommandError::new(Kind::User, format!("no session file {}", path.display()))
+            .with_hint("list sessions with `tiller sessions`"));
     }
     exec(model_args, &args.exec, Some(path))
 }

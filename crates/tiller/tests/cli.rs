@@ -1,0 +1,171 @@
+//! The `tiller` binary as a user runs it: a scripted model on a temporary git repository, with
+//! its own config and data directories.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+struct Env {
+    _dir: tempfile::TempDir,
+    home: PathBuf,
+    repo: PathBuf,
+}
+
+fn env() -> Env {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    let repo = dir.path().join("repo");
+    std::fs::create_dir_all(&home).unwrap();
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/hello");
+    std::fs::create_dir_all(&repo).unwrap();
+    for f in ["greet.py", "test_greet.py", "AGENTS.md"] {
+        std::fs::copy(example.join(f), repo.join(f)).unwrap();
+    }
+    assert!(
+        Command::new("git").args(["init", "-q"]).current_dir(&repo).status().unwrap().success()
+    );
+    Env { _dir: dir, home, repo }
+}
+
+fn script() -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../examples/hello.script.json")
+        .display()
+        .to_string()
+}
+
+impl Env {
+    fn tiller(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_tiller"))
+            .args(args)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap())
+            .env("HOME", &self.home)
+            .current_dir(&self.repo)
+            .output()
+            .unwrap()
+    }
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn exec_fixes_the_example_and_prints_the_answer_on_stdout() {
+    let env = env();
+    let out =
+        env.tiller(&["exec", "--provider", "scripted", "--model", &script(), "Make the test pass"]);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stdout.starts_with("greet now includes the name") && stdout.lines().count() == 1,
+        "{stdout}"
+    );
+    assert!(stderr.contains("→ apply_patch") && stderr.contains("wrote: greet.py"), "{stderr}");
+    assert!(stderr.contains("✓ shell: exit code: 0"), "{stderr}");
+    let fixed = std::fs::read_to_string(env.repo.join("greet.py")).unwrap();
+    assert!(fixed.contains("return f\"Hello, {name}!\""));
+    // The session was recorded where XDG says, and can be listed.
+    let list = env.tiller(&["sessions", "--json"]);
+    let row: serde_json::Value = serde_json::from_str(text(&list.stdout).trim()).unwrap();
+    assert_eq!(row["model"], "hello-script");
+    assert_eq!(row["messages"], 11);
+    assert!(env.home.join(".local/share/tiller/sessions").is_dir());
+}
+
+#[test]
+fn json_mode_prints_only_events_on_stdout() {
+    let env = env();
+    let out = env.tiller(&[
+        "exec",
+        "--json",
+        "--provider",
+        "scripted",
+        "--model",
+        &script(),
+        "Make the test pass",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let events: Vec<serde_json::Value> =
+        text(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let types: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert_eq!(types.first(), Some(&"session_started"));
+    assert_eq!(types.last(), Some(&"answer"));
+    for t in [
+        "turn_started",
+        "text_delta",
+        "tool_call",
+        "tool_result",
+        "change_proposed",
+        "change_applied",
+        "usage",
+    ] {
+        assert!(types.contains(&t), "no {t} in {types:?}");
+    }
+    assert!(text(&out.stderr).is_empty(), "{}", text(&out.stderr));
+}
+
+#[test]
+fn resume_continues_the_latest_session_of_the_workspace() {
+    let env = env();
+    let one_turn = env.repo.join("one.json");
+    std::fs::write(&one_turn, r#"{"turns":[{"text":"first"}]}"#).unwrap();
+    assert!(
+        env.tiller(&["exec", "--provider", "scripted", "--model", "one.json", "hello"])
+            .status
+            .success()
+    );
+    let out = env.tiller(&["resume", "--provider", "scripted", "--model", "one.json", "again"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let list = text(&env.tiller(&["sessions", "--json"]).stdout);
+    assert_eq!(list.lines().count(), 1, "{list}");
+    let row: serde_json::Value = serde_json::from_str(list.trim()).unwrap();
+    assert_eq!(row["messages"], 4, "two tasks, two answers");
+}
+
+#[test]
+fn errors_say_what_to_do_and_use_distinct_exit_codes() {
+    let env = env();
+    let out = env.tiller(&["exec", "task"]);
+    assert_eq!(out.status.code(), Some(3));
+    let stderr = text(&out.stderr);
+    assert!(stderr.starts_with("error: no model provider is configured\nhint: "), "{stderr}");
+
+    std::fs::write(env.repo.join("no-retry.toml"), "[profiles.p]\nmax_retries = 0\n").unwrap();
+    let out = env.tiller(&[
+        "--config",
+        "no-retry.toml",
+        "--profile",
+        "p",
+        "exec",
+        "--provider",
+        "openai",
+        "--base-url",
+        "http://127.0.0.1:9/v1",
+        "-m",
+        "x",
+        "task",
+    ]);
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("hint: is the server running"), "{}", text(&out.stderr));
+
+    let out = env.tiller(&["--provider", "bogus", "exec", "task"]);
+    assert_eq!(out.status.code(), Some(2));
+
+    let out = env.tiller(&["resume", "--session", "nope", "task"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("hint: list sessions"));
+
+    std::fs::write(env.repo.join("bad.toml"), "profile = 3").unwrap();
+    let out = env.tiller(&["--config", "bad.toml", "exec", "task"]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+}
+
+#[test]
+fn prints_version_and_completions() {
+    let env = env();
+    let out = env.tiller(&["--version"]);
+    assert_eq!(text(&out.stdout).trim(), format!("tiller {}", env!("CARGO_PKG_VERSION")));
+    let out = env.tiller(&["completions", "bash"]);
+    assert!(text(&out.stdout).contains("_tiller()"));
+}
