@@ -116,35 +116,27 @@ impl Agent {
             self.fit_context(events)?;
             let request = self.request(self.full_history());
             let completion =
-                self.provider
-                    .complete(&request, &self.cancel, &mut |ev| match ev {
-                        StreamEvent::TextDelta { text } => {
-                            events(&AgentEvent::TextDelta { text: text.clone() })
-                        }
-                        StreamEvent::ToolCall { call } => {
-                            events(&AgentEvent::ToolCall { call: call.clone() })
-                        }
-                        StreamEvent::Retry {
-                            attempt,
-                            delay_ms,
-                            reason,
-                        } => events(&AgentEvent::Retry {
+                self.provider.complete(&request, &self.cancel, &mut |ev| match ev {
+                    StreamEvent::TextDelta { text } => {
+                        events(&AgentEvent::TextDelta { text: text.clone() })
+                    }
+                    StreamEvent::ToolCall { call } => {
+                        events(&AgentEvent::ToolCall { call: call.clone() })
+                    }
+                    StreamEvent::Retry { attempt, delay_ms, reason } => {
+                        events(&AgentEvent::Retry {
                             attempt: *attempt,
                             delay_ms: *delay_ms,
                             reason: reason.clone(),
-                        }),
-                        StreamEvent::Usage { .. } | StreamEvent::Done { .. } => {}
-                    })?;
+                        })
+                    }
+                    StreamEvent::Usage { .. } | StreamEvent::Done { .. } => {}
+                })?;
             self.usage += completion.usage;
-            events(&AgentEvent::Usage {
-                call: completion.usage,
-                total: self.usage,
-            });
+            events(&AgentEvent::Usage { call: completion.usage, total: self.usage });
             self.push(completion.message())?;
             if completion.tool_calls.is_empty() {
-                events(&AgentEvent::Answer {
-                    text: completion.content.clone(),
-                });
+                events(&AgentEvent::Answer { text: completion.content.clone() });
                 return Ok(completion.content);
             }
             for call in &completion.tool_calls {
@@ -181,9 +173,7 @@ impl Agent {
     }
 
     fn full_history(&self) -> Vec<Message> {
-        std::iter::once(Message::system(&self.system))
-            .chain(self.history.iter().cloned())
-            .collect()
+        std::iter::once(Message::system(&self.system)).chain(self.history.iter().cloned()).collect()
     }
 
     fn push(&mut self, message: Message) -> Result<(), AgentError> {
@@ -196,9 +186,7 @@ impl Agent {
 
     fn observation_cap(&self) -> usize {
         let eighth_of_context = self.provider.info().context_length as usize * 4 / 8;
-        self.config
-            .max_observation_bytes
-            .min(eighth_of_context.max(1024))
+        self.config.max_observation_bytes.min(eighth_of_context.max(1024))
     }
 
     /// Runs one tool call. `Err` holds an observation that reports a failure to the model.
@@ -219,10 +207,7 @@ impl Agent {
             format!("The arguments are not valid JSON ({e}). Send one JSON object matching the tool's schema.")
         })?;
         let kind = tool.kind();
-        let command = args
-            .get("command")
-            .and_then(|c| c.as_str())
-            .map(str::to_string);
+        let command = args.get("command").and_then(|c| c.as_str()).map(str::to_string);
         if kind == ToolKind::Exec && needs_approval(self.config.approval, kind, command.as_deref())
         {
             if let Verdict::Deny { feedback } =
@@ -232,20 +217,14 @@ impl Agent {
                     call_id: call.id.clone(),
                     feedback: feedback.clone(),
                 });
-                return Err(with_feedback(
-                    "The user declined to run this command.",
-                    feedback,
-                ));
+                return Err(with_feedback("The user declined to run this command.", feedback));
             }
         }
         let changes = match tool.run(&self.ws, args).map_err(|e| e.to_string())? {
             Outcome::Text(text) => return Ok(text),
             Outcome::Change(changes) => changes,
         };
-        events(&AgentEvent::ChangeProposed {
-            call_id: call.id.clone(),
-            changes: changes.clone(),
-        });
+        events(&AgentEvent::ChangeProposed { call_id: call.id.clone(), changes: changes.clone() });
         let (selection, feedback) = if needs_approval(self.config.approval, kind, None) {
             let review = approver.review_changes(call, &changes);
             (review.selection, review.feedback)
@@ -253,20 +232,14 @@ impl Agent {
             (changes.accept_all(), None)
         };
         if !selection.accepts_anything() {
-            events(&AgentEvent::Rejected {
-                call_id: call.id.clone(),
-                feedback: feedback.clone(),
-            });
+            events(&AgentEvent::Rejected { call_id: call.id.clone(), feedback: feedback.clone() });
             return Err(with_feedback(
                 "The user rejected this change; nothing was written.",
                 feedback,
             ));
         }
         let files = apply_changes(&self.ws, &changes, &selection).map_err(|e| e.to_string())?;
-        events(&AgentEvent::ChangeApplied {
-            call_id: call.id.clone(),
-            files: files.clone(),
-        });
+        events(&AgentEvent::ChangeApplied { call_id: call.id.clone(), files: files.clone() });
         let summary = if selection.accepts_everything() {
             format!("Applied. Changed: {}.", files.join(", "))
         } else {
@@ -295,26 +268,18 @@ impl Agent {
             return if before <= limit {
                 Ok(())
             } else {
-                Err(AgentError::ContextFull {
-                    tokens: before,
-                    limit,
-                })
+                Err(AgentError::ContextFull { tokens: before, limit })
             };
         };
         let transcript = compact::transcript(&self.history[1..cut], (limit as usize * 4) * 6 / 10);
         let summary_request = Request {
-            messages: vec![
-                Message::system(compact::SUMMARY_PROMPT),
-                Message::user(transcript),
-            ],
+            messages: vec![Message::system(compact::SUMMARY_PROMPT), Message::user(transcript)],
             tools: Vec::new(),
             max_tokens: Some((limit / 8).clamp(64, 1024) as u32),
             temperature: self.config.temperature,
             stop: Vec::new(),
         };
-        let summary = self
-            .provider
-            .complete(&summary_request, &self.cancel, &mut |_| {})?;
+        let summary = self.provider.complete(&summary_request, &self.cancel, &mut |_| {})?;
         self.usage += summary.usage;
         let first = format!(
             "{}\n\n[Summary of the work so far]\n{}",
@@ -328,15 +293,9 @@ impl Agent {
             log.replace(&self.history)?;
         }
         let after = compact::count(self.provider.as_ref(), &self.system, &self.history);
-        events(&AgentEvent::Compacted {
-            tokens_before: before,
-            tokens_after: after,
-        });
+        events(&AgentEvent::Compacted { tokens_before: before, tokens_after: after });
         if after > limit {
-            return Err(AgentError::ContextFull {
-                tokens: after,
-                limit,
-            });
+            return Err(AgentError::ContextFull { tokens: after, limit });
         }
         Ok(())
     }
@@ -361,11 +320,9 @@ fn close_dangling_calls(history: Vec<Message>) -> Vec<Message> {
     let mut out = Vec::with_capacity(history.len());
     for message in history {
         let missing: Vec<ToolCall> = match &message {
-            Message::Assistant { tool_calls, .. } => tool_calls
-                .iter()
-                .filter(|c| !answered.contains(&c.id))
-                .cloned()
-                .collect(),
+            Message::Assistant { tool_calls, .. } => {
+                tool_calls.iter().filter(|c| !answered.contains(&c.id)).cloned().collect()
+            }
             _ => Vec::new(),
         };
         out.push(message);

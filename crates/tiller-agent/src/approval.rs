@@ -36,10 +36,7 @@ impl Approver for AcceptAll {
     }
 
     fn review_changes(&mut self, _: &ToolCall, changes: &ChangeSet) -> Review {
-        Review {
-            selection: changes.accept_all(),
-            feedback: None,
-        }
+        Review { selection: changes.accept_all(), feedback: None }
     }
 }
 
@@ -66,16 +63,8 @@ mod tests {
         assert!(!needs_approval(Never, ToolKind::Edit, None));
         assert!(!needs_approval(Never, ToolKind::Exec, Some("rm -rf x")));
         assert!(needs_approval(OnRequest, ToolKind::Edit, None));
-        assert!(!needs_approval(
-            OnRequest,
-            ToolKind::Exec,
-            Some("cargo test")
-        ));
-        assert!(needs_approval(
-            Untrusted,
-            ToolKind::Exec,
-            Some("cargo test")
-        ));
+        assert!(!needs_approval(OnRequest, ToolKind::Exec, Some("cargo test")));
+        assert!(needs_approval(Untrusted, ToolKind::Exec, Some("cargo test")));
         assert!(!needs_approval(Untrusted, ToolKind::Exec, Some("ls")));
         assert!(!needs_approval(Untrusted, ToolKind::Read, None));
     }

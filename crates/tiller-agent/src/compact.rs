@@ -37,15 +37,10 @@ pub(crate) fn split_point(
     history: &[Message],
     tail_budget: u64,
 ) -> Option<usize> {
-    let boundaries: Vec<usize> = (2..history.len())
-        .filter(|&i| !matches!(history[i], Message::Tool { .. }))
-        .collect();
+    let boundaries: Vec<usize> =
+        (2..history.len()).filter(|&i| !matches!(history[i], Message::Tool { .. })).collect();
     let fits = |&i: &usize| count(provider, "", &history[i..]) <= tail_budget;
-    boundaries
-        .iter()
-        .copied()
-        .find(fits)
-        .or(boundaries.last().copied())
+    boundaries.iter().copied().find(fits).or(boundaries.last().copied())
 }
 
 /// A plain-text rendering of messages for the summariser, at most `max_bytes` long.
@@ -78,11 +73,7 @@ pub(crate) fn truncate_middle(text: &str, max_bytes: usize) -> String {
     let head_end = floor_char_boundary(text, keep);
     let tail_start = ceil_char_boundary(text, text.len() - keep);
     let omitted = tail_start - head_end;
-    format!(
-        "{}\n[… {omitted} bytes omitted …]\n{}",
-        &text[..head_end],
-        &text[tail_start..]
-    )
+    format!("{}\n[… {omitted} bytes omitted …]\n{}", &text[..head_end], &text[tail_start..])
 }
 
 fn floor_char_boundary(s: &str, mut i: usize) -> usize {
@@ -105,14 +96,7 @@ mod tests {
     use tiller_model::{Script, Scripted};
 
     fn provider() -> Scripted {
-        Scripted::new(
-            "t".into(),
-            Script {
-                model: "m".into(),
-                context_length: 100,
-                turns: vec![],
-            },
-        )
+        Scripted::new("t".into(), Script { model: "m".into(), context_length: 100, turns: vec![] })
     }
 
     #[test]
@@ -127,18 +111,12 @@ mod tests {
     #[test]
     fn split_point_keeps_tool_results_with_their_call() {
         let p = provider();
-        let call = tiller_types::ToolCall {
-            id: "1".into(),
-            name: "t".into(),
-            arguments: "{}".into(),
-        };
+        let call =
+            tiller_types::ToolCall { id: "1".into(), name: "t".into(), arguments: "{}".into() };
         let history = vec![
             Message::user("task"),
             Message::assistant("a".repeat(400)),
-            Message::Assistant {
-                content: String::new(),
-                tool_calls: vec![call],
-            },
+            Message::Assistant { content: String::new(), tool_calls: vec![call] },
             Message::Tool {
                 call_id: "1".into(),
                 name: "t".into(),

@@ -16,22 +16,13 @@ without calling a tool.";
 /// nearest ancestor holding `.git`, else the workspace itself) down to the workspace.
 pub fn agents_files(workspace: &Path) -> Vec<PathBuf> {
     let root = project_root(workspace);
-    let mut dirs: Vec<&Path> = workspace
-        .ancestors()
-        .take_while(|d| d.starts_with(root))
-        .collect();
+    let mut dirs: Vec<&Path> = workspace.ancestors().take_while(|d| d.starts_with(root)).collect();
     dirs.reverse();
-    dirs.into_iter()
-        .map(|d| d.join("AGENTS.md"))
-        .filter(|f| f.is_file())
-        .collect()
+    dirs.into_iter().map(|d| d.join("AGENTS.md")).filter(|f| f.is_file()).collect()
 }
 
 fn project_root(workspace: &Path) -> &Path {
-    workspace
-        .ancestors()
-        .find(|d| d.join(".git").exists())
-        .unwrap_or(workspace)
+    workspace.ancestors().find(|d| d.join(".git").exists()).unwrap_or(workspace)
 }
 
 /// The system prompt for a session in `workspace`.
@@ -43,10 +34,7 @@ pub fn system_prompt(workspace: &Path) -> String {
             continue;
         };
         let name = file.strip_prefix(root).unwrap_or(&file).display();
-        prompt.push_str(&format!(
-            "\n\n# Project instructions from {name}\n\n{}",
-            text.trim_end()
-        ));
+        prompt.push_str(&format!("\n\n# Project instructions from {name}\n\n{}", text.trim_end()));
     }
     prompt
 }
@@ -64,15 +52,9 @@ mod tests {
         std::fs::write(root.join("AGENTS.md"), "root rules\n").unwrap();
         std::fs::write(root.join("sub/AGENTS.md"), "sub rules\n").unwrap();
         let files = agents_files(&root.join("sub/inner"));
-        assert_eq!(
-            files,
-            vec![root.join("AGENTS.md"), root.join("sub/AGENTS.md")]
-        );
+        assert_eq!(files, vec![root.join("AGENTS.md"), root.join("sub/AGENTS.md")]);
         let prompt = system_prompt(&root.join("sub"));
-        let (r, s) = (
-            prompt.find("root rules").unwrap(),
-            prompt.find("sub rules").unwrap(),
-        );
+        let (r, s) = (prompt.find("root rules").unwrap(), prompt.find("sub rules").unwrap());
         assert!(r < s);
         assert!(prompt.contains("# Project instructions from sub/AGENTS.md\n\nsub rules"));
     }

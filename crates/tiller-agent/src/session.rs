@@ -60,16 +60,11 @@ impl SessionLog {
         provider: &str,
         model: &str,
     ) -> Result<Self, AgentError> {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default();
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
         let created = utc_timestamp(now.as_secs());
         let id = format!(
             "{}-{:04x}",
-            created
-                .replace(['-', ':'], "")
-                .trim_end_matches('Z')
-                .replace('T', "-"),
+            created.replace(['-', ':'], "").trim_end_matches('Z').replace('T', "-"),
             (now.subsec_nanos() ^ std::process::id()) & 0xffff
         );
         std::fs::create_dir_all(dir).map_err(|e| io_err(dir, e))?;
@@ -95,17 +90,11 @@ impl SessionLog {
     /// first so that new records start on a line of their own.
     pub fn reopen(path: &Path) -> Result<Self, AgentError> {
         let bytes = std::fs::read(path).map_err(|e| io_err(path, e))?;
-        let mut file = OpenOptions::new()
-            .append(true)
-            .open(path)
-            .map_err(|e| io_err(path, e))?;
+        let mut file = OpenOptions::new().append(true).open(path).map_err(|e| io_err(path, e))?;
         if bytes.last().is_some_and(|&b| b != b'\n') {
             file.write_all(b"\n").map_err(|e| io_err(path, e))?;
         }
-        Ok(SessionLog {
-            path: path.to_path_buf(),
-            file,
-        })
+        Ok(SessionLog { path: path.to_path_buf(), file })
     }
 
     pub fn path(&self) -> &Path {
@@ -114,40 +103,28 @@ impl SessionLog {
 
     /// The session id (the file name without extension).
     pub fn id(&self) -> String {
-        self.path
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_default()
+        self.path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()
     }
 
     pub fn append(&mut self, message: &Message) -> Result<(), AgentError> {
-        self.write(&Record::Message {
-            message: message.clone(),
-        })
+        self.write(&Record::Message { message: message.clone() })
     }
 
     /// Records that the history was replaced (by compaction).
     pub fn replace(&mut self, messages: &[Message]) -> Result<(), AgentError> {
-        self.write(&Record::Replace {
-            messages: messages.to_vec(),
-        })
+        self.write(&Record::Replace { messages: messages.to_vec() })
     }
 
     fn write(&mut self, record: &Record) -> Result<(), AgentError> {
         let mut line = serde_json::to_string(record).map_err(|e| self.err(e))?;
         line.push('\n');
         // One write call per line, then sync: a crash leaves at most one partial last line.
-        self.file
-            .write_all(line.as_bytes())
-            .map_err(|e| self.err(e))?;
+        self.file.write_all(line.as_bytes()).map_err(|e| self.err(e))?;
         self.file.sync_data().map_err(|e| self.err(e))
     }
 
     fn err(&self, e: impl std::fmt::Display) -> AgentError {
-        AgentError::Session {
-            path: self.path.display().to_string(),
-            reason: e.to_string(),
-        }
+        AgentError::Session { path: self.path.display().to_string(), reason: e.to_string() }
     }
 }
 
@@ -169,12 +146,7 @@ pub fn load_session(path: &Path) -> Result<SessionSummary, AgentError> {
         path: path.display().to_string(),
         reason: "not a session file (no meta record)".into(),
     })?;
-    Ok(SessionSummary {
-        meta,
-        path: path.to_path_buf(),
-        messages,
-        skipped_lines,
-    })
+    Ok(SessionSummary { meta, path: path.to_path_buf(), messages, skipped_lines })
 }
 
 /// The sessions in `dir`, oldest first (ids sort by creation time).
@@ -191,10 +163,7 @@ pub fn list_sessions(dir: &Path) -> Vec<SessionSummary> {
 }
 
 fn io_err(path: &Path, e: std::io::Error) -> AgentError {
-    AgentError::Session {
-        path: path.display().to_string(),
-        reason: e.to_string(),
-    }
+    AgentError::Session { path: path.display().to_string(), reason: e.to_string() }
 }
 
 /// Formats seconds since the Unix epoch as an ISO 8601 UTC timestamp.
@@ -210,12 +179,7 @@ fn utc_timestamp(secs: u64) -> String {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60
-    )
+    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem / 60 % 60, rem % 60)
 }
 
 #[cfg(test)]
@@ -239,22 +203,15 @@ mod tests {
         log.append(&Message::assistant("after")).unwrap();
         // A process killed mid-write leaves a partial line.
         let mut f = OpenOptions::new().append(true).open(log.path()).unwrap();
-        f.write_all(br#"{"type":"message","message":{"role":"us"#)
-            .unwrap();
+        f.write_all(br#"{"type":"message","message":{"role":"us"#).unwrap();
         let s = load_session(log.path()).unwrap();
         assert_eq!(s.meta.workspace, "/w");
-        assert_eq!(
-            s.messages,
-            vec![Message::user("summary"), Message::assistant("after")]
-        );
+        assert_eq!(s.messages, vec![Message::user("summary"), Message::assistant("after")]);
         assert_eq!(s.skipped_lines, 1);
         assert_eq!(list_sessions(dir.path()).len(), 1);
         assert_eq!(s.meta.id, log.id());
         // Resuming appends after the cut line, not onto it.
-        SessionLog::reopen(log.path())
-            .unwrap()
-            .append(&Message::user("more"))
-            .unwrap();
+        SessionLog::reopen(log.path()).unwrap().append(&Message::user("more")).unwrap();
         let s = load_session(log.path()).unwrap();
         assert_eq!(s.messages.last(), Some(&Message::user("more")));
         assert_eq!(s.skipped_lines, 1);

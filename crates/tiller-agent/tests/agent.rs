@@ -16,42 +16,19 @@ use tiller_types::{AgentEvent, ApprovalPolicy, ChangeSet, Message, Selection, To
 fn repo() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
-    std::fs::write(
-        root.join("greet.py"),
-        "def greet(name):\n    return \"Hello\"\n",
-    )
-    .unwrap();
+    std::fs::write(root.join("greet.py"), "def greet(name):\n    return \"Hello\"\n").unwrap();
     std::fs::write(
         root.join("test_greet.py"),
         "from greet import greet\nassert greet(\"Ada\") == \"Hello, Ada\", greet(\"Ada\")\nprint(\"ok\")\n",
     )
     .unwrap();
-    std::fs::write(
-        root.join("AGENTS.md"),
-        "Run tests with `python3 test_greet.py`.\n",
-    )
-    .unwrap();
+    std::fs::write(root.join("AGENTS.md"), "Run tests with `python3 test_greet.py`.\n").unwrap();
     for args in [
         &["init", "-q"][..],
         &["add", "."],
-        &[
-            "-c",
-            "user.name=t",
-            "-c",
-            "user.email=t@t",
-            "commit",
-            "-qm",
-            "init",
-        ],
+        &["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init"],
     ] {
-        assert!(
-            Command::new("git")
-                .args(args)
-                .current_dir(root)
-                .status()
-                .unwrap()
-                .success()
-        );
+        assert!(Command::new("git").args(args).current_dir(root).status().unwrap().success());
     }
     dir
 }
@@ -67,16 +44,8 @@ fn scripted(turns: serde_json::Value, context_length: u64) -> (Scripted, Arc<Mut
 }
 
 fn agent(provider: Scripted, root: &Path, approval: ApprovalPolicy) -> Agent {
-    let config = AgentConfig {
-        approval,
-        ..AgentConfig::default()
-    };
-    Agent::new(
-        Box::new(provider),
-        Registry::default(),
-        Workspace::new(root).unwrap(),
-        config,
-    )
+    let config = AgentConfig { approval, ..AgentConfig::default() };
+    Agent::new(Box::new(provider), Registry::default(), Workspace::new(root).unwrap(), config)
 }
 
 const FIX: &str = "*** Begin Patch\n*** Update File: greet.py\n@@ def greet(name):\n-    return \"Hello\"\n+    return f\"Hello, {name}\"\n*** End Patch\n";
@@ -100,17 +69,12 @@ fn reads_searches_patches_runs_and_answers() {
     let mut agent = agent(provider, repo.path(), ApprovalPolicy::Never).with_log(log);
     let mut events = Vec::new();
     let answer = agent
-        .run(
-            "Fix the greeting so the test passes.",
-            &mut AcceptAll,
-            &mut |e| events.push(e.clone()),
-        )
+        .run("Fix the greeting so the test passes.", &mut AcceptAll, &mut |e| {
+            events.push(e.clone())
+        })
         .unwrap();
 
-    assert_eq!(
-        answer,
-        "Fixed greet to include the name; python3 test_greet.py prints ok."
-    );
+    assert_eq!(answer, "Fixed greet to include the name; python3 test_greet.py prints ok.");
     assert_eq!(
         std::fs::read_to_string(repo.path().join("greet.py")).unwrap(),
         "def greet(name):\n    return f\"Hello, {name}\"\n"
@@ -118,12 +82,9 @@ fn reads_searches_patches_runs_and_answers() {
     let results: Vec<(&str, &str, bool)> = events
         .iter()
         .filter_map(|e| match e {
-            AgentEvent::ToolResult {
-                name,
-                output,
-                is_error,
-                ..
-            } => Some((name.as_str(), output.as_str(), *is_error)),
+            AgentEvent::ToolResult { name, output, is_error, .. } => {
+                Some((name.as_str(), output.as_str(), *is_error))
+            }
             _ => None,
         })
         .collect();
@@ -151,17 +112,7 @@ fn reads_searches_patches_runs_and_answers() {
     let last = requests.lock().unwrap().last().cloned().unwrap();
     insta::assert_json_snapshot!("final_prompt", last.messages);
     let tools: Vec<&str> = last.tools.iter().map(|t| t.name.as_str()).collect();
-    assert_eq!(
-        tools,
-        [
-            "read_file",
-            "list_dir",
-            "search",
-            "apply_patch",
-            "write_file",
-            "shell"
-        ]
-    );
+    assert_eq!(tools, ["read_file", "list_dir", "search", "apply_patch", "write_file", "shell"]);
 }
 
 #[test]
@@ -184,12 +135,7 @@ fn bad_calls_become_observations_the_model_can_fix() {
     let mut errors = Vec::new();
     agent
         .run("x", &mut AcceptAll, &mut |e| {
-            if let AgentEvent::ToolResult {
-                output,
-                is_error: true,
-                ..
-            } = e
-            {
+            if let AgentEvent::ToolResult { output, is_error: true, .. } = e {
                 errors.push(output.clone());
             }
         })
@@ -220,21 +166,13 @@ struct Picky {
 impl Approver for Picky {
     fn approve_command(&mut self, _: &ToolCall, command: &str) -> Verdict {
         self.commands.push(command.into());
-        Verdict::Deny {
-            feedback: Some("not now".into()),
-        }
+        Verdict::Deny { feedback: Some("not now".into()) }
     }
 
     fn review_changes(&mut self, _: &ToolCall, changes: &ChangeSet) -> Review {
-        let selection = changes
-            .files
-            .iter()
-            .map(|f| (0..f.items()).map(|i| i == 0).collect())
-            .collect();
-        Review {
-            selection: Selection(selection),
-            feedback: Some("only the first hunk".into()),
-        }
+        let selection =
+            changes.files.iter().map(|f| (0..f.items()).map(|i| i == 0).collect()).collect();
+        Review { selection: Selection(selection), feedback: Some("only the first hunk".into()) }
     }
 }
 
@@ -286,10 +224,7 @@ fn stops_at_the_step_limit() {
         Box::new(provider),
         Registry::default(),
         Workspace::new(repo.path()).unwrap(),
-        AgentConfig {
-            max_steps: 2,
-            ..AgentConfig::default()
-        },
+        AgentConfig { max_steps: 2, ..AgentConfig::default() },
     );
     let err = agent.run("loop", &mut AcceptAll, &mut |_| {}).unwrap_err();
     assert!(matches!(err, AgentError::StepLimit(2)), "{err}");
@@ -315,11 +250,7 @@ fn compacts_older_turns_when_the_context_fills() {
     let mut compacted = None;
     let answer = agent
         .run("the task", &mut AcceptAll, &mut |e| {
-            if let AgentEvent::Compacted {
-                tokens_before,
-                tokens_after,
-            } = e
-            {
+            if let AgentEvent::Compacted { tokens_before, tokens_after } = e {
                 compacted = Some((*tokens_before, *tokens_after));
             }
         })
@@ -343,23 +274,13 @@ fn compacts_older_turns_when_the_context_fills() {
 fn resumed_history_closes_calls_left_open_by_a_crash() {
     let repo = repo();
     let (provider, requests) = scripted(json!([{ "text": "resumed" }]), 8192);
-    let open_call = ToolCall {
-        id: "c9".into(),
-        name: "shell".into(),
-        arguments: "{}".into(),
-    };
+    let open_call = ToolCall { id: "c9".into(), name: "shell".into(), arguments: "{}".into() };
     let history = vec![
         Message::user("earlier task"),
-        Message::Assistant {
-            content: String::new(),
-            tool_calls: vec![open_call],
-        },
+        Message::Assistant { content: String::new(), tool_calls: vec![open_call] },
     ];
     let mut agent = agent(provider, repo.path(), ApprovalPolicy::Never).with_history(history);
-    assert_eq!(
-        agent.run("go on", &mut AcceptAll, &mut |_| {}).unwrap(),
-        "resumed"
-    );
+    assert_eq!(agent.run("go on", &mut AcceptAll, &mut |_| {}).unwrap(), "resumed");
     let sent = &requests.lock().unwrap()[0].messages;
     assert!(matches!(&sent[3], Message::Tool { call_id, is_error: true, .. } if call_id == "c9"));
     assert_eq!(sent[4], Message::user("go on"));

@@ -17,6 +17,13 @@ pub enum ModelError {
     Truncated { endpoint: String },
     #[error("malformed response from {endpoint}: {detail}")]
     Malformed { endpoint: String, detail: String },
+    /// An error the endpoint reported inside the stream, after a successful status.
+    #[error("{endpoint} reported {kind}: {message}")]
+    Remote {
+        endpoint: String,
+        kind: String,
+        message: String,
+    },
     #[error("cancelled")]
     Cancelled,
     #[error("script {path}: {detail}")]
@@ -25,4 +32,24 @@ pub enum ModelError {
     Config(String),
     #[error("{0}")]
     Engine(String),
+}
+
+impl ModelError {
+    /// Whether the same call may succeed if tried again: the endpoint could not be reached,
+    /// dropped the connection, is rate-limiting or overloaded, or had a server error.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            ModelError::Connect { .. } | ModelError::Truncated { .. } => true,
+            ModelError::Status { status, .. } => {
+                matches!(status, 429 | 500 | 502 | 503 | 504 | 529)
+            }
+            ModelError::Remote { kind, .. } => {
+                matches!(
+                    kind.as_str(),
+                    "overloaded_error" | "api_error" | "server_error"
+                )
+            }
+            _ => false,
+        }
+    }
 }

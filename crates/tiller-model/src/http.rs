@@ -1,2 +1,557 @@
-//! HTTP plumbing shared by the remote providers: the client, retries with backoff, and a
-//! server-sent-events reader.
+//! HTTP plumbing shared by the remote providers: the client built from an [`EndpointConfig`],
+//! one streamed POST with retries and backoff, and a server-sent-events reader.
+//!
+//! Each attempt runs on a worker thread that sends the request and splits the response into
+//! events, handing them over a bounded channel. The caller's thread decodes them and polls the
+//! [`Cancel`] flag while it waits, so that a cancel is honoured even while the endpoint is silent
+//! (a blocked socket read cannot be interrupted). An abandoned worker ends, closing its
+//! connection, as soon as its read returns or times out.
+
+use std::io::{self, BufRead, BufReader, Read};
+use std::sync::Arc;
+use std::sync::mpsc::{self, RecvTimeoutError, SyncSender};
+use std::time::{Duration, SystemTime};
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tiller_types::{ProviderKind, StreamEvent};
+
+use crate::{Cancel, Collector, Completion, EndpointConfig, ModelError, ModelInfo};
+
+/// How often a waiting call looks at the cancel flag.
+const POLL: Duration = Duration::from_millis(50);
+/// The first retry's delay when the endpoint gives none; doubled for each further retry.
+const BACKOFF_BASE: Duration = Duration::from_millis(500);
+const BACKOFF_CAP: Duration = Duration::from_secs(30);
+/// The longest `Retry-After` obeyed.
+const RETRY_AFTER_CAP: Duration = Duration::from_secs(60);
+/// The largest event accepted, so that a misbehaving endpoint cannot exhaust memory.
+const MAX_EVENT: usize = 16 << 20;
+
+/// One server-sent event.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub(crate) struct SseEvent {
+    /// The `event:` name; empty when the server sent none.
+    pub event: String,
+    /// The `data:` lines, joined by newlines.
+    pub data: String,
+}
+
+/// A provider's streaming wire format: turns events into [`StreamEvent`]s. A fresh decoder is
+/// made for each attempt.
+pub(crate) trait Decoder: Default {
+    /// Handles one event; returns true when it ended the answer.
+    fn event(
+        &mut self,
+        ev: &SseEvent,
+        out: &mut Collector,
+        endpoint: &str,
+    ) -> Result<bool, ModelError>;
+
+    /// Handles a clean end of the body before the end marker; returns true (after finishing the
+    /// answer) when what came counts as complete anyway.
+    fn eof(&mut self, _out: &mut Collector) -> bool {
+        false
+    }
+
+    /// The model the endpoint said answered.
+    fn model(&mut self) -> Option<String>;
+}
+
+/// An endpoint and the HTTP agent that talks to it.
+pub(crate) struct Client {
+    pub config: EndpointConfig,
+    agent: ureq::Agent,
+}
+
+impl Client {
+    pub fn new(config: EndpointConfig) -> Result<Self, ModelError> {
+        let url = &config.base_url;
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            return Err(ModelError::Config(format!(
+                "endpoint `{url}` is not an http:// or https:// URL"
+            )));
+        }
+        let agent = ureq::AgentBuilder::new()
+            .timeout_connect(config.connect_timeout)
+            .timeout_read(config.idle_timeout)
+            .timeout_write(config.idle_timeout)
+            .redirects(0)
+            .try_proxy_from_env(false)
+            // ureq 2 reads the response head of a reused connection without the read timeout,
+            // where a stalled endpoint would hang the call; a fresh connection each call is cheap
+            // next to a model's answer.
+            .max_idle_connections(0)
+            .user_agent(concat!("tiller/", env!("CARGO_PKG_VERSION")))
+            .build();
+        Ok(Client { config, agent })
+    }
+
+    pub fn info(&self, provider: ProviderKind) -> ModelInfo {
+        ModelInfo {
+            provider,
+            model: self.config.model.clone(),
+            context_length: self.config.context_length,
+            endpoint: Some(self.config.base_url.clone()),
+        }
+    }
+
+    /// POSTs `body` as JSON to `{base_url}/{path}` and decodes the streamed answer with `D`.
+    /// Transient failures are retried up to `max_retries` times, but never once part of the
+    /// answer was passed on.
+    pub fn stream<D: Decoder>(
+        &self,
+        path: &str,
+        headers: &[(&str, String)],
+        body: &impl Serialize,
+        cancel: &Cancel,
+        on_event: &mut dyn FnMut(&StreamEvent),
+    ) -> Result<Completion, ModelError> {
+        let url = format!("{}/{path}", self.config.base_url.trim_end_matches('/'));
+        let body: Arc<str> = serde_json::to_string(body)
+            .map_err(|e| ModelError::Config(format!("cannot encode the request: {e}")))?
+            .into();
+        let mut out = Collector::new(on_event);
+        let mut retries = 0;
+        loop {
+            let mut decoder = D::default();
+            let failure = match self.attempt(&url, headers, &body, cancel, &mut decoder, &mut out) {
+                Ok(status) => {
+                    let model = decoder.model().unwrap_or_else(|| self.config.model.clone());
+                    return Ok(out.finish(model, Some(status), retries));
+                }
+                Err(failure) => failure,
+            };
+            if retries >= self.config.max_retries
+                || out.has_output()
+                || !failure.error.is_transient()
+            {
+                return Err(failure.error);
+            }
+            retries += 1;
+            let delay = failure
+                .retry_after
+                .map_or_else(|| backoff(retries), |d| d.min(RETRY_AFTER_CAP));
+            out.emit(StreamEvent::Retry {
+                attempt: retries,
+                delay_ms: delay.as_millis() as u64,
+                reason: failure.error.to_string(),
+            });
+            sleep(delay, cancel)?;
+        }
+    }
+
+    /// One try: returns the HTTP status once the decoder saw the answer end.
+    fn attempt<D: Decoder>(
+        &self,
+        url: &str,
+        headers: &[(&str, String)],
+        body: &Arc<str>,
+        cancel: &Cancel,
+        decoder: &mut D,
+        out: &mut Collector,
+    ) -> Result<u16, Failure> {
+        if cancel.is_cancelled() {
+            return Err(ModelError::Cancelled.into());
+        }
+        let mut req = self
+            .agent
+            .post(url)
+            .set("content-type", "application/json")
+            .set("accept", "text/event-stream");
+        for (name, value) in headers {
+            req = req.set(name, value);
+        }
+        let (tx, rx) = mpsc::sync_channel(64);
+        let (body, idle) = (Arc::clone(body), self.config.idle_timeout);
+        std::thread::Builder::new()
+            .name("tiller-http".into())
+            .spawn(move || fetch(req, &body, idle, &tx))
+            .map_err(|e| ModelError::Connect {
+                endpoint: url.into(),
+                reason: format!("cannot start the request thread: {e}"),
+            })?;
+
+        let mut status = 0;
+        loop {
+            let msg = match rx.recv_timeout(POLL) {
+                Ok(msg) => msg,
+                Err(RecvTimeoutError::Timeout) if !cancel.is_cancelled() => continue,
+                Err(RecvTimeoutError::Timeout) => return Err(ModelError::Cancelled.into()),
+                Err(RecvTimeoutError::Disconnected) => return Err(truncated(url).into()),
+            };
+            if cancel.is_cancelled() {
+                return Err(ModelError::Cancelled.into());
+            }
+            match msg {
+                Msg::Open(code) => status = code,
+                Msg::Event(ev) => {
+                    if decoder.event(&ev, out, url)? {
+                        return Ok(status);
+                    }
+                }
+                Msg::Eof if decoder.eof(out) => return Ok(status),
+                Msg::Eof => return Err(truncated(url).into()),
+                Msg::Failed(failure) => return Err(failure),
+            }
+        }
+    }
+}
+
+/// What the request thread reports.
+enum Msg {
+    /// The endpoint answered with this success status; events follow.
+    Open(u16),
+    Event(SseEvent),
+    /// The body ended cleanly.
+    Eof,
+    Failed(Failure),
+}
+
+/// A failed attempt, with the delay the endpoint asked for before the next one.
+struct Failure {
+    error: ModelError,
+    retry_after: Option<Duration>,
+}
+
+impl From<ModelError> for Failure {
+    fn from(error: ModelError) -> Self {
+        Failure {
+            error,
+            retry_after: None,
+        }
+    }
+}
+
+/// The request thread: sends the request, then streams the response's events to `tx` until the
+/// body ends or the receiver is gone.
+fn fetch(req: ureq::Request, body: &str, idle: Duration, tx: &SyncSender<Msg>) {
+    let endpoint = req.url().to_string();
+    let msg = match req.send_string(body) {
+        Ok(resp) if (200..300).contains(&resp.status()) => {
+            if tx.send(Msg::Open(resp.status())).is_err() {
+                return;
+            }
+            let reader = BufReader::new(resp.into_reader());
+            match read_events(reader, |ev| tx.send(Msg::Event(ev)).is_ok()) {
+                Ok(()) => Msg::Eof,
+                Err(e) => Msg::Failed(io_error(&e, &endpoint, idle).into()),
+            }
+        }
+        Ok(resp) | Err(ureq::Error::Status(_, resp)) => Msg::Failed(status_failure(resp)),
+        Err(ureq::Error::Transport(t)) => Msg::Failed(transport_error(&t, &endpoint, idle).into()),
+    };
+    // The receiver is gone when the call was cancelled; nobody is left to tell.
+    let _ = tx.send(msg);
+}
+
+fn status_failure(resp: ureq::Response) -> Failure {
+    let (endpoint, status) = (resp.get_url().to_string(), resp.status());
+    let retry_after = retry_after(&resp);
+    let mut raw = Vec::new();
+    // Only the start of an error body is shown; failing to read it leaves it empty.
+    let _ = resp.into_reader().take(16 << 10).read_to_end(&mut raw);
+    Failure {
+        error: ModelError::Status {
+            endpoint,
+            status,
+            body: error_message(&String::from_utf8_lossy(&raw)),
+        },
+        retry_after,
+    }
+}
+
+/// The gist of an error body: the `error.message` both APIs use, or the start of the text.
+fn error_message(body: &str) -> String {
+    let json: Option<serde_json::Value> = serde_json::from_str(body).ok();
+    let message = json.as_ref().and_then(|v| {
+        let error = v.get("error").unwrap_or(v);
+        error.get("message").unwrap_or(error).as_str()
+    });
+    excerpt(message.unwrap_or(body), 300)
+}
+
+fn transport_error(t: &ureq::Transport, endpoint: &str, idle: Duration) -> ModelError {
+    let io = std::error::Error::source(t).and_then(|s| s.downcast_ref::<io::Error>());
+    match (t.kind(), io) {
+        (ureq::ErrorKind::Dns | ureq::ErrorKind::ConnectionFailed, _) => ModelError::Connect {
+            endpoint: endpoint.into(),
+            reason: io.map_or_else(|| t.to_string(), io::Error::to_string),
+        },
+        (ureq::ErrorKind::Io, Some(e)) => io_error(e, endpoint, idle),
+        (ureq::ErrorKind::Io, None) => truncated(endpoint),
+        (ureq::ErrorKind::BadStatus | ureq::ErrorKind::BadHeader, _) => ModelError::Malformed {
+            endpoint: endpoint.into(),
+            detail: t.to_string(),
+        },
+        _ => ModelError::Config(t.to_string()),
+    }
+}
+
+/// A failed read: a timeout, bytes that are no event stream, or a dropped connection.
+fn io_error(e: &io::Error, endpoint: &str, idle: Duration) -> ModelError {
+    match e.kind() {
+        // Unix reports a socket read timeout as `WouldBlock`.
+        io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => ModelError::Timeout {
+            endpoint: endpoint.into(),
+            secs: idle.as_secs_f64().ceil() as u64,
+        },
+        io::ErrorKind::InvalidData => ModelError::Malformed {
+            endpoint: endpoint.into(),
+            detail: e.to_string(),
+        },
+        _ => truncated(endpoint),
+    }
+}
+
+fn truncated(endpoint: &str) -> ModelError {
+    ModelError::Truncated {
+        endpoint: endpoint.into(),
+    }
+}
+
+/// Parses one event's JSON, quoting the start of it when it is malformed.
+pub(crate) fn parse<T: DeserializeOwned>(endpoint: &str, data: &str) -> Result<T, ModelError> {
+    serde_json::from_str(data).map_err(|e| ModelError::Malformed {
+        endpoint: endpoint.into(),
+        detail: format!("{e} in `{}`", excerpt(data, 120)),
+    })
+}
+
+/// An error the endpoint sent inside the stream.
+pub(crate) fn remote(endpoint: &str, kind: Option<String>, message: Option<String>) -> ModelError {
+    ModelError::Remote {
+        endpoint: endpoint.into(),
+        kind: kind.unwrap_or_else(|| "error".into()),
+        message: message.unwrap_or_default(),
+    }
+}
+
+/// The first `max` characters of `text` on one line, marked when cut.
+fn excerpt(text: &str, max: usize) -> String {
+    let line = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    match line.char_indices().nth(max) {
+        Some((cut, _)) => format!("{}…", &line[..cut]),
+        None => line,
+    }
+}
+
+/// Reads server-sent events, passing each to `on_event` until it returns false or the body
+/// ends. Comments and fields other than `event` and `data` are skipped; a partial last line is
+/// dropped (the caller sees the stream end without its end marker).
+fn read_events(
+    mut reader: impl BufRead,
+    mut on_event: impl FnMut(SseEvent) -> bool,
+) -> io::Result<()> {
+    let too_long = || io::Error::new(io::ErrorKind::InvalidData, "event larger than 16 MiB");
+    let mut ev = SseEvent::default();
+    let mut has_data = false;
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        let n = (&mut reader)
+            .take(MAX_EVENT as u64 + 1)
+            .read_until(b'\n', &mut line)?;
+        if n > MAX_EVENT {
+            return Err(too_long());
+        }
+        if !line.ends_with(b"\n") {
+            break;
+        }
+        line.pop();
+        if line.ends_with(b"\r") {
+            line.pop();
+        }
+        if line.is_empty() {
+            if has_data && !on_event(std::mem::take(&mut ev)) {
+                return Ok(());
+            }
+            (ev, has_data) = (SseEvent::default(), false);
+            continue;
+        }
+        let text = std::str::from_utf8(&line)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+        let (field, value) = match text.split_once(':') {
+            Some((field, value)) => (field, value.strip_prefix(' ').unwrap_or(value)),
+            None => (text, ""),
+        };
+        match field {
+            // An empty field name is a comment (`: keep-alive`).
+            "data" => {
+                if has_data {
+                    ev.data.push('\n');
+                }
+                ev.data.push_str(value);
+                has_data = true;
+                if ev.data.len() > MAX_EVENT {
+                    return Err(too_long());
+                }
+            }
+            "event" => ev.event = value.to_string(),
+            _ => {}
+        }
+    }
+    // Some servers close right after an event's last line, without the blank line.
+    if has_data {
+        on_event(ev);
+    }
+    Ok(())
+}
+
+/// The delay before retry number `n` (from 1) when the endpoint named none.
+fn backoff(n: u32) -> Duration {
+    BACKOFF_BASE
+        .saturating_mul(1 << n.saturating_sub(1).min(16))
+        .min(BACKOFF_CAP)
+}
+
+/// Sleeps for `delay`, returning early with an error if the call is cancelled meanwhile.
+fn sleep(delay: Duration, cancel: &Cancel) -> Result<(), ModelError> {
+    let end = std::time::Instant::now() + delay;
+    loop {
+        if cancel.is_cancelled() {
+            return Err(ModelError::Cancelled);
+        }
+        let left = end.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return Ok(());
+        }
+        std::thread::sleep(left.min(POLL));
+    }
+}
+
+/// The delay a 429 or 503 asks for: `retry-after-ms` (OpenAI), or `Retry-After` in seconds or
+/// as an HTTP date.
+fn retry_after(resp: &ureq::Response) -> Option<Duration> {
+    let secs = |v: &str, scale: f64| {
+        let secs = v.trim().parse::<f64>().ok()? / scale;
+        (secs >= 0.0).then(|| Duration::from_secs_f64(secs.min(RETRY_AFTER_CAP.as_secs_f64())))
+    };
+    if let Some(d) = resp.header("retry-after-ms").and_then(|v| secs(v, 1000.0)) {
+        return Some(d);
+    }
+    let value = resp.header("retry-after")?;
+    secs(value, 1.0).or_else(|| {
+        let at = http_date(value)?;
+        Some(at.duration_since(SystemTime::now()).unwrap_or_default())
+    })
+}
+
+/// Parses an IMF-fixdate such as `Sun, 06 Nov 1994 08:49:37 GMT`.
+fn http_date(s: &str) -> Option<SystemTime> {
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let parts: Vec<&str> = s.split_whitespace().collect();
+    let [_weekday, day, month, year, time, "GMT"] = parts[..] else {
+        return None;
+    };
+    let day: i64 = day.parse().ok()?;
+    let month = MONTHS.iter().position(|m| *m == month)? as i64 + 1;
+    let year: i64 = year.parse().ok()?;
+    let hms: Vec<i64> = time
+        .split(':')
+        .map(|p| p.parse().ok())
+        .collect::<Option<_>>()?;
+    let [h, m, sec] = hms[..] else {
+        return None;
+    };
+    // Days since 1970-01-01 in the proleptic Gregorian calendar, counting years from March so
+    // that the leap day comes last.
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let year_of_era = y - era * 400;
+    let day_of_year = (153 * ((month + 9) % 12) + 2) / 5 + day - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    let days = era * 146_097 + day_of_era - 719_468;
+    let secs = u64::try_from(days * 86_400 + h * 3600 + m * 60 + sec).ok()?;
+    Some(SystemTime::UNIX_EPOCH + Duration::from_secs(secs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn events(raw: &str) -> Vec<SseEvent> {
+        let mut out = Vec::new();
+        read_events(raw.as_bytes(), |ev| {
+            out.push(ev);
+            true
+        })
+        .unwrap();
+        out
+    }
+
+    fn ev(event: &str, data: &str) -> SseEvent {
+        SseEvent {
+            event: event.into(),
+            data: data.into(),
+        }
+    }
+
+    #[test]
+    fn reads_events_names_multiline_data_and_comments() {
+        let raw = ": keep-alive\r\n\r\nevent: ping\r\ndata: {}\r\n\r\ndata: a\ndata:b\nid: 7\nretry: 10\n\ndata: [DONE]\n\n";
+        assert_eq!(
+            events(raw),
+            [ev("ping", "{}"), ev("", "a\nb"), ev("", "[DONE]")]
+        );
+    }
+
+    #[test]
+    fn last_event_without_blank_line_counts_but_a_partial_line_does_not() {
+        assert_eq!(events("data: 1\n\ndata: 2\n"), [ev("", "1"), ev("", "2")]);
+        assert_eq!(events("data: 1\n\ndata: {\"cut"), [ev("", "1")]);
+    }
+
+    #[test]
+    fn stops_when_the_consumer_does() {
+        let mut seen = 0;
+        read_events("data: 1\n\ndata: 2\n\n".as_bytes(), |_| {
+            seen += 1;
+            false
+        })
+        .unwrap();
+        assert_eq!(seen, 1);
+    }
+
+    #[test]
+    fn invalid_utf8_is_invalid_data() {
+        let err = read_events(&b"data: \xff\n\n"[..], |_| true).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap() {
+        assert_eq!(backoff(1), Duration::from_millis(500));
+        assert_eq!(backoff(2), Duration::from_secs(1));
+        assert_eq!(backoff(4), Duration::from_secs(4));
+        assert_eq!(backoff(40), BACKOFF_CAP);
+    }
+
+    #[test]
+    fn parses_http_dates() {
+        let at = http_date("Sun, 06 Nov 1994 08:49:37 GMT").unwrap();
+        assert_eq!(
+            at.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs(),
+            784_111_777
+        );
+        let leap = http_date("Thu, 29 Feb 2024 00:00:00 GMT").unwrap();
+        assert_eq!(
+            leap.duration_since(SystemTime::UNIX_EPOCH)
+                .unwrap()
+                .as_secs(),
+            1_709_164_800
+        );
+        assert_eq!(http_date("Sunday, 06-Nov-94 08:49:37 GMT"), None);
+        assert_eq!(http_date("soon"), None);
+    }
+
+    #[test]
+    fn error_bodies_are_boiled_down() {
+        let body = r#"{"type":"error","error":{"type":"authentication_error","message":"invalid x-api-key"}}"#;
+        assert_eq!(error_message(body), "invalid x-api-key");
+        assert_eq!(error_message("  Bad\n  gateway "), "Bad gateway");
+        assert_eq!(excerpt("abcdef", 3), "abc…");
+    }
+}

@@ -102,9 +102,7 @@ impl FileChange {
                 let mut at = 0;
                 for (hunk, &take) in self.hunks.iter().zip(accepted) {
                     let start = hunk.old_start.min(lines.len());
-                    lines[at.min(start)..start]
-                        .iter()
-                        .for_each(|l| out.push_str(l));
+                    lines[at.min(start)..start].iter().for_each(|l| out.push_str(l));
                     if take {
                         hunk.added.iter().for_each(|l| out.push_str(l));
                     } else {
@@ -112,11 +110,7 @@ impl FileChange {
                     }
                     at = start + hunk.removed.len();
                 }
-                lines
-                    .get(at..)
-                    .unwrap_or_default()
-                    .iter()
-                    .for_each(|l| out.push_str(l));
+                lines.get(at..).unwrap_or_default().iter().for_each(|l| out.push_str(l));
                 Some(out)
             }
         }
@@ -134,11 +128,7 @@ mod tests {
             old: Some("one\ntwo\nthree\nfour\n".into()),
             new: Some("ONE\ntwo\nthree\nFOUR\nfive".into()),
             hunks: vec![
-                Hunk {
-                    old_start: 0,
-                    removed: vec!["one\n".into()],
-                    added: vec!["ONE\n".into()],
-                },
+                Hunk { old_start: 0, removed: vec!["one\n".into()], added: vec!["ONE\n".into()] },
                 Hunk {
                     old_start: 3,
                     removed: vec!["four\n".into()],
@@ -163,14 +153,8 @@ mod tests {
     #[test]
     fn one_hunk_applies_alone() {
         let f = two_hunk_update();
-        assert_eq!(
-            f.content_with(&[false, true]).unwrap(),
-            "one\ntwo\nthree\nFOUR\nfive"
-        );
-        assert_eq!(
-            f.content_with(&[true, false]).unwrap(),
-            "ONE\ntwo\nthree\nfour\n"
-        );
+        assert_eq!(f.content_with(&[false, true]).unwrap(), "one\ntwo\nthree\nFOUR\nfive");
+        assert_eq!(f.content_with(&[true, false]).unwrap(), "ONE\ntwo\nthree\nfour\n");
     }
 
     #[test]
@@ -180,29 +164,19 @@ mod tests {
             kind: ChangeKind::Add,
             old: None,
             new: Some("x\n".into()),
-            hunks: vec![Hunk {
-                old_start: 0,
-                removed: vec![],
-                added: vec!["x\n".into()],
-            }],
+            hunks: vec![Hunk { old_start: 0, removed: vec![], added: vec!["x\n".into()] }],
         };
         assert_eq!(add.content_with(&[true]).as_deref(), Some("x\n"));
         assert_eq!(add.content_with(&[false]), None);
-        let del = FileChange {
-            kind: ChangeKind::Delete,
-            old: Some("x\n".into()),
-            new: None,
-            ..add
-        };
+        let del =
+            FileChange { kind: ChangeKind::Delete, old: Some("x\n".into()), new: None, ..add };
         assert_eq!(del.content_with(&[true]), None);
         assert_eq!(del.content_with(&[false]).as_deref(), Some("x\n"));
     }
 
     #[test]
     fn selection_counts_items() {
-        let set = ChangeSet {
-            files: vec![two_hunk_update()],
-        };
+        let set = ChangeSet { files: vec![two_hunk_update()] };
         let all = set.accept_all();
         assert_eq!(all, Selection(vec![vec![true, true]]));
         assert!(all.accepts_everything());

@@ -122,15 +122,8 @@ mod tests {
 
     #[test]
     fn overlay_prefers_the_other_profile() {
-        let base = Profile {
-            model: Some("a".into()),
-            max_tokens: Some(5),
-            ..Default::default()
-        };
-        let top = Profile {
-            model: Some("b".into()),
-            ..Default::default()
-        };
+        let base = Profile { model: Some("a".into()), max_tokens: Some(5), ..Default::default() };
+        let top = Profile { model: Some("b".into()), ..Default::default() };
         let merged = base.overlay(&top);
         assert_eq!(merged.model.as_deref(), Some("b"));
         assert_eq!(merged.max_tokens, Some(5));

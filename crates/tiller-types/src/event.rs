@@ -18,11 +18,7 @@ pub enum StreamEvent {
     /// Token counts for the call, as reported by the engine or endpoint.
     Usage { usage: Usage },
     /// The call failed in a way worth retrying and will be tried again after `delay_ms`.
-    Retry {
-        attempt: u32,
-        delay_ms: u64,
-        reason: String,
-    },
+    Retry { attempt: u32, delay_ms: u64, reason: String },
     /// The model finished this call.
     Done { stop: StopReason },
 }

@@ -30,22 +30,15 @@ pub enum Message {
 
 impl Message {
     pub fn system(content: impl Into<String>) -> Self {
-        Message::System {
-            content: content.into(),
-        }
+        Message::System { content: content.into() }
     }
 
     pub fn user(content: impl Into<String>) -> Self {
-        Message::User {
-            content: content.into(),
-        }
+        Message::User { content: content.into() }
     }
 
     pub fn assistant(content: impl Into<String>) -> Self {
-        Message::Assistant {
-            content: content.into(),
-            tool_calls: Vec::new(),
-        }
+        Message::Assistant { content: content.into(), tool_calls: Vec::new() }
     }
 
     /// The text of the message, without tool calls.
@@ -109,32 +102,14 @@ mod tests {
             is_error: false,
         };
         let json = serde_json::to_string(&m).unwrap();
-        assert_eq!(
-            json,
-            r#"{"role":"tool","call_id":"c1","name":"read_file","content":"hi"}"#
-        );
+        assert_eq!(json, r#"{"role":"tool","call_id":"c1","name":"read_file","content":"hi"}"#);
         assert_eq!(serde_json::from_str::<Message>(&json).unwrap(), m);
     }
 
     #[test]
     fn usage_adds_up() {
-        let mut u = Usage {
-            prompt_tokens: 10,
-            cached_tokens: 4,
-            completion_tokens: 2,
-        };
-        u += Usage {
-            prompt_tokens: 1,
-            cached_tokens: 1,
-            completion_tokens: 1,
-        };
-        assert_eq!(
-            u,
-            Usage {
-                prompt_tokens: 11,
-                cached_tokens: 5,
-                completion_tokens: 3
-            }
-        );
+        let mut u = Usage { prompt_tokens: 10, cached_tokens: 4, completion_tokens: 2 };
+        u += Usage { prompt_tokens: 1, cached_tokens: 1, completion_tokens: 1 };
+        assert_eq!(u, Usage { prompt_tokens: 11, cached_tokens: 5, completion_tokens: 3 });
     }
 }
