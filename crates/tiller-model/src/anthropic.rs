@@ -26,9 +26,7 @@ pub struct Anthropic {
 impl Anthropic {
     /// Checks the endpoint's URL; nothing is sent until the first call.
     pub fn new(config: EndpointConfig) -> Result<Self, ModelError> {
-        Ok(Anthropic {
-            client: Client::new(config)?,
-        })
+        Ok(Anthropic { client: Client::new(config)? })
     }
 }
 
@@ -100,10 +98,7 @@ fn turns(messages: &[Message]) -> (Option<String>, Vec<Turn>) {
                 continue;
             }
             Message::User { content } => ("user", text(content).into_iter().collect()),
-            Message::Assistant {
-                content,
-                tool_calls,
-            } => {
+            Message::Assistant { content, tool_calls } => {
                 let calls = tool_calls.iter().map(|c| {
                     // The API wants an object; a call whose arguments were not one already failed
                     // as a tool call, and its result says so.
@@ -115,12 +110,7 @@ fn turns(messages: &[Message]) -> (Option<String>, Vec<Turn>) {
                 });
                 ("assistant", text(content).into_iter().chain(calls).collect())
             }
-            Message::Tool {
-                call_id,
-                content,
-                is_error,
-                ..
-            } => {
+            Message::Tool { call_id, content, is_error, .. } => {
                 let mut block =
                     json!({"type": "tool_result", "tool_use_id": call_id, "content": content});
                 if *is_error {
@@ -132,10 +122,7 @@ fn turns(messages: &[Message]) -> (Option<String>, Vec<Turn>) {
         match turns.last_mut() {
             _ if blocks.is_empty() => {}
             Some(last) if last.role == role => last.content.extend(blocks),
-            _ => turns.push(Turn {
-                role,
-                content: blocks,
-            }),
+            _ => turns.push(Turn { role, content: blocks }),
         }
     }
     let system = (!system.is_empty()).then(|| system.join("\n\n"));
@@ -157,7 +144,7 @@ enum Event {
     ContentBlockDelta {
         #[serde(default)]
         index: usize,
-        delta: Delta,
+        delta: BlockDelta,
     },
     ContentBlockStop {
         #[serde(default)]
@@ -200,9 +187,13 @@ enum Block {
 
 #[derive(Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
-enum Delta {
-    TextDelta { text: String },
-    InputJsonDelta { partial_json: String },
+enum BlockDelta {
+    TextDelta {
+        text: String,
+    },
+    InputJsonDelta {
+        partial_json: String,
+    },
     #[serde(other)]
     Other,
 }
@@ -253,10 +244,7 @@ impl Decoder for Stream {
                 self.model = message.model;
                 self.add_usage(message.usage);
             }
-            Event::ContentBlockStart {
-                index,
-                content_block,
-            } => match content_block {
+            Event::ContentBlockStart { index, content_block } => match content_block {
                 Block::Text { text } if !text.is_empty() => {
                     out.emit(StreamEvent::TextDelta { text });
                 }
@@ -267,15 +255,15 @@ impl Decoder for Stream {
                 Block::Text { .. } | Block::Other => {}
             },
             Event::ContentBlockDelta { index, delta } => match delta {
-                Delta::TextDelta { text } if !text.is_empty() => {
+                BlockDelta::TextDelta { text } if !text.is_empty() => {
                     out.emit(StreamEvent::TextDelta { text });
                 }
-                Delta::InputJsonDelta { partial_json } => {
+                BlockDelta::InputJsonDelta { partial_json } => {
                     if let Some((_, call)) = self.calls.iter_mut().find(|(i, _)| *i == index) {
                         call.arguments.push_str(&partial_json);
                     }
                 }
-                Delta::TextDelta { .. } | Delta::Other => {}
+                BlockDelta::TextDelta { .. } | BlockDelta::Other => {}
             },
             Event::ContentBlockStop { index } => {
                 if let Some(at) = self.calls.iter().position(|(i, _)| *i == index) {
@@ -300,7 +288,9 @@ impl Decoder for Stream {
                 out.emit(StreamEvent::Done { stop });
                 return Ok(true);
             }
-            Event::Error { error } => return Err(http::remote(endpoint, error.kind, error.message)),
+            Event::Error { error } => {
+                return Err(http::remote(endpoint, error.kind, error.message));
+            }
             Event::Other => {}
         }
         Ok(false)

@@ -6,11 +6,7 @@ pub enum ModelError {
     #[error("cannot connect to {endpoint}: {reason}")]
     Connect { endpoint: String, reason: String },
     #[error("{endpoint} answered HTTP {status}: {body}")]
-    Status {
-        endpoint: String,
-        status: u16,
-        body: String,
-    },
+    Status { endpoint: String, status: u16, body: String },
     #[error("{endpoint} was silent for {secs} s")]
     Timeout { endpoint: String, secs: u64 },
     #[error("the stream from {endpoint} ended before the model finished")]
@@ -19,11 +15,7 @@ pub enum ModelError {
     Malformed { endpoint: String, detail: String },
     /// An error the endpoint reported inside the stream, after a successful status.
     #[error("{endpoint} reported {kind}: {message}")]
-    Remote {
-        endpoint: String,
-        kind: String,
-        message: String,
-    },
+    Remote { endpoint: String, kind: String, message: String },
     #[error("cancelled")]
     Cancelled,
     #[error("script {path}: {detail}")]
@@ -44,10 +36,7 @@ impl ModelError {
                 matches!(status, 429 | 500 | 502 | 503 | 504 | 529)
             }
             ModelError::Remote { kind, .. } => {
-                matches!(
-                    kind.as_str(),
-                    "overloaded_error" | "api_error" | "server_error"
-                )
+                matches!(kind.as_str(), "overloaded_error" | "api_error" | "server_error")
             }
             _ => false,
         }

@@ -129,9 +129,8 @@ impl Client {
                 return Err(failure.error);
             }
             retries += 1;
-            let delay = failure
-                .retry_after
-                .map_or_else(|| backoff(retries), |d| d.min(RETRY_AFTER_CAP));
+            let delay =
+                failure.retry_after.map_or_else(|| backoff(retries), |d| d.min(RETRY_AFTER_CAP));
             out.emit(StreamEvent::Retry {
                 attempt: retries,
                 delay_ms: delay.as_millis() as u64,
@@ -216,10 +215,7 @@ struct Failure {
 
 impl From<ModelError> for Failure {
     fn from(error: ModelError) -> Self {
-        Failure {
-            error,
-            retry_after: None,
-        }
+        Failure { error, retry_after: None }
     }
 }
 
@@ -280,10 +276,9 @@ fn transport_error(t: &ureq::Transport, endpoint: &str, idle: Duration) -> Model
         },
         (ureq::ErrorKind::Io, Some(e)) => io_error(e, endpoint, idle),
         (ureq::ErrorKind::Io, None) => truncated(endpoint),
-        (ureq::ErrorKind::BadStatus | ureq::ErrorKind::BadHeader, _) => ModelError::Malformed {
-            endpoint: endpoint.into(),
-            detail: t.to_string(),
-        },
+        (ureq::ErrorKind::BadStatus | ureq::ErrorKind::BadHeader, _) => {
+            ModelError::Malformed { endpoint: endpoint.into(), detail: t.to_string() }
+        }
         _ => ModelError::Config(t.to_string()),
     }
 }
@@ -296,18 +291,15 @@ fn io_error(e: &io::Error, endpoint: &str, idle: Duration) -> ModelError {
             endpoint: endpoint.into(),
             secs: idle.as_secs_f64().ceil() as u64,
         },
-        io::ErrorKind::InvalidData => ModelError::Malformed {
-            endpoint: endpoint.into(),
-            detail: e.to_string(),
-        },
+        io::ErrorKind::InvalidData => {
+            ModelError::Malformed { endpoint: endpoint.into(), detail: e.to_string() }
+        }
         _ => truncated(endpoint),
     }
 }
 
 fn truncated(endpoint: &str) -> ModelError {
-    ModelError::Truncated {
-        endpoint: endpoint.into(),
-    }
+    ModelError::Truncated { endpoint: endpoint.into() }
 }
 
 /// Parses one event's JSON, quoting the start of it when it is malformed.
@@ -349,9 +341,7 @@ fn read_events(
     let mut line = Vec::new();
     loop {
         line.clear();
-        let n = (&mut reader)
-            .take(MAX_EVENT as u64 + 1)
-            .read_until(b'\n', &mut line)?;
+        let n = (&mut reader).take(MAX_EVENT as u64 + 1).read_until(b'\n', &mut line)?;
         if n > MAX_EVENT {
             return Err(too_long());
         }
@@ -363,7 +353,8 @@ fn read_events(
             line.pop();
         }
         if line.is_empty() {
-            if has_data && !on_event(std::mem::take(&mut ev)) {
+            // A blank `data:` is a keep-alive some proxies send: not an event.
+            if has_data && !ev.data.trim().is_empty() && !on_event(std::mem::take(&mut ev)) {
                 return Ok(());
             }
             (ev, has_data) = (SseEvent::default(), false);
@@ -400,9 +391,7 @@ fn read_events(
 
 /// The delay before retry number `n` (from 1) when the endpoint named none.
 fn backoff(n: u32) -> Duration {
-    BACKOFF_BASE
-        .saturating_mul(1 << n.saturating_sub(1).min(16))
-        .min(BACKOFF_CAP)
+    BACKOFF_BASE.saturating_mul(1 << n.saturating_sub(1).min(16)).min(BACKOFF_CAP)
 }
 
 /// Sleeps for `delay`, returning early with an error if the call is cancelled meanwhile.
@@ -439,9 +428,8 @@ fn retry_after(resp: &ureq::Response) -> Option<Duration> {
 
 /// Parses an IMF-fixdate such as `Sun, 06 Nov 1994 08:49:37 GMT`.
 fn http_date(s: &str) -> Option<SystemTime> {
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
+    const MONTHS: [&str; 12] =
+        ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
     let parts: Vec<&str> = s.split_whitespace().collect();
     let [_weekday, day, month, year, time, "GMT"] = parts[..] else {
         return None;
@@ -449,10 +437,7 @@ fn http_date(s: &str) -> Option<SystemTime> {
     let day: i64 = day.parse().ok()?;
     let month = MONTHS.iter().position(|m| *m == month)? as i64 + 1;
     let year: i64 = year.parse().ok()?;
-    let hms: Vec<i64> = time
-        .split(':')
-        .map(|p| p.parse().ok())
-        .collect::<Option<_>>()?;
+    let hms: Vec<i64> = time.split(':').map(|p| p.parse().ok()).collect::<Option<_>>()?;
     let [h, m, sec] = hms[..] else {
         return None;
     };
@@ -483,19 +468,13 @@ mod tests {
     }
 
     fn ev(event: &str, data: &str) -> SseEvent {
-        SseEvent {
-            event: event.into(),
-            data: data.into(),
-        }
+        SseEvent { event: event.into(), data: data.into() }
     }
 
     #[test]
     fn reads_events_names_multiline_data_and_comments() {
-        let raw = ": keep-alive\r\n\r\nevent: ping\r\ndata: {}\r\n\r\ndata: a\ndata:b\nid: 7\nretry: 10\n\ndata: [DONE]\n\n";
-        assert_eq!(
-            events(raw),
-            [ev("ping", "{}"), ev("", "a\nb"), ev("", "[DONE]")]
-        );
+        let raw = ": keep-alive\r\n\r\ndata:\n\nevent: ping\r\ndata: {}\r\n\r\ndata: a\ndata:b\nid: 7\nretry: 10\n\ndata: [DONE]\n\n";
+        assert_eq!(events(raw), [ev("ping", "{}"), ev("", "a\nb"), ev("", "[DONE]")]);
     }
 
     #[test]
@@ -532,17 +511,9 @@ mod tests {
     #[test]
     fn parses_http_dates() {
         let at = http_date("Sun, 06 Nov 1994 08:49:37 GMT").unwrap();
-        assert_eq!(
-            at.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs(),
-            784_111_777
-        );
+        assert_eq!(at.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs(), 784_111_777);
         let leap = http_date("Thu, 29 Feb 2024 00:00:00 GMT").unwrap();
-        assert_eq!(
-            leap.duration_since(SystemTime::UNIX_EPOCH)
-                .unwrap()
-                .as_secs(),
-            1_709_164_800
-        );
+        assert_eq!(leap.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs(), 1_709_164_800);
         assert_eq!(http_date("Sunday, 06-Nov-94 08:49:37 GMT"), None);
         assert_eq!(http_date("soon"), None);
     }

@@ -26,9 +26,7 @@ pub struct OpenAi {
 impl OpenAi {
     /// Checks the endpoint's URL; nothing is sent until the first call.
     pub fn new(config: EndpointConfig) -> Result<Self, ModelError> {
-        Ok(OpenAi {
-            client: Client::new(config)?,
-        })
+        Ok(OpenAi { client: Client::new(config)? })
     }
 }
 
@@ -49,21 +47,13 @@ impl Provider for OpenAi {
             messages: req.messages.iter().map(message).collect(),
             stream: true,
             stream_options: json!({"include_usage": true}),
-            tools: req
-                .tools
-                .iter()
-                .map(|t| json!({"type": "function", "function": t}))
-                .collect(),
+            tools: req.tools.iter().map(|t| json!({"type": "function", "function": t})).collect(),
             max_tokens: req.max_tokens,
             temperature: req.temperature,
             stop: &req.stop,
         };
-        let auth = config
-            .api_key
-            .as_ref()
-            .map(|key| ("authorization", format!("Bearer {key}")));
-        self.client
-            .stream::<Stream>("chat/completions", auth.as_slice(), &body, cancel, on_event)
+        let auth = config.api_key.as_ref().map(|key| ("authorization", format!("Bearer {key}")));
+        self.client.stream::<Stream>("chat/completions", auth.as_slice(), &body, cancel, on_event)
     }
 }
 
@@ -88,14 +78,10 @@ fn message(m: &Message) -> Value {
     match m {
         Message::System { content } => json!({"role": "system", "content": content}),
         Message::User { content } => json!({"role": "user", "content": content}),
-        Message::Assistant {
-            content,
-            tool_calls,
-        } if tool_calls.is_empty() => json!({"role": "assistant", "content": content}),
-        Message::Assistant {
-            content,
-            tool_calls,
-        } => {
+        Message::Assistant { content, tool_calls } if tool_calls.is_empty() => {
+            json!({"role": "assistant", "content": content})
+        }
+        Message::Assistant { content, tool_calls } => {
             let calls: Vec<Value> = tool_calls
                 .iter()
                 .map(|c| {
@@ -106,9 +92,9 @@ fn message(m: &Message) -> Value {
             let content = (!content.is_empty()).then_some(content);
             json!({"role": "assistant", "content": content, "tool_calls": calls})
         }
-        Message::Tool {
-            call_id, content, ..
-        } => json!({"role": "tool", "tool_call_id": call_id, "content": content}),
+        Message::Tool { call_id, content, .. } => {
+            json!({"role": "tool", "tool_call_id": call_id, "content": content})
+        }
     }
 }
 
@@ -206,9 +192,7 @@ impl Decoder for Stream {
             self.model = Some(model);
         }
         for choice in chunk.choices.into_iter().flatten() {
-            let delta = choice
-                .delta
-                .map_or((None, None), |d| (d.content, d.tool_calls));
+            let delta = choice.delta.map_or((None, None), |d| (d.content, d.tool_calls));
             if let Some(text) = delta.0.filter(|t| !t.is_empty()) {
                 out.emit(StreamEvent::TextDelta { text });
             }
@@ -251,11 +235,8 @@ impl Stream {
         let slot = match self.calls.iter().position(|(i, _)| *i == index) {
             Some(slot) => slot,
             None => {
-                let call = ToolCall {
-                    id: String::new(),
-                    name: String::new(),
-                    arguments: String::new(),
-                };
+                let call =
+                    ToolCall { id: String::new(), name: String::new(), arguments: String::new() };
                 self.calls.push((index, call));
                 self.calls.len() - 1
             }
@@ -326,10 +307,7 @@ fn usage(usage: Option<WireUsage>, timings: Option<Timings>) -> Option<Usage> {
     let cached = u.prompt_tokens_details.and_then(|d| d.cached_tokens);
     Some(Usage {
         prompt_tokens: u.prompt_tokens.unwrap_or(0),
-        cached_tokens: cached
-            .or(u.prompt_cache_hit_tokens)
-            .or(cache_n)
-            .unwrap_or(0),
+        cached_tokens: cached.or(u.prompt_cache_hit_tokens).or(cache_n).unwrap_or(0),
         completion_tokens: u.completion_tokens.unwrap_or(0),
     })
 }
@@ -345,10 +323,7 @@ mod tests {
         let mut stream = Stream::default();
         let mut done = false;
         for data in lines {
-            let ev = SseEvent {
-                event: String::new(),
-                data: data.to_string(),
-            };
+            let ev = SseEvent { event: String::new(), data: data.to_string() };
             done = stream.event(&ev, &mut out, "test").unwrap();
         }
         (events, done)
@@ -372,12 +347,7 @@ mod tests {
             })
             .collect();
         assert_eq!(calls, [("a", "x", r#"{"k":1}"#), ("b", "y", r#"{"z":2}"#)]);
-        assert_eq!(
-            events.last(),
-            Some(&StreamEvent::Done {
-                stop: StopReason::ToolCalls
-            })
-        );
+        assert_eq!(events.last(), Some(&StreamEvent::Done { stop: StopReason::ToolCalls }));
     }
 
     #[test]
@@ -391,15 +361,9 @@ mod tests {
             events,
             [
                 StreamEvent::Usage {
-                    usage: Usage {
-                        prompt_tokens: 12,
-                        cached_tokens: 7,
-                        completion_tokens: 3
-                    }
+                    usage: Usage { prompt_tokens: 12, cached_tokens: 7, completion_tokens: 3 }
                 },
-                StreamEvent::Done {
-                    stop: StopReason::MaxTokens
-                }
+                StreamEvent::Done { stop: StopReason::MaxTokens }
             ]
         );
     }
