@@ -98,10 +98,7 @@ fn change_of(
     let path = claim(ws, op.path(), claimed)?;
     let existing = || {
         ws.read_text(&path)?.ok_or_else(|| {
-            ToolError::path(
-                &path,
-                "does not exist (use `*** Add File:` to create a file)",
-            )
+            ToolError::path(&path, "does not exist (use `*** Add File:` to create a file)")
         })
     };
     Ok(match op {
@@ -115,9 +112,7 @@ fn change_of(
             diff_file(&path, ChangeKind::Add, None, Some(content.clone()))
         }
         PatchOp::Delete { .. } => diff_file(&path, ChangeKind::Delete, Some(existing()?), None),
-        PatchOp::Update {
-            move_to, chunks, ..
-        } => {
+        PatchOp::Update { move_to, chunks, .. } => {
             let old = existing()?;
             let new = apply_chunks(&path, &old, chunks)?;
             let kind = match move_to {
@@ -179,8 +174,7 @@ mod tests {
     #[test]
     fn proposes_every_kind_of_change_and_writes_nothing() {
         let (_d, ws) = ws();
-        ws.write_atomic("src/lib.rs", "fn a() {}\nfn b() {}\n")
-            .unwrap();
+        ws.write_atomic("src/lib.rs", "fn a() {}\nfn b() {}\n").unwrap();
         ws.write_atomic("old.txt", "bye\n").unwrap();
         ws.write_atomic("name.txt", "n\n").unwrap();
         let set = change_set(
@@ -190,11 +184,8 @@ mod tests {
              *** Delete File: old.txt\n\
              *** Update File: name.txt\n*** Move to: renamed.txt",
         );
-        let kinds: Vec<(&str, &ChangeKind)> = set
-            .files
-            .iter()
-            .map(|f| (f.path.as_str(), &f.kind))
-            .collect();
+        let kinds: Vec<(&str, &ChangeKind)> =
+            set.files.iter().map(|f| (f.path.as_str(), &f.kind)).collect();
         let to = "renamed.txt".to_string();
         assert_eq!(
             kinds,
@@ -219,10 +210,7 @@ mod tests {
         assert_eq!(ws.read_text("docs/new.md").unwrap(), None);
 
         apply_changes(&ws, &set, &set.accept_all()).unwrap();
-        assert_eq!(
-            ws.read_text("src/lib.rs").unwrap().as_deref(),
-            Some("fn a() {}\nfn c() {}\n")
-        );
+        assert_eq!(ws.read_text("src/lib.rs").unwrap().as_deref(), Some("fn a() {}\nfn c() {}\n"));
         assert_eq!(ws.read_text("renamed.txt").unwrap().as_deref(), Some("n\n"));
         assert_eq!(ws.read_text("old.txt").unwrap(), None);
     }
@@ -235,32 +223,14 @@ mod tests {
         let outside = tempfile::tempdir().unwrap();
         std::os::unix::fs::symlink(outside.path(), ws.root().join("out")).unwrap();
         let cases = [
-            (
-                "*** Update File: missing.txt\n-a",
-                "missing.txt: does not exist",
-            ),
-            (
-                "*** Delete File: missing.txt",
-                "missing.txt: does not exist",
-            ),
+            ("*** Update File: missing.txt\n-a", "missing.txt: does not exist"),
+            ("*** Delete File: missing.txt", "missing.txt: does not exist"),
             ("*** Add File: a.txt\n+x", "a.txt: already exists"),
-            (
-                "*** Update File: a.txt\n*** Move to: b.txt",
-                "b.txt: already exists",
-            ),
-            (
-                "*** Add File: ../escape.txt\n+x",
-                "is outside the workspace",
-            ),
+            ("*** Update File: a.txt\n*** Move to: b.txt", "b.txt: already exists"),
+            ("*** Add File: ../escape.txt\n+x", "is outside the workspace"),
             ("*** Add File: out/x.txt\n+x", "through a symlink"),
-            (
-                "*** Update File: a.txt\n-zzz",
-                "a.txt: chunk 1 does not match",
-            ),
-            (
-                "*** Delete File: a.txt\n*** Delete File: ./a.txt",
-                "a.txt: is changed twice",
-            ),
+            ("*** Update File: a.txt\n-zzz", "a.txt: chunk 1 does not match"),
+            ("*** Delete File: a.txt\n*** Delete File: ./a.txt", "a.txt: is changed twice"),
             ("*** Update File: a.txt\n", "patch line 4: expected"),
         ];
         for (ops, message) in cases {
@@ -268,9 +238,7 @@ mod tests {
             assert!(err.contains(message), "{ops}: {err}");
         }
         assert!(!outside.path().join("x.txt").exists());
-        let err = ApplyPatch
-            .run(&ws, serde_json::json!({ "diff": "x" }))
-            .unwrap_err();
+        let err = ApplyPatch.run(&ws, serde_json::json!({ "diff": "x" })).unwrap_err();
         assert!(matches!(err, ToolError::Arguments(_)), "{err}");
     }
 
@@ -286,12 +254,7 @@ mod tests {
     fn spec_describes_the_format() {
         let spec = ApplyPatch.spec();
         assert_eq!(spec.name, "apply_patch");
-        let markers = [
-            "*** Begin Patch",
-            "*** End Patch",
-            "*** Move to:",
-            "*** End of File",
-        ];
+        let markers = ["*** Begin Patch", "*** End Patch", "*** Move to:", "*** End of File"];
         for marker in markers {
             assert!(spec.description.contains(marker), "{marker}");
         }

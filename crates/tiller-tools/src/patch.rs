@@ -21,11 +21,7 @@ pub enum PatchOp {
     /// Remove `path`.
     Delete { path: String },
     /// Change `path` by `chunks`, in order, then rename it to `move_to` if given.
-    Update {
-        path: String,
-        move_to: Option<String>,
-        chunks: Vec<Chunk>,
-    },
+    Update { path: String, move_to: Option<String>, chunks: Vec<Chunk> },
 }
 
 /// One region of an update: where it is and what it becomes.
@@ -56,18 +52,10 @@ pub enum ChunkLine {
 pub enum PatchError {
     /// The patch text breaks the grammar at `line`.
     #[error("patch line {line}: expected {expected}, found {found}")]
-    Syntax {
-        line: usize,
-        expected: &'static str,
-        found: String,
-    },
+    Syntax { line: usize, expected: &'static str, found: String },
     /// Two operations of one patch name the same file.
     #[error("patch line {line}: {path} is already changed by patch line {first}")]
-    Duplicate {
-        line: usize,
-        path: String,
-        first: usize,
-    },
+    Duplicate { line: usize, path: String, first: usize },
     /// The patch holds no file operation.
     #[error(
         "the patch changes no file: add `*** Add File:`, `*** Update File:` or `*** Delete File:` sections"
@@ -138,27 +126,17 @@ const FENCE: &str = "```";
 /// missing `*** End Patch`, CRLF line ends, an empty line for an empty context line), strict
 /// elsewhere: the error names the line and what was expected there.
 pub fn parse_patch(text: &str) -> Result<Patch, PatchError> {
-    let lines: Vec<&str> = text
-        .split('\n')
-        .map(|l| l.strip_suffix('\r').unwrap_or(l))
-        .collect();
+    let lines: Vec<&str> = text.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l)).collect();
     let blank = |l: &&str| l.trim().is_empty();
     let mut start = lines.iter().position(|l| !blank(l)).unwrap_or(0);
-    let mut end = lines
-        .iter()
-        .rposition(|l| !blank(l))
-        .map_or(start, |i| i + 1);
+    let mut end = lines.iter().rposition(|l| !blank(l)).map_or(start, |i| i + 1);
     if start < end && lines[start].trim_start().starts_with(FENCE) {
         start += 1;
         if start < end && lines[end - 1].trim() == FENCE {
             end -= 1;
         }
     }
-    let mut parser = Parser {
-        lines,
-        pos: start,
-        end,
-    };
+    let mut parser = Parser { lines, pos: start, end };
     parser.skip_blank();
     parser.patch()
 }
@@ -185,9 +163,7 @@ impl<'a> Parser<'a> {
         PatchError::Syntax {
             line: self.pos + 1,
             expected,
-            found: self
-                .peek()
-                .map_or_else(|| "the end of the patch".into(), |l| format!("{l:?}")),
+            found: self.peek().map_or_else(|| "the end of the patch".into(), |l| format!("{l:?}")),
         }
     }
 
@@ -215,10 +191,7 @@ impl<'a> Parser<'a> {
                 PatchOp::Update { move_to, .. } => move_to.as_deref(),
                 _ => None,
             };
-            for (path, line) in [(op.path(), at)]
-                .into_iter()
-                .chain(moved.map(|m| (m, at + 1)))
-            {
+            for (path, line) in [(op.path(), at)].into_iter().chain(moved.map(|m| (m, at + 1))) {
                 if let Some(first) = seen.insert(path.to_string(), line) {
                     let path = path.to_string();
                     return Err(PatchError::Duplicate { line, path, first });
@@ -234,10 +207,7 @@ impl<'a> Parser<'a> {
 
     fn op(&mut self) -> Result<PatchOp, PatchError> {
         if let Some(path) = self.header(ADD)? {
-            return Ok(PatchOp::Add {
-                path,
-                content: self.add_body()?,
-            });
+            return Ok(PatchOp::Add { path, content: self.add_body()? });
         }
         if let Some(path) = self.header(DELETE)? {
             return Ok(PatchOp::Delete { path });
@@ -245,11 +215,7 @@ impl<'a> Parser<'a> {
         if let Some(path) = self.header(UPDATE)? {
             let move_to = self.header(MOVE)?;
             let chunks = self.chunks(move_to.is_some())?;
-            return Ok(PatchOp::Update {
-                path,
-                move_to,
-                chunks,
-            });
+            return Ok(PatchOp::Update { path, move_to, chunks });
         }
         Err(self.error(
             "`*** Add File: PATH`, `*** Update File: PATH`, `*** Delete File: PATH` or `*** End Patch`",
@@ -321,9 +287,7 @@ impl<'a> Parser<'a> {
                 // The first byte is ASCII, so the text starts on a character boundary.
                 let line = kind(line[1..].to_string());
                 let blank = || ChunkLine::Context(String::new());
-                chunk
-                    .lines
-                    .extend(std::iter::repeat_with(blank).take(blanks));
+                chunk.lines.extend(std::iter::repeat_with(blank).take(blanks));
                 blanks = 0;
                 chunk.lines.push(line);
             }
@@ -372,26 +336,15 @@ mod tests {
                 (_, t) => ChunkLine::Add(t.into()),
             })
             .collect();
-        Chunk {
-            anchors: anchors.iter().map(|a| a.to_string()).collect(),
-            lines,
-            at_eof,
-        }
+        Chunk { anchors: anchors.iter().map(|a| a.to_string()).collect(), lines, at_eof }
     }
 
     fn update(path: &str, move_to: Option<&str>, chunks: Vec<Chunk>) -> PatchOp {
-        PatchOp::Update {
-            path: path.into(),
-            move_to: move_to.map(Into::into),
-            chunks,
-        }
+        PatchOp::Update { path: path.into(), move_to: move_to.map(Into::into), chunks }
     }
 
     fn add(path: &str, content: &str) -> PatchOp {
-        PatchOp::Add {
-            path: path.into(),
-            content: content.into(),
-        }
+        PatchOp::Add { path: path.into(), content: content.into() }
     }
 
     #[test]
@@ -421,20 +374,12 @@ mod tests {
             (
                 "update whose first chunk has no @@",
                 "*** Begin Patch\n*** Update File: f\n a\n-b\n+B\n*** End Patch",
-                vec![update(
-                    "f",
-                    None,
-                    vec![chunk(&[], &[" a", "-b", "+B"], false)],
-                )],
+                vec![update("f", None, vec![chunk(&[], &[" a", "-b", "+B"], false)])],
             ),
             (
                 "update and move",
                 "*** Begin Patch\n*** Update File: f\n*** Move to: d/g\n@@\n-x\n+y\n*** End Patch",
-                vec![update(
-                    "f",
-                    Some("d/g"),
-                    vec![chunk(&[], &["-x", "+y"], false)],
-                )],
+                vec![update("f", Some("d/g"), vec![chunk(&[], &["-x", "+y"], false)])],
             ),
             (
                 "pure rename",
@@ -461,10 +406,7 @@ mod tests {
             (
                 "empty context line as an empty line; trailing ones dropped",
                 "*** Begin Patch\n*** Update File: f\n a\n\n-b\n\n\n*** Delete File: c\n",
-                vec![
-                    update("f", None, vec![chunk(&[], &[" a", " ", "-b"], false)]),
-                    del("c"),
-                ],
+                vec![update("f", None, vec![chunk(&[], &[" a", " ", "-b"], false)]), del("c")],
             ),
             (
                 "unified-diff ranges are not anchors",
@@ -489,11 +431,7 @@ mod tests {
                 vec![update(
                     "f",
                     None,
-                    vec![chunk(
-                        &[],
-                        &["- *** End Patch", "+***", " *** End Patch  "],
-                        false,
-                    )],
+                    vec![chunk(&[], &["- *** End Patch", "+***", " *** End Patch  "], false)],
                 )],
             ),
         ];
@@ -515,11 +453,7 @@ mod tests {
                 "*** Update File: a\n-x",
                 "patch line 1: expected `*** Begin Patch`, found \"*** Update File: a\"",
             ),
-            (
-                "no operation",
-                "*** Begin Patch\n*** End Patch",
-                "the patch changes no file",
-            ),
+            ("no operation", "*** Begin Patch\n*** End Patch", "the patch changes no file"),
             (
                 "unknown header",
                 "*** Begin Patch\n*** Modify File: a\n",
@@ -638,9 +572,9 @@ mod tests {
                         let end = (at + rng.below(12)).min(text.len());
                         text.drain(at..end);
                     }
-                    1 => text
-                        .splice(at..at, tokens[rng.below(tokens.len())].chars())
-                        .for_each(drop),
+                    1 => {
+                        text.splice(at..at, tokens[rng.below(tokens.len())].chars()).for_each(drop)
+                    }
                     2 => text.insert(at, char::from_u32(rng.below(0x3000) as u32).unwrap_or('x')),
                     _ => {
                         let end = (at + rng.below(30)).min(text.len());
@@ -665,9 +599,6 @@ mod tests {
             }
         }
         // The mutations must reach every outcome, or this test would prove little.
-        assert!(
-            parsed > 500 && failed > 500 && applied > 50,
-            "{parsed} {failed} {applied}"
-        );
+        assert!(parsed > 500 && failed > 500 && applied > 50, "{parsed} {failed} {applied}");
     }
 }
