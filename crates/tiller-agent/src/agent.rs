@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use tiller_model::{Cancel, Provider, Request};
+use tiller_model::{Cancel, ModelError, Provider, Request};
 use tiller_tools::{Outcome, Registry, ToolKind, Workspace, apply_changes};
 use tiller_types::{AgentEvent, ApprovalPolicy, Message, StreamEvent, ToolCall, Usage};
 
@@ -114,24 +114,7 @@ impl Agent {
         for step in 1..=self.config.max_steps {
             events(&AgentEvent::TurnStarted { step });
             self.fit_context(events)?;
-            let request = self.request(self.full_history());
-            let completion =
-                self.provider.complete(&request, &self.cancel, &mut |ev| match ev {
-                    StreamEvent::TextDelta { text } => {
-                        events(&AgentEvent::TextDelta { text: text.clone() })
-                    }
-                    StreamEvent::ToolCall { call } => {
-                        events(&AgentEvent::ToolCall { call: call.clone() })
-                    }
-                    StreamEvent::Retry { attempt, delay_ms, reason } => {
-                        events(&AgentEvent::Retry {
-                            attempt: *attempt,
-                            delay_ms: *delay_ms,
-                            reason: reason.clone(),
-                        })
-                    }
-                    StreamEvent::Usage { .. } | StreamEvent::Done { .. } => {}
-                })?;
+            let completion = self.model_turn(events)?;
             self.usage += completion.usage;
             events(&AgentEvent::Usage { call: completion.usage, total: self.usage });
             self.push(completion.message())?;
@@ -160,6 +143,39 @@ impl Agent {
             }
         }
         Err(AgentError::StepLimit(self.config.max_steps))
+    }
+
+    /// One model call on the whole conversation, its stream passed on as events. A stream that
+    /// broke after part of the answer came (which the provider cannot retry) is asked once more.
+    fn model_turn(
+        &mut self,
+        events: &mut dyn FnMut(&AgentEvent),
+    ) -> Result<tiller_model::Completion, AgentError> {
+        let request = self.request(self.full_history());
+        let mut attempt = 0;
+        loop {
+            let result = self.provider.complete(&request, &self.cancel, &mut |ev| match ev {
+                StreamEvent::TextDelta { text } => {
+                    events(&AgentEvent::TextDelta { text: text.clone() })
+                }
+                StreamEvent::ToolCall { call } => {
+                    events(&AgentEvent::ToolCall { call: call.clone() })
+                }
+                StreamEvent::Retry { attempt, delay_ms, reason } => events(&AgentEvent::Retry {
+                    attempt: *attempt,
+                    delay_ms: *delay_ms,
+                    reason: reason.clone(),
+                }),
+                StreamEvent::Usage { .. } | StreamEvent::Done { .. } => {}
+            });
+            match result {
+                Err(e @ ModelError::Truncated { .. }) if attempt == 0 => {
+                    attempt += 1;
+                    events(&AgentEvent::Retry { attempt, delay_ms: 0, reason: e.to_string() });
+                }
+                other => return Ok(other?),
+            }
+        }
     }
 
     fn request(&self, messages: Vec<Message>) -> Request {

@@ -285,3 +285,27 @@ fn resumed_history_closes_calls_left_open_by_a_crash() {
     assert!(matches!(&sent[3], Message::Tool { call_id, is_error: true, .. } if call_id == "c9"));
     assert_eq!(sent[4], Message::user("go on"));
 }
+
+#[test]
+fn a_stream_broken_midway_is_asked_once_more() {
+    let repo = repo();
+    let (provider, requests) = scripted(
+        json!([
+            { "text": "partial answ", "truncate": true },
+            { "text": "full answer" },
+            { "text": "cut again", "truncate": true },
+            { "text": "and again", "truncate": true }
+        ]),
+        8192,
+    );
+    let mut agent = agent(provider, repo.path(), ApprovalPolicy::Never);
+    let mut retries = 0;
+    let answer = agent
+        .run("a", &mut AcceptAll, &mut |e| retries += matches!(e, AgentEvent::Retry { .. }) as u32)
+        .unwrap();
+    assert_eq!((answer.as_str(), retries), ("full answer", 1));
+    assert_eq!(requests.lock().unwrap()[0], requests.lock().unwrap()[1], "the same prompt, resent");
+    // Only one retry per turn: a second break ends the run with the error.
+    let err = agent.run("b", &mut AcceptAll, &mut |_| {}).unwrap_err();
+    assert!(matches!(err, AgentError::Model(tiller_model::ModelError::Truncated { .. })), "{err}");
+}

@@ -11,7 +11,8 @@
 //! ```
 //!
 //! `arguments` may be a JSON value or a string holding raw (even malformed) JSON. A turn may give
-//! `usage`; otherwise prompt and completion tokens are estimated.
+//! `usage`; otherwise prompt and completion tokens are estimated. `"truncate": true` streams the
+//! turn's text and then fails as a dropped connection would.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -49,6 +50,9 @@ pub struct Turn {
     #[serde(default)]
     pub tool_calls: Vec<ScriptedCall>,
     pub usage: Option<Usage>,
+    /// Stream the text, then break off as a dropped connection would.
+    #[serde(default)]
+    pub truncate: bool,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -69,22 +73,14 @@ fn default_context() -> u64 {
 
 impl Scripted {
     pub fn load(path: &Path) -> Result<Self, ModelError> {
-        let err = |detail: String| ModelError::Script {
-            path: path.display().to_string(),
-            detail,
-        };
+        let err = |detail: String| ModelError::Script { path: path.display().to_string(), detail };
         let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
         let script = serde_json::from_str(&text).map_err(|e| err(e.to_string()))?;
         Ok(Self::new(path.display().to_string(), script))
     }
 
     pub fn new(path: String, script: Script) -> Self {
-        Scripted {
-            path,
-            script,
-            next: 0,
-            requests: Arc::default(),
-        }
+        Scripted { path, script, next: 0, requests: Arc::default() }
     }
 
     /// A handle on the requests received so far.
@@ -112,19 +108,14 @@ impl Provider for Scripted {
         if let Ok(mut log) = self.requests.lock() {
             log.push(req.clone());
         }
-        let turn = self
-            .script
-            .turns
-            .get(self.next)
-            .cloned()
-            .ok_or_else(|| ModelError::Script {
-                path: self.path.clone(),
-                detail: format!(
-                    "no turn {} (the script has {})",
-                    self.next + 1,
-                    self.script.turns.len()
-                ),
-            })?;
+        let turn = self.script.turns.get(self.next).cloned().ok_or_else(|| ModelError::Script {
+            path: self.path.clone(),
+            detail: format!(
+                "no turn {} (the script has {})",
+                self.next + 1,
+                self.script.turns.len()
+            ),
+        })?;
         self.next += 1;
 
         let mut out = Collector::new(on_event);
@@ -133,9 +124,10 @@ impl Provider for Scripted {
             if cancel.is_cancelled() {
                 return Err(ModelError::Cancelled);
             }
-            out.emit(StreamEvent::TextDelta {
-                text: piece.to_string(),
-            });
+            out.emit(StreamEvent::TextDelta { text: piece.to_string() });
+        }
+        if turn.truncate {
+            return Err(ModelError::Truncated { endpoint: self.path.clone() });
         }
         for (i, call) in turn.tool_calls.iter().enumerate() {
             let arguments = match &call.arguments {
@@ -145,11 +137,7 @@ impl Provider for Scripted {
             };
             let id = format!("call_{}_{}", self.next, i + 1);
             out.emit(StreamEvent::ToolCall {
-                call: ToolCall {
-                    id,
-                    name: call.name.clone(),
-                    arguments,
-                },
+                call: ToolCall { id, name: call.name.clone(), arguments },
             });
         }
         let usage = turn.usage.unwrap_or_else(|| Usage {
@@ -158,11 +146,8 @@ impl Provider for Scripted {
             completion_tokens: estimate_tokens(&turn.text),
         });
         out.emit(StreamEvent::Usage { usage });
-        let stop = if turn.tool_calls.is_empty() {
-            StopReason::EndTurn
-        } else {
-            StopReason::ToolCalls
-        };
+        let stop =
+            if turn.tool_calls.is_empty() { StopReason::EndTurn } else { StopReason::ToolCalls };
         out.emit(StreamEvent::Done { stop });
         Ok(out.finish(self.script.model.clone(), None, 0))
     }
@@ -183,27 +168,16 @@ mod tests {
         );
         let mut events = Vec::new();
         let c = p
-            .complete(&Request::default(), &Cancel::default(), &mut |e| {
-                events.push(e.clone())
-            })
+            .complete(&Request::default(), &Cancel::default(), &mut |e| events.push(e.clone()))
             .unwrap();
         assert_eq!(c.content, "a b");
         assert_eq!(c.tool_calls[0].arguments, r#"{"x":1}"#);
         assert_eq!(c.stop, StopReason::ToolCalls);
         assert_eq!(events[0], StreamEvent::TextDelta { text: "a ".into() });
-        assert!(matches!(
-            events.last(),
-            Some(StreamEvent::Done {
-                stop: StopReason::ToolCalls
-            })
-        ));
-        let c = p
-            .complete(&Request::default(), &Cancel::default(), &mut |_| {})
-            .unwrap();
+        assert!(matches!(events.last(), Some(StreamEvent::Done { stop: StopReason::ToolCalls })));
+        let c = p.complete(&Request::default(), &Cancel::default(), &mut |_| {}).unwrap();
         assert_eq!(c.content, "end");
-        let err = p
-            .complete(&Request::default(), &Cancel::default(), &mut |_| {})
-            .unwrap_err();
+        let err = p.complete(&Request::default(), &Cancel::default(), &mut |_| {}).unwrap_err();
         assert!(err.to_string().contains("no turn 3"), "{err}");
         assert_eq!(p.requests().lock().unwrap().len(), 3);
     }
@@ -211,9 +185,7 @@ mod tests {
     #[test]
     fn raw_string_arguments_pass_through_unparsed() {
         let mut p = script(r#"{"turns":[{"tool_calls":[{"name":"t","arguments":"{not json"}]}]}"#);
-        let c = p
-            .complete(&Request::default(), &Cancel::default(), &mut |_| {})
-            .unwrap();
+        let c = p.complete(&Request::default(), &Cancel::default(), &mut |_| {}).unwrap();
         assert_eq!(c.tool_calls[0].arguments, "{not json");
     }
 
