@@ -1,0 +1,484 @@
+//! A safe reader for GGUF headers: the metadata a model file carries and the tensor table, checked
+//! against the file's length. Everything llama.cpp would assert on (and abort the process for) is
+//! caught here first: a file that is not GGUF, one cut short, an unknown version or architecture.
+//! Tensor data is never read.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{BufReader, Read};
+use std::path::Path;
+
+use crate::LlamaError;
+
+/// Architectures that have been run through this crate's tests. Add one here only together with
+/// a model of it passing `tests/engine.rs`.
+pub const SUPPORTED_ARCHITECTURES: &[&str] = &["llama", "gemma3"];
+
+/// What a GGUF file says about its model.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GgufInfo {
+    /// GGUF format version (2 or 3).
+    pub version: u32,
+    /// `general.architecture`, e.g. `llama`.
+    pub architecture: String,
+    /// `general.name`, when present.
+    pub name: Option<String>,
+    /// `<arch>.context_length`: the context the model was trained for.
+    pub context_length: Option<u64>,
+    /// `tokenizer.chat_template`, a Jinja template; base models have none.
+    pub chat_template: Option<String>,
+    /// `general.file_type`, llama.cpp's numbering of quantisation schemes.
+    pub file_type: Option<u32>,
+    pub tensor_count: u64,
+}
+
+impl GgufInfo {
+    /// The quantisation scheme's usual name (`Q4_K_M`), from `general.file_type`.
+    pub fn quantisation(&self) -> String {
+        let Some(ft) = self.file_type else {
+            return "unknown".into();
+        };
+        let name = match ft {
+            0 => "F32",
+            1 => "F16",
+            2 => "Q4_0",
+            3 => "Q4_1",
+            7 => "Q8_0",
+            8 => "Q5_0",
+            9 => "Q5_1",
+            10 => "Q2_K",
+            11 => "Q3_K_S",
+            12 => "Q3_K_M",
+            13 => "Q3_K_L",
+            14 => "Q4_K_S",
+            15 => "Q4_K_M",
+            16 => "Q5_K_S",
+            17 => "Q5_K_M",
+            18 => "Q6_K",
+            19 => "IQ2_XXS",
+            20 => "IQ2_XS",
+            21 => "Q2_K_S",
+            22 => "IQ3_XS",
+            23 => "IQ3_XXS",
+            24 => "IQ1_S",
+            25 => "IQ4_NL",
+            26 => "IQ3_S",
+            27 => "IQ3_M",
+            28 => "IQ2_S",
+            29 => "IQ2_M",
+            30 => "IQ4_XS",
+            31 => "IQ1_M",
+            32 => "BF16",
+            36 => "TQ1_0",
+            37 => "TQ2_0",
+            38 => "MXFP4_MOE",
+            other => return format!("type {other}"),
+        };
+        name.into()
+    }
+
+    /// Fails unless the architecture is one of [`SUPPORTED_ARCHITECTURES`].
+    pub fn check_supported(&self, path: &Path) -> Result<(), LlamaError> {
+        if SUPPORTED_ARCHITECTURES.contains(&self.architecture.as_str()) {
+            return Ok(());
+        }
+        Err(LlamaError::UnsupportedArchitecture {
+            path: path.to_path_buf(),
+            arch: self.architecture.clone(),
+            supported: SUPPORTED_ARCHITECTURES.join(", "),
+        })
+    }
+}
+
+/// Reads and checks the header of the GGUF file at `path`.
+pub fn read(path: &Path) -> Result<GgufInfo, LlamaError> {
+    let io = |source| LlamaError::Io { path: path.to_path_buf(), source };
+    let file = File::open(path).map_err(io)?;
+    let len = file.metadata().map_err(io)?.len();
+    parse(BufReader::new(file), len).map_err(|e| e.at(path))
+}
+
+/// A metadata value. Arrays keep only their length: nothing here needs their contents.
+#[derive(Clone, Debug, PartialEq)]
+enum Value {
+    Uint(u64),
+    Int(i64),
+    Float(f64),
+    Bool(bool),
+    Str(String),
+    Array,
+}
+
+/// A parse failure before the path is known.
+#[derive(Debug, PartialEq)]
+enum Fault {
+    NotGguf,
+    Truncated(String),
+    Malformed(String),
+    Version(u32),
+    Io(String),
+}
+
+impl Fault {
+    fn at(self, path: &Path) -> LlamaError {
+        let path = path.to_path_buf();
+        match self {
+            Fault::NotGguf => LlamaError::NotGguf { path },
+            Fault::Truncated(detail) => LlamaError::Truncated { path, detail },
+            Fault::Malformed(detail) | Fault::Io(detail) => LlamaError::Malformed { path, detail },
+            Fault::Version(version) => LlamaError::UnsupportedVersion { path, version },
+        }
+    }
+}
+
+/// Reads little-endian fields, refusing any length that runs past the end of the file.
+struct Reader<R> {
+    inner: R,
+    pos: u64,
+    len: u64,
+}
+
+impl<R: Read> Reader<R> {
+    fn need(&self, n: u64, what: &str) -> Result<(), Fault> {
+        if self.len.saturating_sub(self.pos) < n {
+            return Err(Fault::Truncated(format!(
+                "{what} at byte {} needs {n} bytes; the file has {}",
+                self.pos, self.len
+            )));
+        }
+        Ok(())
+    }
+
+    fn bytes<const N: usize>(&mut self, what: &str) -> Result<[u8; N], Fault> {
+        self.need(N as u64, what)?;
+        let mut buf = [0; N];
+        self.inner.read_exact(&mut buf).map_err(|e| match e.kind() {
+            std::io::ErrorKind::UnexpectedEof => Fault::Truncated(format!("{what} cut short")),
+            _ => Fault::Io(e.to_string()),
+        })?;
+        self.pos += N as u64;
+        Ok(buf)
+    }
+
+    fn u32(&mut self, what: &str) -> Result<u32, Fault> {
+        self.bytes(what).map(u32::from_le_bytes)
+    }
+
+    fn u64(&mut self, what: &str) -> Result<u64, Fault> {
+        self.bytes(what).map(u64::from_le_bytes)
+    }
+
+    fn skip(&mut self, n: u64, what: &str) -> Result<(), Fault> {
+        self.need(n, what)?;
+        let copied = std::io::copy(&mut (&mut self.inner).take(n), &mut std::io::sink())
+            .map_err(|e| Fault::Io(e.to_string()))?;
+        if copied < n {
+            return Err(Fault::Truncated(format!("{what} cut short")));
+        }
+        self.pos += n;
+        Ok(())
+    }
+
+    fn string(&mut self, what: &str) -> Result<String, Fault> {
+        let n = self.u64(what)?;
+        self.need(n, what)?;
+        let mut buf = Vec::new();
+        (&mut self.inner).take(n).read_to_end(&mut buf).map_err(|e| Fault::Io(e.to_string()))?;
+        if (buf.len() as u64) < n {
+            return Err(Fault::Truncated(format!("{what} cut short")));
+        }
+        self.pos += n;
+        String::from_utf8(buf).map_err(|_| Fault::Malformed(format!("{what} is not UTF-8")))
+    }
+
+    /// Reads a value of GGUF type `ty`; arrays are skipped over.
+    fn value(&mut self, ty: u32, key: &str) -> Result<Value, Fault> {
+        Ok(match ty {
+            0 => Value::Uint(self.bytes::<1>(key)?[0].into()),
+            1 => Value::Int(i8::from_le_bytes(self.bytes(key)?).into()),
+            2 => Value::Uint(u16::from_le_bytes(self.bytes(key)?).into()),
+            3 => Value::Int(i16::from_le_bytes(self.bytes(key)?).into()),
+            4 => Value::Uint(self.u32(key)?.into()),
+            5 => Value::Int(i32::from_le_bytes(self.bytes(key)?).into()),
+            6 => Value::Float(f32::from_le_bytes(self.bytes(key)?).into()),
+            7 => match self.bytes::<1>(key)?[0] {
+                0 => Value::Bool(false),
+                1 => Value::Bool(true),
+                b => return Err(Fault::Malformed(format!("{key}: bool byte {b}"))),
+            },
+            8 => Value::Str(self.string(key)?),
+            9 => {
+                let elem = self.u32(key)?;
+                let count = self.u64(key)?;
+                match elem {
+                    9 => return Err(Fault::Malformed(format!("{key}: nested array"))),
+                    8 => {
+                        for _ in 0..count {
+                            let n = self.u64(key)?;
+                            self.skip(n, key)?;
+                        }
+                    }
+                    _ => {
+                        let size = scalar_size(elem)
+                            .ok_or_else(|| Fault::Malformed(format!("{key}: type {elem}")))?;
+                        let total = count
+                            .checked_mul(size)
+                            .ok_or_else(|| Fault::Malformed(format!("{key}: {count} elements")))?;
+                        self.skip(total, key)?;
+                    }
+                }
+                Value::Array
+            }
+            10 => Value::Uint(self.u64(key)?),
+            11 => Value::Int(i64::from_le_bytes(self.bytes(key)?)),
+            12 => Value::Float(f64::from_le_bytes(self.bytes(key)?)),
+            t => return Err(Fault::Malformed(format!("{key}: unknown value type {t}"))),
+        })
+    }
+}
+
+fn scalar_size(ty: u32) -> Option<u64> {
+    Some(match ty {
+        0 | 1 | 7 => 1,
+        2 | 3 => 2,
+        4..=6 => 4,
+        10..=12 => 8,
+        _ => return None,
+    })
+}
+
+/// Elements per block and bytes per block of the ggml tensor types whose size is checked.
+/// Other types are accepted without a size check.
+fn block_size(ty: u32) -> Option<(u64, u64)> {
+    Some(match ty {
+        0 => (1, 4),      // F32
+        1 | 30 => (1, 2), // F16, BF16
+        2 => (32, 18),    // Q4_0
+        3 => (32, 20),    // Q4_1
+        6 => (32, 22),    // Q5_0
+        7 => (32, 24),    // Q5_1
+        8 => (32, 34),    // Q8_0
+        10 => (256, 84),  // Q2_K
+        11 => (256, 110), // Q3_K
+        12 => (256, 144), // Q4_K
+        13 => (256, 176), // Q5_K
+        14 => (256, 210), // Q6_K
+        _ => return None,
+    })
+}
+
+fn parse<R: Read>(inner: R, len: u64) -> Result<GgufInfo, Fault> {
+    let mut r = Reader { inner, pos: 0, len };
+    if len < 4 || r.bytes::<4>("magic")? != *b"GGUF" {
+        return Err(Fault::NotGguf);
+    }
+    let version = r.u32("version")?;
+    if !(2..=3).contains(&version) {
+        return Err(Fault::Version(version));
+    }
+    let tensor_count = r.u64("tensor count")?;
+    let kv_count = r.u64("metadata count")?;
+
+    let mut meta = HashMap::new();
+    for _ in 0..kv_count {
+        let key = r.string("metadata key")?;
+        let ty = r.u32(&key)?;
+        let value = r.value(ty, &key)?;
+        meta.insert(key, value);
+    }
+    let text = |key: &str| match meta.get(key) {
+        Some(Value::Str(s)) => Some(s.clone()),
+        _ => None,
+    };
+    let uint = |key: &str| match meta.get(key) {
+        Some(Value::Uint(n)) => Some(*n),
+        Some(Value::Int(n)) => u64::try_from(*n).ok(),
+        _ => None,
+    };
+    let architecture = text("general.architecture")
+        .ok_or_else(|| Fault::Malformed("no general.architecture".into()))?;
+    let alignment = uint("general.alignment").unwrap_or(32);
+    if alignment == 0 || !alignment.is_power_of_two() {
+        return Err(Fault::Malformed(format!("alignment {alignment}")));
+    }
+
+    // The tensor table, to check that every tensor's data lies inside the file.
+    let mut extents = Vec::new();
+    for _ in 0..tensor_count {
+        let name = r.string("tensor name")?;
+        let dims = r.u32(&name)?;
+        if dims > 4 {
+            return Err(Fault::Malformed(format!("tensor {name} has {dims} dimensions")));
+        }
+        let mut elements: u64 = 1;
+        for _ in 0..dims {
+            elements = elements.saturating_mul(r.u64(&name)?);
+        }
+        let ty = r.u32(&name)?;
+        let offset = r.u64(&name)?;
+        if let Some((block, bytes)) = block_size(ty) {
+            extents.push((name, offset.saturating_add(elements / block * bytes)));
+        }
+    }
+    let data_start = r.pos.div_ceil(alignment) * alignment;
+    for (name, end) in extents {
+        if data_start.saturating_add(end) > len {
+            return Err(Fault::Truncated(format!(
+                "tensor {name} ends at byte {}; the file has {len}",
+                data_start.saturating_add(end)
+            )));
+        }
+    }
+
+    Ok(GgufInfo {
+        version,
+        context_length: uint(&format!("{architecture}.context_length")),
+        name: text("general.name"),
+        chat_template: text("tokenizer.chat_template"),
+        file_type: uint("general.file_type").and_then(|n| u32::try_from(n).ok()),
+        architecture,
+        tensor_count,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Builds GGUF bytes: a header, metadata and one F32 tensor of `n` elements.
+    struct Builder {
+        meta: Vec<u8>,
+        kvs: u64,
+    }
+
+    impl Builder {
+        fn new() -> Self {
+            Builder { meta: Vec::new(), kvs: 0 }
+        }
+
+        fn key(mut self, key: &str, ty: u32, value: &[u8]) -> Self {
+            self.meta.extend((key.len() as u64).to_le_bytes());
+            self.meta.extend(key.as_bytes());
+            self.meta.extend(ty.to_le_bytes());
+            self.meta.extend(value);
+            self.kvs += 1;
+            self
+        }
+
+        fn str(self, key: &str, value: &str) -> Self {
+            let mut v = (value.len() as u64).to_le_bytes().to_vec();
+            v.extend(value.as_bytes());
+            self.key(key, 8, &v)
+        }
+
+        fn build(self, version: u32, n: u64) -> Vec<u8> {
+            let mut out = b"GGUF".to_vec();
+            out.extend(version.to_le_bytes());
+            out.extend(1u64.to_le_bytes());
+            out.extend(self.kvs.to_le_bytes());
+            out.extend(self.meta);
+            out.extend(4u64.to_le_bytes());
+            out.extend(b"w.ok");
+            out.extend(1u32.to_le_bytes()); // dims
+            out.extend(n.to_le_bytes());
+            out.extend(0u32.to_le_bytes()); // F32
+            out.extend(0u64.to_le_bytes()); // offset
+            out.resize(out.len().div_ceil(32) * 32, 0);
+            out.extend(vec![0; n as usize * 4]);
+            out
+        }
+    }
+
+    fn model() -> Builder {
+        let mut tokens = 8u32.to_le_bytes().to_vec(); // array of strings
+        tokens.extend(2u64.to_le_bytes());
+        for t in ["a", "bc"] {
+            tokens.extend((t.len() as u64).to_le_bytes());
+            tokens.extend(t.as_bytes());
+        }
+        let mut scores = 6u32.to_le_bytes().to_vec(); // array of f32
+        scores.extend(2u64.to_le_bytes());
+        scores.extend([0; 8]);
+        Builder::new()
+            .str("general.architecture", "llama")
+            .str("general.name", "Tiny")
+            .key("llama.context_length", 4, &256u32.to_le_bytes())
+            .key("general.file_type", 4, &15u32.to_le_bytes())
+            .key("tokenizer.ggml.add_bos_token", 7, &[1])
+            .key("tokenizer.ggml.tokens", 9, &tokens)
+            .key("tokenizer.ggml.scores", 9, &scores)
+            .str("tokenizer.chat_template", "{{ messages }}")
+    }
+
+    fn parse_bytes(bytes: &[u8]) -> Result<GgufInfo, Fault> {
+        parse(bytes, bytes.len() as u64)
+    }
+
+    #[test]
+    fn reads_metadata() {
+        let info = parse_bytes(&model().build(3, 16)).unwrap();
+        assert_eq!(
+            info,
+            GgufInfo {
+                version: 3,
+                architecture: "llama".into(),
+                name: Some("Tiny".into()),
+                context_length: Some(256),
+                chat_template: Some("{{ messages }}".into()),
+                file_type: Some(15),
+                tensor_count: 1,
+            }
+        );
+        assert_eq!(info.quantisation(), "Q4_K_M");
+        assert!(info.check_supported(Path::new("m")).is_ok());
+        assert_eq!(parse_bytes(&model().build(2, 16)).unwrap().version, 2);
+    }
+
+    #[test]
+    fn rejects_what_is_not_gguf() {
+        assert_eq!(parse_bytes(b""), Err(Fault::NotGguf));
+        assert_eq!(parse_bytes(b"GGU"), Err(Fault::NotGguf));
+        assert_eq!(parse_bytes(b"PK\x03\x04 a zip file"), Err(Fault::NotGguf));
+        let mut v1 = model().build(3, 4);
+        v1[4] = 1;
+        assert_eq!(parse_bytes(&v1), Err(Fault::Version(1)));
+    }
+
+    #[test]
+    fn every_truncation_is_an_error() {
+        let bytes = model().build(3, 16);
+        for cut in 4..bytes.len() {
+            match parse_bytes(&bytes[..cut]) {
+                Err(Fault::Truncated(_)) => {}
+                other => panic!("cut at {cut}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn absurd_lengths_are_truncation_not_allocation() {
+        let mut bytes = model().build(3, 16);
+        // The first key's length, claimed to be 2^62 bytes.
+        bytes[24..32].copy_from_slice(&(1u64 << 62).to_le_bytes());
+        assert!(matches!(parse_bytes(&bytes), Err(Fault::Truncated(_))));
+    }
+
+    #[test]
+    fn malformed_metadata_is_named() {
+        let bad_type = Builder::new().key("x", 13, &[]).build(3, 1);
+        assert!(matches!(parse_bytes(&bad_type), Err(Fault::Malformed(d)) if d.contains("x")));
+        let no_arch = Builder::new().str("general.name", "n").build(3, 1);
+        assert!(
+            matches!(parse_bytes(&no_arch), Err(Fault::Malformed(d)) if d.contains("architecture"))
+        );
+    }
+
+    #[test]
+    fn unsupported_architecture_is_named() {
+        let bytes = Builder::new().str("general.architecture", "rwkv7").build(3, 1);
+        let info = parse_bytes(&bytes).unwrap();
+        let err = info.check_supported(Path::new("m.gguf")).unwrap_err();
+        assert!(err.to_string().contains("'rwkv7'"), "{err}");
+        assert!(err.to_string().contains("llama, gemma3"), "{err}");
+    }
+}

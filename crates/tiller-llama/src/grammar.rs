@@ -1,0 +1,380 @@
+//! Tool calls by constrained decoding: a GBNF grammar (llama.cpp's grammar format) that admits
+//! exactly `<tool_call>{"name": "<tool>", "arguments": {...}}</tool_call>` for the offered tools,
+//! with arguments shaped by each tool's JSON schema; the parser for such a call; and a validator
+//! for the schema subset the grammar enforces.
+//!
+//! Schemas map to rules as follows: objects list their properties in map order, required ones
+//! always and the others optionally; `string`, `integer`, `number`, `boolean`, `null`, arrays
+//! (with or without `items`), `enum`, `const`, `anyOf`/`oneOf` and type lists are followed;
+//! anything else becomes any JSON value. Whitespace is fixed (one space after `:` and `,`) and
+//! numbers have bounded digits, so that a small model cannot wander off into endless spaces.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Map, Value};
+use tiller_types::ToolSpec;
+
+use crate::template::{TOOL_CALL_END, TOOL_CALL_START, json_text};
+
+/// Rules shared by every grammar.
+const BASE_RULES: &str = r#"value ::= object | array | string | number | "true" | "false" | "null"
+object ::= "{" ( string ": " value ( ", " string ": " value )* )? "}"
+array ::= "[" ( value ( ", " value )* )? "]"
+string ::= "\"" char* "\""
+char ::= [^"\\\x7F\x00-\x1F] | "\\" ( ["\\/bfnrt] | "u" [0-9a-fA-F]{4} )
+integer ::= "-"? ( [0-9] | [1-9] [0-9]{1,15} )
+number ::= integer ( "." [0-9]{1,16} )? ( [eE] [-+]? [0-9]{1,3} )?
+boolean ::= "true" | "false"
+"#;
+
+/// The grammar (start rule `root`) for one call to one of `tools`.
+pub fn tool_call_grammar(tools: &[ToolSpec]) -> String {
+    let mut g = Grammar::default();
+    let calls: Vec<String> = tools
+        .iter()
+        .enumerate()
+        .map(|(i, tool)| {
+            let args = g.rule_for(&tool.parameters, &format!("t{i}-args"));
+            let head =
+                format!("{{\"name\": {}, \"arguments\": ", json_text(&tool.name.as_str().into()));
+            g.add(&format!("t{i}"), format!("{} {args} \"}}\"", literal(&head)))
+        })
+        .collect();
+    let root = format!(
+        "{} ( {} ) {}",
+        literal(TOOL_CALL_START),
+        calls.join(" | "),
+        literal(TOOL_CALL_END)
+    );
+    let mut out = format!("root ::= {root}\n");
+    for (name, body) in &g.rules {
+        out.push_str(&format!("{name} ::= {body}\n"));
+    }
+    out.push_str(BASE_RULES);
+    out
+}
+
+/// Parses the text of a call: `{"name": ..., "arguments": {...}}` with or without the markers
+/// around it. Returns the tool name and the arguments as JSON text.
+pub fn parse_call(text: &str) -> Option<(String, String)> {
+    let body = text.trim();
+    let body = body.strip_prefix(TOOL_CALL_START).unwrap_or(body);
+    let body = body.trim().strip_suffix(TOOL_CALL_END).unwrap_or(body).trim();
+    let Value::Object(call) = serde_json::from_str::<Value>(body).ok()? else {
+        return None;
+    };
+    let name = call.get("name")?.as_str()?.to_string();
+    let arguments = match call.get("arguments") {
+        None => Value::Object(Map::new()),
+        Some(Value::String(raw)) => serde_json::from_str(raw).ok()?,
+        Some(value) => value.clone(),
+    };
+    Some((name, json_text(&arguments)))
+}
+
+/// Checks `value` against the subset of JSON Schema that [`tool_call_grammar`] enforces (`type`,
+/// `enum`, `const`, `properties`, `required`, `items`, `anyOf`, `oneOf`). Returns what is wrong.
+pub fn validate(schema: &Value, value: &Value) -> Result<(), String> {
+    let Value::Object(schema) = schema else {
+        return Ok(());
+    };
+    if let Some(Value::Array(options)) = schema.get("enum")
+        && !options.contains(value)
+    {
+        return Err(format!("{value} is not one of {}", Value::Array(options.clone())));
+    }
+    if let Some(expected) = schema.get("const")
+        && expected != value
+    {
+        return Err(format!("{value} is not {expected}"));
+    }
+    for key in ["anyOf", "oneOf"] {
+        if let Some(Value::Array(options)) = schema.get(key)
+            && !options.iter().any(|s| validate(s, value).is_ok())
+        {
+            return Err(format!("{value} matches none of {key}"));
+        }
+    }
+    match schema.get("type") {
+        Some(Value::String(ty)) => check_type(ty, value)?,
+        Some(Value::Array(types))
+            if !types.iter().any(|t| t.as_str().is_some_and(|t| check_type(t, value).is_ok())) =>
+        {
+            return Err(format!("{value} is none of the types {}", Value::Array(types.clone())));
+        }
+        _ => {}
+    }
+    if let Value::Object(fields) = value {
+        if let Some(Value::Array(required)) = schema.get("required") {
+            for key in required.iter().filter_map(Value::as_str) {
+                if !fields.contains_key(key) {
+                    return Err(format!("missing required property '{key}'"));
+                }
+            }
+        }
+        if let Some(Value::Object(props)) = schema.get("properties") {
+            for (key, field) in fields {
+                if let Some(sub) = props.get(key) {
+                    validate(sub, field).map_err(|e| format!("{key}: {e}"))?;
+                }
+            }
+        }
+    }
+    if let (Value::Array(items), Some(sub)) = (value, schema.get("items")) {
+        for (i, item) in items.iter().enumerate() {
+            validate(sub, item).map_err(|e| format!("[{i}]: {e}"))?;
+        }
+    }
+    Ok(())
+}
+
+fn check_type(ty: &str, value: &Value) -> Result<(), String> {
+    let ok = match ty {
+        "object" => value.is_object(),
+        "array" => value.is_array(),
+        "string" => value.is_string(),
+        "integer" => value.is_i64() || value.is_u64(),
+        "number" => value.is_number(),
+        "boolean" => value.is_boolean(),
+        "null" => value.is_null(),
+        _ => true,
+    };
+    if ok { Ok(()) } else { Err(format!("{value} is not of type {ty}")) }
+}
+
+/// Rules generated for schemas, by name.
+#[derive(Default)]
+struct Grammar {
+    rules: BTreeMap<String, String>,
+}
+
+impl Grammar {
+    /// Adds a rule and returns its name.
+    fn add(&mut self, name: &str, body: String) -> String {
+        self.rules.insert(name.to_string(), body);
+        name.to_string()
+    }
+
+    /// A rule expression for values matching `schema`; `name` prefixes any rules it needs.
+    fn rule_for(&mut self, schema: &Value, name: &str) -> String {
+        let Value::Object(s) = schema else {
+            return "value".into();
+        };
+        if let Some(Value::Array(options)) = s.get("enum") {
+            let alts: Vec<String> = options.iter().map(|v| literal(&json_text(v))).collect();
+            return if alts.is_empty() {
+                "value".into()
+            } else {
+                format!("( {} )", alts.join(" | "))
+            };
+        }
+        if let Some(v) = s.get("const") {
+            return literal(&json_text(v));
+        }
+        for key in ["anyOf", "oneOf"] {
+            if let Some(Value::Array(options)) = s.get(key) {
+                let alts: Vec<String> = options
+                    .iter()
+                    .enumerate()
+                    .map(|(i, o)| self.rule_for(o, &format!("{name}-{i}")))
+                    .collect();
+                return format!("( {} )", alts.join(" | "));
+            }
+        }
+        match s.get("type") {
+            Some(Value::String(ty)) => self.rule_for_type(ty, s, name),
+            Some(Value::Array(types)) => {
+                let alts: Vec<String> = types
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .map(|ty| self.rule_for_type(ty, s, &format!("{name}-{ty}")))
+                    .collect();
+                format!("( {} )", alts.join(" | "))
+            }
+            _ => "value".into(),
+        }
+    }
+
+    fn rule_for_type(&mut self, ty: &str, s: &Map<String, Value>, name: &str) -> String {
+        match ty {
+            "string" | "integer" | "number" | "boolean" => ty.into(),
+            "null" => literal("null"),
+            "array" => {
+                let item = match s.get("items") {
+                    Some(items) => self.rule_for(items, &format!("{name}-item")),
+                    None => "value".into(),
+                };
+                let body = format!("\"[\" ( {item} ( \", \" {item} )* )? \"]\"");
+                self.add(name, body)
+            }
+            "object" => match s.get("properties") {
+                Some(Value::Object(props)) => self.object(props, s.get("required"), name),
+                _ => "object".into(),
+            },
+            _ => "value".into(),
+        }
+    }
+
+    /// An object with `props`: required ones always, in map order, then optional ones.
+    fn object(
+        &mut self,
+        props: &Map<String, Value>,
+        required: Option<&Value>,
+        name: &str,
+    ) -> String {
+        let is_required = |key: &str| {
+            required
+                .and_then(Value::as_array)
+                .is_some_and(|r| r.iter().any(|k| k.as_str() == Some(key)))
+        };
+        let mut fields = Vec::new();
+        for (i, (key, sub)) in props.iter().enumerate() {
+            let value = self.rule_for(sub, &format!("{name}-{i}"));
+            let kv =
+                format!("{} {value}", literal(&format!("{}: ", json_text(&key.as_str().into()))));
+            fields.push((is_required(key), kv));
+        }
+        let (req, opt): (Vec<_>, Vec<_>) = fields.into_iter().partition(|(r, _)| *r);
+        let req: Vec<String> = req.into_iter().map(|(_, kv)| kv).collect();
+        let opt: Vec<String> = opt.into_iter().map(|(_, kv)| kv).collect();
+
+        let mut body = req.join(" \", \" ");
+        if req.is_empty() {
+            // No field is certain to come first: any optional one may, followed by later ones.
+            let alts: Vec<String> = (0..opt.len())
+                .map(|i| {
+                    let rest: String =
+                        opt[i + 1..].iter().map(|kv| format!(" ( \", \" {kv} )?")).collect();
+                    format!("{}{rest}", opt[i])
+                })
+                .collect();
+            if !alts.is_empty() {
+                body = format!("( {} )?", alts.join(" | "));
+            }
+        } else {
+            for kv in &opt {
+                body.push_str(&format!(" ( \", \" {kv} )?"));
+            }
+        }
+        self.add(name, format!("\"{{\" {body} \"}}\""))
+    }
+}
+
+/// `text` as a GBNF string literal.
+fn literal(text: &str) -> String {
+    let mut out = String::from("\"");
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn tool(name: &str, parameters: Value) -> ToolSpec {
+        ToolSpec { name: name.into(), description: String::new(), parameters }
+    }
+
+    #[test]
+    fn grammar_follows_the_schema() {
+        let g = tool_call_grammar(&[
+            tool(
+                "read_file",
+                json!({"type": "object", "properties": {
+                    "path": {"type": "string"},
+                    "limit": {"type": "integer"},
+                    "mode": {"enum": ["text", "hex"]},
+                    "tags": {"type": "array", "items": {"type": "boolean"}}},
+                    "required": ["path"]}),
+            ),
+            tool("noop", json!({"type": "object", "properties": {}})),
+        ]);
+        let root = g.lines().next().unwrap();
+        assert_eq!(root, r#"root ::= "<tool_call>" ( t0 | t1 ) "</tool_call>""#);
+        assert!(
+            g.contains(r#"t0 ::= "{\"name\": \"read_file\", \"arguments\": " t0-args "}""#),
+            "{g}"
+        );
+        // `path` is required so it leads; the optional ones follow, each with its comma.
+        let args = g.lines().find(|l| l.starts_with("t0-args ::=")).unwrap();
+        assert!(
+            args.contains(r#""{" "\"path\": " string ( ", " "\"limit\": " integer )?"#),
+            "{args}"
+        );
+        assert!(args.contains(r#"( ", " "\"mode\": " ( "\"text\"" | "\"hex\"" ) )?"#), "{args}");
+        assert!(g.contains(r#"t0-args-3 ::= "[" ( boolean ( ", " boolean )* )? "]""#), "{g}");
+        assert!(g.contains(r#"t1-args ::= "{"  "}""#), "{g}");
+    }
+
+    #[test]
+    fn objects_without_required_fields_may_start_with_any() {
+        let mut g = Grammar::default();
+        let props = json!({"a": {"type": "string"}, "b": {"type": "number"}});
+        let Value::Object(props) = props else { unreachable!() };
+        g.object(&props, None, "o");
+        assert_eq!(
+            g.rules["o"],
+            r#""{" ( "\"a\": " string ( ", " "\"b\": " number )? | "\"b\": " number )? "}""#
+        );
+    }
+
+    #[test]
+    fn unknown_shapes_fall_back_to_any_json() {
+        let mut g = Grammar::default();
+        assert_eq!(g.rule_for(&json!({"$ref": "#/x"}), "r"), "value");
+        assert_eq!(g.rule_for(&json!({"type": "object"}), "r"), "object");
+        assert_eq!(g.rule_for(&json!({"type": ["string", "null"]}), "r"), r#"( string | "null" )"#);
+    }
+
+    #[test]
+    fn parses_calls() {
+        let text = r#"<tool_call>{"name": "read_file", "arguments": {"path": "a.rs"}}</tool_call>"#;
+        assert_eq!(parse_call(text), Some(("read_file".into(), r#"{"path": "a.rs"}"#.into())));
+        assert_eq!(
+            parse_call(r#" {"name": "x", "arguments": "{\"n\": 1}"} "#),
+            Some(("x".into(), r#"{"n": 1}"#.into()))
+        );
+        assert_eq!(parse_call(r#"{"name": "x"}"#), Some(("x".into(), "{}".into())));
+        assert_eq!(parse_call(r#"<tool_call>{"name": "x", "arguments": {"#), None);
+        assert_eq!(parse_call(r#"{"arguments": {}}"#), None);
+    }
+
+    #[test]
+    fn validates_the_enforced_subset() {
+        let schema = json!({"type": "object", "required": ["path"], "properties": {
+            "path": {"type": "string"}, "n": {"type": "integer"},
+            "mode": {"enum": ["a", "b"]}, "xs": {"type": "array", "items": {"type": "number"}}}});
+        assert_eq!(
+            validate(&schema, &json!({"path": "p", "n": 2, "mode": "a", "xs": [1.5]})),
+            Ok(())
+        );
+        let bad = [
+            (json!({}), "missing required property 'path'"),
+            (json!({"path": 1}), "path: 1 is not of type string"),
+            (json!({"path": "p", "n": 1.5}), "n: 1.5 is not of type integer"),
+            (json!({"path": "p", "mode": "c"}), "mode: \"c\" is not one of"),
+            (json!({"path": "p", "xs": [true]}), "xs: [0]: true is not of type number"),
+            (json!([]), "[] is not of type object"),
+        ];
+        for (value, expected) in bad {
+            let err = validate(&schema, &value).unwrap_err();
+            assert!(err.starts_with(expected), "{value}: {err}");
+        }
+    }
+
+    #[test]
+    fn literals_escape_quotes_and_backslashes() {
+        assert_eq!(literal("a\"b\\c\n"), r#""a\"b\\c\n""#);
+    }
+}

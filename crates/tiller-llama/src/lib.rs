@@ -1,0 +1,21 @@
+//! The embedded llama.cpp engine: GGUF models run in-process as one more
+//! [`Provider`](tiller_model::Provider).
+//!
+//! [`Llama::load`] finds a model by name or path ([`resolve_model`]), checks its header with a
+//! pure-Rust reader ([`gguf`]) before llama.cpp sees it, renders prompts with the model's own chat
+//! template ([`template`]), constrains tool calls with a grammar built from the offered tools
+//! ([`grammar`]), and keeps the KV cache between calls. [`list_models`] lists the installed ones.
+
+mod error;
+pub mod gguf;
+pub mod grammar;
+mod llama;
+mod models;
+mod stream;
+pub mod template;
+
+pub use error::LlamaError;
+pub use llama::{
+    DEFAULT_CONTEXT, DEFAULT_MAX_TOKENS, DEFAULT_TEMPERATURE, Llama, LlamaConfig, ToolChoice,
+};
+pub use models::{ModelSummary, default_models_dir, list_models, resolve_model};

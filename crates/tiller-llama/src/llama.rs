@@ -1,0 +1,456 @@
+//! The [`Llama`] provider: a GGUF model run in-process by llama.cpp, with its KV cache kept
+//! between calls so that each turn decodes only what is new.
+//!
+//! Loaded models stay mapped for the life of the process and are shared by every `Llama` that
+//! loads the same file: llama.cpp contexts borrow their model, and a model that never goes away
+//! lets a context live in a plain struct without unsafe code. The context (the KV cache, the bulk
+//! of the memory) is freed with its `Llama`.
+
+use std::num::NonZeroU32;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock};
+use std::time::SystemTime;
+
+use llama_cpp_2::context::LlamaContext;
+use llama_cpp_2::context::params::LlamaContextParams;
+use llama_cpp_2::llama_backend::LlamaBackend;
+use llama_cpp_2::llama_batch::LlamaBatch;
+use llama_cpp_2::model::LlamaModel;
+use llama_cpp_2::model::params::LlamaModelParams;
+use llama_cpp_2::sampling::LlamaSampler;
+use llama_cpp_2::token::LlamaToken;
+use tiller_model::{Cancel, Collector, Completion, ModelError, ModelInfo, Provider, Request};
+use tiller_types::{ProviderKind, StopReason, StreamEvent, ToolCall, Usage};
+
+use crate::gguf::{self, GgufInfo};
+use crate::grammar::{parse_call, tool_call_grammar};
+use crate::stream::{Output, Step};
+use crate::template::{ChatFormat, TOOL_CALL_START};
+use crate::{LlamaError, resolve_model};
+
+/// Context length used when the configuration gives none, if the model allows that much.
+pub const DEFAULT_CONTEXT: u32 = 8192;
+/// Output tokens per call when the request gives no limit.
+pub const DEFAULT_MAX_TOKENS: u32 = 1024;
+/// Sampling temperature when the request gives none.
+pub const DEFAULT_TEMPERATURE: f32 = 0.7;
+
+/// How to load a model.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LlamaConfig {
+    /// A path to a `.gguf` file, or the name of one in the models folder (see [`resolve_model`]).
+    pub model: String,
+    /// The models folder; `None` for the default one.
+    pub models_dir: Option<PathBuf>,
+    /// Upper bound on the context length; the model's own length applies when smaller.
+    /// `None`: [`DEFAULT_CONTEXT`].
+    pub context_length: Option<u32>,
+    /// Threads for prompt processing and generation; `None`: the number of physical cores.
+    pub threads: Option<u32>,
+    /// Seed for sampling: with the same seed, prompt and settings, the reply is the same.
+    pub seed: u32,
+    /// Whether tool calls are constrained by a grammar built from the offered tools (on by
+    /// default; off only to measure what the grammar is worth).
+    pub constrain_tool_calls: bool,
+    /// Whether a reply may be text when tools are offered.
+    pub tool_choice: ToolChoice,
+}
+
+/// Whether the model must call a tool when tools are offered.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ToolChoice {
+    /// The model replies with text or a tool call, as it chooses.
+    #[default]
+    Auto,
+    /// Every reply is a tool call. Very small models (SmolLM2-135M) hardly ever choose to call
+    /// a tool on their own, so an agent driving one needs this.
+    Required,
+}
+
+impl LlamaConfig {
+    /// Defaults for `model`.
+    pub fn new(model: impl Into<String>) -> Self {
+        LlamaConfig {
+            model: model.into(),
+            models_dir: None,
+            context_length: None,
+            threads: None,
+            seed: 0,
+            constrain_tool_calls: true,
+            tool_choice: ToolChoice::Auto,
+        }
+    }
+}
+
+/// A GGUF model in-process, as a [`Provider`].
+pub struct Llama {
+    name: String,
+    path: PathBuf,
+    gguf: GgufInfo,
+    model: &'static LlamaModel,
+    ctx: LlamaContext<'static>,
+    format: ChatFormat,
+    bos_text: String,
+    n_ctx: usize,
+    n_batch: usize,
+    seed: u32,
+    constrain: bool,
+    tool_choice: ToolChoice,
+    /// The tokens whose keys and values are in the context's cache, in order.
+    cached: Vec<LlamaToken>,
+    calls: u64,
+}
+
+impl Llama {
+    /// Finds, checks and loads a model, and makes its context.
+    pub fn load(config: &LlamaConfig) -> Result<Llama, LlamaError> {
+        let path = resolve_model(&config.model, config.models_dir.as_deref())?;
+        let info = gguf::read(&path)?;
+        info.check_supported(&path)?;
+        let backend = backend()?;
+        let (model, ctx) = load_shared(backend, &path, config, &info)?;
+
+        let vocab = model.vocab();
+        let piece = |t| String::from_utf8_lossy(&vocab.token_to_piece(t, true, None)).into_owned();
+        let (bos_text, eos_text) = (piece(vocab.bos()), piece(vocab.eos()));
+        let format = ChatFormat::new(info.chat_template.clone(), bos_text.clone(), eos_text)?;
+        let name = path
+            .file_stem()
+            .map_or_else(|| config.model.clone(), |s| s.to_string_lossy().into_owned());
+        Ok(Llama {
+            name,
+            n_ctx: ctx.n_ctx() as usize,
+            n_batch: ctx.n_batch() as usize,
+            path,
+            gguf: info,
+            model,
+            ctx,
+            format,
+            bos_text,
+            seed: config.seed,
+            constrain: config.constrain_tool_calls,
+            tool_choice: config.tool_choice,
+            cached: Vec::new(),
+            calls: 0,
+        })
+    }
+
+    /// The file the model came from.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// What the model's GGUF header says.
+    pub fn gguf(&self) -> &GgufInfo {
+        &self.gguf
+    }
+
+    /// The context length in use.
+    pub fn context_length(&self) -> usize {
+        self.n_ctx
+    }
+
+    /// Changes the sampling seed for later calls.
+    pub fn set_seed(&mut self, seed: u32) {
+        self.seed = seed;
+    }
+
+    /// Changes whether replies must be tool calls, for later calls.
+    pub fn set_tool_choice(&mut self, choice: ToolChoice) {
+        self.tool_choice = choice;
+    }
+
+    /// The prompt `req` renders to, as text (for inspection and tests).
+    pub fn prompt_text(&self, req: &Request) -> Result<String, LlamaError> {
+        Ok(self.format.render(&req.messages, &req.tools)?.text)
+    }
+
+    /// Tokenizes a rendered prompt, with a BOS token when the model wants one and the template
+    /// did not write it.
+    fn tokenize_prompt(&self, text: &str) -> Vec<LlamaToken> {
+        let vocab = self.model.vocab();
+        let mut tokens = Vec::new();
+        let wants_bos = vocab.should_add_bos() && !text.starts_with(&self.bos_text);
+        if wants_bos {
+            tokens.push(vocab.bos());
+        }
+        tokens.extend(vocab.tokenize(text.as_bytes(), false, true));
+        tokens
+    }
+
+    /// Brings the cache to `tokens[..len - 1]` plus the logits of the last token, reusing the
+    /// longest prefix already cached. Returns how many tokens were reused.
+    fn prefill(&mut self, tokens: &[LlamaToken], cancel: &Cancel) -> Result<usize, ModelError> {
+        let mut keep = self.cached.iter().zip(tokens).take_while(|(a, b)| a == b).count();
+        // The last prompt token is always decoded again: its logits pick the first reply token.
+        keep = keep.min(tokens.len().saturating_sub(1));
+        let trimmed =
+            u32::try_from(keep).ok().and_then(|k| self.ctx.kv_cache_seq_rm(0, Some(k), None).ok());
+        if trimmed.is_none() {
+            self.ctx.clear_kv_cache();
+            keep = 0;
+        }
+        self.cached.truncate(keep);
+
+        let mut batch = LlamaBatch::new(self.n_batch, 1);
+        for chunk in tokens[keep..].chunks(self.n_batch) {
+            if cancel.is_cancelled() {
+                return Err(ModelError::Cancelled);
+            }
+            batch.clear();
+            let last_chunk = self.cached.len() + chunk.len() == tokens.len();
+            for (i, &t) in chunk.iter().enumerate() {
+                let logits = last_chunk && i + 1 == chunk.len();
+                batch.add(t, (self.cached.len() + i) as i32, &[0], logits).map_err(engine)?;
+            }
+            self.decode(&mut batch, chunk)?;
+        }
+        Ok(keep)
+    }
+
+    /// Decodes a batch holding `tokens`, keeping `cached` true to the cache even on failure.
+    fn decode(&mut self, batch: &mut LlamaBatch, tokens: &[LlamaToken]) -> Result<(), ModelError> {
+        if let Err(e) = self.ctx.decode(batch) {
+            self.ctx.clear_kv_cache();
+            self.cached.clear();
+            return Err(engine(e));
+        }
+        self.cached.extend_from_slice(tokens);
+        Ok(())
+    }
+
+    /// Whether this request's reply must be a tool call.
+    fn call_required(&self, req: &Request) -> bool {
+        self.tool_choice == ToolChoice::Required && !req.tools.is_empty()
+    }
+
+    fn sampler(&self, req: &Request) -> Result<LlamaSampler, LlamaError> {
+        let mut chain = Vec::new();
+        if self.constrain && !req.tools.is_empty() {
+            let grammar = tool_call_grammar(&req.tools);
+            // Under `Auto` the grammar waits for the model to open a call.
+            let sampler = if self.call_required(req) {
+                LlamaSampler::grammar(self.model, &grammar, "root")
+            } else {
+                LlamaSampler::grammar_lazy(self.model, &grammar, "root", [TOOL_CALL_START], &[])
+            };
+            chain.push(sampler.map_err(|e| LlamaError::Grammar(format!("{e}\n{grammar}")))?);
+        }
+        let temperature = req.temperature.unwrap_or(DEFAULT_TEMPERATURE);
+        if temperature <= 0.0 {
+            chain.push(LlamaSampler::greedy());
+        } else {
+            chain.extend([
+                // A mild repetition penalty keeps small models out of loops (inside a call's
+                // string, a loop would run out the token budget and leave the call unfinished).
+                LlamaSampler::penalties(self.model.n_vocab(), 64, 1.1, 0.0, 0.0),
+                LlamaSampler::top_k(40),
+                LlamaSampler::top_p(0.95, 1),
+                LlamaSampler::min_p(0.05, 1),
+                LlamaSampler::temp(temperature),
+                LlamaSampler::dist(self.seed),
+            ]);
+        }
+        Ok(LlamaSampler::chain_simple(chain))
+    }
+}
+
+impl Provider for Llama {
+    fn info(&self) -> ModelInfo {
+        ModelInfo {
+            provider: ProviderKind::Llama,
+            model: self.name.clone(),
+            context_length: self.n_ctx as u64,
+            endpoint: None,
+        }
+    }
+
+    fn complete(
+        &mut self,
+        req: &Request,
+        cancel: &Cancel,
+        on_event: &mut dyn FnMut(&StreamEvent),
+    ) -> Result<Completion, ModelError> {
+        let mut prompt = self.format.render(&req.messages, &req.tools)?;
+        // A required call without the grammar: the reply is started with the call's marker.
+        let prefilled = self.call_required(req) && !self.constrain;
+        if prefilled {
+            prompt.text.push_str(TOOL_CALL_START);
+        }
+        let tokens = self.tokenize_prompt(&prompt.text);
+        if tokens.is_empty() || tokens.len() >= self.n_ctx {
+            return Err(
+                LlamaError::PromptTooLong { prompt: tokens.len(), context: self.n_ctx }.into()
+            );
+        }
+        let mut sampler = self.sampler(req)?;
+        let mut out = Collector::new(on_event);
+        let reused = self.prefill(&tokens, cancel)?;
+
+        let mut stops = req.stop.clone();
+        stops.extend(prompt.stop);
+        let mut text = Output::new(stops, !req.tools.is_empty());
+        if prefilled {
+            text.push(TOOL_CALL_START.as_bytes());
+        }
+        let limit = req.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS) as usize;
+        let vocab = self.model.vocab();
+        let mut batch = LlamaBatch::new(1, 1);
+        let mut generated = 0;
+        let stop = loop {
+            if cancel.is_cancelled() {
+                break StopReason::Cancelled;
+            }
+            if generated >= limit || self.cached.len() >= self.n_ctx {
+                break StopReason::MaxTokens;
+            }
+            let token = sampler.sample(&self.ctx, -1);
+            if vocab.is_eog(token) {
+                break StopReason::EndTurn;
+            }
+            generated += 1;
+            let step = text.push(&vocab.token_to_piece(token, false, None));
+            let (shown, done) = match step {
+                Step::Text(t) => (t, None),
+                Step::Stop(t) => (t, Some(StopReason::StopSequence)),
+                Step::CallEnd(t) => (t, Some(StopReason::ToolCalls)),
+            };
+            if !shown.is_empty() {
+                out.emit(StreamEvent::TextDelta { text: shown });
+            }
+            if let Some(reason) = done {
+                break reason;
+            }
+            batch.clear();
+            batch.add(token, self.cached.len() as i32, &[0], true).map_err(engine)?;
+            self.decode(&mut batch, &[token])?;
+        };
+        let rest = text.flush();
+        if !rest.is_empty() {
+            out.emit(StreamEvent::TextDelta { text: rest });
+        }
+        let mut stop = stop;
+        if let Some(call) = text.call() {
+            match parse_call(call) {
+                Some((name, arguments)) => {
+                    self.calls += 1;
+                    let id = format!("call_{}", self.calls);
+                    out.emit(StreamEvent::ToolCall { call: ToolCall { id, name, arguments } });
+                    if stop != StopReason::Cancelled {
+                        stop = StopReason::ToolCalls;
+                    }
+                }
+                // An unfinished or malformed call stays visible as text.
+                None => out.emit(StreamEvent::TextDelta { text: call.to_string() }),
+            }
+        }
+        let usage = Usage {
+            prompt_tokens: tokens.len() as u64,
+            cached_tokens: reused as u64,
+            completion_tokens: generated as u64,
+        };
+        out.emit(StreamEvent::Usage { usage });
+        out.emit(StreamEvent::Done { stop });
+        Ok(out.finish(self.name.clone(), None, 0))
+    }
+
+    fn count_tokens(&self, text: &str) -> u64 {
+        self.model.vocab().tokenize(text.as_bytes(), false, false).len() as u64
+    }
+}
+
+fn engine(e: impl std::fmt::Display) -> ModelError {
+    LlamaError::Engine(e.to_string()).into()
+}
+
+/// llama.cpp's backend, set up once per process, with its logging silenced unless
+/// `TILLER_LLAMA_LOG` is set.
+fn backend() -> Result<&'static LlamaBackend, LlamaError> {
+    static BACKEND: OnceLock<Result<LlamaBackend, String>> = OnceLock::new();
+    BACKEND
+        .get_or_init(|| {
+            let mut backend = LlamaBackend::init().map_err(|e| e.to_string())?;
+            if std::env::var_os("TILLER_LLAMA_LOG").is_none() {
+                backend.void_logs();
+            }
+            Ok(backend)
+        })
+        .as_ref()
+        .map_err(|e| LlamaError::Engine(e.clone()))
+}
+
+/// Models loaded so far, by file and its modification time and length.
+type Loaded = Vec<((PathBuf, Option<SystemTime>, u64), &'static LlamaModel)>;
+
+/// Loads `path` (or reuses it when loaded before) and makes a context for it. One lock covers
+/// both: llama.cpp must not make two contexts of one model at the same time.
+fn load_shared(
+    backend: &'static LlamaBackend,
+    path: &Path,
+    config: &LlamaConfig,
+    info: &GgufInfo,
+) -> Result<(&'static LlamaModel, LlamaContext<'static>), LlamaError> {
+    static MODELS: Mutex<Loaded> = Mutex::new(Vec::new());
+    let meta = std::fs::metadata(path)
+        .map_err(|source| LlamaError::Io { path: path.to_path_buf(), source })?;
+    let key = (
+        path.canonicalize().unwrap_or_else(|_| path.to_path_buf()),
+        meta.modified().ok(),
+        meta.len(),
+    );
+    let mut models = MODELS.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let model = match models.iter().find(|(k, _)| *k == key) {
+        Some((_, model)) => *model,
+        None => {
+            let params = LlamaModelParams::default();
+            let model = LlamaModel::load_from_file(backend, path, &params).map_err(|e| {
+                LlamaError::Load { path: path.to_path_buf(), detail: e.to_string() }
+            })?;
+            let model: &'static LlamaModel = Box::leak(Box::new(model));
+            models.push((key, model));
+            model
+        }
+    };
+
+    let trained = info
+        .context_length
+        .and_then(|n| u32::try_from(n).ok())
+        .unwrap_or_else(|| model.n_ctx_train());
+    let n_ctx = trained.min(config.context_length.unwrap_or(DEFAULT_CONTEXT)).max(16);
+    let threads = config.threads.map_or_else(physical_cores, |t| t.max(1) as i32);
+    let params = LlamaContextParams::default()
+        .with_n_ctx(NonZeroU32::new(n_ctx))
+        .with_n_batch(n_ctx.min(512))
+        .with_n_threads(threads)
+        .with_n_threads_batch(threads);
+    let ctx = model.new_context(backend, params).map_err(|e| LlamaError::Load {
+        path: path.to_path_buf(),
+        detail: format!("cannot make a context of {n_ctx} tokens: {e}"),
+    })?;
+    Ok((model, ctx))
+}
+
+/// Physical cores (hyperthreads slow token generation down), or logical ones where the count of
+/// physical ones is unknown.
+fn physical_cores() -> i32 {
+    let logical = std::thread::available_parallelism().map_or(1, |n| n.get() as i32);
+    let Ok(cpuinfo) = std::fs::read_to_string("/proc/cpuinfo") else {
+        return logical;
+    };
+    let mut cores = std::collections::HashSet::new();
+    let mut package = "";
+    for line in cpuinfo.lines() {
+        let mut kv = line.splitn(2, ':').map(str::trim);
+        match (kv.next(), kv.next()) {
+            (Some("physical id"), Some(v)) => package = v,
+            (Some("core id"), Some(v)) => {
+                cores.insert((package, v));
+            }
+            _ => {}
+        }
+    }
+    match cores.len() as i32 {
+        0 => logical,
+        n => n.min(logical),
+    }
+}

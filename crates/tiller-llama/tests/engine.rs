@@ -1,0 +1,382 @@
+//! The engine end to end: a tiny random-weight model (tests/fixtures/tiny.gguf, made by
+//! make_tiny.py) for loading, generation, errors and cache reuse; and SmolLM2-135M, when
+//! `scripts/fetch-model smollm2` has installed it, for tool calls under the grammar.
+
+// Helpers shared by the tests unwrap too: a failure there is a test failure.
+#![allow(clippy::unwrap_used)]
+
+use std::path::PathBuf;
+
+use serde_json::{Value, json};
+use tiller_llama::grammar::validate;
+use tiller_llama::{Llama, LlamaConfig, LlamaError, ToolChoice, list_models};
+use tiller_model::{Cancel, Completion, ModelError, Provider, Request};
+use tiller_types::{Message, ProviderKind, StopReason, StreamEvent, ToolSpec};
+
+fn fixture() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny.gguf")
+}
+
+fn tiny() -> Llama {
+    let mut config = LlamaConfig::new(fixture().to_string_lossy());
+    config.context_length = Some(1024);
+    config.threads = Some(1);
+    Llama::load(&config).unwrap()
+}
+
+fn ask(text: &str, max_tokens: u32) -> Request {
+    Request {
+        messages: vec![Message::system("You are terse."), Message::user(text)],
+        max_tokens: Some(max_tokens),
+        temperature: Some(0.0),
+        ..Request::default()
+    }
+}
+
+fn run(llama: &mut Llama, req: &Request) -> (Completion, Vec<StreamEvent>) {
+    let mut events = Vec::new();
+    let c = llama.complete(req, &Cancel::default(), &mut |e| events.push(e.clone())).unwrap();
+    (c, events)
+}
+
+fn load_err(path: PathBuf) -> LlamaError {
+    match Llama::load(&LlamaConfig::new(path.to_string_lossy())) {
+        Ok(_) => panic!("{} loaded", path.display()),
+        Err(e) => e,
+    }
+}
+
+#[test]
+fn tiny_model_loads_and_generates() {
+    let mut llama = tiny();
+    let info = llama.info();
+    assert_eq!(info.provider, ProviderKind::Llama);
+    assert_eq!(info.model, "tiny");
+    assert_eq!(info.context_length, 1024);
+
+    let (c, events) = run(&mut llama, &ask("hello world", 12));
+    assert!(c.usage.prompt_tokens > 5, "{:?}", c.usage);
+    assert!((1..=12).contains(&c.usage.completion_tokens), "{:?}", c.usage);
+    assert!(matches!(c.stop, StopReason::MaxTokens | StopReason::EndTurn));
+    let streamed: String = events
+        .iter()
+        .filter_map(|e| match e {
+            StreamEvent::TextDelta { text } => Some(text.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(streamed, c.content);
+    assert!(matches!(events.last(), Some(StreamEvent::Done { .. })));
+
+    // Greedy decoding repeats itself, whether the cache is fresh or reused.
+    let (again, _) = run(&mut llama, &ask("hello world", 12));
+    assert_eq!(again.content, c.content);
+    let (fresh, _) = run(&mut tiny(), &ask("hello world", 12));
+    assert_eq!(fresh.content, c.content);
+}
+
+#[test]
+fn a_fixed_seed_samples_the_same_reply() {
+    let mut req = ask("the file", 16);
+    req.temperature = Some(1.0);
+    let mut a = tiny();
+    a.set_seed(42);
+    let mut b = tiny();
+    b.set_seed(42);
+    assert_eq!(run(&mut a, &req).0.content, run(&mut b, &req).0.content);
+}
+
+#[test]
+fn the_prompt_uses_the_models_template() {
+    let llama = tiny();
+    let text = llama.prompt_text(&ask("hi", 1)).unwrap();
+    assert_eq!(
+        text,
+        "<|im_start|>system\nYou are terse.<|im_end|>\n<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n"
+    );
+    assert!(llama.count_tokens("hello world") >= 2);
+    assert!(llama.count_tokens("hello world") < 11);
+}
+
+#[test]
+fn second_turn_decodes_only_new_tokens() {
+    let mut llama = tiny();
+    let first = ask("read the file", 8);
+    let (c1, _) = run(&mut llama, &first);
+    assert_eq!(c1.usage.cached_tokens, 0);
+
+    let mut second = first.clone();
+    second.messages.push(c1.message());
+    second.messages.push(Message::user("yes"));
+    let (c2, _) = run(&mut llama, &second);
+    let processed = c2.usage.prompt_tokens - c2.usage.cached_tokens;
+    let new = c2.usage.prompt_tokens - c1.usage.prompt_tokens;
+    println!("turn 2: {:?}, processed {processed}, new since turn 1 {new}", c2.usage);
+    assert!(c2.usage.cached_tokens >= c1.usage.prompt_tokens, "{:?}", c2.usage);
+    assert!(processed <= new, "processed {processed} of {new} new tokens");
+
+    // The same request again reuses all but the last prompt token.
+    let (c3, _) = run(&mut llama, &second);
+    assert_eq!(c3.usage.cached_tokens, c3.usage.prompt_tokens - 1);
+
+    // A different conversation shares only the system prompt's tokens.
+    let (c4, _) = run(&mut llama, &ask("write", 2));
+    assert!(c4.usage.cached_tokens < c1.usage.prompt_tokens);
+    assert!(c4.usage.cached_tokens > 3, "{:?}", c4.usage);
+}
+
+#[test]
+fn a_prompt_over_the_context_is_an_error() {
+    let mut config = LlamaConfig::new(fixture().to_string_lossy());
+    config.context_length = Some(64);
+    let mut llama = Llama::load(&config).unwrap();
+    // llama.cpp rounds the context up to its own granularity.
+    let n_ctx = llama.context_length();
+    assert!((64..=512).contains(&n_ctx), "{n_ctx}");
+    let long = "the file ".repeat(n_ctx);
+    let err = llama.complete(&ask(&long, 4), &Cancel::default(), &mut |_| {}).unwrap_err();
+    assert!(matches!(err, ModelError::Engine(_)), "{err:?}");
+    let expected = format!("but the context holds {n_ctx}");
+    assert!(err.to_string().contains(&expected), "{err}");
+    // The engine is still usable afterwards.
+    assert!(llama.complete(&ask("hi", 2), &Cancel::default(), &mut |_| {}).is_ok());
+}
+
+#[test]
+fn cancelling_stops_generation() {
+    let mut llama = tiny();
+    let cancel = Cancel::default();
+    cancel.cancel();
+    let err = llama.complete(&ask("hi", 50), &cancel, &mut |_| {}).unwrap_err();
+    assert!(matches!(err, ModelError::Cancelled));
+
+    let cancel = Cancel::default();
+    let stopper = cancel.clone();
+    let mut req = ask("hi", 200);
+    req.temperature = Some(1.0);
+    let c = llama
+        .complete(&req, &cancel, &mut |e| {
+            if matches!(e, StreamEvent::TextDelta { .. }) {
+                stopper.cancel();
+            }
+        })
+        .unwrap();
+    assert_eq!(c.stop, StopReason::Cancelled);
+    assert!(c.usage.completion_tokens < 200, "{:?}", c.usage);
+}
+
+#[test]
+fn bad_files_are_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let bytes = std::fs::read(fixture()).unwrap();
+
+    let truncated = dir.path().join("truncated.gguf");
+    std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
+    let err = load_err(truncated);
+    assert!(matches!(err, LlamaError::Truncated { .. }), "{err}");
+
+    let header_only = dir.path().join("header.gguf");
+    std::fs::write(&header_only, &bytes[..100]).unwrap();
+    assert!(matches!(load_err(header_only), LlamaError::Truncated { .. }));
+
+    let text = dir.path().join("notes.gguf");
+    std::fs::write(&text, "just some text, long enough to have a header").unwrap();
+    let err = load_err(text);
+    assert!(err.to_string().contains("is not a GGUF model"), "{err}");
+
+    // The same file, claiming another architecture (same length, so the layout holds).
+    let key = b"general.architecture";
+    let at = bytes.windows(key.len()).position(|w| w == key).unwrap() + key.len() + 4 + 8;
+    let mut other = bytes.clone();
+    other[at..at + 5].copy_from_slice(b"mamba");
+    let unsupported = dir.path().join("mamba.gguf");
+    std::fs::write(&unsupported, other).unwrap();
+    let err = load_err(unsupported);
+    assert!(err.to_string().contains("is a 'mamba' model"), "{err}");
+
+    let err = load_err(dir.path().join("missing.gguf"));
+    assert!(matches!(err, LlamaError::Io { .. }), "{err}");
+
+    let mut config = LlamaConfig::new("no-such-model");
+    config.models_dir = Some(dir.path().into());
+    let err = Llama::load(&config).err().unwrap();
+    assert!(err.to_string().contains("no model named 'no-such-model'"), "{err}");
+}
+
+#[test]
+fn models_are_listed_with_their_facts() {
+    let list = list_models(fixture().parent().unwrap());
+    let tiny = list.iter().find(|m| m.name == "tiny").unwrap();
+    assert_eq!(tiny.architecture.as_deref(), Some("llama"));
+    assert_eq!(tiny.context_length, Some(2048));
+    assert_eq!(tiny.quantisation.as_deref(), Some("F16"));
+    assert!(tiny.supported && tiny.has_chat_template);
+}
+
+// --- SmolLM2-135M-Instruct, when installed -----------------------------------------------------
+
+/// SmolLM2 from the models folder, or `None` (with a notice) when it is not installed.
+fn smollm2(constrain: bool, tool_choice: ToolChoice) -> Option<Llama> {
+    let mut config = LlamaConfig::new("smollm2");
+    config.context_length = Some(4096);
+    config.constrain_tool_calls = constrain;
+    config.tool_choice = tool_choice;
+    match Llama::load(&config) {
+        Ok(llama) => Some(llama),
+        Err(e @ (LlamaError::ModelNotFound { .. } | LlamaError::NoModelsDir)) => {
+            eprintln!("skipped: {e} (install it with scripts/fetch-model smollm2)");
+            None
+        }
+        Err(e) => panic!("{e}"),
+    }
+}
+
+fn tools() -> Vec<ToolSpec> {
+    let spec = |name: &str, description: &str, parameters: Value| ToolSpec {
+        name: name.into(),
+        description: description.into(),
+        parameters,
+    };
+    vec![
+        spec(
+            "read_file",
+            "Read a text file from the workspace.",
+            json!({"type": "object", "properties": {
+                "path": {"type": "string", "description": "Path relative to the workspace"},
+                "max_lines": {"type": "integer"}},
+                "required": ["path"]}),
+        ),
+        spec(
+            "run_command",
+            "Run a shell command and return its output.",
+            json!({"type": "object", "properties": {
+                "command": {"type": "string"},
+                "timeout_secs": {"type": "integer"}},
+                "required": ["command"]}),
+        ),
+        spec(
+            "search",
+            "Search the workspace for a regular expression.",
+            json!({"type": "object", "properties": {
+                "pattern": {"type": "string"},
+                "case": {"enum": ["sensitive", "insensitive"]},
+                "globs": {"type": "array", "items": {"type": "string"}}},
+                "required": ["pattern", "case"]}),
+        ),
+    ]
+}
+
+const TASKS: [&str; 10] = [
+    "Read the file src/main.rs.",
+    "Show me what is in README.md.",
+    "Run the tests with `cargo test`.",
+    "List the files in the current directory.",
+    "Find every place where the word TODO appears.",
+    "Open Cargo.toml and tell me the package name.",
+    "Search for functions named parse, ignoring case.",
+    "What does the file docs/intro.md say?",
+    "Run `git status` for me.",
+    "Look for the string unwrap( in the Rust files.",
+];
+
+/// Counts over `turns` sampled tool-call turns: (calls attempted, calls that parse and validate).
+fn tool_call_rate(llama: &mut Llama, turns: u32) -> (u32, u32) {
+    let tools = tools();
+    let (mut attempted, mut valid) = (0, 0);
+    for i in 0..turns {
+        llama.set_seed(1000 + i);
+        let req = Request {
+            messages: vec![
+                Message::system("You are a coding agent. Use a tool to do what the user asks."),
+                Message::user(TASKS[i as usize % TASKS.len()]),
+            ],
+            tools: tools.clone(),
+            max_tokens: Some(160),
+            temperature: Some(0.8),
+            stop: Vec::new(),
+        };
+        let c = llama.complete(&req, &Cancel::default(), &mut |_| {}).unwrap();
+        let leaked = c.content.contains("<tool_call>");
+        if leaked || !c.tool_calls.is_empty() {
+            attempted += 1;
+        }
+        let ok = !leaked
+            && c.tool_calls.iter().all(|call| {
+                let Some(spec) = tools.iter().find(|t| t.name == call.name) else {
+                    return false;
+                };
+                serde_json::from_str::<Value>(&call.arguments)
+                    .is_ok_and(|args| validate(&spec.parameters, &args).is_ok())
+            });
+        if ok && !c.tool_calls.is_empty() {
+            valid += 1;
+            assert_eq!(c.stop, StopReason::ToolCalls);
+        } else if leaked || !c.tool_calls.is_empty() {
+            let shown: String =
+                format!("{:?} {:?}", c.content, c.tool_calls).chars().take(160).collect();
+            println!("turn {i}: invalid call: {shown}");
+        }
+    }
+    (attempted, valid)
+}
+
+#[test]
+fn smollm2_tool_calls_all_parse_under_the_grammar() {
+    let turns = 50;
+    let Some(mut llama) = smollm2(true, ToolChoice::Required) else {
+        return;
+    };
+    let (attempted, valid) = tool_call_rate(&mut llama, turns);
+    println!("required, grammar: {valid}/{turns} valid calls ({attempted} attempted)");
+    assert_eq!((attempted, valid), (turns, turns), "every turn must make a valid call");
+
+    // What the grammar is worth: the same turns with the call's marker written for the model
+    // and the rest left to it.
+    let Some(mut free) = smollm2(false, ToolChoice::Required) else {
+        return;
+    };
+    let (attempted, valid) = tool_call_rate(&mut free, turns);
+    println!("required, no grammar: {valid}/{turns} valid calls ({attempted} attempted)");
+    assert_eq!(attempted, turns);
+
+    // Left to choose, the model decides itself whether to call; any call it makes is valid.
+    llama.set_tool_choice(ToolChoice::Auto);
+    let (attempted, valid) = tool_call_rate(&mut llama, 10);
+    println!("auto, grammar: {attempted}/10 turns called a tool, {valid} valid");
+    assert_eq!(valid, attempted);
+}
+
+#[test]
+fn smollm2_answers_in_words() {
+    let Some(mut llama) = smollm2(true, ToolChoice::Auto) else {
+        return;
+    };
+    let mut req = ask("What is the capital of France?", 40);
+    req.messages[0] = Message::system("You are a helpful assistant.");
+    let (c, _) = run(&mut llama, &req);
+    println!("{:?} {:?} {:?}", c.content, c.usage, c.meta);
+    assert!(c.content.contains("Paris"), "{}", c.content);
+    assert_eq!(c.stop, StopReason::EndTurn);
+}
+
+#[test]
+fn gemma3_base_model_uses_the_plain_transcript() {
+    let mut config = LlamaConfig::new("gemma3-270m");
+    config.context_length = Some(2048);
+    let mut llama = match Llama::load(&config) {
+        Ok(llama) => llama,
+        Err(e @ (LlamaError::ModelNotFound { .. } | LlamaError::NoModelsDir)) => {
+            eprintln!("skipped: {e} (install it with scripts/fetch-model gemma3-270m)");
+            return;
+        }
+        Err(e) => panic!("{e}"),
+    };
+    assert_eq!(llama.gguf().architecture, "gemma3");
+    let req = ask("Name a colour.", 16);
+    let prompt = llama.prompt_text(&req).unwrap();
+    assert_eq!(prompt, "You are terse.\n\nUser: Name a colour.\n\nAssistant:");
+    let (c, _) = run(&mut llama, &req);
+    println!("{:?} {:?}", c.content, c.usage);
+    assert!(c.usage.completion_tokens > 0);
+    assert!(!c.content.contains("\nUser:"), "{}", c.content);
+}
