@@ -2,9 +2,9 @@
 
 use std::path::Path;
 
-use tiller_model::{Cancel, ModelError, Provider, Request};
+use tiller_model::{Cancel, ModelError, Provider, Request, ToolChoice};
 use tiller_tools::{Outcome, Registry, ToolKind, Workspace, apply_changes};
-use tiller_types::{AgentEvent, ApprovalPolicy, Message, StreamEvent, ToolCall, Usage};
+use tiller_types::{AgentEvent, ApprovalPolicy, Message, StreamEvent, ToolCall, ToolSpec, Usage};
 
 use crate::compact::{self, truncate_middle};
 use crate::{AgentError, Approver, SessionLog, Verdict, needs_approval, system_prompt};
@@ -20,6 +20,10 @@ pub struct AgentConfig {
     pub temperature: Option<f32>,
     /// Upper bound on one observation; smaller models get less (an eighth of their context).
     pub max_observation_bytes: usize,
+    /// Offer an `answer` tool and require a tool call every turn; the task ends when the model
+    /// calls `answer`, and on the last step it is the only tool offered. For small models, which
+    /// rarely call tools unless made to.
+    pub answer_tool: bool,
 }
 
 impl Default for AgentConfig {
@@ -30,6 +34,7 @@ impl Default for AgentConfig {
             max_tokens: None,
             temperature: None,
             max_observation_bytes: 32 * 1024,
+            answer_tool: false,
         }
     }
 }
@@ -114,9 +119,14 @@ impl Agent {
         for step in 1..=self.config.max_steps {
             events(&AgentEvent::TurnStarted { step });
             self.fit_context(events)?;
-            let completion = self.model_turn(events)?;
+            let completion = self.model_turn(step == self.config.max_steps, events)?;
             self.usage += completion.usage;
             events(&AgentEvent::Usage { call: completion.usage, total: self.usage });
+            if let Some(answer) = self.answer_call(&completion.tool_calls) {
+                self.push(Message::assistant(&answer))?;
+                events(&AgentEvent::Answer { text: answer.clone() });
+                return Ok(answer);
+            }
             self.push(completion.message())?;
             if completion.tool_calls.is_empty() {
                 events(&AgentEvent::Answer { text: completion.content.clone() });
@@ -145,13 +155,29 @@ impl Agent {
         Err(AgentError::StepLimit(self.config.max_steps))
     }
 
+    /// The text of an `answer` tool call, when the answer tool is on and the model called it.
+    fn answer_call(&self, calls: &[ToolCall]) -> Option<String> {
+        let call = calls.iter().find(|c| self.config.answer_tool && c.name == ANSWER_TOOL)?;
+        let args: serde_json::Value = serde_json::from_str(&call.arguments).unwrap_or_default();
+        Some(args["text"].as_str().map_or_else(|| call.arguments.clone(), str::to_string))
+    }
+
     /// One model call on the whole conversation, its stream passed on as events. A stream that
     /// broke after part of the answer came (which the provider cannot retry) is asked once more.
+    /// On the `last` step, the answer tool (when on) is the only tool offered.
     fn model_turn(
         &mut self,
+        last: bool,
         events: &mut dyn FnMut(&AgentEvent),
     ) -> Result<tiller_model::Completion, AgentError> {
-        let request = self.request(self.full_history());
+        let mut request = self.request(self.full_history());
+        if self.config.answer_tool {
+            if last {
+                request.tools.clear();
+            }
+            request.tools.push(answer_spec());
+            request.tool_choice = ToolChoice::Required;
+        }
         let mut attempt = 0;
         loop {
             let result = self.provider.complete(&request, &self.cancel, &mut |ev| match ev {
@@ -185,6 +211,7 @@ impl Agent {
             max_tokens: self.config.max_tokens,
             temperature: self.config.temperature,
             stop: Vec::new(),
+            tool_choice: ToolChoice::Auto,
         }
     }
 
@@ -294,6 +321,7 @@ impl Agent {
             max_tokens: Some((limit / 8).clamp(64, 1024) as u32),
             temperature: self.config.temperature,
             stop: Vec::new(),
+            tool_choice: ToolChoice::Auto,
         };
         let summary = self.provider.complete(&summary_request, &self.cancel, &mut |_| {})?;
         self.usage += summary.usage;
@@ -314,6 +342,20 @@ impl Agent {
             return Err(AgentError::ContextFull { tokens: after, limit });
         }
         Ok(())
+    }
+}
+
+const ANSWER_TOOL: &str = "answer";
+
+fn answer_spec() -> ToolSpec {
+    ToolSpec {
+        name: ANSWER_TOOL.into(),
+        description: "Finish: give the user your final answer. Call it when the task is done or cannot be done.".into(),
+        parameters: serde_json::json!({
+            "type": "object",
+            "properties": { "text": { "type": "string", "description": "The answer." } },
+            "required": ["text"]
+        }),
     }
 }
 

@@ -8,7 +8,7 @@ use serde_json::json;
 use tiller_agent::{
     AcceptAll, Agent, AgentConfig, AgentError, Approver, Review, SessionLog, Verdict, load_session,
 };
-use tiller_model::{Request, Scripted};
+use tiller_model::{Request, Scripted, ToolChoice};
 use tiller_tools::{Registry, Workspace};
 use tiller_types::{AgentEvent, ApprovalPolicy, ChangeSet, Message, Selection, ToolCall};
 
@@ -304,8 +304,34 @@ fn a_stream_broken_midway_is_asked_once_more() {
         .run("a", &mut AcceptAll, &mut |e| retries += matches!(e, AgentEvent::Retry { .. }) as u32)
         .unwrap();
     assert_eq!((answer.as_str(), retries), ("full answer", 1));
-    assert_eq!(requests.lock().unwrap()[0], requests.lock().unwrap()[1], "the same prompt, resent");
+    let sent = requests.lock().unwrap().clone();
+    assert_eq!(sent[0], sent[1], "the same prompt, resent");
     // Only one retry per turn: a second break ends the run with the error.
     let err = agent.run("b", &mut AcceptAll, &mut |_| {}).unwrap_err();
     assert!(matches!(err, AgentError::Model(tiller_model::ModelError::Truncated { .. })), "{err}");
+}
+
+#[test]
+fn with_the_answer_tool_every_turn_is_a_call_and_answer_ends_the_task() {
+    let repo = repo();
+    let call = json!({ "tool_calls": [ { "name": "list_dir", "arguments": {} } ] });
+    let answer =
+        json!({ "tool_calls": [ { "name": "answer", "arguments": { "text": "All listed." } } ] });
+    let (provider, requests) = scripted(json!([call, answer, call, call, answer]), 8192);
+    let config = AgentConfig { answer_tool: true, max_steps: 3, ..AgentConfig::default() };
+    let mut agent = Agent::new(
+        Box::new(provider),
+        Registry::default(),
+        Workspace::new(repo.path()).unwrap(),
+        config,
+    );
+    assert_eq!(agent.run("list", &mut AcceptAll, &mut |_| {}).unwrap(), "All listed.");
+    assert_eq!(agent.history().last(), Some(&Message::assistant("All listed.")));
+    // The last step offers only the answer tool, so a small model must finish there.
+    assert_eq!(agent.run("again", &mut AcceptAll, &mut |_| {}).unwrap(), "All listed.");
+    let requests = requests.lock().unwrap();
+    let names = |r: &Request| r.tools.iter().map(|t| t.name.clone()).collect::<Vec<_>>();
+    assert!(requests.iter().all(|r| r.tool_choice == ToolChoice::Required));
+    assert_eq!(names(&requests[0]).last().map(String::as_str), Some("answer"));
+    assert_eq!(names(&requests[4]), ["answer"]);
 }

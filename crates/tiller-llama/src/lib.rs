@@ -15,7 +15,5 @@ mod stream;
 pub mod template;
 
 pub use error::LlamaError;
-pub use llama::{
-    DEFAULT_CONTEXT, DEFAULT_MAX_TOKENS, DEFAULT_TEMPERATURE, Llama, LlamaConfig, ToolChoice,
-};
+pub use llama::{DEFAULT_CONTEXT, DEFAULT_MAX_TOKENS, DEFAULT_TEMPERATURE, Llama, LlamaConfig};
 pub use models::{ModelSummary, default_models_dir, list_models, resolve_model};

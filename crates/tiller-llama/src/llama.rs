@@ -19,7 +19,9 @@ use llama_cpp_2::model::LlamaModel;
 use llama_cpp_2::model::params::LlamaModelParams;
 use llama_cpp_2::sampling::LlamaSampler;
 use llama_cpp_2::token::LlamaToken;
-use tiller_model::{Cancel, Collector, Completion, ModelError, ModelInfo, Provider, Request};
+use tiller_model::{
+    Cancel, Collector, Completion, ModelError, ModelInfo, Provider, Request, ToolChoice,
+};
 use tiller_types::{ProviderKind, StopReason, StreamEvent, ToolCall, Usage};
 
 use crate::gguf::{self, GgufInfo};
@@ -52,19 +54,6 @@ pub struct LlamaConfig {
     /// Whether tool calls are constrained by a grammar built from the offered tools (on by
     /// default; off only to measure what the grammar is worth).
     pub constrain_tool_calls: bool,
-    /// Whether a reply may be text when tools are offered.
-    pub tool_choice: ToolChoice,
-}
-
-/// Whether the model must call a tool when tools are offered.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum ToolChoice {
-    /// The model replies with text or a tool call, as it chooses.
-    #[default]
-    Auto,
-    /// Every reply is a tool call. Very small models (SmolLM2-135M) hardly ever choose to call
-    /// a tool on their own, so an agent driving one needs this.
-    Required,
 }
 
 impl LlamaConfig {
@@ -77,7 +66,6 @@ impl LlamaConfig {
             threads: None,
             seed: 0,
             constrain_tool_calls: true,
-            tool_choice: ToolChoice::Auto,
         }
     }
 }
@@ -95,7 +83,6 @@ pub struct Llama {
     n_batch: usize,
     seed: u32,
     constrain: bool,
-    tool_choice: ToolChoice,
     /// The tokens whose keys and values are in the context's cache, in order.
     cached: Vec<LlamaToken>,
     calls: u64,
@@ -129,7 +116,6 @@ impl Llama {
             bos_text,
             seed: config.seed,
             constrain: config.constrain_tool_calls,
-            tool_choice: config.tool_choice,
             cached: Vec::new(),
             calls: 0,
         })
@@ -153,11 +139,6 @@ impl Llama {
     /// Changes the sampling seed for later calls.
     pub fn set_seed(&mut self, seed: u32) {
         self.seed = seed;
-    }
-
-    /// Changes whether replies must be tool calls, for later calls.
-    pub fn set_tool_choice(&mut self, choice: ToolChoice) {
-        self.tool_choice = choice;
     }
 
     /// The prompt `req` renders to, as text (for inspection and tests).
@@ -221,7 +202,7 @@ impl Llama {
 
     /// Whether this request's reply must be a tool call.
     fn call_required(&self, req: &Request) -> bool {
-        self.tool_choice == ToolChoice::Required && !req.tools.is_empty()
+        req.tool_choice == ToolChoice::Required && !req.tools.is_empty()
     }
 
     fn sampler(&self, req: &Request) -> Result<LlamaSampler, LlamaError> {

@@ -9,8 +9,8 @@ use std::path::PathBuf;
 
 use serde_json::{Value, json};
 use tiller_llama::grammar::validate;
-use tiller_llama::{Llama, LlamaConfig, LlamaError, ToolChoice, list_models};
-use tiller_model::{Cancel, Completion, ModelError, Provider, Request};
+use tiller_llama::{Llama, LlamaConfig, LlamaError, list_models};
+use tiller_model::{Cancel, Completion, ModelError, Provider, Request, ToolChoice};
 use tiller_types::{Message, ProviderKind, StopReason, StreamEvent, ToolSpec};
 
 fn fixture() -> PathBuf {
@@ -216,11 +216,10 @@ fn models_are_listed_with_their_facts() {
 // --- SmolLM2-135M-Instruct, when installed -----------------------------------------------------
 
 /// SmolLM2 from the models folder, or `None` (with a notice) when it is not installed.
-fn smollm2(constrain: bool, tool_choice: ToolChoice) -> Option<Llama> {
+fn smollm2(constrain: bool) -> Option<Llama> {
     let mut config = LlamaConfig::new("smollm2");
     config.context_length = Some(4096);
     config.constrain_tool_calls = constrain;
-    config.tool_choice = tool_choice;
     match Llama::load(&config) {
         Ok(llama) => Some(llama),
         Err(e @ (LlamaError::ModelNotFound { .. } | LlamaError::NoModelsDir)) => {
@@ -280,7 +279,7 @@ const TASKS: [&str; 10] = [
 ];
 
 /// Counts over `turns` sampled tool-call turns: (calls attempted, calls that parse and validate).
-fn tool_call_rate(llama: &mut Llama, turns: u32) -> (u32, u32) {
+fn tool_call_rate(llama: &mut Llama, tool_choice: ToolChoice, turns: u32) -> (u32, u32) {
     let tools = tools();
     let (mut attempted, mut valid) = (0, 0);
     for i in 0..turns {
@@ -294,6 +293,7 @@ fn tool_call_rate(llama: &mut Llama, turns: u32) -> (u32, u32) {
             max_tokens: Some(160),
             temperature: Some(0.8),
             stop: Vec::new(),
+            tool_choice,
         };
         let c = llama.complete(&req, &Cancel::default(), &mut |_| {}).unwrap();
         let leaked = c.content.contains("<tool_call>");
@@ -323,32 +323,31 @@ fn tool_call_rate(llama: &mut Llama, turns: u32) -> (u32, u32) {
 #[test]
 fn smollm2_tool_calls_all_parse_under_the_grammar() {
     let turns = 50;
-    let Some(mut llama) = smollm2(true, ToolChoice::Required) else {
+    let Some(mut llama) = smollm2(true) else {
         return;
     };
-    let (attempted, valid) = tool_call_rate(&mut llama, turns);
+    let (attempted, valid) = tool_call_rate(&mut llama, ToolChoice::Required, turns);
     println!("required, grammar: {valid}/{turns} valid calls ({attempted} attempted)");
     assert_eq!((attempted, valid), (turns, turns), "every turn must make a valid call");
 
     // What the grammar is worth: the same turns with the call's marker written for the model
     // and the rest left to it.
-    let Some(mut free) = smollm2(false, ToolChoice::Required) else {
+    let Some(mut free) = smollm2(false) else {
         return;
     };
-    let (attempted, valid) = tool_call_rate(&mut free, turns);
+    let (attempted, valid) = tool_call_rate(&mut free, ToolChoice::Required, turns);
     println!("required, no grammar: {valid}/{turns} valid calls ({attempted} attempted)");
     assert_eq!(attempted, turns);
 
     // Left to choose, the model decides itself whether to call; any call it makes is valid.
-    llama.set_tool_choice(ToolChoice::Auto);
-    let (attempted, valid) = tool_call_rate(&mut llama, 10);
+    let (attempted, valid) = tool_call_rate(&mut llama, ToolChoice::Auto, 10);
     println!("auto, grammar: {attempted}/10 turns called a tool, {valid} valid");
     assert_eq!(valid, attempted);
 }
 
 #[test]
 fn smollm2_answers_in_words() {
-    let Some(mut llama) = smollm2(true, ToolChoice::Auto) else {
+    let Some(mut llama) = smollm2(true) else {
         return;
     };
     let mut req = ask("What is the capital of France?", 40);

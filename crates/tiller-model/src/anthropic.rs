@@ -11,6 +11,7 @@ use tiller_types::{Message, ProviderKind, StopReason, StreamEvent, ToolCall, Usa
 use crate::http::{self, Client, Decoder, SseEvent};
 use crate::{
     Cancel, Collector, Completion, EndpointConfig, ModelError, ModelInfo, Provider, Request,
+    ToolChoice,
 };
 
 /// The API version this module speaks.
@@ -53,6 +54,8 @@ impl Provider for Anthropic {
                 .iter()
                 .map(|t| json!({"name": t.name, "description": t.description, "input_schema": t.parameters}))
                 .collect(),
+            tool_choice: (req.tool_choice == ToolChoice::Required && !req.tools.is_empty())
+                .then(|| json!({"type": "any"})),
             temperature: req.temperature,
             stop_sequences: &req.stop,
             stream: true,
@@ -73,6 +76,8 @@ struct Body<'a> {
     messages: Vec<Turn>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     tools: Vec<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_choice: Option<Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     temperature: Option<f32>,
     #[serde(skip_serializing_if = "<[_]>::is_empty")]

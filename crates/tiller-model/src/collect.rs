@@ -39,10 +39,7 @@ impl<'a> Collector<'a> {
             StreamEvent::Retry { .. } => {}
         }
         if self.ttft_ms.is_none()
-            && matches!(
-                event,
-                StreamEvent::TextDelta { .. } | StreamEvent::ToolCall { .. }
-            )
+            && matches!(event, StreamEvent::TextDelta { .. } | StreamEvent::ToolCall { .. })
         {
             self.ttft_ms = Some(self.started.elapsed().as_millis() as u64);
         }

@@ -70,6 +70,26 @@ pub struct Request {
     pub temperature: Option<f32>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub stop: Vec<String>,
+    #[serde(default, skip_serializing_if = "ToolChoice::is_auto")]
+    pub tool_choice: ToolChoice,
+}
+
+/// Whether the model must call a tool when tools are offered.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ToolChoice {
+    /// The model replies with text or a tool call, as it chooses.
+    #[default]
+    Auto,
+    /// Every reply is a tool call. Very small models hardly ever choose to call a tool on their
+    /// own, so an agent driving one offers an `answer` tool and requires a call.
+    Required,
+}
+
+impl ToolChoice {
+    pub fn is_auto(&self) -> bool {
+        *self == ToolChoice::Auto
+    }
 }
 
 /// One model call's output.
@@ -87,10 +107,7 @@ pub struct Completion {
 impl Completion {
     /// The completion as an assistant message for the conversation.
     pub fn message(&self) -> Message {
-        Message::Assistant {
-            content: self.content.clone(),
-            tool_calls: self.tool_calls.clone(),
-        }
+        Message::Assistant { content: self.content.clone(), tool_calls: self.tool_calls.clone() }
     }
 }
 

@@ -16,6 +16,7 @@ use tiller_types::{Message, ProviderKind, StopReason, StreamEvent, ToolCall, Usa
 use crate::http::{self, Client, Decoder, SseEvent};
 use crate::{
     Cancel, Collector, Completion, EndpointConfig, ModelError, ModelInfo, Provider, Request,
+    ToolChoice,
 };
 
 /// A model behind an OpenAI-compatible endpoint.
@@ -48,6 +49,8 @@ impl Provider for OpenAi {
             stream: true,
             stream_options: json!({"include_usage": true}),
             tools: req.tools.iter().map(|t| json!({"type": "function", "function": t})).collect(),
+            tool_choice: (req.tool_choice == ToolChoice::Required && !req.tools.is_empty())
+                .then_some("required"),
             max_tokens: req.max_tokens,
             temperature: req.temperature,
             stop: &req.stop,
@@ -66,6 +69,8 @@ struct Body<'a> {
     stream_options: Value,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     tools: Vec<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_choice: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     max_tokens: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -16,6 +16,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use tiller_model::{
     Anthropic, Cancel, Completion, EndpointConfig, ModelError, OpenAi, Provider, Request,
+    ToolChoice,
 };
 use tiller_types::{Message, StopReason, StreamEvent, ToolCall, ToolSpec, Usage};
 
@@ -507,6 +508,7 @@ fn conversation() -> Request {
         max_tokens: Some(256),
         temperature: Some(0.2),
         stop: vec!["</done>".into()],
+        tool_choice: ToolChoice::Required,
     }
 }
 
@@ -537,6 +539,7 @@ fn openai_request_body_and_headers() {
         "stream_options": {"include_usage": true},
         "tools": [{"type": "function", "function":
             {"name": "read_file", "description": "Read a file.", "parameters": schema()}}],
+        "tool_choice": "required",
         "max_tokens": 256,
         "temperature": 0.2,
         "stop": ["</done>"],
@@ -585,6 +588,7 @@ fn anthropic_request_body_and_headers() {
             ]},
         ],
         "tools": [{"name": "read_file", "description": "Read a file.", "input_schema": schema()}],
+        "tool_choice": {"type": "any"},
         "temperature": 0.2,
         "stop_sequences": ["</done>"],
         "stream": true,

@@ -40,6 +40,9 @@ pub struct Profile {
     pub idle_timeout_secs: Option<u64>,
     /// Retries after connect errors, 429 and 5xx.
     pub max_retries: Option<u32>,
+    /// Offer an `answer` tool and require a tool call every turn (default: on for the embedded
+    /// engine, whose small models rarely call tools unless made to).
+    pub answer_tool: Option<bool>,
 }
 
 impl Profile {
@@ -57,6 +60,7 @@ impl Profile {
             connect_timeout_secs: o.connect_timeout_secs.or(self.connect_timeout_secs),
             idle_timeout_secs: o.idle_timeout_secs.or(self.idle_timeout_secs),
             max_retries: o.max_retries.or(self.max_retries),
+            answer_tool: o.answer_tool.or(self.answer_tool),
         }
     }
 }

@@ -28,6 +28,12 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// List the models installed for the embedded engine.
+    Models {
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+    },
     /// Print shell completions.
     Completions { shell: clap_complete::Shell },
 }

@@ -13,6 +13,7 @@ pub fn run(cli: Cli) -> Result<(), CommandError> {
         Command::Exec(args) => exec::exec(&cli.model, &args, None),
         Command::Resume(args) => exec::resume(&cli.model, &args),
         Command::Sessions { json } => sessions::list(json),
+        Command::Models { json } => crate::engine::list(json),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "tiller", &mut std::io::stdout());
             Ok(())

@@ -68,10 +68,8 @@ fn read_config(path: &Path, required: bool) -> Result<Config, CommandError> {
 
 /// The provider a profile selects.
 pub fn provider(profile: &Profile) -> Result<Box<dyn Provider>, CommandError> {
-    let kind = profile.provider.ok_or_else(|| {
-        CommandError::new(Kind::Config, "no model provider is configured")
-            .with_hint("pass --provider (openai, anthropic, scripted) and --model, or set a profile in the config file")
-    })?;
+    // With nothing configured, tiller runs its default local model in-process.
+    let kind = profile.provider.unwrap_or(ProviderKind::Llama);
     let model = || {
         profile.model.clone().ok_or_else(|| {
             CommandError::new(Kind::Config, format!("the {} provider needs a model", kind.name()))
@@ -84,13 +82,7 @@ pub fn provider(profile: &Profile) -> Result<Box<dyn Provider>, CommandError> {
         ProviderKind::Anthropic => {
             Ok(Box::new(Anthropic::new(endpoint(profile, model()?, kind)?)?))
         }
-        ProviderKind::Llama => Err(CommandError::new(
-            Kind::Config,
-            "this build of tiller has no embedded llama.cpp engine",
-        )
-        .with_hint(
-            "use --provider openai with a llama.cpp server, or a build with the llama feature",
-        )),
+        ProviderKind::Llama => crate::engine::load(profile),
     }
 }
 

@@ -26,3 +26,8 @@ pub fn data_dir() -> PathBuf {
 pub fn sessions_dir() -> PathBuf {
     data_dir().join("sessions")
 }
+
+/// Installed GGUF models: `NAME.gguf` answers to `--model NAME`.
+pub fn models_dir() -> PathBuf {
+    data_dir().join("models")
+}

@@ -126,10 +126,15 @@ fn resume_continues_the_latest_session_of_the_workspace() {
 #[test]
 fn errors_say_what_to_do_and_use_distinct_exit_codes() {
     let env = env();
+    // With nothing configured the embedded engine's default model is used; here it is absent.
     let out = env.tiller(&["exec", "task"]);
-    assert_eq!(out.status.code(), Some(3));
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
     let stderr = text(&out.stderr);
-    assert!(stderr.starts_with("error: no model provider is configured\nhint: "), "{stderr}");
+    assert!(stderr.starts_with("error: ") && stderr.contains("smollm2"), "{stderr}");
+    assert!(
+        stderr.contains("hint: install the default model with scripts/fetch-model"),
+        "{stderr}"
+    );
 
     std::fs::write(env.repo.join("no-retry.toml"), "[profiles.p]\nmax_retries = 0\n").unwrap();
     let out = env.tiller(&[

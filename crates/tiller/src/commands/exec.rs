@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use tiller_agent::{Agent, AgentConfig, SessionLog, list_sessions, load_session};
 use tiller_tools::{Registry, Workspace};
-use tiller_types::{AgentEvent, ApprovalPolicy};
+use tiller_types::{AgentEvent, ApprovalPolicy, ProviderKind};
 
 use crate::approve::TerminalApprover;
 use crate::cli::{ExecArgs, ModelArgs, ResumeArgs};
@@ -51,6 +51,7 @@ pub fn exec(
         approval,
         max_tokens: settings.profile.max_tokens,
         temperature: settings.profile.temperature,
+        answer_tool: settings.profile.answer_tool.unwrap_or(info.provider == ProviderKind::Llama),
         ..AgentConfig::default()
     };
     let mut agent = Agent::new(provider, Registry::default(), ws, agent_config)
