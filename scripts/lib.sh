@@ -14,5 +14,6 @@ need_apt() {
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
 }
 
-# The Debian packages tiller needs to build and to run its tools.
-TILLER_APT_PACKAGES=(git python3 python3-pip cmake libclang-dev)
+# The Debian packages tiller needs: git and python3 for its tools and examples, cmake and
+# libclang for building the embedded llama.cpp engine.
+TILLER_APT_PACKAGES=(git python3 cmake libclang-dev)
