@@ -302,7 +302,13 @@ impl Agent {
             .max(info.context_length / 4)
             .min(info.context_length / 2);
         let limit = info.context_length - reserve;
-        let before = compact::count(self.provider.as_ref(), &self.system, &self.history);
+        // The tools' schemas are part of every prompt, whichever way a provider sends them.
+        let fixed = format!(
+            "{}{}",
+            self.system,
+            serde_json::to_string(&self.tools.specs()).unwrap_or_default()
+        );
+        let before = compact::count(self.provider.as_ref(), &fixed, &self.history);
         if before * 10 <= limit * 8 {
             return Ok(());
         }
@@ -336,7 +342,7 @@ impl Agent {
         if let Some(log) = &mut self.log {
             log.replace(&self.history)?;
         }
-        let after = compact::count(self.provider.as_ref(), &self.system, &self.history);
+        let after = compact::count(self.provider.as_ref(), &fixed, &self.history);
         events(&AgentEvent::Compacted { tokens_before: before, tokens_after: after });
         if after > limit {
             return Err(AgentError::ContextFull { tokens: after, limit });

@@ -208,7 +208,7 @@ fn models_are_listed_with_their_facts() {
     let list = list_models(fixture().parent().unwrap());
     let tiny = list.iter().find(|m| m.name == "tiny").unwrap();
     assert_eq!(tiny.architecture.as_deref(), Some("llama"));
-    assert_eq!(tiny.context_length, Some(2048));
+    assert_eq!(tiny.context_length, Some(8192));
     assert_eq!(tiny.quantisation.as_deref(), Some("F16"));
     assert!(tiny.supported && tiny.has_chat_template);
 }

@@ -152,12 +152,7 @@ mod tests {
 
     use super::*;
     use crate::apply_changes;
-
-    fn ws() -> (tempfile::TempDir, Workspace) {
-        let dir = tempfile::tempdir().unwrap();
-        let ws = Workspace::new(dir.path()).unwrap();
-        (dir, ws)
-    }
+    use crate::workspace::temp_workspace as ws;
 
     fn run(ws: &Workspace, ops: &str) -> Result<Outcome, ToolError> {
         let patch = format!("*** Begin Patch\n{ops}\n*** End Patch\n");

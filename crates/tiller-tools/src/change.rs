@@ -27,35 +27,20 @@ pub fn diff_file(
             continue;
         }
         if !open {
-            hunks.push(Hunk {
-                old_start: old_range.start,
-                removed: vec![],
-                added: vec![],
-            });
+            hunks.push(Hunk { old_start: old_range.start, removed: vec![], added: vec![] });
             open = true;
         }
         if let Some(h) = hunks.last_mut() {
-            h.removed
-                .extend(old_lines[old_range].iter().map(|l| l.to_string()));
-            h.added
-                .extend(new_lines[new_range].iter().map(|l| l.to_string()));
+            h.removed.extend(old_lines[old_range].iter().map(|l| l.to_string()));
+            h.added.extend(new_lines[new_range].iter().map(|l| l.to_string()));
         }
     }
-    FileChange {
-        path: path.to_string(),
-        kind,
-        old,
-        new,
-        hunks,
-    }
+    FileChange { path: path.to_string(), kind, old, new, hunks }
 }
 
 /// A unified diff of one file's change, with three lines of context, for people to read.
 pub fn unified_diff(file: &FileChange) -> String {
-    let (old, new) = (
-        file.old.as_deref().unwrap_or(""),
-        file.new.as_deref().unwrap_or(""),
-    );
+    let (old, new) = (file.old.as_deref().unwrap_or(""), file.new.as_deref().unwrap_or(""));
     let a = format!("a/{}", file.path);
     let b = match &file.kind {
         ChangeKind::Move { to } => format!("b/{to}"),
@@ -67,10 +52,7 @@ pub fn unified_diff(file: &FileChange) -> String {
         _ => (a, b),
     };
     let diff = TextDiff::from_lines(old, new);
-    diff.unified_diff()
-        .context_radius(3)
-        .header(&a, &b)
-        .to_string()
+    diff.unified_diff().context_radius(3).header(&a, &b).to_string()
 }
 
 /// Writes the part of `changes` that `selection` accepts. Every touched file is first checked to
@@ -82,16 +64,11 @@ pub fn apply_changes(
     selection: &Selection,
 ) -> Result<Vec<String>, ToolError> {
     if selection.0.len() != changes.files.len() {
-        return Err(ToolError::Other(
-            "selection does not match the change set".into(),
-        ));
+        return Err(ToolError::Other("selection does not match the change set".into()));
     }
     for file in &changes.files {
         if ws.read_text(&file.path)? != file.old {
-            return Err(ToolError::path(
-                &file.path,
-                "changed on disk since the edit was proposed",
-            ));
+            return Err(ToolError::path(&file.path, "changed on disk since the edit was proposed"));
         }
         if let ChangeKind::Move { to } = &file.kind
             && ws.resolve(to)?.exists()
@@ -139,18 +116,11 @@ mod tests {
         assert_eq!(f.hunks.len(), 2);
         assert_eq!(
             f.hunks[0],
-            Hunk {
-                old_start: 1,
-                removed: vec!["2\n".into()],
-                added: vec!["TWO\n".into()]
-            }
+            Hunk { old_start: 1, removed: vec!["2\n".into()], added: vec!["TWO\n".into()] }
         );
         assert_eq!(f.hunks[1].old_start, 4);
         assert_eq!(f.content_with(&[true, true]), f.new);
-        assert_eq!(
-            f.content_with(&[false, true]).unwrap(),
-            "1\n2\n3\n4\nFIVE\nSIX\n"
-        );
+        assert_eq!(f.content_with(&[false, true]).unwrap(), "1\n2\n3\n4\nFIVE\nSIX\n");
     }
 
     #[test]
@@ -181,16 +151,9 @@ mod tests {
 
     #[test]
     fn unified_diff_reads_like_git() {
-        let f = diff_file(
-            "a.txt",
-            ChangeKind::Update,
-            Some("1\n2\n".into()),
-            Some("1\nTWO\n".into()),
-        );
-        assert_eq!(
-            unified_diff(&f),
-            "--- a/a.txt\n+++ b/a.txt\n@@ -1,2 +1,2 @@\n 1\n-2\n+TWO\n"
-        );
+        let f =
+            diff_file("a.txt", ChangeKind::Update, Some("1\n2\n".into()), Some("1\nTWO\n".into()));
+        assert_eq!(unified_diff(&f), "--- a/a.txt\n+++ b/a.txt\n@@ -1,2 +1,2 @@\n 1\n-2\n+TWO\n");
         let add = diff_file("n.txt", ChangeKind::Add, None, Some("x\n".into()));
         assert!(unified_diff(&add).starts_with("--- /dev/null\n+++ b/n.txt\n"));
     }
@@ -205,9 +168,7 @@ mod tests {
             files: vec![
                 diff_file(
                     "old.txt",
-                    ChangeKind::Move {
-                        to: "d/new.txt".into(),
-                    },
+                    ChangeKind::Move { to: "d/new.txt".into() },
                     Some("x\n".into()),
                     Some("x\n".into()),
                 ),

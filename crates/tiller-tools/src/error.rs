@@ -11,10 +11,7 @@ pub enum ToolError {
     #[error("{path}: {reason}")]
     Path { path: String, reason: String },
     #[error("{}: {source}", path.display())]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, source: std::io::Error },
     #[error(transparent)]
     Patch(#[from] PatchError),
     #[error("{0}")]
@@ -23,16 +20,10 @@ pub enum ToolError {
 
 impl ToolError {
     pub fn path(path: impl Into<String>, reason: impl Into<String>) -> Self {
-        ToolError::Path {
-            path: path.into(),
-            reason: reason.into(),
-        }
+        ToolError::Path { path: path.into(), reason: reason.into() }
     }
 
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        ToolError::Io {
-            path: path.into(),
-            source,
-        }
+        ToolError::Io { path: path.into(), source }
     }
 }

@@ -89,10 +89,7 @@ impl Registry {
     }
 
     pub fn get(&self, name: &str) -> Option<&dyn Tool> {
-        self.tools
-            .iter()
-            .find(|t| t.spec().name == name)
-            .map(|t| t.as_ref())
+        self.tools.iter().find(|t| t.spec().name == name).map(|t| t.as_ref())
     }
 
     pub fn names(&self) -> Vec<String> {

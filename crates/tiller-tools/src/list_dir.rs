@@ -81,10 +81,7 @@ impl Tool for ListDir {
             return Err(ToolError::path(&args.path, "does not exist"));
         }
         if !root.is_dir() {
-            return Err(ToolError::path(
-                &args.path,
-                "is not a directory; use read_file",
-            ));
+            return Err(ToolError::path(&args.path, "is not a directory; use read_file"));
         }
         let depth = args.depth.clamp(1, MAX_DEPTH);
         let mut out = String::new();
@@ -121,12 +118,7 @@ impl Tool for ListDir {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn ws() -> (tempfile::TempDir, Workspace) {
-        let dir = tempfile::tempdir().unwrap();
-        let ws = Workspace::new(dir.path()).unwrap();
-        (dir, ws)
-    }
+    use crate::workspace::temp_workspace as ws;
 
     fn list(ws: &Workspace, args: serde_json::Value) -> String {
         match ListDir.run(ws, args).unwrap() {
@@ -144,22 +136,12 @@ mod tests {
     #[test]
     fn tree_is_sorted_and_respects_gitignore_without_git() {
         let (_d, ws) = ws();
-        for p in [
-            "b.txt",
-            "a/z.rs",
-            "a/y/deep.rs",
-            "target/out.bin",
-            ".env.example",
-            ".git/HEAD",
-        ] {
+        for p in ["b.txt", "a/z.rs", "a/y/deep.rs", "target/out.bin", ".env.example", ".git/HEAD"] {
             touch(&ws, p);
         }
         std::fs::write(ws.root().join(".gitignore"), "target/\n").unwrap();
         let out = list(&ws, serde_json::json!({}));
-        assert_eq!(
-            out, ".env.example\n.gitignore\na/\n  y/\n  z.rs\nb.txt\n",
-            "{out}"
-        );
+        assert_eq!(out, ".env.example\n.gitignore\na/\n  y/\n  z.rs\nb.txt\n", "{out}");
     }
 
     #[test]
@@ -188,19 +170,12 @@ mod tests {
     fn refuses_files_missing_paths_and_escapes() {
         let (_d, ws) = ws();
         touch(&ws, "f.txt");
-        let err = |p: &str| {
-            ListDir
-                .run(&ws, serde_json::json!({"path": p}))
-                .unwrap_err()
-                .to_string()
-        };
+        let err =
+            |p: &str| ListDir.run(&ws, serde_json::json!({"path": p})).unwrap_err().to_string();
         assert!(err("f.txt").contains("not a directory"));
         assert!(err("nope").contains("does not exist"));
         assert!(err("..").contains("outside"));
         std::fs::create_dir(ws.root().join("empty")).unwrap();
-        assert_eq!(
-            list(&ws, serde_json::json!({"path": "empty"})),
-            "empty: empty directory"
-        );
+        assert_eq!(list(&ws, serde_json::json!({"path": "empty"})), "empty: empty directory");
     }
 }

@@ -160,21 +160,15 @@ mod tests {
     #[test]
     fn ranges_are_inclusive_and_noted() {
         let (_d, ws) = ws_with("a.txt", numbered(12).as_bytes());
-        let out = read(
-            &ws,
-            serde_json::json!({"path": "a.txt", "start_line": 9, "end_line": 10}),
-        )
-        .unwrap();
+        let out = read(&ws, serde_json::json!({"path": "a.txt", "start_line": 9, "end_line": 10}))
+            .unwrap();
         assert_eq!(
             out,
             " 9\tline 9\n10\tline 10\n(lines 9-10 of 12; pass start_line=11 to read on)\n"
         );
         // An end past the file is clamped; reaching the end drops the "read on" hint.
-        let out = read(
-            &ws,
-            serde_json::json!({"path": "a.txt", "start_line": 12, "end_line": 99}),
-        )
-        .unwrap();
+        let out = read(&ws, serde_json::json!({"path": "a.txt", "start_line": 12, "end_line": 99}))
+            .unwrap();
         assert_eq!(out, "12\tline 12\n(lines 12-12 of 12)\n");
     }
 
@@ -183,11 +177,8 @@ mod tests {
         let (_d, ws) = ws_with("a.txt", numbered(3).as_bytes());
         let err = read(&ws, serde_json::json!({"path": "a.txt", "start_line": 4})).unwrap_err();
         assert!(err.contains("lines 1-3"), "{err}");
-        let err = read(
-            &ws,
-            serde_json::json!({"path": "a.txt", "start_line": 3, "end_line": 2}),
-        )
-        .unwrap_err();
+        let err = read(&ws, serde_json::json!({"path": "a.txt", "start_line": 3, "end_line": 2}))
+            .unwrap_err();
         assert!(err.contains("before start_line"), "{err}");
         assert!(read(&ws, serde_json::json!({"path": "a.txt", "start_line": 0})).is_err());
     }
@@ -226,9 +217,6 @@ mod tests {
         assert!(err("latin1").contains("UTF-8"));
         assert!(err("../x").contains("outside"));
         std::fs::write(dir.path().join("empty"), "").unwrap();
-        assert_eq!(
-            read(&ws, serde_json::json!({"path": "empty"})).unwrap(),
-            "empty: empty file"
-        );
+        assert_eq!(read(&ws, serde_json::json!({"path": "empty"})).unwrap(), "empty: empty file");
     }
 }

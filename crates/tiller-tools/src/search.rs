@@ -89,11 +89,8 @@ impl Tool for Search {
         let mut walk = walker(&root);
         if let Some(glob) = &args.glob {
             let bad = |e: ignore::Error| ToolError::Arguments(format!("invalid glob: {e}"));
-            let overrides = OverrideBuilder::new(ws.root())
-                .add(glob)
-                .map_err(bad)?
-                .build()
-                .map_err(bad)?;
+            let overrides =
+                OverrideBuilder::new(ws.root()).add(glob).map_err(bad)?.build().map_err(bad)?;
             walk.overrides(overrides);
         }
         let limit = args.max_results.clamp(1, MAX_RESULTS);
@@ -110,11 +107,7 @@ impl Tool for Search {
             }
             // One more than the remaining room, to know whether anything was left out.
             let mut sink = Collect::new(limit - found + 1);
-            if searcher
-                .search_path(&matcher, entry.path(), &mut sink)
-                .is_err()
-                || sink.binary
-            {
+            if searcher.search_path(&matcher, entry.path(), &mut sink).is_err() || sink.binary {
                 continue;
             }
             let path = ws.relative(entry.path());
@@ -145,11 +138,7 @@ struct Collect {
 
 impl Collect {
     fn new(limit: usize) -> Self {
-        Collect {
-            lines: Vec::new(),
-            limit,
-            binary: false,
-        }
+        Collect { lines: Vec::new(), limit, binary: false }
     }
 }
 
@@ -188,8 +177,7 @@ mod tests {
     use super::*;
 
     fn ws() -> (tempfile::TempDir, Workspace) {
-        let dir = tempfile::tempdir().unwrap();
-        let ws = Workspace::new(dir.path()).unwrap();
+        let (dir, ws) = crate::workspace::temp_workspace();
         for (path, text) in [
             ("src/main.rs", "fn main() {\n    let x = a.b(1);\n}\n"),
             ("src/lib.rs", "pub fn Helper() {}\nfn helper() {}\n"),
@@ -216,10 +204,7 @@ mod tests {
     fn regex_search_is_sorted_and_skips_ignored_files() {
         let (_d, ws) = ws();
         let out = search(&ws, serde_json::json!({"pattern": "fn \\w+elper"})).unwrap();
-        assert_eq!(
-            out,
-            "src/lib.rs:1: pub fn Helper() {}\nsrc/lib.rs:2: fn helper() {}\n"
-        );
+        assert_eq!(out, "src/lib.rs:1: pub fn Helper() {}\nsrc/lib.rs:2: fn helper() {}\n");
         let out = search(
             &ws,
             serde_json::json!({"pattern": "HELPER", "ignore_case": true, "path": "src"}),
@@ -231,20 +216,11 @@ mod tests {
     #[test]
     fn literal_and_glob() {
         let (_d, ws) = ws();
-        let out = search(
-            &ws,
-            serde_json::json!({"pattern": "a.b(1)", "literal": true}),
-        )
-        .unwrap();
-        assert_eq!(
-            out,
-            "notes.md:2: a.b(1) here\nsrc/main.rs:2:     let x = a.b(1);\n"
-        );
-        let out = search(
-            &ws,
-            serde_json::json!({"pattern": "a.b(1)", "literal": true, "glob": "*.rs"}),
-        )
-        .unwrap();
+        let out = search(&ws, serde_json::json!({"pattern": "a.b(1)", "literal": true})).unwrap();
+        assert_eq!(out, "notes.md:2: a.b(1) here\nsrc/main.rs:2:     let x = a.b(1);\n");
+        let out =
+            search(&ws, serde_json::json!({"pattern": "a.b(1)", "literal": true, "glob": "*.rs"}))
+                .unwrap();
         assert_eq!(out, "src/main.rs:2:     let x = a.b(1);\n");
     }
 
@@ -255,11 +231,7 @@ mod tests {
         // A NUL far past the first match: the match seen before it is dropped too.
         let late = format!("helper\n{}\0", "text\n".repeat(100_000));
         std::fs::write(dir.path().join("late.bin"), late).unwrap();
-        let out = search(
-            &ws,
-            serde_json::json!({"pattern": "helper", "glob": "*.bin"}),
-        )
-        .unwrap();
+        let out = search(&ws, serde_json::json!({"pattern": "helper", "glob": "*.bin"})).unwrap();
         assert_eq!(out, "no matches");
     }
 
@@ -268,31 +240,21 @@ mod tests {
         let (dir, ws) = ws();
         let many: String = (0..50).map(|i| format!("hit {i}\n")).collect();
         std::fs::write(dir.path().join("many.txt"), many).unwrap();
-        let out = search(
-            &ws,
-            serde_json::json!({"pattern": "hit", "max_results": 10}),
-        )
-        .unwrap();
+        let out = search(&ws, serde_json::json!({"pattern": "hit", "max_results": 10})).unwrap();
         assert_eq!(out.lines().count(), 11, "{out}");
         assert!(out.starts_with("many.txt:1: hit 0\n"));
         assert!(out.ends_with("(stopped at 10 matches; narrow the pattern, path or glob)\n"));
         // Exactly as many matches as the limit: no note.
-        let out = search(
-            &ws,
-            serde_json::json!({"pattern": "hit 4\\d", "max_results": 10}),
-        )
-        .unwrap();
+        let out =
+            search(&ws, serde_json::json!({"pattern": "hit 4\\d", "max_results": 10})).unwrap();
         assert_eq!(out.lines().count(), 10, "{out}");
     }
 
     #[test]
     fn long_lines_are_cut() {
         let (dir, ws) = ws();
-        std::fs::write(
-            dir.path().join("wide.txt"),
-            format!("needle{}\n", "x".repeat(999)),
-        )
-        .unwrap();
+        std::fs::write(dir.path().join("wide.txt"), format!("needle{}\n", "x".repeat(999)))
+            .unwrap();
         let out = search(&ws, serde_json::json!({"pattern": "needle"})).unwrap();
         assert!(out.ends_with("x…\n"), "{out}");
         assert!(out.len() < MAX_LINE_CHARS + 40, "{}", out.len());
@@ -306,9 +268,6 @@ mod tests {
         let err = search(&ws, serde_json::json!({"pattern": "x", "path": "nope"})).unwrap_err();
         assert!(err.contains("does not exist"), "{err}");
         assert!(search(&ws, serde_json::json!({"pattern": "x", "path": "../"})).is_err());
-        assert_eq!(
-            search(&ws, serde_json::json!({"pattern": "zzz"})).unwrap(),
-            "no matches"
-        );
+        assert_eq!(search(&ws, serde_json::json!({"pattern": "zzz"})).unwrap(), "no matches");
     }
 }

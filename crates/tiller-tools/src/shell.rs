@@ -215,10 +215,7 @@ pub fn run_command(
         Err(mpsc::RecvTimeoutError::Timeout) => {
             // The group may already be gone if the command ended at this very moment.
             let _ = kill_process_group(group, Signal::KILL);
-            exit_rx
-                .recv()
-                .map_err(|_| no_status())?
-                .map_err(wait_error)?;
+            exit_rx.recv().map_err(|_| no_status())?.map_err(wait_error)?;
             CommandExit::TimedOut(timeout)
         }
         Err(mpsc::RecvTimeoutError::Disconnected) => return Err(no_status()),
@@ -226,11 +223,7 @@ pub fn run_command(
     // Either end-of-file or the grace running out is fine; what was read so far is the output.
     let _ = drained_rx.recv_timeout(DRAIN_GRACE);
     let captured = lock(&buffer);
-    Ok(CommandOutput {
-        exit,
-        output: captured.render(),
-        omitted: captured.omitted,
-    })
+    Ok(CommandOutput { exit, output: captured.render(), omitted: captured.omitted })
 }
 
 /// Locks the output buffer. A panic while holding it cannot leave it inconsistent (every push is
@@ -249,12 +242,7 @@ struct Capped {
 
 impl Capped {
     fn new(cap: usize) -> Self {
-        Capped {
-            half: cap / 2,
-            head: Vec::new(),
-            tail: VecDeque::new(),
-            omitted: 0,
-        }
+        Capped { half: cap / 2, head: Vec::new(), tail: VecDeque::new(), omitted: 0 }
     }
 
     fn push(&mut self, bytes: &[u8]) {
@@ -297,10 +285,7 @@ pub fn is_known_safe(command: &str) -> bool {
         return false;
     };
     let has = |bad: &[&str]| {
-        args.iter().any(|a| {
-            bad.iter()
-                .any(|b| a == b || a.starts_with(&format!("{b}=")))
-        })
+        args.iter().any(|a| bad.iter().any(|b| a == b || a.starts_with(&format!("{b}="))))
     };
     match program.as_str() {
         "ls" | "cat" | "head" | "tail" | "wc" | "pwd" | "echo" | "grep" | "stat" | "du" | "df"
@@ -405,13 +390,8 @@ fn split_words(command: &str) -> Option<Vec<String>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::workspace::temp_workspace as ws;
     use std::time::Instant;
-
-    fn ws() -> (tempfile::TempDir, Workspace) {
-        let dir = tempfile::tempdir().unwrap();
-        let ws = Workspace::new(dir.path()).unwrap();
-        (dir, ws)
-    }
 
     fn sh(shell: &Shell, ws: &Workspace, args: serde_json::Value) -> Result<String, String> {
         match shell.run(ws, args) {
@@ -431,17 +411,12 @@ mod tests {
     fn is_gone(pid: i32) -> bool {
         match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
             Err(_) => true,
-            Ok(stat) => stat
-                .rsplit_once(") ")
-                .is_some_and(|(_, s)| s.starts_with('Z')),
+            Ok(stat) => stat.rsplit_once(") ").is_some_and(|(_, s)| s.starts_with('Z')),
         }
     }
 
     fn first_pid(output: &str) -> i32 {
-        output
-            .split_whitespace()
-            .find_map(|w| w.parse().ok())
-            .unwrap()
+        output.split_whitespace().find_map(|w| w.parse().ok()).unwrap()
     }
 
     #[test]
@@ -456,11 +431,7 @@ mod tests {
 
     #[test]
     fn stderr_is_interleaved_with_stdout() {
-        let out = bash(
-            "echo one; echo two >&2; echo three",
-            Duration::from_secs(10),
-            1000,
-        );
+        let out = bash("echo one; echo two >&2; echo three", Duration::from_secs(10), 1000);
         assert_eq!(out.output, "one\ntwo\nthree\n");
         assert_eq!(out.exit, CommandExit::Code(0));
     }
@@ -470,14 +441,9 @@ mod tests {
         let out = bash("seq 1 100000", Duration::from_secs(10), 1000);
         assert!(out.output.starts_with("1\n2\n3\n"), "{}", out.output);
         assert!(out.output.ends_with("99999\n100000\n"), "{}", out.output);
-        let total = (1..=100_000)
-            .map(|n: u32| n.to_string().len() + 1)
-            .sum::<usize>();
+        let total = (1..=100_000).map(|n: u32| n.to_string().len() + 1).sum::<usize>();
         assert_eq!(out.omitted, total - 1000);
-        assert!(
-            out.output
-                .contains(&format!("[… {} bytes omitted …]", total - 1000))
-        );
+        assert!(out.output.contains(&format!("[… {} bytes omitted …]", total - 1000)));
     }
 
     #[test]
@@ -489,17 +455,10 @@ mod tests {
     #[test]
     fn timeout_kills_the_whole_group() {
         let (_d, ws) = ws();
-        let shell = Shell {
-            timeout: Duration::from_secs(1),
-            ..Shell::default()
-        };
+        let shell = Shell { timeout: Duration::from_secs(1), ..Shell::default() };
         let started = Instant::now();
-        let out = sh(
-            &shell,
-            &ws,
-            serde_json::json!({"command": "sleep 100 & echo $!; sleep 100"}),
-        )
-        .unwrap();
+        let out = sh(&shell, &ws, serde_json::json!({"command": "sleep 100 & echo $!; sleep 100"}))
+            .unwrap();
         assert!(started.elapsed() < Duration::from_secs(10));
         assert!(out.starts_with("timed out after 1s"), "{out}");
         let grandchild = first_pid(&out);
@@ -507,10 +466,7 @@ mod tests {
         while !is_gone(grandchild) && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(20));
         }
-        assert!(
-            is_gone(grandchild),
-            "background sleep {grandchild} survived"
-        );
+        assert!(is_gone(grandchild), "background sleep {grandchild} survived");
     }
 
     #[test]
@@ -529,19 +485,10 @@ mod tests {
         std::fs::create_dir(dir.path().join("sub")).unwrap();
         std::fs::write(dir.path().join("f"), "").unwrap();
         let shell = Shell::default();
-        let out = sh(
-            &shell,
-            &ws,
-            serde_json::json!({"command": "pwd", "workdir": "sub"}),
-        );
+        let out = sh(&shell, &ws, serde_json::json!({"command": "pwd", "workdir": "sub"}));
         assert!(out.unwrap().trim_end().ends_with("/sub"));
         let err = |w: &str| {
-            sh(
-                &shell,
-                &ws,
-                serde_json::json!({"command": "pwd", "workdir": w}),
-            )
-            .unwrap_err()
+            sh(&shell, &ws, serde_json::json!({"command": "pwd", "workdir": w})).unwrap_err()
         };
         assert!(err("..").contains("outside"));
         assert!(err("/").contains("outside"));

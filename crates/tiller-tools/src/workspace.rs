@@ -17,10 +17,7 @@ impl Workspace {
     pub fn new(root: &Path) -> Result<Self, ToolError> {
         let root = root.canonicalize().map_err(|e| ToolError::io(root, e))?;
         if !root.is_dir() {
-            return Err(ToolError::path(
-                root.display().to_string(),
-                "not a directory",
-            ));
+            return Err(ToolError::path(root.display().to_string(), "not a directory"));
         }
         Ok(Workspace { root })
     }
@@ -54,18 +51,10 @@ impl Workspace {
             }
         }
         // Symlinks: the deepest part that exists must still resolve inside the root.
-        let existing = out
-            .ancestors()
-            .find(|p| p.symlink_metadata().is_ok())
-            .unwrap_or(&self.root);
-        let real = existing
-            .canonicalize()
-            .map_err(|e| ToolError::io(existing, e))?;
+        let existing = out.ancestors().find(|p| p.symlink_metadata().is_ok()).unwrap_or(&self.root);
+        let real = existing.canonicalize().map_err(|e| ToolError::io(existing, e))?;
         if !real.starts_with(&self.root) {
-            return Err(ToolError::path(
-                path,
-                "leads outside the workspace through a symlink",
-            ));
+            return Err(ToolError::path(path, "leads outside the workspace through a symlink"));
         }
         Ok(out)
     }
@@ -94,22 +83,16 @@ impl Workspace {
     /// permissions of a file it replaces.
     pub fn write_atomic(&self, path: &str, content: &str) -> Result<(), ToolError> {
         let abs = self.resolve(path)?;
-        let dir = abs
-            .parent()
-            .ok_or_else(|| ToolError::path(path, "has no parent directory"))?;
+        let dir = abs.parent().ok_or_else(|| ToolError::path(path, "has no parent directory"))?;
         std::fs::create_dir_all(dir).map_err(|e| ToolError::io(dir, e))?;
         let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| ToolError::io(dir, e))?;
-        tmp.write_all(content.as_bytes())
-            .map_err(|e| ToolError::io(tmp.path(), e))?;
-        tmp.as_file()
-            .sync_all()
-            .map_err(|e| ToolError::io(tmp.path(), e))?;
+        tmp.write_all(content.as_bytes()).map_err(|e| ToolError::io(tmp.path(), e))?;
+        tmp.as_file().sync_all().map_err(|e| ToolError::io(tmp.path(), e))?;
         if let Ok(meta) = std::fs::metadata(&abs) {
             std::fs::set_permissions(tmp.path(), meta.permissions())
                 .map_err(|e| ToolError::io(tmp.path(), e))?;
         }
-        tmp.persist(&abs)
-            .map_err(|e| ToolError::io(&abs, e.error))?;
+        tmp.persist(&abs).map_err(|e| ToolError::io(&abs, e.error))?;
         Ok(())
     }
 
@@ -122,31 +105,28 @@ impl Workspace {
 /// Decodes file bytes as text, or says why they are not.
 pub(crate) fn text_of(path: &str, bytes: Vec<u8>) -> Result<String, ToolError> {
     if bytes.iter().take(8192).any(|&b| b == 0) {
-        return Err(ToolError::path(
-            path,
-            format!("is a binary file ({} bytes)", bytes.len()),
-        ));
+        return Err(ToolError::path(path, format!("is a binary file ({} bytes)", bytes.len())));
     }
     String::from_utf8(bytes).map_err(|e| {
         ToolError::path(
             path,
-            format!(
-                "is not valid UTF-8 (at byte {})",
-                e.utf8_error().valid_up_to()
-            ),
+            format!("is not valid UTF-8 (at byte {})", e.utf8_error().valid_up_to()),
         )
     })
+}
+
+/// A workspace in a fresh temporary directory, for tests.
+#[cfg(test)]
+pub(crate) fn temp_workspace() -> (tempfile::TempDir, Workspace) {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let ws = Workspace::new(dir.path()).expect("a workspace in it");
+    (dir, ws)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn ws() -> (tempfile::TempDir, Workspace) {
-        let dir = tempfile::tempdir().unwrap();
-        let ws = Workspace::new(dir.path()).unwrap();
-        (dir, ws)
-    }
+    use temp_workspace as ws;
 
     #[test]
     fn resolves_inside_and_refuses_escapes() {
@@ -182,10 +162,7 @@ mod tests {
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
         ws.write_atomic("sub/run.sh", "echo 2\n").unwrap();
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "echo 2\n");
-        assert_eq!(
-            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
-            0o755
-        );
+        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o755);
     }
 
     #[test]
@@ -193,18 +170,8 @@ mod tests {
         let (_d, ws) = ws();
         std::fs::write(ws.root().join("bin"), b"\x7fELF\0\0").unwrap();
         std::fs::write(ws.root().join("latin1"), b"caf\xe9\n").unwrap();
-        assert!(
-            ws.read_text("bin")
-                .unwrap_err()
-                .to_string()
-                .contains("binary")
-        );
-        assert!(
-            ws.read_text("latin1")
-                .unwrap_err()
-                .to_string()
-                .contains("UTF-8")
-        );
+        assert!(ws.read_text("bin").unwrap_err().to_string().contains("binary"));
+        assert!(ws.read_text("latin1").unwrap_err().to_string().contains("UTF-8"));
         assert_eq!(ws.read_text("missing").unwrap(), None);
     }
 }

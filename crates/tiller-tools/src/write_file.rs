@@ -53,21 +53,14 @@ impl Tool for WriteFile {
             None => ChangeKind::Add,
         };
         let change = diff_file(&path, kind, old, Some(args.content));
-        Ok(Outcome::Change(ChangeSet {
-            files: vec![change],
-        }))
+        Ok(Outcome::Change(ChangeSet { files: vec![change] }))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn ws() -> (tempfile::TempDir, Workspace) {
-        let dir = tempfile::tempdir().unwrap();
-        let ws = Workspace::new(dir.path()).unwrap();
-        (dir, ws)
-    }
+    use crate::workspace::temp_workspace as ws;
 
     fn write(ws: &Workspace, path: &str, content: &str) -> Result<Outcome, ToolError> {
         WriteFile.run(ws, serde_json::json!({"path": path, "content": content}))
@@ -83,10 +76,7 @@ mod tests {
         assert_eq!(set.files.len(), 1);
         assert_eq!(file.path, "sub/new.txt");
         assert_eq!(file.kind, ChangeKind::Add);
-        assert_eq!(
-            (file.old.as_deref(), file.new.as_deref()),
-            (None, Some("hi\n"))
-        );
+        assert_eq!((file.old.as_deref(), file.new.as_deref()), (None, Some("hi\n")));
         assert!(!dir.path().join("sub").exists());
     }
 
@@ -102,10 +92,7 @@ mod tests {
         assert_eq!(file.hunks.len(), 1);
         assert_eq!(file.hunks[0].removed, vec!["2\n"]);
         assert_eq!(file.hunks[0].added, vec!["TWO\n"]);
-        assert_eq!(
-            std::fs::read_to_string(dir.path().join("a.txt")).unwrap(),
-            "1\n2\n3\n"
-        );
+        assert_eq!(std::fs::read_to_string(dir.path().join("a.txt")).unwrap(), "1\n2\n3\n");
     }
 
     #[test]

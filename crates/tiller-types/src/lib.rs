@@ -7,6 +7,7 @@ mod change;
 mod config;
 mod event;
 mod message;
+pub mod time;
 
 pub use change::{ChangeKind, ChangeSet, FileChange, Hunk, Selection};
 pub use config::{ApprovalPolicy, Config, Profile, ProviderKind};

@@ -174,3 +174,43 @@ fn prints_version_and_completions() {
     let out = env.tiller(&["completions", "bash"]);
     assert!(text(&out.stdout).contains("_tiller()"));
 }
+
+/// The embedded engine end to end, on the tiny random-weight fixture model: every turn must be a
+/// well-formed tool call (the grammar sees to it), and the last step must answer.
+#[cfg(feature = "llama")]
+#[test]
+fn exec_runs_the_embedded_engine_to_an_answer() {
+    let env = env();
+    let model = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tiller-llama/tests/fixtures/tiny.gguf")
+        .display()
+        .to_string();
+    let out = env.tiller(&[
+        "exec",
+        "--json",
+        "--provider",
+        "llama",
+        "--model",
+        &model,
+        "--max-steps",
+        "2",
+        "--approval",
+        "untrusted",
+        "List the files.",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let events: Vec<serde_json::Value> =
+        text(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(events[0]["provider"], "llama");
+    assert_eq!(events.last().unwrap()["type"], "answer");
+    let calls: Vec<&serde_json::Value> =
+        events.iter().filter(|e| e["type"] == "tool_call").map(|e| &e["call"]).collect();
+    assert!(!calls.is_empty());
+    for call in calls {
+        let args = call["arguments"].as_str().unwrap();
+        assert!(
+            serde_json::from_str::<serde_json::Value>(args).is_ok_and(|v| v.is_object()),
+            "{call}"
+        );
+    }
+}
