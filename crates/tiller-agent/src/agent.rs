@@ -251,17 +251,14 @@ impl Agent {
         })?;
         let kind = tool.kind();
         let command = args.get("command").and_then(|c| c.as_str()).map(str::to_string);
-        if kind == ToolKind::Exec && needs_approval(self.config.approval, kind, command.as_deref())
-        {
-            if let Verdict::Deny { feedback } =
+        let ask = kind == ToolKind::Exec
+            && needs_approval(self.config.approval, kind, command.as_deref());
+        if ask
+            && let Verdict::Deny { feedback } =
                 approver.approve_command(call, command.as_deref().unwrap_or_default())
-            {
-                events(&AgentEvent::Rejected {
-                    call_id: call.id.clone(),
-                    feedback: feedback.clone(),
-                });
-                return Err(with_feedback("The user declined to run this command.", feedback));
-            }
+        {
+            events(&AgentEvent::Rejected { call_id: call.id.clone(), feedback: feedback.clone() });
+            return Err(with_feedback("The user declined to run this command.", feedback));
         }
         let changes = match tool.run(&self.ws, args).map_err(|e| e.to_string())? {
             Outcome::Text(text) => return Ok(text),

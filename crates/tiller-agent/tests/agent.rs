@@ -1,4 +1,6 @@
 //! The agent loop end to end, on a scripted model and a real temporary git repository.
+// Helpers outside #[test] functions unwrap too: a failed setup should fail the test loudly.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::Path;
 use std::process::Command;

@@ -1,5 +1,7 @@
 //! The `tiller` binary as a user runs it: a scripted model on a temporary git repository, with
 //! its own config and data directories.
+// Helpers outside #[test] functions unwrap too: a failed setup should fail the test loudly.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -1,6 +1,6 @@
 //! `tiller exec` and `tiller resume`: one task, headless.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use tiller_agent::{Agent, AgentConfig, SessionLog, list_sessions, load_session};
 use tiller_tools::{Registry, Workspace};
@@ -93,7 +93,7 @@ pub fn resume(model_args: &ModelArgs, args: &ResumeArgs) -> Result<(), CommandEr
             let latest = list_sessions(&dir)
                 .into_iter()
                 .rev()
-                .find(|s| PathBuf::from(&s.meta.workspace) == here);
+                .find(|s| Path::new(&s.meta.workspace) == here);
             latest.map(|s| s.path).ok_or_else(|| {
                 CommandError::new(Kind::User, format!("no session recorded for {}", here.display()))
                     .with_hint("list sessions with `tiller sessions`, pick one with --session ID")
