@@ -115,6 +115,7 @@ impl Agent {
         approver: &mut dyn Approver,
         events: &mut dyn FnMut(&AgentEvent),
     ) -> Result<String, AgentError> {
+        self.cancel.reset();
         self.push(Message::user(task))?;
         for step in 1..=self.config.max_steps {
             events(&AgentEvent::TurnStarted { step });
@@ -128,6 +129,9 @@ impl Agent {
                 return Ok(answer);
             }
             self.push(completion.message())?;
+            if self.cancel.is_cancelled() {
+                return Err(ModelError::Cancelled.into());
+            }
             if completion.tool_calls.is_empty() {
                 events(&AgentEvent::Answer { text: completion.content.clone() });
                 return Ok(completion.content);

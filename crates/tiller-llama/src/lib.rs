@@ -6,6 +6,7 @@
 //! template ([`template`]), constrains tool calls with a grammar built from the offered tools
 //! ([`grammar`]), and keeps the KV cache between calls. [`list_models`] lists the installed ones.
 
+pub mod bench;
 mod error;
 pub mod gguf;
 pub mod grammar;

@@ -413,7 +413,7 @@ fn load_shared(
 
 /// Physical cores (hyperthreads slow token generation down), or logical ones where the count of
 /// physical ones is unknown.
-fn physical_cores() -> i32 {
+pub(crate) fn physical_cores() -> i32 {
     let logical = std::thread::available_parallelism().map_or(1, |n| n.get() as i32);
     let Ok(cpuinfo) = std::fs::read_to_string("/proc/cpuinfo") else {
         return logical;

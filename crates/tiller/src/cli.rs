@@ -34,8 +34,47 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Measure the embedded engine.
+    Bench {
+        #[command(subcommand)]
+        command: BenchCommand,
+    },
     /// Print shell completions.
     Completions { shell: clap_complete::Shell },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Prefill and decode speed and peak memory of the engine against llama.cpp driven
+    /// directly (same model, context, threads, batch and prompt), and the KV-cache reuse over a
+    /// scripted conversation. The model is --model (default smollm2).
+    Engine(BenchEngineArgs),
+    /// One side of `bench engine` in a process of its own: a job as JSON on stdin, the result
+    /// as one JSON line on stdout.
+    #[command(hide = true)]
+    Side,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchEngineArgs {
+    /// Threads for both sides (default: the engine's, one per physical core).
+    #[arg(long)]
+    pub threads: Option<u32>,
+    /// Prompt length, roughly.
+    #[arg(long, default_value_t = 256)]
+    pub prompt_tokens: usize,
+    /// Tokens to generate, for the speed test and for each reply of the conversation.
+    #[arg(long, default_value_t = 64)]
+    pub gen_tokens: u32,
+    /// Runs of each side, alternating; the medians are reported.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+    pub repetitions: u32,
+    /// Turns of the scripted conversation.
+    #[arg(long, default_value_t = 10)]
+    pub turns: usize,
+    /// One JSON object with every figure.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Which model to use and how to reach it.

@@ -18,6 +18,8 @@ pub enum Kind {
     Model = 4,
     /// A bug or an environment failure.
     Internal = 70,
+    /// Stopped by Ctrl-C (128 + SIGINT, as shells report it).
+    Cancelled = 130,
 }
 
 #[derive(Debug)]
@@ -58,6 +60,9 @@ impl From<ModelError> for CommandError {
             }
             _ => None,
         };
+        if matches!(e, ModelError::Cancelled) {
+            return CommandError::new(Kind::Cancelled, "cancelled");
+        }
         let kind = if matches!(e, ModelError::Config(_) | ModelError::Script { .. }) {
             Kind::Config
         } else {

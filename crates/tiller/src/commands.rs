@@ -1,5 +1,6 @@
 //! One module per subcommand; this file dispatches.
 
+mod bench;
 mod exec;
 mod sessions;
 
@@ -14,6 +15,7 @@ pub fn run(cli: Cli) -> Result<(), CommandError> {
         Command::Resume(args) => exec::resume(&cli.model, &args),
         Command::Sessions { json } => sessions::list(json),
         Command::Models { json } => crate::engine::list(json),
+        Command::Bench { command } => bench::run(&cli.model, command),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "tiller", &mut std::io::stdout());
             Ok(())

@@ -68,7 +68,7 @@ pub fn list(_: bool) -> Result<(), CommandError> {
 }
 
 #[cfg(not(feature = "llama"))]
-fn missing() -> CommandError {
+pub fn missing() -> CommandError {
     CommandError::new(Kind::Config, "this build of tiller has no embedded llama.cpp engine")
         .with_hint("rebuild with the default `llama` feature, or use --provider openai with a llama.cpp server")
 }

@@ -216,3 +216,35 @@ fn exec_runs_the_embedded_engine_to_an_answer() {
         );
     }
 }
+
+#[test]
+fn ctrl_c_stops_a_waiting_model_call_and_exits_130() {
+    let env = env();
+    // An endpoint that accepts the connection and never answers.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/v1", listener.local_addr().unwrap());
+    let _held = std::thread::spawn(move || {
+        let connection = listener.accept();
+        std::thread::sleep(std::time::Duration::from_secs(30));
+        drop(connection);
+    });
+    let child = Command::new(env!("CARGO_BIN_EXE_tiller"))
+        .args(["exec", "--provider", "openai", "--base-url", &url, "-m", "x", "task"])
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap())
+        .env("HOME", &env.home)
+        .current_dir(&env.repo)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    let started = std::time::Instant::now();
+    assert!(
+        Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap().success()
+    );
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("error: cancelled"), "{}", text(&out.stderr));
+    assert!(started.elapsed() < std::time::Duration::from_secs(10), "the call kept waiting");
+}

@@ -64,6 +64,16 @@ pub fn exec(
         provider: info.provider.name().into(),
         model: info.model.clone(),
     });
+    // Ctrl-C stops the model within a token and ends the run with what is recorded so far; a
+    // second Ctrl-C quits at once.
+    let cancel = agent.cancel_handle();
+    // Installing fails only when a handler is already set, which then stays in charge.
+    let _ = ctrlc::set_handler(move || {
+        if cancel.is_cancelled() {
+            std::process::exit(Kind::Cancelled as i32);
+        }
+        cancel.cancel();
+    });
     let mut approver = TerminalApprover;
     let result = agent.run(&args.task, &mut approver, &mut |event| progress.event(event));
     progress.finish(agent.usage());
