@@ -1,7 +1,5 @@
 //! The loop: model turn, tool calls, observations, until the model answers.
 
-use std::path::Path;
-
 use tiller_model::{Cancel, ModelError, Provider, Request, ToolChoice};
 use tiller_tools::{Outcome, Registry, ToolKind, Workspace, apply_changes};
 use tiller_types::{AgentEvent, ApprovalPolicy, Message, StreamEvent, ToolCall, ToolSpec, Usage};
@@ -90,17 +88,9 @@ impl Agent {
         &self.history
     }
 
-    pub fn system(&self) -> &str {
-        &self.system
-    }
-
     /// Tokens spent so far in this process.
     pub fn usage(&self) -> Usage {
         self.usage
-    }
-
-    pub fn workspace(&self) -> &Path {
-        self.ws.root()
     }
 
     /// A handle that stops the current model call when cancelled.

@@ -7,6 +7,7 @@ use tiller_types::Profile;
 use crate::command_error::{CommandError, Kind};
 
 /// The model used when none is named: the one `scripts/fetch-model` installs by default.
+#[cfg(feature = "llama")]
 pub const DEFAULT_MODEL: &str = "smollm2";
 
 #[cfg(feature = "llama")]

@@ -28,6 +28,7 @@ pub fn sessions_dir() -> PathBuf {
 }
 
 /// Installed GGUF models: `NAME.gguf` answers to `--model NAME`.
+#[cfg(feature = "llama")]
 pub fn models_dir() -> PathBuf {
     data_dir().join("models")
 }
