@@ -1,11 +1,19 @@
 //! The loop: model turn, tool calls, observations, until the model answers.
 
-use tiller_model::{Cancel, ModelError, Provider, Request, ToolChoice};
-use tiller_tools::{Outcome, Registry, ToolKind, Workspace, apply_changes};
+use std::collections::HashMap;
+use std::time::Instant;
+
+use tiller_ledger::{FileHashes, Redaction, Sent, ToolAction};
+use tiller_model::{Cancel, Completion, ModelError, Provider, Request, ToolChoice};
+use tiller_tools::{Observation, Outcome, Quote, Registry, ToolKind, Workspace, apply_changes};
 use tiller_types::{AgentEvent, ApprovalPolicy, Message, StreamEvent, ToolCall, ToolSpec, Usage};
 
 use crate::compact::{self, truncate_middle};
-use crate::{AgentError, Approver, SessionLog, Verdict, needs_approval, system_prompt};
+use crate::record::{self, Recorder};
+use crate::redact::{PLACEHOLDER_PREFIX, Redactor};
+use crate::{
+    AgentError, Approver, SessionLog, Verdict, agents_files, needs_approval, system_prompt,
+};
 
 /// How the agent works.
 #[derive(Clone, Debug)]
@@ -22,6 +30,9 @@ pub struct AgentConfig {
     /// calls `answer`, and on the last step it is the only tool offered. For small models, which
     /// rarely call tools unless made to.
     pub answer_tool: bool,
+    /// The model runs off this machine: secrets are redacted from everything it is sent, and the
+    /// ledger records which file lines each request carried.
+    pub remote: bool,
 }
 
 impl Default for AgentConfig {
@@ -33,6 +44,7 @@ impl Default for AgentConfig {
             temperature: None,
             max_observation_bytes: 32 * 1024,
             answer_tool: false,
+            remote: false,
         }
     }
 }
@@ -48,6 +60,15 @@ pub struct Agent {
     log: Option<SessionLog>,
     usage: Usage,
     cancel: Cancel,
+    recorder: Option<Recorder>,
+    /// Present when the model is remote.
+    redactor: Option<Redactor>,
+    /// The workspace lines each tool result quotes, by call id.
+    quotes: HashMap<String, Vec<Quote>>,
+    /// The AGENTS.md files in the system prompt.
+    system_quotes: Vec<Quote>,
+    /// Whether the system prompt and earlier history have been redacted.
+    prepared: bool,
 }
 
 impl Agent {
@@ -58,7 +79,15 @@ impl Agent {
         config: AgentConfig,
     ) -> Self {
         let system = system_prompt(ws.root());
+        let system_quotes = agents_files(ws.root())
+            .into_iter()
+            .map(|file| {
+                let lines = std::fs::read_to_string(&file).map_or(0, |t| t.lines().count());
+                Quote { path: ws.relative(&file), first: 1, last: lines as u32 }
+            })
+            .collect();
         Agent {
+            redactor: config.remote.then(Redactor::new),
             provider,
             tools,
             ws,
@@ -68,7 +97,17 @@ impl Agent {
             log: None,
             usage: Usage::default(),
             cancel: Cancel::default(),
+            recorder: None,
+            quotes: HashMap::new(),
+            system_quotes,
+            prepared: false,
         }
+    }
+
+    /// Records every model call and tool action to a ledger from now on.
+    pub fn with_ledger(mut self, recorder: Recorder) -> Self {
+        self.recorder = Some(recorder);
+        self
     }
 
     /// Records every message to `log` from now on.
@@ -105,7 +144,23 @@ impl Agent {
         approver: &mut dyn Approver,
         events: &mut dyn FnMut(&AgentEvent),
     ) -> Result<String, AgentError> {
+        let result = self.work(task, approver, events);
+        // Whatever happened is recorded, even when the run failed.
+        let flushed = self.flush();
+        let answer = result?;
+        flushed?;
+        Ok(answer)
+    }
+
+    fn work(
+        &mut self,
+        task: &str,
+        approver: &mut dyn Approver,
+        events: &mut dyn FnMut(&AgentEvent),
+    ) -> Result<String, AgentError> {
         self.cancel.reset();
+        self.prepare();
+        let task = self.outbound(task.to_string(), "the task");
         self.push(Message::user(task))?;
         for step in 1..=self.config.max_steps {
             events(&AgentEvent::TurnStarted { step });
@@ -127,10 +182,18 @@ impl Agent {
                 return Ok(completion.content);
             }
             for call in &completion.tool_calls {
-                let (output, is_error) = match self.call_tool(call, approver, events) {
-                    Ok(text) => (text, false),
-                    Err(text) => (text, true),
+                let started = Instant::now();
+                let (obs, files, is_error) = match self.call_tool(call, approver, events) {
+                    Ok((obs, files)) => (obs, files, false),
+                    Err(text) => (Observation { text, ..Observation::default() }, Vec::new(), true),
                 };
+                self.record_action(call, obs.exit_code, files, started.elapsed().as_millis());
+                if !obs.quotes.is_empty() {
+                    self.quotes.insert(call.id.clone(), obs.quotes);
+                }
+                let location = format!("output of {} call {}", call.name, call.id);
+                // Redacted whole, before a cut could split a secret.
+                let output = self.outbound(obs.text, &location);
                 let output = truncate_middle(&output, self.observation_cap());
                 events(&AgentEvent::ToolResult {
                     call_id: call.id.clone(),
@@ -145,8 +208,118 @@ impl Agent {
                     is_error,
                 })?;
             }
+            self.flush()?;
         }
         Err(AgentError::StepLimit(self.config.max_steps))
+    }
+
+    /// Before the first request to a remote model: redacts the system prompt and any history
+    /// carried over from an earlier session.
+    fn prepare(&mut self) {
+        if self.prepared || self.redactor.is_none() {
+            return;
+        }
+        self.prepared = true;
+        let system = std::mem::take(&mut self.system);
+        self.system = self.outbound(system, "the system prompt");
+        let mut history = std::mem::take(&mut self.history);
+        for (n, message) in history.iter_mut().enumerate() {
+            let location = format!("message {} of the resumed session", n + 1);
+            match message {
+                Message::User { content }
+                | Message::Assistant { content, .. }
+                | Message::Tool { content, .. } => {
+                    *content = self.outbound(std::mem::take(content), &location);
+                }
+                Message::System { .. } => {}
+            }
+        }
+        self.history = history;
+    }
+
+    /// `text` as it may be sent to the model: with secrets replaced when the model is remote,
+    /// each replacement recorded.
+    fn outbound(&mut self, text: String, location: &str) -> String {
+        let Some(redactor) = &self.redactor else {
+            return text;
+        };
+        let redacted = redactor.redact(&text);
+        if redacted.findings.is_empty() {
+            return text;
+        }
+        if let Some(recorder) = &mut self.recorder {
+            let endpoint = endpoint_name(self.provider.as_ref());
+            for finding in &redacted.findings {
+                recorder.push(Redaction {
+                    endpoint: endpoint.clone(),
+                    secret_kind: finding.kind.into(),
+                    location: format!("{location}, line {}", finding.line),
+                    placeholder: finding.placeholder.clone(),
+                });
+            }
+        }
+        redacted.text.into()
+    }
+
+    /// One model call, recorded: the call itself, and for a remote model which workspace lines
+    /// it carried (`quoted`).
+    fn call_model(
+        &mut self,
+        request: &Request,
+        quoted: Vec<Quote>,
+        on_event: &mut dyn FnMut(&StreamEvent),
+    ) -> Result<Completion, ModelError> {
+        let started = Instant::now();
+        let outcome = self.provider.complete(request, &self.cancel, on_event);
+        if let Some(recorder) = &mut self.recorder {
+            let info = self.provider.info();
+            let remote = self.config.remote;
+            let request_sha256 =
+                recorder.model_call(&info, remote, request, &outcome, started.elapsed());
+            if remote {
+                let files = record::sent_files(self.system_quotes.iter().chain(&quoted));
+                let endpoint = endpoint_name(self.provider.as_ref());
+                recorder.push(Sent { endpoint, request_sha256, files });
+            }
+        }
+        outcome
+    }
+
+    /// The quotes of the tool results among `messages`.
+    fn quotes_in(&self, messages: &[Message]) -> Vec<Quote> {
+        let ids = messages.iter().filter_map(|m| match m {
+            Message::Tool { call_id, .. } => Some(call_id),
+            _ => None,
+        });
+        ids.filter_map(|id| self.quotes.get(id)).flatten().cloned().collect()
+    }
+
+    fn record_action(
+        &mut self,
+        call: &ToolCall,
+        exit_code: Option<i32>,
+        files: Vec<FileHashes>,
+        millis: u128,
+    ) {
+        let Some(recorder) = &mut self.recorder else {
+            return;
+        };
+        let arguments = serde_json::from_str(&call.arguments)
+            .unwrap_or_else(|_| serde_json::Value::String(call.arguments.clone()));
+        recorder.push(ToolAction {
+            tool: call.name.clone(),
+            arguments,
+            exit_code,
+            duration_ms: millis as u64,
+            files,
+        });
+    }
+
+    fn flush(&mut self) -> Result<(), AgentError> {
+        if let Some(recorder) = &mut self.recorder {
+            recorder.flush()?;
+        }
+        Ok(())
     }
 
     /// The text of an `answer` tool call, when the answer tool is on and the model called it.
@@ -174,7 +347,8 @@ impl Agent {
         }
         let mut attempt = 0;
         loop {
-            let result = self.provider.complete(&request, &self.cancel, &mut |ev| match ev {
+            let quoted = self.quotes_in(&request.messages);
+            let result = self.call_model(&request, quoted, &mut |ev| match ev {
                 StreamEvent::TextDelta { text } => {
                     events(&AgentEvent::TextDelta { text: text.clone() })
                 }
@@ -226,13 +400,14 @@ impl Agent {
         self.config.max_observation_bytes.min(eighth_of_context.max(1024))
     }
 
-    /// Runs one tool call. `Err` holds an observation that reports a failure to the model.
+    /// Runs one tool call; with the files it changed. `Err` holds an observation that reports a
+    /// failure to the model.
     fn call_tool(
         &mut self,
         call: &ToolCall,
         approver: &mut dyn Approver,
         events: &mut dyn FnMut(&AgentEvent),
-    ) -> Result<String, String> {
+    ) -> Result<(Observation, Vec<FileHashes>), String> {
         let Some(tool) = self.tools.get(&call.name) else {
             return Err(format!(
                 "There is no tool named `{}`. Available tools: {}.",
@@ -255,9 +430,24 @@ impl Agent {
             return Err(with_feedback("The user declined to run this command.", feedback));
         }
         let changes = match tool.run(&self.ws, args).map_err(|e| e.to_string())? {
-            Outcome::Text(text) => return Ok(text),
+            Outcome::Text(obs) => return Ok((obs, Vec::new())),
             Outcome::Change(changes) => changes,
         };
+        // The model saw placeholders where secrets were; writing one back would lose the secret.
+        if self.redactor.is_some()
+            && let Some(file) = changes.files.iter().find(|f| {
+                let placeholders = |t: &Option<String>| {
+                    t.as_deref().map_or(0, |t| t.matches(PLACEHOLDER_PREFIX).count())
+                };
+                placeholders(&f.new) > placeholders(&f.old)
+            })
+        {
+            return Err(format!(
+                "Refused: this change writes a redaction placeholder ({PLACEHOLDER_PREFIX}…) into {}. \
+                 Those lines hold secrets hidden from you; leave them unchanged.",
+                file.path
+            ));
+        }
         events(&AgentEvent::ChangeProposed { call_id: call.id.clone(), changes: changes.clone() });
         let (selection, feedback) = if needs_approval(self.config.approval, kind, None) {
             let review = approver.review_changes(call, &changes);
@@ -274,6 +464,13 @@ impl Agent {
         }
         let files = apply_changes(&self.ws, &changes, &selection).map_err(|e| e.to_string())?;
         events(&AgentEvent::ChangeApplied { call_id: call.id.clone(), files: files.clone() });
+        let hashes = changes
+            .files
+            .iter()
+            .zip(&selection.0)
+            .filter(|(file, accepted)| file.is_applied(accepted))
+            .flat_map(|(file, accepted)| record::file_hashes(file, accepted))
+            .collect();
         let summary = if selection.accepts_everything() {
             format!("Applied. Changed: {}.", files.join(", "))
         } else {
@@ -282,7 +479,8 @@ impl Agent {
                 files.join(", ")
             )
         };
-        Ok(with_feedback(&summary, feedback))
+        let text = with_feedback(&summary, feedback);
+        Ok((Observation { text, ..Observation::default() }, hashes))
     }
 
     /// Compacts the history when the next prompt would take more than 80% of the input budget:
@@ -320,7 +518,8 @@ impl Agent {
             stop: Vec::new(),
             tool_choice: ToolChoice::Auto,
         };
-        let summary = self.provider.complete(&summary_request, &self.cancel, &mut |_| {})?;
+        let quoted = self.quotes_in(&self.history[1..cut]);
+        let summary = self.call_model(&summary_request, quoted, &mut |_| {})?;
         self.usage += summary.usage;
         let first = format!(
             "{}\n\n[Summary of the work so far]\n{}",
@@ -354,6 +553,12 @@ fn answer_spec() -> ToolSpec {
             "required": ["text"]
         }),
     }
+}
+
+/// The endpoint a provider talks to, or `in-process:<provider>`.
+fn endpoint_name(provider: &dyn Provider) -> String {
+    let info = provider.info();
+    info.endpoint.unwrap_or_else(|| format!("in-process:{}", info.provider.name()))
 }
 
 fn with_feedback(text: &str, feedback: Option<String>) -> String {

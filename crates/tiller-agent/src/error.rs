@@ -12,6 +12,8 @@ pub enum AgentError {
         "the conversation does not fit the model's context ({tokens} tokens, {limit} available) even after compaction"
     )]
     ContextFull { tokens: u64, limit: u64 },
+    #[error("ledger: {0}")]
+    Ledger(#[from] tiller_ledger::LedgerError),
     #[error("session {path}: {reason}")]
     Session { path: String, reason: String },
 }

@@ -11,10 +11,14 @@ mod approval;
 mod compact;
 mod error;
 mod prompt;
+mod record;
+mod redact;
 mod session;
 
 pub use agent::{Agent, AgentConfig};
 pub use approval::{AcceptAll, Approver, Review, Verdict, needs_approval};
 pub use error::AgentError;
 pub use prompt::{agents_files, system_prompt};
+pub use record::Recorder;
+pub use redact::{Finding, Redacted, Redactor};
 pub use session::{SessionLog, SessionMeta, SessionSummary, list_sessions, load_session};

@@ -8,8 +8,10 @@ use std::sync::{Arc, Mutex};
 
 use serde_json::json;
 use tiller_agent::{
-    AcceptAll, Agent, AgentConfig, AgentError, Approver, Review, SessionLog, Verdict, load_session,
+    AcceptAll, Agent, AgentConfig, AgentError, Approver, Recorder, Review, SessionLog, Verdict,
+    load_session,
 };
+use tiller_ledger::Ledger;
 use tiller_model::{Request, Scripted, ToolChoice};
 use tiller_tools::{Registry, Workspace};
 use tiller_types::{AgentEvent, ApprovalPolicy, ChangeSet, Message, Selection, ToolCall};
@@ -336,4 +338,73 @@ fn with_the_answer_tool_every_turn_is_a_call_and_answer_ends_the_task() {
     assert!(requests.iter().all(|r| r.tool_choice == ToolChoice::Required));
     assert_eq!(names(&requests[0]).last().map(String::as_str), Some("answer"));
     assert_eq!(names(&requests[4]), ["answer"]);
+}
+
+/// A fake GitHub token in the right format (prefix, 36 alphanumerics).
+const TOKEN: &str = "ghp_R8x2Kq7LmN4pV9tY3wZ6bC1dF5gH0jS2aE7u";
+
+#[test]
+fn a_remote_model_never_sees_secrets_or_denied_files_and_the_ledger_says_what_left() {
+    let repo = repo();
+    let config_py = format!("import os\nGITHUB_TOKEN = \"{TOKEN}\"\nDEBUG = True\n");
+    std::fs::write(repo.path().join("settings.py"), &config_py).unwrap();
+    std::fs::write(repo.path().join(".env"), "DB_PASSWORD=s3cr3t-pa55w0rd-x\n").unwrap();
+    let write_back = "import os\nGITHUB_TOKEN = \"[REDACTED:github-token:1]\"\nDEBUG = False\n";
+    let (provider, requests) = scripted(
+        json!([
+            { "tool_calls": [ { "name": "read_file", "arguments": { "path": "settings.py", "start_line": 2 } } ] },
+            { "tool_calls": [ { "name": "read_file", "arguments": { "path": ".env" } } ] },
+            { "tool_calls": [ { "name": "shell", "arguments": { "command": "cat .env" } } ] },
+            { "tool_calls": [ { "name": "write_file", "arguments": { "path": "settings.py", "content": write_back } } ] },
+            { "text": "Done." }
+        ]),
+        8192,
+    );
+    let ws = Workspace::new(repo.path()).unwrap().deny(&[".env*".into()]).unwrap();
+    let config =
+        AgentConfig { remote: true, approval: ApprovalPolicy::Never, ..AgentConfig::default() };
+    let db = repo.path().join("ledger.sqlite");
+    let recorder = Recorder::new(Ledger::open(&db).unwrap(), "s1", Default::default());
+    let mut agent =
+        Agent::new(Box::new(provider), Registry::default(), ws, config).with_ledger(recorder);
+    let task = format!("Turn DEBUG off. My token is {TOKEN} if you need it.");
+    assert_eq!(agent.run(&task, &mut AcceptAll, &mut |_| {}).unwrap(), "Done.");
+
+    let sent = serde_json::to_string(&*requests.lock().unwrap()).unwrap();
+    assert!(!sent.contains(&TOKEN[4..]), "the token left the machine");
+    assert!(!sent.contains("s3cr3t-pa55w0rd"), "the .env value left the machine");
+    assert!(sent.contains("[REDACTED:github-token:1]"));
+    assert!(sent.contains("withheld"), "reading .env is refused: {sent}");
+    assert!(sent.contains("Refused: this change writes a redaction placeholder"));
+    assert_eq!(std::fs::read_to_string(repo.path().join("settings.py")).unwrap(), config_py);
+
+    let ledger = Ledger::open(&db).unwrap();
+    assert!(ledger.verify().unwrap().is_ok());
+    let what_left = ledger.sent(None).unwrap();
+    assert_eq!(what_left.len(), 1);
+    assert_eq!(what_left[0].requests, 5);
+    let files: Vec<(&str, &[[u32; 2]])> =
+        what_left[0].files.iter().map(|f| (f.path.as_str(), f.lines.as_slice())).collect();
+    assert_eq!(files, [("AGENTS.md", &[[1, 1]][..]), ("settings.py", &[[2, 3]][..])]);
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let redactions: Vec<serde_json::Value> = conn
+        .prepare("SELECT payload FROM entries WHERE kind = 'redaction' ORDER BY id")
+        .unwrap()
+        .query_map([], |r| r.get::<_, String>(0))
+        .unwrap()
+        .map(|p| serde_json::from_str(&p.unwrap()).unwrap())
+        .collect();
+    let seen: Vec<(&str, &str)> = redactions
+        .iter()
+        .map(|r| (r["secret_kind"].as_str().unwrap(), r["location"].as_str().unwrap()))
+        .collect();
+    assert_eq!(seen[0], ("github-token", "the task, line 1"));
+    assert_eq!(seen[1], ("github-token", "output of read_file call call_1_1, line 1"));
+    assert!(seen[2].1.starts_with("output of shell call call_3_1"), "{seen:?}");
+    assert_eq!(seen.len(), 3, "{seen:?}");
+    drop((conn, ledger));
+    for file in ["ledger.sqlite", "ledger.sqlite-wal"].map(|f| repo.path().join(f)) {
+        let bytes = std::fs::read(&file).unwrap_or_default();
+        assert!(!bytes.windows(TOKEN.len()).any(|w| w == TOKEN.as_bytes()), "{file:?}");
+    }
 }

@@ -83,6 +83,7 @@ fn turn() -> Vec<Entry> {
         cost: Some(0.0123),
         request_sha256: sha256_hex(b"request"),
         response_sha256: sha256_hex(b"response"),
+        error: None,
     };
     let file = |path: &str| FileHashes {
         path: path.into(),

@@ -91,13 +91,17 @@ pub struct ModelCall {
     #[serde(default)]
     pub retries: u32,
     /// Cost in the price table's currency; `None` when the model has no price (see
-    /// [`PriceTable::cost`](crate::PriceTable::cost)). Local providers record `Some(0.0)`.
+    /// [`PriceTable::cost`](tiller_types::PriceTable::cost)). Local providers record `Some(0.0)`.
     #[serde(default)]
     pub cost: Option<f64>,
-    /// [`sha256_hex`](crate::sha256_hex) of the request body as sent.
+    /// [`sha256_hex`](crate::sha256_hex) of the request as JSON in tiller's provider-neutral form
+    /// (messages, tools, sampling settings), the same for every provider.
     pub request_sha256: String,
-    /// [`sha256_hex`](crate::sha256_hex) of the assembled response.
+    /// [`sha256_hex`](crate::sha256_hex) of the assembled response; empty when the call failed.
     pub response_sha256: String,
+    /// Why the call failed; `None` when it succeeded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// One tool run by the agent.

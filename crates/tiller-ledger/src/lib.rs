@@ -22,7 +22,6 @@ mod chain;
 mod entry;
 mod error;
 mod ledger;
-mod price;
 mod query;
 
 pub use chain::{BreakReason, Broken, Verification, sha256_hex};
@@ -31,5 +30,5 @@ pub use entry::{
 };
 pub use error::LedgerError;
 pub use ledger::{Ledger, SCHEMA_VERSION};
-pub use price::{Price, PriceTable};
 pub use query::{GroupBy, SentSummary, SummaryRow};
+pub use tiller_types::{Price, PriceTable};

@@ -26,6 +26,8 @@ pub enum GroupBy {
 pub struct SummaryRow {
     pub key: String,
     pub calls: u64,
+    /// Calls that failed (the endpoint refused, timed out, broke off, ...).
+    pub failed_calls: u64,
     pub prompt_tokens: u64,
     pub cached_tokens: u64,
     pub completion_tokens: u64,
@@ -64,7 +66,7 @@ struct CallRow {
 
 const CSV_HEADER: &str = "id,time,session,provider,endpoint,model_requested,model_returned,\
     temperature,max_tokens,prompt_tokens,cached_tokens,completion_tokens,ttft_ms,latency_ms,\
-    decode_tps,http_status,retries,cost,request_sha256,response_sha256";
+    decode_tps,http_status,retries,cost,request_sha256,response_sha256,error";
 
 impl Ledger {
     /// Model calls since `since_ms` (Unix milliseconds; all when `None`), grouped by `group_by`,
@@ -88,6 +90,7 @@ impl Ledger {
             };
             let (sum, latencies) = groups.entry(key).or_default();
             sum.calls += 1;
+            sum.failed_calls += u64::from(c.error.is_some());
             sum.prompt_tokens += c.usage.prompt_tokens;
             sum.cached_tokens += c.usage.cached_tokens;
             sum.completion_tokens += c.usage.completion_tokens;
@@ -139,6 +142,7 @@ impl Ledger {
                 opt(c.cost.map(|v| v.to_string())),
                 c.request_sha256,
                 c.response_sha256,
+                opt(c.error),
             ];
             let line: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
             writeln!(out, "{}", line.join(","))?;
@@ -229,6 +233,13 @@ fn percentile(sorted: &[u64], p: usize) -> u64 {
 }
 
 /// One entry per path, in path order, with each path's line ranges merged.
+impl SentFile {
+    /// One entry per path, sorted, with overlapping or touching line ranges joined.
+    pub fn merge(files: Vec<SentFile>) -> Vec<SentFile> {
+        merge_files(files)
+    }
+}
+
 fn merge_files(mut files: Vec<SentFile>) -> Vec<SentFile> {
     files.sort_by(|a, b| a.path.cmp(&b.path));
     let mut merged: Vec<SentFile> = Vec::new();

@@ -360,10 +360,10 @@ fn csv_export_has_a_header_and_one_line_per_call() {
     assert_eq!(
         lines[1],
         format!(
-            "1,2024-03-01T10:00:00.000Z,s1,openai,{REMOTE},m-large,m-large,,,1000000,250000,500000,,70,,,0,5.625,,"
+            "1,2024-03-01T10:00:00.000Z,s1,openai,{REMOTE},m-large,m-large,,,1000000,250000,500000,,70,,,0,5.625,,,"
         )
     );
-    assert!(lines[14].ends_with(",mystery,mystery,,,10,0,1,,1,,,0,,,"), "{}", lines[14]);
+    assert!(lines[14].ends_with(",mystery,mystery,,,10,0,1,,1,,,0,,,,"), "{}", lines[14]);
 }
 
 #[test]

@@ -72,7 +72,17 @@ impl Client {
                 "endpoint `{url}` is not an http:// or https:// URL"
             )));
         }
-        let agent = ureq::AgentBuilder::new()
+        config.egress.check(url)?;
+        let mut builder = ureq::AgentBuilder::new();
+        if let Some(proxy) = &config.egress.proxy {
+            config.egress.check(proxy)?;
+            let proxy = ureq::Proxy::new(proxy)
+                .map_err(|e| ModelError::Config(format!("egress.proxy `{proxy}`: {e}")))?;
+            builder = builder.proxy(proxy);
+        }
+        let egress = config.egress.clone();
+        let agent = builder
+            .resolver(move |netloc: &str| egress.resolve(netloc))
             .timeout_connect(config.connect_timeout)
             .timeout_read(config.idle_timeout)
             .timeout_write(config.idle_timeout)

@@ -6,6 +6,7 @@
 
 mod anthropic;
 mod collect;
+mod egress;
 mod error;
 mod http;
 mod openai;
@@ -20,6 +21,7 @@ use tiller_types::{Message, ProviderKind, StopReason, StreamEvent, ToolCall, Too
 
 pub use anthropic::Anthropic;
 pub use collect::Collector;
+pub use egress::{EgressPolicy, Reach, reach};
 pub use error::ModelError;
 pub use openai::OpenAi;
 pub use scripted::{Script, Scripted, Turn};
@@ -134,6 +136,8 @@ pub struct EndpointConfig {
     /// Longest silence tolerated from the endpoint, before or between streamed chunks.
     pub idle_timeout: Duration,
     pub max_retries: u32,
+    /// Where connections may go; checked before the first request and at every connect.
+    pub egress: EgressPolicy,
 }
 
 /// A flag shared between the caller and a running model call; set it to stop generation.

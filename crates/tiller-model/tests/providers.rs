@@ -15,8 +15,8 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use tiller_model::{
-    Anthropic, Cancel, Completion, EndpointConfig, ModelError, OpenAi, Provider, Request,
-    ToolChoice,
+    Anthropic, Cancel, Completion, EgressPolicy, EndpointConfig, ModelError, OpenAi, Provider,
+    Request, ToolChoice,
 };
 use tiller_types::{Message, StopReason, StreamEvent, ToolCall, ToolSpec, Usage};
 
@@ -197,6 +197,7 @@ impl Api {
             connect_timeout: Duration::from_secs(2),
             idle_timeout: Duration::from_secs(5),
             max_retries: 2,
+            egress: EgressPolicy::default(),
         };
         tweak(&mut config);
         match self {

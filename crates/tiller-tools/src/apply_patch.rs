@@ -80,9 +80,8 @@ impl Tool for ApplyPatch {
             }
         }
         if files.is_empty() {
-            return Ok(Outcome::Text(
-                "the patch changes nothing: every file already has the content it gives".into(),
-            ));
+            let text = "the patch changes nothing: every file already has the content it gives";
+            return Ok(Outcome::from(text.to_string()));
         }
         Ok(Outcome::Change(ChangeSet { files }))
     }
@@ -242,7 +241,7 @@ mod tests {
         let (_d, ws) = ws();
         ws.write_atomic("a.txt", "a\nb\n").unwrap();
         let outcome = run(&ws, "*** Update File: a.txt\n a\n-b\n+b").unwrap();
-        assert!(matches!(outcome, Outcome::Text(t) if t.contains("changes nothing")));
+        assert!(matches!(outcome, Outcome::Text(o) if o.text.contains("changes nothing")));
     }
 
     #[test]

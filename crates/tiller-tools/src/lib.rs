@@ -44,9 +44,34 @@ pub enum ToolKind {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Outcome {
     /// An observation for the model.
-    Text(String),
+    Text(Observation),
     /// A proposed edit, not yet written.
     Change(ChangeSet),
+}
+
+impl From<String> for Outcome {
+    fn from(text: String) -> Outcome {
+        Outcome::Text(Observation { text, ..Observation::default() })
+    }
+}
+
+/// An observation, with what the ledger wants to know about it.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Observation {
+    pub text: String,
+    /// Workspace lines the text quotes, so that the ledger can say which lines left the machine.
+    pub quotes: Vec<Quote>,
+    /// The exit code of the command a tool ran.
+    pub exit_code: Option<i32>,
+}
+
+/// Lines `first..=last` (1-based) of a workspace file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Quote {
+    /// Relative to the workspace root.
+    pub path: String,
+    pub first: u32,
+    pub last: u32,
 }
 
 /// One tool.

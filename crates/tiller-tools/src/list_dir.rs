@@ -103,7 +103,7 @@ impl Tool for ListDir {
             out.push_str(&format!("{indent}{name}{slash}\n"));
         }
         if total == 0 {
-            return Ok(Outcome::Text(format!("{}: empty directory", args.path)));
+            return Ok(Outcome::from(format!("{}: empty directory", args.path)));
         }
         if total > shown {
             out.push_str(&format!(
@@ -111,7 +111,7 @@ impl Tool for ListDir {
                 total - shown
             ));
         }
-        Ok(Outcome::Text(out))
+        Ok(Outcome::from(out))
     }
 }
 
@@ -122,7 +122,7 @@ mod tests {
 
     fn list(ws: &Workspace, args: serde_json::Value) -> String {
         match ListDir.run(ws, args).unwrap() {
-            Outcome::Text(t) => t,
+            Outcome::Text(o) => o.text,
             other => panic!("unexpected {other:?}"),
         }
     }

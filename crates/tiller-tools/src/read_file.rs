@@ -6,7 +6,7 @@
 use serde::Deserialize;
 use tiller_types::ToolSpec;
 
-use crate::{Outcome, Tool, ToolError, ToolKind, Workspace, parse_args};
+use crate::{Observation, Outcome, Quote, Tool, ToolError, ToolKind, Workspace, parse_args};
 
 /// Most lines shown by one call.
 const MAX_LINES: usize = 2000;
@@ -63,7 +63,7 @@ impl Tool for ReadFile {
         let start = args.start_line.unwrap_or(1);
         if total == 0 {
             return match start {
-                1 => Ok(Outcome::Text(format!("{}: empty file", args.path))),
+                1 => Ok(Outcome::from(format!("{}: empty file", args.path))),
                 _ => Err(ToolError::Arguments(format!(
                     "start_line {start} is past the end of {} (empty file)",
                     args.path
@@ -82,13 +82,16 @@ impl Tool for ReadFile {
                 "end_line {end} is before start_line {start}"
             )));
         }
-        Ok(Outcome::Text(number_lines(&lines, start, end)))
+        let (text, last) = number_lines(&lines, start, end);
+        let quote =
+            Quote { path: ws.relative(&ws.resolve(&args.path)?), first: start as u32, last };
+        Ok(Outcome::Text(Observation { text, quotes: vec![quote], exit_code: None }))
     }
 }
 
 /// Lines `start..=end` (1-based) of `lines`, numbered and capped, with a note when the result is
-/// not the whole file.
-fn number_lines(lines: &[&str], start: usize, end: usize) -> String {
+/// not the whole file; and the last line shown.
+fn number_lines(lines: &[&str], start: usize, end: usize) -> (String, u32) {
     let total = lines.len();
     let width = end.to_string().len();
     let mut out = String::new();
@@ -111,7 +114,7 @@ fn number_lines(lines: &[&str], start: usize, end: usize) -> String {
         };
         out.push_str(&format!("(lines {start}-{last} of {total}{more})\n"));
     }
-    out
+    (out, last as u32)
 }
 
 /// A line cut to [`MAX_LINE_CHARS`] characters, with a marker saying how much was dropped.
@@ -138,7 +141,7 @@ mod tests {
 
     fn read(ws: &Workspace, args: serde_json::Value) -> Result<String, String> {
         match ReadFile.run(ws, args) {
-            Ok(Outcome::Text(t)) => Ok(t),
+            Ok(Outcome::Text(o)) => Ok(o.text),
             Ok(other) => panic!("unexpected {other:?}"),
             Err(e) => Err(e.to_string()),
         }
@@ -170,6 +173,18 @@ mod tests {
         let out = read(&ws, serde_json::json!({"path": "a.txt", "start_line": 12, "end_line": 99}))
             .unwrap();
         assert_eq!(out, "12\tline 12\n(lines 12-12 of 12)\n");
+    }
+
+    #[test]
+    fn quotes_the_lines_shown() {
+        let (_d, ws) = ws_with("a.txt", numbered(3000).as_bytes());
+        let Ok(Outcome::Text(o)) =
+            ReadFile.run(&ws, serde_json::json!({"path": "./a.txt", "start_line": 5}))
+        else {
+            panic!("not an observation")
+        };
+        let last = 5 + MAX_LINES as u32 - 1;
+        assert_eq!(o.quotes, [Quote { path: "a.txt".into(), first: 5, last }]);
     }
 
     #[test]

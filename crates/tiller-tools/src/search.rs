@@ -11,7 +11,7 @@ use serde::Deserialize;
 use tiller_types::ToolSpec;
 
 use crate::list_dir::walker;
-use crate::{Outcome, Tool, ToolError, ToolKind, Workspace, parse_args};
+use crate::{Observation, Outcome, Quote, Tool, ToolError, ToolKind, Workspace, parse_args};
 
 /// Results reported when the model does not say.
 const DEFAULT_RESULTS: usize = 100;
@@ -99,10 +99,11 @@ impl Tool for Search {
             .binary_detection(BinaryDetection::quit(0))
             .build();
         let mut out = String::new();
+        let mut quotes = Vec::new();
         let mut found = 0;
         // Unreadable files and walk errors are skipped: a search is best-effort.
         for entry in walk.build().flatten() {
-            if !entry.file_type().is_some_and(|t| t.is_file()) {
+            if !entry.file_type().is_some_and(|t| t.is_file()) || ws.is_denied(entry.path()) {
                 continue;
             }
             // One more than the remaining room, to know whether anything was left out.
@@ -113,6 +114,8 @@ impl Tool for Search {
             let path = ws.relative(entry.path());
             for (line, text) in sink.lines.iter().take(limit - found) {
                 out.push_str(&format!("{path}:{line}: {text}\n"));
+                let line = *line as u32;
+                quotes.push(Quote { path: path.clone(), first: line, last: line });
             }
             found += sink.lines.len();
             if found > limit {
@@ -125,7 +128,7 @@ impl Tool for Search {
         if out.is_empty() {
             out.push_str("no matches");
         }
-        Ok(Outcome::Text(out))
+        Ok(Outcome::Text(Observation { text: out, quotes, exit_code: None }))
     }
 }
 
@@ -194,7 +197,7 @@ mod tests {
 
     fn search(ws: &Workspace, args: serde_json::Value) -> Result<String, String> {
         match Search.run(ws, args) {
-            Ok(Outcome::Text(t)) => Ok(t),
+            Ok(Outcome::Text(o)) => Ok(o.text),
             Ok(other) => panic!("unexpected {other:?}"),
             Err(e) => Err(e.to_string()),
         }
@@ -211,6 +214,19 @@ mod tests {
         )
         .unwrap();
         assert_eq!(out.lines().count(), 2, "{out}");
+    }
+
+    #[test]
+    fn quotes_each_matching_line_and_skips_denied_files() {
+        let (_d, ws) = ws();
+        ws.write_atomic("tls/key.pem", "fn helper_key\n").unwrap();
+        let ws = ws.deny(&["*.pem".into()]).unwrap();
+        let Ok(Outcome::Text(o)) = Search.run(&ws, serde_json::json!({"pattern": "fn \\w+elper"}))
+        else {
+            panic!("not an observation")
+        };
+        let quote = |line| Quote { path: "src/lib.rs".into(), first: line, last: line };
+        assert_eq!(o.quotes, [quote(1), quote(2)], "{}", o.text);
     }
 
     #[test]

@@ -19,7 +19,7 @@ use rustix::process::{Pid, Signal, kill_process_group};
 use serde::Deserialize;
 use tiller_types::ToolSpec;
 
-use crate::{Outcome, Tool, ToolError, ToolKind, Workspace, parse_args};
+use crate::{Observation, Outcome, Tool, ToolError, ToolKind, Workspace, parse_args};
 
 /// How long output is still read after the command ended, for a pipe that a background process
 /// keeps open.
@@ -146,7 +146,11 @@ impl Tool for Shell {
             // With no terminal to answer on, a credential prompt would only wait for the timeout.
             .env("GIT_TERMINAL_PROMPT", "0");
         let output = run_command(cmd, timeout, self.output_cap)?;
-        Ok(Outcome::Text(output.to_string()))
+        let exit_code = match output.exit {
+            CommandExit::Code(code) => Some(code),
+            CommandExit::Signal(_) | CommandExit::TimedOut(_) => None,
+        };
+        Ok(Outcome::Text(Observation { text: output.to_string(), quotes: Vec::new(), exit_code }))
     }
 }
 
@@ -395,7 +399,7 @@ mod tests {
 
     fn sh(shell: &Shell, ws: &Workspace, args: serde_json::Value) -> Result<String, String> {
         match shell.run(ws, args) {
-            Ok(Outcome::Text(t)) => Ok(t),
+            Ok(Outcome::Text(o)) => Ok(o.text),
             Ok(other) => panic!("unexpected {other:?}"),
             Err(e) => Err(e.to_string()),
         }
@@ -427,6 +431,12 @@ mod tests {
         assert_eq!(run("echo hi"), "exit code: 0\nhi\n");
         assert_eq!(run("exit 3"), "exit code: 3\n(no output)");
         assert_eq!(run("kill -9 $$"), "killed by signal 9\n(no output)");
+        let exit_code = |c: &str| match shell.run(&ws, serde_json::json!({"command": c})) {
+            Ok(Outcome::Text(o)) => o.exit_code,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(exit_code("exit 3"), Some(3));
+        assert_eq!(exit_code("kill -9 $$"), None);
     }
 
     #[test]

@@ -1,15 +1,19 @@
 //! The workspace: the directory tree the agent may touch. Every path a tool receives goes through
 //! [`Workspace::resolve`], which keeps it inside the root (no `..` escapes, no symlinks leading
 //! out). Writes are atomic: a temporary file in the same directory, renamed over the target.
+//! Files the user has withheld from the model (see [`Workspace::deny`]) cannot be read.
 
 use std::io::Write;
 use std::path::{Component, Path, PathBuf};
+
+use globset::{Glob, GlobSet, GlobSetBuilder};
 
 use crate::ToolError;
 
 #[derive(Clone, Debug)]
 pub struct Workspace {
     root: PathBuf,
+    denied: GlobSet,
 }
 
 impl Workspace {
@@ -19,7 +23,27 @@ impl Workspace {
         if !root.is_dir() {
             return Err(ToolError::path(root.display().to_string(), "not a directory"));
         }
-        Ok(Workspace { root })
+        Ok(Workspace { root, denied: GlobSet::empty() })
+    }
+
+    /// Withholds files matching any of `globs` from the model: reading them is an error and
+    /// searches skip them. A glob without `/` matches a file name anywhere (`.env*`, `*.pem`);
+    /// one with `/` matches the workspace-relative path.
+    pub fn deny(mut self, globs: &[String]) -> Result<Self, ToolError> {
+        let mut set = GlobSetBuilder::new();
+        for glob in globs {
+            let pattern = if glob.contains('/') { glob.clone() } else { format!("**/{glob}") };
+            let glob = Glob::new(&pattern)
+                .map_err(|e| ToolError::Arguments(format!("bad deny glob `{glob}`: {e}")))?;
+            set.add(glob);
+        }
+        self.denied = set.build().map_err(|e| ToolError::Arguments(e.to_string()))?;
+        Ok(self)
+    }
+
+    /// Whether `abs`, a path inside the workspace, is withheld from the model.
+    pub fn is_denied(&self, abs: &Path) -> bool {
+        !self.denied.is_empty() && self.denied.is_match(self.relative(abs))
     }
 
     pub fn root(&self) -> &Path {
@@ -70,6 +94,9 @@ impl Workspace {
     /// a directory, binary, or not UTF-8.
     pub fn read_text(&self, path: &str) -> Result<Option<String>, ToolError> {
         let abs = self.resolve(path)?;
+        if self.is_denied(&abs) {
+            return Err(ToolError::path(path, "is withheld from the model by the `deny` setting"));
+        }
         let bytes = match std::fs::read(&abs) {
             Ok(bytes) => bytes,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -173,5 +200,22 @@ mod tests {
         assert!(ws.read_text("bin").unwrap_err().to_string().contains("binary"));
         assert!(ws.read_text("latin1").unwrap_err().to_string().contains("UTF-8"));
         assert_eq!(ws.read_text("missing").unwrap(), None);
+    }
+
+    #[test]
+    fn denied_files_cannot_be_read_anywhere_in_the_tree() {
+        let (_d, ws) = ws();
+        let globs = [".env*", "*.pem", "id_*", "secrets/*.json"].map(String::from);
+        let ws = ws.deny(&globs).unwrap();
+        for path in [".env", "app/.env.local", "tls/key.pem", "id_ed25519", "secrets/db.json"] {
+            ws.write_atomic(path, "x\n").unwrap();
+            let err = ws.read_text(path).unwrap_err().to_string();
+            assert!(err.contains("withheld"), "{path}: {err}");
+        }
+        for path in ["env.rs", "src/pem.rs", "app/identity.rs", "other/secrets/db.json"] {
+            ws.write_atomic(path, "x\n").unwrap();
+            assert_eq!(ws.read_text(path).unwrap().as_deref(), Some("x\n"), "{path}");
+        }
+        assert!(ws.deny(&["a[".into()]).is_err());
     }
 }

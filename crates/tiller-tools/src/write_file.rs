@@ -44,7 +44,7 @@ impl Tool for WriteFile {
         let path = ws.relative(&ws.resolve(&args.path)?);
         let old = ws.read_text(&path)?;
         if old.as_deref() == Some(args.content.as_str()) {
-            return Ok(Outcome::Text(format!(
+            return Ok(Outcome::from(format!(
                 "{path}: unchanged (the file already has this content)"
             )));
         }
@@ -60,6 +60,7 @@ impl Tool for WriteFile {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Observation;
     use crate::workspace::temp_workspace as ws;
 
     fn write(ws: &Workspace, path: &str, content: &str) -> Result<Outcome, ToolError> {
@@ -99,7 +100,7 @@ mod tests {
     fn unchanged_content_is_only_reported() {
         let (dir, ws) = ws();
         std::fs::write(dir.path().join("a.txt"), "same\n").unwrap();
-        let Outcome::Text(text) = write(&ws, "a.txt", "same\n").unwrap() else {
+        let Outcome::Text(Observation { text, .. }) = write(&ws, "a.txt", "same\n").unwrap() else {
             panic!("expected text");
         };
         assert!(text.contains("unchanged"), "{text}");

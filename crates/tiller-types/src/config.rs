@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::PriceTable;
+
 /// The whole configuration file.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -17,6 +19,32 @@ pub struct Config {
     pub max_steps: Option<u32>,
     #[serde(default)]
     pub profiles: BTreeMap<String, Profile>,
+    #[serde(default)]
+    pub egress: Egress,
+    /// Prices per million tokens by model name or glob, for the ledger's cost column.
+    #[serde(default)]
+    pub prices: PriceTable,
+}
+
+/// Where tiller's own connections may go, and what may leave the machine.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Egress {
+    /// Hosts tiller may connect to besides loopback: `host`, `host:port`, `*.domain` or a URL.
+    #[serde(default)]
+    pub allow: Vec<String>,
+    /// Refuse every endpoint that is not on loopback, even allowed ones, and names that resolve
+    /// off the machine. Default: on when the active model is local.
+    pub local_only: Option<bool>,
+    /// The proxy for tiller's own connections. Proxy environment variables are ignored.
+    pub proxy: Option<String>,
+    /// Files never read for a model off this machine (globs; a glob without `/` matches a file
+    /// name anywhere). Default: [`Egress::DEFAULT_DENY`].
+    pub deny: Option<Vec<String>>,
+}
+
+impl Egress {
+    pub const DEFAULT_DENY: [&str; 5] = [".env*", "*.pem", "*.key", "id_*", ".netrc"];
 }
 
 /// Everything that selects and tunes one model endpoint. Every field is optional so that a
@@ -122,6 +150,20 @@ mod tests {
         assert_eq!(cfg.approval, Some(ApprovalPolicy::Untrusted));
         assert_eq!(cfg.profiles["local"].provider, Some(ProviderKind::Openai));
         assert!(toml::from_str::<Config>("modle = 'x'").is_err());
+        let cfg: Config = toml::from_str(
+            r#"
+            [egress]
+            allow = ["api.openai.com"]
+            local_only = false
+            [prices."gpt-4o*"]
+            prompt = 2.5
+            completion = 10.0
+            "#,
+        )
+        .unwrap();
+        assert_eq!(cfg.egress.allow, ["api.openai.com"]);
+        assert_eq!(cfg.egress.local_only, Some(false));
+        assert!(cfg.prices.price("gpt-4o-mini").is_some());
     }
 
     #[test]

@@ -7,9 +7,11 @@ mod change;
 mod config;
 mod event;
 mod message;
+mod price;
 pub mod time;
 
 pub use change::{ChangeKind, ChangeSet, FileChange, Hunk, Selection};
-pub use config::{ApprovalPolicy, Config, Profile, ProviderKind};
+pub use config::{ApprovalPolicy, Config, Egress, Profile, ProviderKind};
 pub use event::{AgentEvent, StopReason, StreamEvent};
 pub use message::{Message, ToolCall, ToolSpec, Usage};
+pub use price::{Price, PriceTable};

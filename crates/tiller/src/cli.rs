@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use tiller_types::{ApprovalPolicy, ProviderKind};
 
 #[derive(Debug, Parser)]
@@ -28,6 +28,9 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// What tiller recorded: model calls with tokens, cost and latency by day (or --by session,
+    /// model, endpoint); `export --csv`, `verify`, `sent`.
+    Ledger(LedgerArgs),
     /// List the models installed for the embedded engine.
     Models {
         /// One JSON object per line.
@@ -115,6 +118,48 @@ pub struct ExecArgs {
     /// Model turns before giving up.
     #[arg(long)]
     pub max_steps: Option<u32>,
+}
+
+#[derive(Debug, Args)]
+pub struct LedgerArgs {
+    #[command(subcommand)]
+    pub command: Option<LedgerCommand>,
+    /// How to group the summary of model calls.
+    #[arg(long, value_enum, default_value_t = LedgerGroup::Day)]
+    pub by: LedgerGroup,
+    /// One JSON object per line.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LedgerCommand {
+    /// Every model call as CSV on stdout.
+    Export {
+        #[arg(long, required = true)]
+        csv: bool,
+    },
+    /// Check the hash chain; name the first row that breaks it.
+    Verify {
+        #[arg(long)]
+        json: bool,
+    },
+    /// What left the machine: per endpoint, the files and lines that requests carried.
+    Sent {
+        /// Only this endpoint (its base URL).
+        #[arg(long)]
+        endpoint: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LedgerGroup {
+    Day,
+    Session,
+    Model,
+    Endpoint,
 }
 
 #[derive(Debug, Args)]

@@ -8,7 +8,7 @@ use tiller_model::ModelError;
 /// What went wrong, by who can fix it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
-    /// The task could not be finished (step limit, context full).
+    /// The task could not be finished (step limit, context full), or a check failed.
     Task = 1,
     /// Bad input from the user: arguments, missing files.
     User = 2,
@@ -85,6 +85,7 @@ impl From<AgentError> for CommandError {
             AgentError::ContextFull { .. } => CommandError::new(Kind::Task, e.to_string())
                 .with_hint("use a model with a longer context, or a smaller task"),
             AgentError::Session { .. } => CommandError::new(Kind::Internal, e.to_string()),
+            AgentError::Ledger(e) => e.into(),
         }
     }
 }

@@ -2,6 +2,7 @@
 
 mod bench;
 mod exec;
+pub mod ledger;
 mod sessions;
 
 use clap::CommandFactory;
@@ -14,6 +15,7 @@ pub fn run(cli: Cli) -> Result<(), CommandError> {
         Command::Exec(args) => exec::exec(&cli.model, &args, None),
         Command::Resume(args) => exec::resume(&cli.model, &args),
         Command::Sessions { json } => sessions::list(json),
+        Command::Ledger(args) => ledger::run(&args),
         Command::Models { json } => crate::engine::list(json),
         Command::Bench { command } => bench::run(&cli.model, command),
         Command::Completions { shell } => {

@@ -4,8 +4,10 @@
 use std::path::Path;
 use std::time::Duration;
 
-use tiller_model::{Anthropic, EndpointConfig, OpenAi, Provider, Scripted};
-use tiller_types::{ApprovalPolicy, Config, Profile, ProviderKind};
+use tiller_model::{
+    Anthropic, EgressPolicy, EndpointConfig, OpenAi, Provider, Reach, Scripted, reach,
+};
+use tiller_types::{ApprovalPolicy, Config, Egress, PriceTable, Profile, ProviderKind};
 
 use crate::cli::ModelArgs;
 use crate::command_error::{CommandError, Kind};
@@ -17,6 +19,25 @@ pub struct Settings {
     pub profile: Profile,
     pub approval: Option<ApprovalPolicy>,
     pub max_steps: Option<u32>,
+    pub egress: Egress,
+    pub prices: PriceTable,
+}
+
+/// The model a command talks to.
+pub struct Model {
+    pub provider: Box<dyn Provider>,
+    /// Requests leave this machine.
+    pub remote: bool,
+}
+
+impl Settings {
+    /// The files withheld from a remote model.
+    pub fn deny(&self) -> Vec<String> {
+        self.egress
+            .deny
+            .clone()
+            .unwrap_or_else(|| Egress::DEFAULT_DENY.iter().map(|s| s.to_string()).collect())
+    }
 }
 
 /// Reads the config file (if any) and applies the profile, environment and flags, in that order.
@@ -42,6 +63,8 @@ pub fn settle(args: &ModelArgs) -> Result<Settings, CommandError> {
         profile: base.overlay(&flags),
         approval: args.approval.or(config.approval),
         max_steps: config.max_steps,
+        egress: config.egress,
+        prices: config.prices,
     })
 }
 
@@ -66,8 +89,9 @@ fn read_config(path: &Path, required: bool) -> Result<Config, CommandError> {
     })
 }
 
-/// The provider a profile selects.
-pub fn provider(profile: &Profile) -> Result<Box<dyn Provider>, CommandError> {
+/// The model the settings select, with the egress policy applied to its endpoint.
+pub fn model(settings: &Settings) -> Result<Model, CommandError> {
+    let profile = &settings.profile;
     // With nothing configured, tiller runs its default local model in-process.
     let kind = profile.provider.unwrap_or(ProviderKind::Llama);
     let model = || {
@@ -76,21 +100,30 @@ pub fn provider(profile: &Profile) -> Result<Box<dyn Provider>, CommandError> {
                 .with_hint("pass --model NAME")
         })
     };
-    match kind {
-        ProviderKind::Scripted => Ok(Box::new(Scripted::load(Path::new(&model()?))?)),
-        ProviderKind::Openai => Ok(Box::new(OpenAi::new(endpoint(profile, model()?, kind)?)?)),
-        ProviderKind::Anthropic => {
-            Ok(Box::new(Anthropic::new(endpoint(profile, model()?, kind)?)?))
+    let local = |provider| Ok(Model { provider, remote: false });
+    let endpoint = |name| endpoint(profile, &settings.egress, name, kind);
+    let (provider, remote): (Box<dyn Provider>, bool) = match kind {
+        ProviderKind::Scripted => return local(Box::new(Scripted::load(Path::new(&model()?))?)),
+        ProviderKind::Llama => return local(crate::engine::load(profile)?),
+        ProviderKind::Openai => {
+            let (config, remote) = endpoint(model()?)?;
+            (Box::new(OpenAi::new(config)?), remote)
         }
-        ProviderKind::Llama => crate::engine::load(profile),
-    }
+        ProviderKind::Anthropic => {
+            let (config, remote) = endpoint(model()?)?;
+            (Box::new(Anthropic::new(config)?), remote)
+        }
+    };
+    Ok(Model { provider, remote })
 }
 
+/// The endpoint settings, and whether the endpoint is off this machine.
 fn endpoint(
     profile: &Profile,
+    egress: &Egress,
     model: String,
     kind: ProviderKind,
-) -> Result<EndpointConfig, CommandError> {
+) -> Result<(EndpointConfig, bool), CommandError> {
     let (default_url, default_key) = match kind {
         ProviderKind::Anthropic => ("https://api.anthropic.com/v1", "ANTHROPIC_API_KEY"),
         _ => ("https://api.openai.com/v1", "OPENAI_API_KEY"),
@@ -104,14 +137,21 @@ fn endpoint(
         })?),
         None => std::env::var(default_key).ok().filter(|_| profile.base_url.is_none()),
     };
+    let loopback = reach(&base_url)? == Reach::Loopback;
     // Local servers often run small contexts; assuming a large one would keep compaction from
     // ever firing. Remote defaults follow the vendors' current windows.
     let default_context = match kind {
         ProviderKind::Anthropic => 200_000,
-        _ if is_loopback(&base_url) => 8_192,
+        _ if loopback => 8_192,
         _ => 128_000,
     };
-    Ok(EndpointConfig {
+    let policy = EgressPolicy {
+        // A local model keeps everything on the machine unless the user says otherwise.
+        local_only: egress.local_only.unwrap_or(loopback),
+        allow: egress.allow.clone(),
+        proxy: egress.proxy.clone(),
+    };
+    let config = EndpointConfig {
         base_url,
         model,
         api_key,
@@ -119,12 +159,9 @@ fn endpoint(
         connect_timeout: Duration::from_secs(profile.connect_timeout_secs.unwrap_or(10)),
         idle_timeout: Duration::from_secs(profile.idle_timeout_secs.unwrap_or(120)),
         max_retries: profile.max_retries.unwrap_or(4),
-    })
-}
-
-fn is_loopback(url: &str) -> bool {
-    let host = url.split("://").nth(1).unwrap_or(url).split(['/', ':']).next().unwrap_or("");
-    host == "localhost" || host.starts_with("127.") || url.contains("://[::1]")
+        egress: policy,
+    };
+    Ok((config, !loopback))
 }
 
 #[cfg(test)]
@@ -148,14 +185,5 @@ mod tests {
         let err = settle(&args).unwrap_err();
         assert_eq!(err.kind, Kind::Config);
         assert_eq!(err.hint.as_deref(), Some("profiles there: p"));
-    }
-
-    #[test]
-    fn loopback_urls_are_recognised() {
-        assert!(is_loopback("http://127.0.0.1:8080/v1"));
-        assert!(is_loopback("http://localhost/v1"));
-        assert!(is_loopback("http://[::1]:11434/v1"));
-        assert!(!is_loopback("https://api.openai.com/v1"));
-        assert!(!is_loopback("http://localhost.evil.example/v1"));
     }
 }

@@ -23,6 +23,11 @@ pub fn data_dir() -> PathBuf {
     xdg("XDG_DATA_HOME", ".local/share").join("tiller")
 }
 
+/// The ledger of every model call and action, shared by all tiller processes.
+pub fn ledger_file() -> PathBuf {
+    data_dir().join("ledger.sqlite")
+}
+
 pub fn sessions_dir() -> PathBuf {
     data_dir().join("sessions")
 }

@@ -248,3 +248,176 @@ fn ctrl_c_stops_a_waiting_model_call_and_exits_130() {
     assert!(text(&out.stderr).contains("error: cancelled"), "{}", text(&out.stderr));
     assert!(started.elapsed() < std::time::Duration::from_secs(10), "the call kept waiting");
 }
+
+#[test]
+fn exec_records_every_call_and_action_and_ledger_reports_them() {
+    let env = env();
+    let out =
+        env.tiller(&["exec", "--provider", "scripted", "--model", &script(), "Make the test pass"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+
+    let out = env.tiller(&["ledger", "--by", "model", "--json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let row: serde_json::Value = serde_json::from_str(text(&out.stdout).trim()).unwrap();
+    assert_eq!((row["key"].as_str(), row["calls"].as_u64()), (Some("hello-script"), Some(5)));
+    assert_eq!((row["cost"].as_f64(), row["unpriced_calls"].as_u64()), (Some(0.0), Some(0)));
+    let table = text(&env.tiller(&["ledger"]).stdout);
+    assert!(table.starts_with("day ") && table.lines().count() == 2, "{table}");
+
+    let csv = text(&env.tiller(&["ledger", "export", "--csv"]).stdout);
+    assert_eq!(csv.lines().count(), 1 + 5, "{csv}");
+    assert!(csv.lines().nth(1).unwrap().contains(",scripted,,hello-script,"), "{csv}");
+
+    let out = env.tiller(&["ledger", "verify"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    // 5 model calls and 5 tool actions; a local model sends nothing off the machine.
+    assert_eq!(text(&out.stdout).trim(), "ok: 10 entries, hash chain intact");
+    assert_eq!(text(&env.tiller(&["ledger", "sent"]).stdout), "");
+
+    let db = env.home.join(".local/share/tiller/ledger.sqlite");
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let actions: Vec<serde_json::Value> = conn
+        .prepare("SELECT payload FROM entries WHERE kind = 'tool_action' ORDER BY id")
+        .unwrap()
+        .query_map([], |r| r.get::<_, String>(0))
+        .unwrap()
+        .map(|p| serde_json::from_str(&p.unwrap()).unwrap())
+        .collect();
+    let tools: Vec<&str> = actions.iter().map(|a| a["tool"].as_str().unwrap()).collect();
+    assert_eq!(tools, ["read_file", "read_file", "shell", "apply_patch", "shell"]);
+    assert_eq!(
+        (actions[2]["exit_code"].as_i64(), actions[4]["exit_code"].as_i64()),
+        (Some(1), Some(0))
+    );
+    let patched = &actions[3]["files"][0];
+    assert_eq!(patched["path"], "greet.py");
+    let after = std::fs::read(env.repo.join("greet.py")).unwrap();
+    assert_eq!(patched["after_sha256"].as_str().unwrap(), tiller_ledger::sha256_hex(&after));
+    assert_ne!(patched["before_sha256"], patched["after_sha256"]);
+
+    conn.execute_batch("DROP TRIGGER entries_no_update").unwrap();
+    // Rewriting history: the failing test run (row 5) made to look like a pass.
+    let forged = "replace(payload, '\"exit_code\":1', '\"exit_code\":0')";
+    let sql =
+        format!("UPDATE entries SET payload = {forged} WHERE id = 5 AND kind = 'tool_action'");
+    assert_eq!(conn.execute(&sql, []).unwrap(), 1);
+    let out = env.tiller(&["ledger", "verify"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("breaks at row 5"), "{}", text(&out.stderr));
+}
+
+#[test]
+fn endpoints_off_the_machine_need_the_allow_list() {
+    let env = env();
+    let remote = ["exec", "--provider", "openai", "--base-url", "http://10.1.2.3:9/v1", "-m", "x"];
+    let out = env.tiller(&[&remote[..], &["task"]].concat());
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("allow = [\"10.1.2.3\"]"), "{}", text(&out.stderr));
+
+    std::fs::write(env.repo.join("c.toml"), "[egress]\nallow = ['10.1.2.3']\nlocal_only = true\n")
+        .unwrap();
+    let out = env.tiller(&[&["--config", "c.toml"][..], &remote, &["task"]].concat());
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("local_only is on"), "{}", text(&out.stderr));
+}
+
+/// Run by `egress_goes_only_to_the_allowed_endpoint` inside a network namespace that has only
+/// loopback; does nothing when run otherwise.
+#[test]
+#[ignore = "runs inside the namespace the egress test makes"]
+fn egress_child() {
+    let Some(out_file) = std::env::var_os("TILLER_EGRESS_CHILD") else {
+        return;
+    };
+    assert!(Command::new("ip").args(["link", "set", "lo", "up"]).status().unwrap().success());
+    let server = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = server.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in server.incoming() {
+            answer_chat(stream.unwrap());
+        }
+    });
+    let env = env();
+    let trace = env.home.join("connects.log");
+    let url = format!("http://{addr}/v1");
+    let run = |extra: &[&str]| {
+        Command::new("strace")
+            .args(["-f", "-qq", "-e", "trace=connect", "-o"])
+            .arg(&trace)
+            .arg(env!("CARGO_BIN_EXE_tiller"))
+            .args(extra)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap())
+            .env("HOME", &env.home)
+            .env("HTTPS_PROXY", "http://10.9.9.9:3128")
+            .env("http_proxy", "http://10.9.9.9:3128")
+            .current_dir(&env.repo)
+            .output()
+            .unwrap()
+    };
+    let allowed = run(&["exec", "--provider", "openai", "--base-url", &url, "-m", "m", "hi"]);
+    let log_allowed = std::fs::read_to_string(&trace).unwrap();
+    let refused =
+        run(&["exec", "--provider", "openai", "--base-url", "http://10.1.2.3/v1", "-m", "m", "hi"]);
+    let log_refused = std::fs::read_to_string(&trace).unwrap();
+    let report = serde_json::json!({
+        "addr": addr.to_string(),
+        "allowed": { "code": allowed.status.code(), "stdout": text(&allowed.stdout), "stderr": text(&allowed.stderr), "connects": log_allowed },
+        "refused": { "code": refused.status.code(), "stderr": text(&refused.stderr), "connects": log_refused },
+    });
+    std::fs::write(out_file, report.to_string()).unwrap();
+}
+
+/// Answers one chat completion request with a streamed "done".
+fn answer_chat(mut stream: std::net::TcpStream) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut length = 0;
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line).unwrap();
+        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+            length = v.trim().parse().unwrap();
+        }
+        if line == "\r\n" || line.is_empty() {
+            break;
+        }
+    }
+    reader.take(length).read_to_end(&mut Vec::new()).unwrap();
+    let chunk = r#"{"model":"m","choices":[{"index":0,"delta":{"content":"done"},"finish_reason":"stop"}]}"#;
+    let body = format!("data: {chunk}\n\ndata: [DONE]\n\n");
+    let head = "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n";
+    write!(stream, "{head}content-length: {}\r\n\r\n{body}", body.len()).unwrap();
+}
+
+/// tiller's own connections, traced: every connect(2) goes to the endpoint it was given, even
+/// with proxy variables set; an endpoint off the allow-list is refused before any connect.
+#[test]
+fn egress_goes_only_to_the_allowed_endpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("report.json");
+    let status = Command::new("unshare")
+        .args(["--user", "--map-root-user", "--net", "--"])
+        .arg(std::env::current_exe().unwrap())
+        .args(["--exact", "egress_child", "--ignored", "--test-threads", "1"])
+        .env("TILLER_EGRESS_CHILD", &report)
+        .status()
+        .expect("unshare (util-linux) runs");
+    assert!(status.success(), "the namespaced run failed; needs strace and iproute2");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    let allowed = &report["allowed"];
+    assert_eq!(allowed["code"], 0, "{allowed}");
+    assert_eq!(allowed["stdout"], "done\n");
+    let addr: std::net::SocketAddr = report["addr"].as_str().unwrap().parse().unwrap();
+    let inet: Vec<&str> =
+        allowed["connects"].as_str().unwrap().lines().filter(|l| l.contains("AF_INET")).collect();
+    assert!(!inet.is_empty(), "{allowed}");
+    let want = format!("sin_port=htons({}), sin_addr=inet_addr(\"{}\")", addr.port(), addr.ip());
+    for connect in &inet {
+        assert!(connect.contains(&want), "unexpected connect: {connect}");
+    }
+    let refused = &report["refused"];
+    assert_eq!(refused["code"], 3, "{refused}");
+    assert!(!refused["connects"].as_str().unwrap().contains("AF_INET"), "{refused}");
+}

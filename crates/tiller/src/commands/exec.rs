@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use tiller_agent::{Agent, AgentConfig, SessionLog, list_sessions, load_session};
+use tiller_agent::{Agent, AgentConfig, Recorder, SessionLog, list_sessions, load_session};
 use tiller_tools::{Registry, Workspace};
 use tiller_types::{AgentEvent, ApprovalPolicy, ProviderKind};
 
@@ -25,8 +25,15 @@ pub fn exec(
             std::env::current_dir().map_err(|e| CommandError::new(Kind::Internal, e.to_string()))?
         }
     };
-    let ws = Workspace::new(&root)?;
-    let provider = config::provider(&settings.profile)?;
+    let model = config::model(&settings)?;
+    let mut ws = Workspace::new(&root)?;
+    if model.remote {
+        ws = ws
+            .deny(&settings.deny())
+            .map_err(|e| CommandError::new(Kind::Config, e.to_string()))?;
+    }
+    let ledger = crate::commands::ledger::open()?;
+    let provider = model.provider;
     let info = provider.info();
     let workspace = ws.root().display().to_string();
     let (log, history) = match resume {
@@ -52,11 +59,13 @@ pub fn exec(
         max_tokens: settings.profile.max_tokens,
         temperature: settings.profile.temperature,
         answer_tool: settings.profile.answer_tool.unwrap_or(info.provider == ProviderKind::Llama),
+        remote: model.remote,
         ..AgentConfig::default()
     };
     let mut agent = Agent::new(provider, Registry::default(), ws, agent_config)
         .with_history(history)
-        .with_log(log);
+        .with_log(log)
+        .with_ledger(Recorder::new(ledger, session_id.clone(), settings.prices.clone()));
     let mut progress = Progress::new(args.json);
     progress.event(&AgentEvent::SessionStarted {
         session_id,

@@ -11,8 +11,8 @@
 
 use std::collections::BTreeMap;
 
+use crate::Usage;
 use serde::{Deserialize, Serialize};
-use tiller_types::Usage;
 
 /// Prices per million tokens, in one currency (USD by convention).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
