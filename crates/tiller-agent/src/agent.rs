@@ -12,7 +12,7 @@ use crate::compact::{self, truncate_middle};
 use crate::record::{self, Recorder};
 use crate::redact::{PLACEHOLDER_PREFIX, Redactor};
 use crate::{
-    AgentError, Approver, SessionLog, Verdict, agents_files, needs_approval, system_prompt,
+    AgentError, Approver, Review, SessionLog, Verdict, agents_files, needs_approval, system_prompt,
 };
 
 /// How the agent works.
@@ -33,6 +33,9 @@ pub struct AgentConfig {
     /// The model runs off this machine: secrets are redacted from everything it is sent, and the
     /// ledger records which file lines each request carried.
     pub remote: bool,
+    /// Most changed lines (added plus removed) one edit may have; larger ones are refused, and
+    /// the model is told so up front.
+    pub step_budget: Option<usize>,
 }
 
 impl Default for AgentConfig {
@@ -45,6 +48,7 @@ impl Default for AgentConfig {
             max_observation_bytes: 32 * 1024,
             answer_tool: false,
             remote: false,
+            step_budget: None,
         }
     }
 }
@@ -78,7 +82,13 @@ impl Agent {
         ws: Workspace,
         config: AgentConfig,
     ) -> Self {
-        let system = system_prompt(ws.root());
+        let mut system = system_prompt(ws.root());
+        if let Some(budget) = config.step_budget {
+            system.push_str(&format!(
+                "\n\nKeep each edit small: at most {budget} changed lines (added plus removed) per \
+                 edit. Larger edits are refused; split them into several steps."
+            ));
+        }
         let system_quotes = agents_files(ws.root())
             .into_iter()
             .map(|file| {
@@ -448,13 +458,23 @@ impl Agent {
                 file.path
             ));
         }
+        let (added, removed) = changes.line_counts();
+        if let Some(budget) = self.config.step_budget.filter(|&b| added + removed > b) {
+            return Err(format!(
+                "Refused: this edit changes {} lines ({added} added, {removed} removed) and the \
+                 step budget is {budget}. Split it into smaller edits, one step at a time.",
+                added + removed
+            ));
+        }
         events(&AgentEvent::ChangeProposed { call_id: call.id.clone(), changes: changes.clone() });
-        let (selection, feedback) = if needs_approval(self.config.approval, kind, None) {
-            let review = approver.review_changes(call, &changes);
-            (review.selection, review.feedback)
+        let review = if needs_approval(self.config.approval, kind, None) {
+            approver.review_changes(call, &changes)
         } else {
-            (changes.accept_all(), None)
+            Review::accept_all(&changes)
         };
+        let (selection, feedback) = (review.selection, review.feedback);
+        let edited = review.edited.is_some();
+        let changes = review.edited.unwrap_or(changes);
         if !selection.accepts_anything() {
             events(&AgentEvent::Rejected { call_id: call.id.clone(), feedback: feedback.clone() });
             return Err(with_feedback(
@@ -471,7 +491,12 @@ impl Agent {
             .filter(|(file, accepted)| file.is_applied(accepted))
             .flat_map(|(file, accepted)| record::file_hashes(file, accepted))
             .collect();
-        let summary = if selection.accepts_everything() {
+        let summary = if edited {
+            format!(
+                "The user edited the change before applying it. Written: {}. Read the files again before editing them further.",
+                files.join(", ")
+            )
+        } else if selection.accepts_everything() {
             format!("Applied. Changed: {}.", files.join(", "))
         } else {
             format!(

@@ -12,10 +12,20 @@ pub enum Verdict {
 }
 
 /// A person's review of a change set: which hunks to apply, and anything to tell the model.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Review {
     pub selection: Selection,
     pub feedback: Option<String>,
+    /// The change set with the reviewer's own edits to its hunks, when they made any; the
+    /// selection applies to it.
+    pub edited: Option<ChangeSet>,
+}
+
+impl Review {
+    /// Everything in `changes` accepted as proposed.
+    pub fn accept_all(changes: &ChangeSet) -> Review {
+        Review { selection: changes.accept_all(), feedback: None, edited: None }
+    }
 }
 
 /// Answers approval requests. Front ends implement it: the interactive one reviews hunk by hunk,
@@ -36,7 +46,7 @@ impl Approver for AcceptAll {
     }
 
     fn review_changes(&mut self, _: &ToolCall, changes: &ChangeSet) -> Review {
-        Review { selection: changes.accept_all(), feedback: None }
+        Review::accept_all(changes)
     }
 }
 

@@ -176,7 +176,8 @@ impl Approver for Picky {
     fn review_changes(&mut self, _: &ToolCall, changes: &ChangeSet) -> Review {
         let selection =
             changes.files.iter().map(|f| (0..f.items()).map(|i| i == 0).collect()).collect();
-        Review { selection: Selection(selection), feedback: Some("only the first hunk".into()) }
+        let feedback = Some("only the first hunk".into());
+        Review { selection: Selection(selection), feedback, edited: None }
     }
 }
 
@@ -245,7 +246,7 @@ fn compacts_older_turns_when_the_context_fills() {
             { "text": "SUMMARY: listed the directory twice." },
             { "text": "done" }
         ]),
-        3000,
+        3200,
     );
     let sessions = tempfile::tempdir().unwrap();
     let log = SessionLog::create(sessions.path(), "ws", "scripted", "m").unwrap();

@@ -19,6 +19,9 @@ pub struct ApplyPatch;
 #[serde(deny_unknown_fields)]
 struct Args {
     patch: String,
+    /// Read by front ends from the call's arguments, for the commit.
+    #[serde(default, rename = "message")]
+    _message: Option<String>,
 }
 
 const DESCRIPTION: &str = "\
@@ -55,7 +58,8 @@ impl Tool for ApplyPatch {
                     "patch": {
                         "type": "string",
                         "description": "The whole patch, from `*** Begin Patch` to `*** End Patch`."
-                    }
+                    },
+                    "message": crate::commit_message_schema()
                 },
                 "required": ["patch"],
                 "additionalProperties": false
@@ -68,7 +72,7 @@ impl Tool for ApplyPatch {
     }
 
     fn run(&self, ws: &Workspace, args: serde_json::Value) -> Result<Outcome, ToolError> {
-        let Args { patch } = parse_args(args)?;
+        let Args { patch, .. } = parse_args(args)?;
         let patch = parse_patch(&patch)?;
         let mut claimed = HashSet::new();
         let mut files = Vec::with_capacity(patch.ops.len());

@@ -82,6 +82,11 @@ pub trait Tool: Send + Sync {
     fn run(&self, ws: &Workspace, args: serde_json::Value) -> Result<Outcome, ToolError>;
 }
 
+/// The optional `message` argument of the edit tools: the commit message the model proposes.
+pub(crate) fn commit_message_schema() -> serde_json::Value {
+    serde_json::json!({"type": "string", "description": "One line for the commit log: what this change does."})
+}
+
 /// Parses a tool's arguments, turning serde's complaint into a message the model can act on.
 pub(crate) fn parse_args<T: DeserializeOwned>(args: serde_json::Value) -> Result<T, ToolError> {
     serde_json::from_value(args).map_err(|e| ToolError::Arguments(e.to_string()))

@@ -14,6 +14,9 @@ pub struct WriteFile;
 struct Args {
     path: String,
     content: String,
+    /// Read by front ends from the call's arguments, for the commit.
+    #[serde(default, rename = "message")]
+    _message: Option<String>,
 }
 
 impl Tool for WriteFile {
@@ -27,7 +30,8 @@ impl Tool for WriteFile {
                 "type": "object",
                 "properties": {
                     "path": {"type": "string", "description": "File path, relative to the workspace root."},
-                    "content": {"type": "string", "description": "The complete new content of the file."}
+                    "content": {"type": "string", "description": "The complete new content of the file."},
+                    "message": crate::commit_message_schema()
                 },
                 "required": ["path", "content"],
                 "additionalProperties": false

@@ -43,12 +43,13 @@ impl Approver for TerminalApprover {
             eprint!("{}", unified_diff(file));
         }
         match self.ask("apply this change?") {
-            Ok(()) => Review { selection: changes.accept_all(), feedback: None },
+            Ok(()) => Review::accept_all(changes),
             Err(feedback) => Review {
                 selection: Selection(
                     changes.files.iter().map(|f| vec![false; f.items()]).collect(),
                 ),
                 feedback,
+                edited: None,
             },
         }
     }
