@@ -128,24 +128,23 @@ impl Detection {
         let mut warnings = Vec::new();
         match self.tier() {
             Tier::A => {}
-            Tier::B => {
-                warnings.push(
-                    "without namespaces, unix sockets that exist as files (under /run and \
-                     $XDG_RUNTIME_DIR) stay reachable, secret folders such as ~/.ssh stay \
-                     readable, .git/hooks stays writable, and a process that calls setsid can \
-                     outlive the timeout"
-                        .to_owned(),
-                );
-                if self.root {
-                    warnings.push(
-                        "as root outside a user namespace, the process limit does not apply"
-                            .to_owned(),
-                    );
-                }
-            }
+            Tier::B => warnings.push(
+                "without namespaces, unix sockets that exist as files (under /run and \
+                 $XDG_RUNTIME_DIR) stay reachable, secret folders such as ~/.ssh stay readable, \
+                 .git/hooks stays writable, and a process that calls setsid can outlive the \
+                 timeout"
+                    .to_owned(),
+            ),
             Tier::C => {
                 warnings.push("commands run unconfined, so each one needs approval".to_owned())
             }
+        }
+        if self.root && self.tier() != Tier::C {
+            warnings.push(
+                "as root, the kernel does not apply the process limit (RLIMIT_NPROC): only the \
+                 timeout stops a fork bomb"
+                    .to_owned(),
+            );
         }
         warnings
     }
@@ -277,6 +276,10 @@ mod tests {
             "tier B (Landlock and seccomp, no namespaces): user namespaces are unavailable: denied"
         );
         assert!(b.warnings()[0].contains("unix sockets that exist as files"));
+        let root = Detection { root: true, ..detection(Some(7), true, true) };
+        assert!(
+            root.warnings()[0].contains("as root, the kernel does not apply the process limit")
+        );
         let c = detection(Some(2), false, false);
         assert!(c.summary().contains("bwrap) is not installed"), "{}", c.summary());
         assert!(c.summary().contains("Landlock ABI 2 is too old for tier B"), "{}", c.summary());
