@@ -54,6 +54,15 @@ fn doctor() -> &'static serde_json::Value {
     })
 }
 
+/// Returns from the test unless tier A is in force.
+macro_rules! need_tier_a {
+    () => {
+        if !tier_a() {
+            return;
+        }
+    };
+}
+
 /// Whether tier A is in force; fails if `TILLER_SANDBOX_EXPECT_TIER=A` and it is not.
 fn tier_a() -> bool {
     let d = doctor();
@@ -139,46 +148,36 @@ fn assert_write_refused(env: &Env, target: &Path) {
     assert!(!std::fs::read_to_string(target).unwrap_or_default().contains("escaped"));
 }
 
+/// Writing to `target(env)` fails in tier A, for a fresh environment.
+fn refuses_write(target: impl FnOnce(&Env) -> PathBuf) {
+    need_tier_a!();
+    let env = env();
+    assert_write_refused(&env, &target(&env));
+}
+
 #[test]
 fn write_outside_the_workspace_is_refused() {
-    if !tier_a() {
-        return;
-    }
-    let env = env();
-    assert_write_refused(&env, &env.base.join("outside"));
+    refuses_write(|env| env.base.join("outside"));
 }
 
 #[test]
 fn write_to_home_is_refused() {
-    if !tier_a() {
-        return;
-    }
-    let env = env();
-    assert_write_refused(&env, &env.home.join(".bashrc"));
+    refuses_write(|env| env.home.join(".bashrc"));
 }
 
 #[test]
 fn write_to_etc_is_refused() {
-    if !tier_a() {
-        return;
-    }
-    assert_write_refused(&env(), Path::new("/etc/tiller-escape"));
+    refuses_write(|_| PathBuf::from("/etc/tiller-escape"));
 }
 
 #[test]
 fn write_to_a_sibling_folder_is_refused() {
-    if !tier_a() {
-        return;
-    }
-    let env = env();
-    assert_write_refused(&env, &env.ws.join("../sibling/f"));
+    refuses_write(|env| env.ws.join("../sibling/f"));
 }
 
 #[test]
 fn write_through_a_symlink_out_of_the_workspace_is_refused() {
-    if !tier_a() {
-        return;
-    }
+    need_tier_a!();
     let env = env();
     std::os::unix::fs::symlink(env.base.join("sibling"), env.ws.join("link")).unwrap();
     assert_write_refused(&env, &env.ws.join("link/f"));
@@ -187,9 +186,7 @@ fn write_through_a_symlink_out_of_the_workspace_is_refused() {
 
 #[test]
 fn git_hooks_and_config_stay_read_only() {
-    if !tier_a() {
-        return;
-    }
+    need_tier_a!();
     let env = env();
     std::fs::create_dir_all(env.ws.join(".git/hooks")).unwrap();
     std::fs::write(env.ws.join(".git/config"), "").unwrap();
@@ -202,9 +199,7 @@ fn git_hooks_and_config_stay_read_only() {
 
 #[test]
 fn tcp_and_udp_over_ipv4_and_ipv6_are_refused() {
-    if !tier_a() {
-        return;
-    }
+    need_tier_a!();
     let env = env();
     let tcp4 = TcpListener::bind("127.0.0.1:0").unwrap();
     let udp4 = UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -228,9 +223,7 @@ fn tcp_and_udp_over_ipv4_and_ipv6_are_refused() {
 
 #[test]
 fn netlink_is_refused() {
-    if !tier_a() {
-        return;
-    }
+    need_tier_a!();
     let code = "attempt('netlink', lambda: socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 0))\n";
     let out = env().python(&[], code);
     assert_eq!(out.stdout, "netlink: Address family not supported by protocol\n", "{}", out.stderr);
@@ -238,9 +231,7 @@ fn netlink_is_refused() {
 
 #[test]
 fn vsock_and_io_uring_are_refused_even_with_network_on() {
-    if !tier_a() {
-        return;
-    }
+    need_tier_a!();
     let env = env();
     let code = "attempt('vsock', lambda: socket.socket(socket.AF_VSOCK, socket.SOCK_STREAM))\n\
                 attempt('io_uring', io_uring)\n";
@@ -257,9 +248,7 @@ fn vsock_and_io_uring_are_refused_even_with_network_on() {
 
 #[test]
 fn network_flag_allows_tcp() {
-    if !tier_a() {
-        return;
-    }
+    need_tier_a!();
     let tcp4 = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = tcp4.local_addr().unwrap().port();
     let code = format!("socket.create_connection(('127.0.0.1', {port})).sendall(b'hi')\n");
@@ -292,9 +281,7 @@ fn assert_unix_socket_hidden(env: &Env, path: &Path, extra_env: &[(&str, &Path)]
 
 #[test]
 fn unix_socket_under_run_is_unreachable() {
-    if !tier_a() {
-        return;
-    }
+    need_tier_a!();
     let env = env();
     let path = PathBuf::from(format!("/run/tiller-escape-{}.sock", std::process::id()));
     if is_root() {
@@ -319,9 +306,7 @@ fn is_root() -> bool {
 
 #[test]
 fn a_setsid_child_does_not_outlive_the_timeout() {
-    if !tier_a() {
-        return;
-    }
+    need_tier_a!();
     let env = env();
     let started = std::time::Instant::now();
     let out = env.sh(
@@ -354,9 +339,7 @@ else:
 
 #[test]
 fn a_fork_bomb_is_limited_and_leaves_nothing_behind() {
-    if !tier_a() {
-        return;
-    }
+    need_tier_a!();
     // A mark in every bomb process's command line, to look for survivors by.
     let mark = format!("# tiller-fork-bomb-{}", std::process::id());
     let out = env().python(&["--timeout", "60"], &format!("{FORK_BOMB}{mark}\n"));
@@ -383,9 +366,7 @@ fn a_fork_bomb_is_limited_and_leaves_nothing_behind() {
 
 #[test]
 fn workspace_tmp_and_reads_work() {
-    if !tier_a() {
-        return;
-    }
+    need_tier_a!();
     let env = env();
     let name = format!("tiller-private-{}", std::process::id());
     let out = env.sh(
@@ -402,9 +383,7 @@ fn workspace_tmp_and_reads_work() {
 
 #[test]
 fn cargo_test_runs_on_a_small_crate() {
-    if !tier_a() {
-        return;
-    }
+    need_tier_a!();
     let Some(cargo) = std::env::var_os("CARGO")
         .map(PathBuf::from)
         .filter(|c| Command::new(c).arg("--version").output().is_ok_and(|o| o.status.success()))
@@ -432,9 +411,7 @@ fn cargo_test_runs_on_a_small_crate() {
 
 #[test]
 fn a_missing_program_exits_127() {
-    if !tier_a() {
-        return;
-    }
+    need_tier_a!();
     let out = output(&mut env().tiller(&["sandbox", "--", "/nonexistent/program"]));
     assert_eq!(out.code, 127, "{}", out.stderr);
     let expected = "tiller sandbox: cannot run /nonexistent/program: No such file or directory";
