@@ -15,5 +15,6 @@ need_apt() {
 }
 
 # The Debian packages tiller needs: git and python3 for its tools and examples, cmake and
-# libclang for building the embedded llama.cpp engine.
-TILLER_APT_PACKAGES=(git python3 cmake libclang-dev)
+# libclang for building the embedded llama.cpp engine, bubblewrap for the command sandbox
+# (strace and iproute2 to look into it).
+TILLER_APT_PACKAGES=(git python3 cmake libclang-dev bubblewrap strace iproute2)

@@ -44,6 +44,28 @@ pub enum Command {
     },
     /// Print shell completions.
     Completions { shell: clap_complete::Shell },
+    /// Report what this machine offers for confining commands, the tier in force, and how
+    /// to fix what is missing.
+    Doctor {
+        /// One JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run a command confined to the current directory as tiller runs the agent's commands.
+    Sandbox(SandboxArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SandboxArgs {
+    /// Allow network access (vsock and io_uring stay refused).
+    #[arg(long)]
+    pub network: bool,
+    /// Kill the command and everything it started after this many seconds (exit code 124).
+    #[arg(long, value_name = "SECS")]
+    pub timeout: Option<u64>,
+    /// The command and its arguments, after `--`.
+    #[arg(last = true, required = true, value_name = "CMD")]
+    pub command: Vec<std::ffi::OsString>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -95,3 +95,16 @@ impl From<tiller_tools::ToolError> for CommandError {
         CommandError::new(Kind::User, e.to_string())
     }
 }
+
+impl From<tiller_sandbox::SandboxError> for CommandError {
+    fn from(e: tiller_sandbox::SandboxError) -> Self {
+        use tiller_sandbox::SandboxError;
+        match e {
+            SandboxError::Unavailable(_) => CommandError::new(Kind::Config, e.to_string())
+                .with_hint("run `tiller doctor` to see what is missing and how to fix it"),
+            SandboxError::Path { .. } => CommandError::new(Kind::User, e.to_string()),
+            _ => CommandError::new(Kind::Internal, e.to_string())
+                .with_hint("run `tiller doctor` to check the sandbox"),
+        }
+    }
+}

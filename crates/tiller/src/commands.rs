@@ -1,8 +1,10 @@
 //! One module per subcommand; this file dispatches.
 
 mod bench;
+mod doctor;
 mod exec;
 pub mod ledger;
+mod sandbox;
 mod sessions;
 
 use clap::CommandFactory;
@@ -22,5 +24,7 @@ pub fn run(cli: Cli) -> Result<(), CommandError> {
             clap_complete::generate(shell, &mut Cli::command(), "tiller", &mut std::io::stdout());
             Ok(())
         }
+        Command::Doctor { json } => doctor::run(json),
+        Command::Sandbox(args) => sandbox::run(&args),
     }
 }

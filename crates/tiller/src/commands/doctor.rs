@@ -1,0 +1,44 @@
+//! `tiller doctor`: what this machine offers for confining commands, the tier in force, and
+//! the exact fix for each missing part.
+
+use tiller_sandbox::Detection;
+
+use crate::command_error::CommandError;
+
+pub fn run(json: bool) -> Result<(), CommandError> {
+    let d = Detection::probe();
+    if json {
+        let row = serde_json::json!({
+            "landlock_abi": d.landlock_abi,
+            "seccomp": d.seccomp,
+            "userns": d.userns.is_ok(),
+            "userns_error": d.userns.as_ref().err(),
+            "bwrap": d.bwrap,
+            "tier": format!("{:?}", d.tier()),
+            "summary": d.summary(),
+            "warnings": d.warnings(),
+            "fixes": d.fixes,
+        });
+        println!("{row}");
+        return Ok(());
+    }
+    let landlock = d.landlock_abi.map_or("not available".to_owned(), |abi| format!("ABI {abi}"));
+    let seccomp = if d.seccomp { "available" } else { "not available" };
+    let userns = match &d.userns {
+        Ok(()) => "available".to_owned(),
+        Err(e) => format!("not available: {e}"),
+    };
+    let bwrap = d.bwrap.as_ref().map_or("not installed".to_owned(), |p| p.display().to_string());
+    println!("Landlock         {landlock}");
+    println!("seccomp          {seccomp}");
+    println!("user namespaces  {userns}");
+    println!("bubblewrap       {bwrap}");
+    println!("in force         {}", d.summary());
+    for warning in d.warnings() {
+        println!("warning: {warning}");
+    }
+    for fix in &d.fixes {
+        println!("fix: {fix}");
+    }
+    Ok(())
+}

@@ -1,0 +1,75 @@
+//! `tiller sandbox -- CMD ARGS…`: runs one command confined to the current directory, as the
+//! agent's commands are, and exits with its status.
+
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::process::Child;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use rustix::process::{Pid, Signal, kill_process_group};
+use tiller_sandbox::{Detection, Policy, Sandbox};
+
+use crate::cli::SandboxArgs;
+use crate::command_error::{CommandError, Kind};
+
+/// Exit code for a command that ran out of time, as `timeout(1)` uses.
+const TIMED_OUT: i32 = 124;
+
+pub fn run(args: &SandboxArgs) -> Result<(), CommandError> {
+    let internal =
+        |what: &str, e: std::io::Error| CommandError::new(Kind::Internal, format!("{what}: {e}"));
+    let cwd =
+        std::env::current_dir().map_err(|e| internal("cannot read the current directory", e))?;
+    let helper =
+        std::env::current_exe().map_err(|e| internal("cannot find the tiller executable", e))?;
+    let mut policy = Policy::for_workspace(&cwd);
+    policy.network = args.network;
+    let sandbox = Sandbox::new(policy, Detection::probe(), helper)?;
+    eprintln!("tiller sandbox: {}", sandbox.detection().summary());
+    for warning in sandbox.detection().warnings() {
+        eprintln!("tiller sandbox: warning: {warning}");
+    }
+    let Some((program, rest)) = args.command.split_first() else {
+        return Err(CommandError::new(Kind::User, "no command given"));
+    };
+    let mut cmd = sandbox.command(program, rest, &cwd)?;
+    if args.timeout.is_some() {
+        // Its own process group, so that the timeout can kill the group in tier B too.
+        cmd.process_group(0);
+    }
+    let child = cmd.spawn().map_err(|e| internal("cannot start the sandbox", e))?;
+    let code = wait(child, args.timeout.map(Duration::from_secs))?;
+    // Exiting skips destructors: remove the private temporary directory first.
+    drop(sandbox);
+    std::process::exit(code)
+}
+
+/// The child's exit code (128 + the signal that killed it), or [`TIMED_OUT`] once its process
+/// group was killed after `timeout`.
+fn wait(mut child: Child, timeout: Option<Duration>) -> Result<i32, CommandError> {
+    let status = match timeout {
+        None => child.wait(),
+        Some(limit) => {
+            let group = Pid::from_child(&child);
+            let (tx, rx) = mpsc::channel();
+            std::thread::spawn(move || tx.send(child.wait()));
+            match rx.recv_timeout(limit) {
+                Ok(status) => status,
+                Err(_) => {
+                    // The group may be gone already if the command ended at this moment.
+                    let _ = kill_process_group(group, Signal::KILL);
+                    let _ = rx.recv();
+                    eprintln!(
+                        "tiller sandbox: timed out after {}s; killed the command and all it started",
+                        limit.as_secs()
+                    );
+                    return Ok(TIMED_OUT);
+                }
+            }
+        }
+    };
+    let status = status.map_err(|e| {
+        CommandError::new(Kind::Internal, format!("lost track of the command: {e}"))
+    })?;
+    Ok(status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0)))
+}
