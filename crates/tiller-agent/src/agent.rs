@@ -431,7 +431,8 @@ impl Agent {
         let kind = tool.kind();
         let command = args.get("command").and_then(|c| c.as_str()).map(str::to_string);
         let ask = kind == ToolKind::Exec
-            && needs_approval(self.config.approval, kind, command.as_deref());
+            && (tool.always_ask()
+                || needs_approval(self.config.approval, kind, command.as_deref()));
         if ask
             && let Verdict::Deny { feedback } =
                 approver.approve_command(call, command.as_deref().unwrap_or_default())

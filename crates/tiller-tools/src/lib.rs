@@ -80,6 +80,10 @@ pub trait Tool: Send + Sync {
     fn kind(&self) -> ToolKind;
     /// Runs the tool with its JSON arguments.
     fn run(&self, ws: &Workspace, args: serde_json::Value) -> Result<Outcome, ToolError>;
+    /// Whether every call must be approved by the user, whatever the approval policy.
+    fn always_ask(&self) -> bool {
+        false
+    }
 }
 
 /// The optional `message` argument of the edit tools: the commit message the model proposes.
@@ -98,8 +102,15 @@ pub struct Registry {
 }
 
 impl Default for Registry {
-    /// Every built-in tool.
+    /// Every built-in tool, with commands unconfined.
     fn default() -> Self {
+        Registry::with_shell(Shell::default())
+    }
+}
+
+impl Registry {
+    /// Every built-in tool, with commands run by `shell`.
+    pub fn with_shell(shell: Shell) -> Self {
         Registry {
             tools: vec![
                 Box::new(ReadFile),
@@ -107,13 +118,11 @@ impl Default for Registry {
                 Box::new(Search),
                 Box::new(ApplyPatch),
                 Box::new(WriteFile),
-                Box::new(Shell::default()),
+                Box::new(shell),
             ],
         }
     }
-}
 
-impl Registry {
     pub fn specs(&self) -> Vec<ToolSpec> {
         self.tools.iter().map(|t| t.spec()).collect()
     }

@@ -8,6 +8,7 @@
 //! but what it prints afterwards is not captured.
 
 use std::collections::VecDeque;
+use std::ffi::OsStr;
 use std::fmt;
 use std::io::Read;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
@@ -17,6 +18,7 @@ use std::time::Duration;
 
 use rustix::process::{Pid, Signal, kill_process_group};
 use serde::Deserialize;
+use tiller_sandbox::Sandbox;
 use tiller_types::ToolSpec;
 
 use crate::{Observation, Outcome, Tool, ToolError, ToolKind, Workspace, parse_args};
@@ -25,8 +27,9 @@ use crate::{Observation, Outcome, Tool, ToolError, ToolKind, Workspace, parse_ar
 /// keeps open.
 const DRAIN_GRACE: Duration = Duration::from_millis(200);
 
-/// Runs a command with `bash -c` (or `sh -c` where bash is missing).
-#[derive(Clone, Debug)]
+/// Runs a command with `bash -c` (or `sh -c` where bash is missing), confined by the sandbox
+/// when it has one.
+#[derive(Clone)]
 pub struct Shell {
     /// Time limit when the model gives none.
     pub timeout: Duration,
@@ -34,6 +37,8 @@ pub struct Shell {
     pub max_timeout: Duration,
     /// Bytes of output kept: half from the start, half from the end.
     pub output_cap: usize,
+    /// Where commands run. `None` runs them unconfined (tests, and the user's explicit choice).
+    pub sandbox: Option<Arc<Sandbox>>,
 }
 
 impl Default for Shell {
@@ -42,6 +47,7 @@ impl Default for Shell {
             timeout: Duration::from_secs(120),
             max_timeout: Duration::from_secs(600),
             output_cap: 16 * 1024,
+            sandbox: None,
         }
     }
 }
@@ -123,6 +129,12 @@ impl Tool for Shell {
         ToolKind::Exec
     }
 
+    /// With a sandbox that cannot confine anything on this machine (tier C), every command is
+    /// put to the user.
+    fn always_ask(&self) -> bool {
+        self.sandbox.as_ref().is_some_and(|s| s.requires_approval())
+    }
+
     fn run(&self, ws: &Workspace, args: serde_json::Value) -> Result<Outcome, ToolError> {
         let args: Args = parse_args(args)?;
         let dir = match &args.workdir {
@@ -139,12 +151,21 @@ impl Tool for Shell {
             Some(secs) => Duration::from_secs(secs.max(1)).min(self.max_timeout),
             None => self.timeout,
         };
-        let mut cmd = Command::new(shell_program());
-        cmd.arg("-c")
-            .arg(&args.command)
-            .current_dir(dir)
-            // With no terminal to answer on, a credential prompt would only wait for the timeout.
-            .env("GIT_TERMINAL_PROMPT", "0");
+        let mut cmd = match self.sandbox.as_deref().filter(|s| !s.requires_approval()) {
+            Some(sandbox) => {
+                let args = ["-c".into(), args.command.clone().into()];
+                sandbox.command(OsStr::new(shell_program()), &args, &dir).map_err(|e| {
+                    ToolError::Other(format!("the sandbox cannot run this command: {e}"))
+                })?
+            }
+            None => {
+                let mut cmd = Command::new(shell_program());
+                cmd.arg("-c").arg(&args.command).current_dir(dir);
+                cmd
+            }
+        };
+        // With no terminal to answer on, a credential prompt would only wait for the timeout.
+        cmd.env("GIT_TERMINAL_PROMPT", "0");
         let output = run_command(cmd, timeout, self.output_cap)?;
         let exit_code = match output.exit {
             CommandExit::Code(code) => Some(code),

@@ -49,6 +49,9 @@ pub enum AgentEvent {
         workspace: String,
         provider: String,
         model: String,
+        /// How the model's commands are confined: the sandbox tier and its warnings.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        sandbox: Vec<String>,
     },
     /// A model turn begins; `step` counts from 1.
     TurnStarted {

@@ -140,6 +140,9 @@ pub struct ExecArgs {
     /// Model turns before giving up.
     #[arg(long)]
     pub max_steps: Option<u32>,
+    /// Let the commands the model runs use the network (off by default).
+    #[arg(long)]
+    pub network: bool,
 }
 
 #[derive(Debug, Args)]

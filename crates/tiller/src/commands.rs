@@ -4,7 +4,7 @@ mod bench;
 mod doctor;
 mod exec;
 pub mod ledger;
-mod sandbox;
+pub mod sandbox;
 mod sessions;
 
 use clap::CommandFactory;

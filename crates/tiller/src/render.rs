@@ -28,8 +28,13 @@ impl Progress {
             return;
         }
         let line = match event {
-            AgentEvent::SessionStarted { session_id, workspace, provider, model } => {
-                format!("tiller · session {session_id} · {provider}/{model} · {workspace}")
+            AgentEvent::SessionStarted { session_id, workspace, provider, model, sandbox } => {
+                let mut line =
+                    format!("tiller · session {session_id} · {provider}/{model} · {workspace}");
+                for note in sandbox {
+                    line.push_str(&format!("\nsandbox: {note}"));
+                }
+                line
             }
             AgentEvent::TurnStarted { .. }
             | AgentEvent::Usage { .. }

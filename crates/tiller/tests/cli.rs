@@ -421,3 +421,27 @@ fn egress_goes_only_to_the_allowed_endpoint() {
     assert_eq!(refused["code"], 3, "{refused}");
     assert!(!refused["connects"].as_str().unwrap().contains("AF_INET"), "{refused}");
 }
+
+#[test]
+fn exec_runs_the_models_commands_in_the_sandbox() {
+    let env = env();
+    // Outside the workspace and outside /tmp (which the sandbox replaces with its own).
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let outside = dir.path().join("escaped.txt");
+    let command = format!("echo hi > {} ; echo inside > ok.txt; echo exit=$?", outside.display());
+    let script = serde_json::json!({ "model": "s", "turns": [
+        { "tool_calls": [ { "name": "shell", "arguments": { "command": command } } ] },
+        { "text": "tried" }
+    ]});
+    std::fs::write(env.repo.join("s.json"), script.to_string()).unwrap();
+    let out = env.tiller(&["exec", "--json", "--provider", "scripted", "-m", "s.json", "go"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let events: Vec<serde_json::Value> =
+        text(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert!(events[0]["sandbox"][0].as_str().unwrap().starts_with("tier "), "{}", events[0]);
+    let result = events.iter().find(|e| e["type"] == "tool_result").unwrap();
+    let output = result["output"].as_str().unwrap();
+    assert!(output.contains("Read-only file system") && output.contains("exit=0"), "{output}");
+    assert!(!outside.exists());
+    assert_eq!(std::fs::read_to_string(env.repo.join("ok.txt")).unwrap(), "inside\n");
+}

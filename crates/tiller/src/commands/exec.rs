@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use tiller_agent::{Agent, AgentConfig, Recorder, SessionLog, list_sessions, load_session};
-use tiller_tools::{Registry, Workspace};
+use tiller_tools::{Registry, Shell, Workspace};
 use tiller_types::{AgentEvent, ApprovalPolicy, ProviderKind};
 
 use crate::approve::TerminalApprover;
@@ -33,6 +33,9 @@ pub fn exec(
             .map_err(|e| CommandError::new(Kind::Config, e.to_string()))?;
     }
     let ledger = crate::commands::ledger::open()?;
+    let sandbox = crate::commands::sandbox::for_workspace(ws.root(), args.network)?;
+    let sandbox_notes = crate::commands::sandbox::notes(&sandbox);
+    let shell = Shell { sandbox: Some(std::sync::Arc::new(sandbox)), ..Shell::default() };
     let provider = model.provider;
     let info = provider.info();
     let workspace = ws.root().display().to_string();
@@ -62,7 +65,7 @@ pub fn exec(
         remote: model.remote,
         ..AgentConfig::default()
     };
-    let mut agent = Agent::new(provider, Registry::default(), ws, agent_config)
+    let mut agent = Agent::new(provider, Registry::with_shell(shell), ws, agent_config)
         .with_history(history)
         .with_log(log)
         .with_ledger(Recorder::new(ledger, session_id.clone(), settings.prices.clone()));
@@ -72,6 +75,7 @@ pub fn exec(
         workspace,
         provider: info.provider.name().into(),
         model: info.model.clone(),
+        sandbox: sandbox_notes,
     });
     // Ctrl-C stops the model within a token and ends the run with what is recorded so far; a
     // second Ctrl-C quits at once.

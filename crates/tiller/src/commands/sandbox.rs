@@ -2,6 +2,7 @@
 //! agent's commands are, and exits with its status.
 
 use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::Path;
 use std::process::Child;
 use std::sync::mpsc;
 use std::time::Duration;
@@ -15,19 +16,31 @@ use crate::command_error::{CommandError, Kind};
 /// Exit code for a command that ran out of time, as `timeout(1)` uses.
 const TIMED_OUT: i32 = 124;
 
+/// The sandbox for commands run in `root`.
+pub fn for_workspace(root: &Path, network: bool) -> Result<Sandbox, CommandError> {
+    let helper = std::env::current_exe().map_err(|e| {
+        CommandError::new(Kind::Internal, format!("cannot find the tiller executable: {e}"))
+    })?;
+    let mut policy = Policy::for_workspace(root);
+    policy.network = network;
+    Ok(Sandbox::new(policy, Detection::probe(), helper)?)
+}
+
+/// The active tier, then each warning.
+pub fn notes(sandbox: &Sandbox) -> Vec<String> {
+    let detection = sandbox.detection();
+    let warnings = detection.warnings().into_iter().map(|w| format!("warning: {w}"));
+    std::iter::once(detection.summary()).chain(warnings).collect()
+}
+
 pub fn run(args: &SandboxArgs) -> Result<(), CommandError> {
     let internal =
         |what: &str, e: std::io::Error| CommandError::new(Kind::Internal, format!("{what}: {e}"));
     let cwd =
         std::env::current_dir().map_err(|e| internal("cannot read the current directory", e))?;
-    let helper =
-        std::env::current_exe().map_err(|e| internal("cannot find the tiller executable", e))?;
-    let mut policy = Policy::for_workspace(&cwd);
-    policy.network = args.network;
-    let sandbox = Sandbox::new(policy, Detection::probe(), helper)?;
-    eprintln!("tiller sandbox: {}", sandbox.detection().summary());
-    for warning in sandbox.detection().warnings() {
-        eprintln!("tiller sandbox: warning: {warning}");
+    let sandbox = for_workspace(&cwd, args.network)?;
+    for note in notes(&sandbox) {
+        eprintln!("tiller sandbox: {note}");
     }
     let Some((program, rest)) = args.command.split_first() else {
         return Err(CommandError::new(Kind::User, "no command given"));
