@@ -409,3 +409,35 @@ fn a_remote_model_never_sees_secrets_or_denied_files_and_the_ledger_says_what_le
         assert!(!bytes.windows(TOKEN.len()).any(|w| w == TOKEN.as_bytes()), "{file:?}");
     }
 }
+
+#[test]
+fn an_edit_over_the_step_budget_is_refused_with_the_reason() {
+    let repo = repo();
+    let big: String = (0..30).map(|n| format!("line {n}\n")).collect();
+    let small = "print('hi')\n";
+    let (provider, requests) = scripted(
+        json!([
+            { "tool_calls": [ { "name": "write_file", "arguments": { "path": "big.txt", "content": big } } ] },
+            { "tool_calls": [ { "name": "write_file", "arguments": { "path": "small.py", "content": small } } ] },
+            { "text": "Split it." }
+        ]),
+        8192,
+    );
+    let config = AgentConfig { step_budget: Some(20), ..AgentConfig::default() };
+    let mut agent = Agent::new(
+        Box::new(provider),
+        Registry::default(),
+        Workspace::new(repo.path()).unwrap(),
+        config,
+    );
+    agent.run("write files", &mut AcceptAll, &mut |_| {}).unwrap();
+    assert!(!repo.path().join("big.txt").exists());
+    assert_eq!(std::fs::read_to_string(repo.path().join("small.py")).unwrap(), small);
+    let requests = requests.lock().unwrap();
+    assert!(requests[0].messages[0].text().contains("at most 20 changed lines"));
+    let refusal = requests[1].messages.last().unwrap().text();
+    assert!(
+        refusal.contains("changes 30 lines (30 added, 0 removed) and the step budget is 20"),
+        "{refusal}"
+    );
+}

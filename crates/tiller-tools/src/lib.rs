@@ -7,6 +7,7 @@
 mod apply_patch;
 mod change;
 mod error;
+pub mod git;
 mod list_dir;
 mod patch;
 mod read_file;

@@ -17,6 +17,11 @@ pub struct Config {
     pub approval: Option<ApprovalPolicy>,
     /// Model turns per task before the agent gives up.
     pub max_steps: Option<u32>,
+    /// Most changed lines per edit; larger edits are refused (default: 60 in the interactive
+    /// front end, none in `exec`).
+    pub step_budget: Option<usize>,
+    /// Commit each accepted edit in the interactive front end (default: true).
+    pub commit_steps: Option<bool>,
     #[serde(default)]
     pub profiles: BTreeMap<String, Profile>,
     #[serde(default)]

@@ -12,8 +12,13 @@ pub struct Cli {
     #[command(flatten)]
     pub model: ModelArgs,
 
+    /// With no command: let the commands the model runs use the network (off by default).
+    #[arg(long)]
+    pub network: bool,
+
+    /// Without a command, tiller opens an interactive session.
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -42,6 +47,9 @@ pub enum Command {
         #[command(subcommand)]
         command: BenchCommand,
     },
+    /// Undo the last step: reset the commit an interactive session made for it and rewind that
+    /// session's conversation to before it.
+    Undo,
     /// Print shell completions.
     Completions { shell: clap_complete::Shell },
     /// Report what this machine offers for confining commands, the tier in force, and how
@@ -78,6 +86,12 @@ pub enum BenchCommand {
     /// as one JSON line on stdout.
     #[command(hide = true)]
     Side,
+    /// Stream tokens through the interactive front end into a terminal emulator and count the
+    /// bytes written and the full-screen clears per token.
+    Render {
+        #[arg(long, default_value_t = 5000)]
+        tokens: usize,
+    },
 }
 
 #[derive(Debug, Args)]

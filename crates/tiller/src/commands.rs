@@ -3,9 +3,12 @@
 mod bench;
 mod doctor;
 mod exec;
+mod interactive;
 pub mod ledger;
 pub mod sandbox;
+mod session;
 mod sessions;
+mod undo;
 
 use clap::CommandFactory;
 
@@ -13,7 +16,10 @@ use crate::cli::{Cli, Command};
 use crate::command_error::CommandError;
 
 pub fn run(cli: Cli) -> Result<(), CommandError> {
-    match cli.command {
+    let Some(command) = cli.command else {
+        return interactive::run(&cli.model, cli.network);
+    };
+    match command {
         Command::Exec(args) => exec::exec(&cli.model, &args, None),
         Command::Resume(args) => exec::resume(&cli.model, &args),
         Command::Sessions { json } => sessions::list(json),
@@ -26,5 +32,6 @@ pub fn run(cli: Cli) -> Result<(), CommandError> {
         }
         Command::Doctor { json } => doctor::run(json),
         Command::Sandbox(args) => sandbox::run(&args),
+        Command::Undo => undo::run(&cli.model),
     }
 }

@@ -21,6 +21,8 @@ pub struct Settings {
     pub max_steps: Option<u32>,
     pub egress: Egress,
     pub prices: PriceTable,
+    pub step_budget: Option<usize>,
+    pub commit_steps: Option<bool>,
 }
 
 /// The model a command talks to.
@@ -65,6 +67,8 @@ pub fn settle(args: &ModelArgs) -> Result<Settings, CommandError> {
         max_steps: config.max_steps,
         egress: config.egress,
         prices: config.prices,
+        step_budget: config.step_budget,
+        commit_steps: config.commit_steps,
     })
 }
 

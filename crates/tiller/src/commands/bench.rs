@@ -1,21 +1,40 @@
 //! `tiller bench engine`: the embedded engine against llama.cpp driven directly, each side in a
 //! child process of its own (this binary again, as the hidden `bench side`), alternating, so
-//! that both see the same machine and each reports its own peak memory.
+//! that both see the same machine and each reports its own peak memory. `tiller bench render`:
+//! what streaming costs the terminal.
 
 use crate::cli::{BenchCommand, ModelArgs};
 use crate::command_error::CommandError;
 
-#[cfg(feature = "llama")]
 pub fn run(model: &ModelArgs, command: BenchCommand) -> Result<(), CommandError> {
     match command {
+        BenchCommand::Render { tokens } => render(tokens),
+        #[cfg(feature = "llama")]
         BenchCommand::Engine(args) => imp::engine(model, &args),
+        #[cfg(feature = "llama")]
         BenchCommand::Side => imp::side(),
+        #[cfg(not(feature = "llama"))]
+        BenchCommand::Engine(_) | BenchCommand::Side => {
+            let _ = model;
+            Err(crate::engine::missing())
+        }
     }
 }
 
-#[cfg(not(feature = "llama"))]
-pub fn run(_: &ModelArgs, _: BenchCommand) -> Result<(), CommandError> {
-    Err(crate::engine::missing())
+/// `tiller bench render`: the front end's output while streaming, on an emulated 120×40
+/// terminal.
+fn render(tokens: usize) -> Result<(), CommandError> {
+    let report = tiller_tui::bench::render(tokens, 120, 40).map_err(|e| {
+        crate::command_error::CommandError::new(crate::command_error::Kind::Internal, e.to_string())
+    })?;
+    println!("streamed {} tokens into a 120x40 terminal emulator", report.tokens);
+    println!("bytes written: {} ({:.1} per token)", report.bytes, report.bytes_per_token());
+    println!(
+        "full-screen clears: {} ({:.3} per token)",
+        report.full_clears,
+        report.clears_per_token()
+    );
+    Ok(())
 }
 
 #[cfg(feature = "llama")]

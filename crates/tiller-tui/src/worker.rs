@@ -1,0 +1,82 @@
+//! The agent on a thread of its own. The front end sends it tasks; it sends back the agent's
+//! events, and asks the front end (and waits) whenever the agent needs a person's decision.
+
+use std::sync::mpsc::{self, Receiver, Sender};
+
+use tiller_agent::{Agent, Approver, Review, Verdict};
+use tiller_model::Cancel;
+use tiller_types::{AgentEvent, ChangeSet, Selection, ToolCall};
+
+/// What the agent thread tells the front end.
+pub enum FromAgent {
+    Event(AgentEvent),
+    /// A change waits for review; the answer goes to `reply`.
+    Review {
+        call: ToolCall,
+        changes: ChangeSet,
+        reply: Sender<Review>,
+    },
+    /// A command waits for approval; the answer goes to `reply`.
+    Approve {
+        call: ToolCall,
+        command: String,
+        reply: Sender<Verdict>,
+    },
+    /// The task ended: the answer, or why it failed.
+    Finished(Result<String, String>),
+}
+
+/// The running agent thread.
+pub struct Worker {
+    pub tasks: Sender<String>,
+    pub cancel: Cancel,
+}
+
+/// Starts `agent` on its own thread; it runs each task sent to [`Worker::tasks`] in turn and
+/// stops when that sender is dropped.
+pub fn spawn(mut agent: Agent, to_ui: Sender<FromAgent>) -> Worker {
+    let (tasks, inbox) = mpsc::channel::<String>();
+    let cancel = agent.cancel_handle();
+    // Not joined: on quit the process ends, and with it a task still running.
+    std::thread::spawn(move || {
+        let mut bridge = Bridge { to_ui: to_ui.clone() };
+        for task in inbox {
+            let ui = to_ui.clone();
+            let result = agent.run(&task, &mut bridge, &mut |event| {
+                let _ = ui.send(FromAgent::Event(event.clone()));
+            });
+            let _ = to_ui.send(FromAgent::Finished(result.map_err(|e| e.to_string())));
+        }
+    });
+    Worker { tasks, cancel }
+}
+
+/// The agent's [`Approver`]: each question goes to the front end, and the agent waits for the
+/// answer. If the front end is gone, the answer is no.
+struct Bridge {
+    to_ui: Sender<FromAgent>,
+}
+
+impl Bridge {
+    fn ask<T>(&self, make: impl FnOnce(Sender<T>) -> FromAgent) -> Option<T> {
+        let (reply, answer): (Sender<T>, Receiver<T>) = mpsc::channel();
+        self.to_ui.send(make(reply)).ok()?;
+        answer.recv().ok()
+    }
+}
+
+impl Approver for Bridge {
+    fn approve_command(&mut self, call: &ToolCall, command: &str) -> Verdict {
+        let ask = |reply| FromAgent::Approve { call: call.clone(), command: command.into(), reply };
+        self.ask(ask).unwrap_or(Verdict::Deny { feedback: None })
+    }
+
+    fn review_changes(&mut self, call: &ToolCall, changes: &ChangeSet) -> Review {
+        let ask = |reply| FromAgent::Review { call: call.clone(), changes: changes.clone(), reply };
+        self.ask(ask).unwrap_or_else(|| Review {
+            selection: Selection(changes.files.iter().map(|f| vec![false; f.items()]).collect()),
+            feedback: None,
+            edited: None,
+        })
+    }
+}
