@@ -3,6 +3,7 @@
 mod bench;
 mod exec;
 pub mod ledger;
+mod review;
 mod sessions;
 
 use clap::CommandFactory;
@@ -16,6 +17,7 @@ pub fn run(cli: Cli) -> Result<(), CommandError> {
         Command::Resume(args) => exec::resume(&cli.model, &args),
         Command::Sessions { json } => sessions::list(json),
         Command::Ledger(args) => ledger::run(&args),
+        Command::Review(args) => review::run(&cli.model, &args),
         Command::Models { json } => crate::engine::list(json),
         Command::Bench { command } => bench::run(&cli.model, command),
         Command::Completions { shell } => {
