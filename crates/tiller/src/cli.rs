@@ -36,6 +36,9 @@ pub enum Command {
     /// What tiller recorded: model calls with tokens, cost and latency by day (or --by session,
     /// model, endpoint); `export --csv`, `verify`, `sent`.
     Ledger(LedgerArgs),
+    /// The holdability of a git range: lines added and removed, added code that repeats code
+    /// elsewhere, and the longest function touched (docs/review.md).
+    Review(ReviewArgs),
     /// List the models installed for the embedded engine.
     Models {
         /// One JSON object per line.
@@ -208,6 +211,15 @@ pub struct ResumeArgs {
     pub session: Option<String>,
     #[command(flatten)]
     pub exec: ExecArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ReviewArgs {
+    /// `A..B`, `A..` or one commit (default: the last commit; with none yet, the working tree).
+    pub range: Option<String>,
+    /// The report as one JSON object.
+    #[arg(long)]
+    pub json: bool,
 }
 
 fn parse_provider(s: &str) -> Result<ProviderKind, String> {

@@ -5,6 +5,7 @@ mod doctor;
 mod exec;
 mod interactive;
 pub mod ledger;
+mod review;
 pub mod sandbox;
 mod session;
 mod sessions;
@@ -24,6 +25,7 @@ pub fn run(cli: Cli) -> Result<(), CommandError> {
         Command::Resume(args) => exec::resume(&cli.model, &args),
         Command::Sessions { json } => sessions::list(json),
         Command::Ledger(args) => ledger::run(&args),
+        Command::Review(args) => review::run(&cli.model, &args),
         Command::Models { json } => crate::engine::list(json),
         Command::Bench { command } => bench::run(&cli.model, command),
         Command::Completions { shell } => {

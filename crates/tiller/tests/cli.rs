@@ -444,4 +444,63 @@ fn exec_runs_the_models_commands_in_the_sandbox() {
     assert!(output.contains("Read-only file system") && output.contains("exit=0"), "{output}");
     assert!(!outside.exists());
     assert_eq!(std::fs::read_to_string(env.repo.join("ok.txt")).unwrap(), "inside\n");
+fn review_reports_a_commit_that_copies_a_function() {
+    let env = env();
+    let git = |args: &[&str]| {
+        let status = Command::new("git")
+            .args(["-c", "user.name=t", "-c", "user.email=t@t"])
+            .args(args)
+            .current_dir(&env.repo)
+            .status()
+            .unwrap();
+        assert!(status.success(), "git {args:?}");
+    };
+    let shout = "def shout(name, times):
+    \"\"\"Return `name` in capitals, `times` times.\"\"\"
+    words = []
+    for i in range(times):
+        words.append(name.upper())
+    text = \" \".join(words)
+    return text + \"!\"
+";
+    let greet = std::fs::read_to_string(env.repo.join("greet.py")).unwrap();
+    std::fs::write(env.repo.join("greet.py"), format!("{greet}\n\n{shout}")).unwrap();
+    git(&["add", "-A"]);
+    git(&["commit", "-q", "-m", "shout"]);
+    let whisper = shout
+        .replace("shout", "whisper")
+        .replace("capitals", "lower case")
+        .replace("upper", "lower")
+        .replace("words", "parts");
+    std::fs::write(env.repo.join("quiet.py"), &whisper).unwrap();
+    git(&["add", "-A"]);
+    git(&["commit", "-q", "-m", "whisper"]);
+
+    let out = env.tiller(&["review", "--json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let report: serde_json::Value = serde_json::from_str(text(&out.stdout).trim()).unwrap();
+    assert_eq!((report["added"].as_u64(), report["removed"].as_u64()), (Some(7), Some(0)));
+    let dup = &report["duplicates"][0];
+    assert_eq!((&dup["path"], &dup["lines"]), (&"quiet.py".into(), &serde_json::json!([1, 7])));
+    assert_eq!((&dup["other_path"], &dup["same_shape"]), (&"greet.py".into(), &true.into()));
+    assert_eq!(report["longest_function"]["name"], "whisper");
+
+    let repo = env.repo.display().to_string();
+    let out = env.tiller(&["-C", &repo, "review", "HEAD"]);
+    let stdout = text(&out.stdout);
+    let [a, b] = [&dup["other_lines"][0], &dup["other_lines"][1]];
+    let copy = format!("quiet.py:1-7 ≈ greet.py:{a}-{b} (same shape)");
+    assert!(
+        stdout.starts_with("+7 −0 in 1 file · duplicates: ") && stdout.contains(&copy),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("longest function touched: whisper (quiet.py:1-7, 7 lines)"),
+        "{stdout}"
+    );
+    assert!(stdout.lines().nth(1).is_some_and(|l| l.ends_with("quiet.py")), "{stdout}");
+
+    let out = env.tiller(&["review", "nope.."]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("hint: give a range"), "{}", text(&out.stderr));
 }
