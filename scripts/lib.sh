@@ -15,6 +15,6 @@ need_apt() {
 }
 
 # The Debian packages tiller needs: git and python3 for its tools and examples, cmake and
-# libclang for building the embedded llama.cpp engine, bubblewrap for the command sandbox
-# (strace and iproute2 to look into it).
-TILLER_APT_PACKAGES=(git python3 cmake libclang-dev bubblewrap strace iproute2)
+# libclang for building the embedded llama.cpp engine, bubblewrap for the command sandbox,
+# strace and iproute2 for the sandbox and egress tests, tmux for the front end's test.
+TILLER_APT_PACKAGES=(git python3 cmake libclang-dev bubblewrap strace iproute2 tmux)

@@ -83,7 +83,8 @@ impl Scripted {
         Scripted { path, script, next: 0, requests: Arc::default() }
     }
 
-    /// A handle on the requests received so far.
+    /// A handle on the requests received from now on. Requests are kept only while someone
+    /// holds such a handle: a long scripted session would otherwise keep every prompt.
     pub fn requests(&self) -> Arc<Mutex<Vec<Request>>> {
         Arc::clone(&self.requests)
     }
@@ -105,7 +106,9 @@ impl Provider for Scripted {
         cancel: &Cancel,
         on_event: &mut dyn FnMut(&StreamEvent),
     ) -> Result<Completion, ModelError> {
-        if let Ok(mut log) = self.requests.lock() {
+        if Arc::strong_count(&self.requests) > 1
+            && let Ok(mut log) = self.requests.lock()
+        {
             log.push(req.clone());
         }
         let turn = self.script.turns.get(self.next).cloned().ok_or_else(|| ModelError::Script {
@@ -166,6 +169,7 @@ mod tests {
         let mut p = script(
             r#"{"turns":[{"text":"a b","tool_calls":[{"name":"t","arguments":{"x":1}}]},{"text":"end"}]}"#,
         );
+        let requests = p.requests();
         let mut events = Vec::new();
         let c = p
             .complete(&Request::default(), &Cancel::default(), &mut |e| events.push(e.clone()))
@@ -179,7 +183,7 @@ mod tests {
         assert_eq!(c.content, "end");
         let err = p.complete(&Request::default(), &Cancel::default(), &mut |_| {}).unwrap_err();
         assert!(err.to_string().contains("no turn 3"), "{err}");
-        assert_eq!(p.requests().lock().unwrap().len(), 3);
+        assert_eq!(requests.lock().unwrap().len(), 3);
     }
 
     #[test]

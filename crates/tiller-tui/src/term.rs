@@ -61,6 +61,9 @@ pub fn run(agent: Agent, options: Options) -> io::Result<()> {
     let mut terminal = Terminal::with_options(backend, TerminalOptions { viewport })?;
     loop {
         while let Ok(message) = from_agent.try_recv() {
+            if let FromAgent::Review { changes, .. } = &message {
+                app.out.push((crate::Tone::Dim, holdability(&options.root, changes)));
+            }
             // The ledger has the previous turn once the next one starts.
             let finished = matches!(
                 message,
@@ -206,6 +209,14 @@ fn messages_before(session: &std::path::Path, call_id: &str) -> usize {
         _ => false,
     };
     messages.iter().position(made_call).unwrap_or(messages.len())
+}
+
+/// The holdability report of a proposed step, in one line.
+fn holdability(root: &std::path::Path, changes: &tiller_types::ChangeSet) -> String {
+    match tiller_review::report_changes(root, changes, &changes.accept_all()) {
+        Ok(report) => format!("step: {}", report.render().lines().next().unwrap_or_default()),
+        Err(e) => format!("step: no report ({e})"),
+    }
 }
 
 /// The session's cost so far, from the ledger.

@@ -444,6 +444,9 @@ fn exec_runs_the_models_commands_in_the_sandbox() {
     assert!(output.contains("Read-only file system") && output.contains("exit=0"), "{output}");
     assert!(!outside.exists());
     assert_eq!(std::fs::read_to_string(env.repo.join("ok.txt")).unwrap(), "inside\n");
+}
+
+#[test]
 fn review_reports_a_commit_that_copies_a_function() {
     let env = env();
     let git = |args: &[&str]| {

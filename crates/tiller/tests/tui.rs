@@ -105,6 +105,7 @@ fn review_two_hunks_in_tmux_commit_the_accepted_one_then_undo() {
     tmux.keys(&["fix the greetings", "Enter"]);
     let screen = tmux.wait_for("greet.py hunk 1/2");
     assert!(screen.contains("+     return f\"Hello, {name}\""), "{screen}");
+    assert!(screen.contains("step: +2 −2 in 1 file"), "the holdability line: {screen}");
     tmux.keys(&["y"]);
     tmux.wait_for("greet.py hunk 2/2");
     tmux.keys(&["n"]);
