@@ -34,6 +34,7 @@ pub enum Record {
     Sent(Sent),
     Redaction(Redaction),
     Note(Note),
+    ProbeTrial(ProbeTrial),
 }
 
 impl Record {
@@ -45,6 +46,7 @@ impl Record {
             Record::Sent(_) => "sent",
             Record::Redaction(_) => "redaction",
             Record::Note(_) => "note",
+            Record::ProbeTrial(_) => "probe_trial",
         }
     }
 
@@ -56,6 +58,7 @@ impl Record {
             Record::Sent(r) => serde_json::to_string(r),
             Record::Redaction(r) => serde_json::to_string(r),
             Record::Note(r) => serde_json::to_string(r),
+            Record::ProbeTrial(r) => serde_json::to_string(r),
         }
     }
 }
@@ -171,6 +174,64 @@ pub struct Note {
     pub data: serde_json::Value,
 }
 
+/// One graded completion of a drift probe (`tiller probe run`): what was asked of which model,
+/// how the answer fared against the task's tests, and how fast it came.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ProbeTrial {
+    /// Groups the trials of one `probe run`, the unit a comparison window is made of.
+    #[serde(default)]
+    pub run_id: String,
+    #[serde(default)]
+    pub suite: String,
+    /// SHA-256 of the suite's canonical content, so that changed tasks are never compared.
+    #[serde(default)]
+    pub suite_version: String,
+    #[serde(default)]
+    pub task: String,
+    /// SHA-256 of the prompt as sent.
+    #[serde(default)]
+    pub prompt_sha256: String,
+    /// Which sample of the task this is, from 0.
+    #[serde(default)]
+    pub sample: u32,
+    #[serde(default)]
+    pub provider: String,
+    /// The base URL called; `None` for an in-process engine.
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    #[serde(default)]
+    pub model_requested: String,
+    /// The model the endpoint says answered; empty when the call failed.
+    #[serde(default)]
+    pub model_returned: String,
+    #[serde(default)]
+    pub temperature: Option<f32>,
+    #[serde(default)]
+    pub max_tokens: Option<u32>,
+    /// `pass`, `compile_error`, `test_failure`, `timeout`, `format_failure`, `refusal` or
+    /// `api_error`.
+    #[serde(default)]
+    pub outcome: String,
+    /// The grader's or the endpoint's last words on a trial that did not pass, shortened.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    #[serde(default)]
+    pub prompt_tokens: u64,
+    #[serde(default)]
+    pub completion_tokens: u64,
+    /// Time to the first streamed event.
+    #[serde(default)]
+    pub ttft_ms: Option<u64>,
+    #[serde(default)]
+    pub latency_ms: u64,
+    /// Completion tokens per second after the first event.
+    #[serde(default)]
+    pub decode_tps: Option<f64>,
+    /// A name the user gave the configuration (`--label`), e.g. `t0.2`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_label: Option<String>,
+}
+
 impl From<ModelCall> for Record {
     fn from(r: ModelCall) -> Record {
         Record::ModelCall(r)
@@ -198,6 +259,12 @@ impl From<Redaction> for Record {
 impl From<Note> for Record {
     fn from(r: Note) -> Record {
         Record::Note(r)
+    }
+}
+
+impl From<ProbeTrial> for Record {
+    fn from(r: ProbeTrial) -> Record {
+        Record::ProbeTrial(r)
     }
 }
 

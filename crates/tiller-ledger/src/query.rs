@@ -1,5 +1,5 @@
-//! Reading the ledger back: cost and latency summaries, the CSV export of model calls, and what
-//! left the machine per endpoint.
+//! Reading the ledger back: cost and latency summaries, the CSV export of model calls, what
+//! left the machine per endpoint, and the drift probe's trials.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -7,7 +7,7 @@ use std::io::Write;
 use serde::Serialize;
 
 use crate::ledger::At;
-use crate::{Ledger, LedgerError, ModelCall, Sent, SentFile};
+use crate::{Ledger, LedgerError, ModelCall, ProbeTrial, Sent, SentFile};
 
 /// How [`Ledger::summary`] groups model calls.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -53,6 +53,16 @@ pub struct SentSummary {
     pub last_ms: i64,
     /// Every workspace file included in some request, by path, with its line ranges merged.
     pub files: Vec<SentFile>,
+}
+
+/// A probe trial as read back, with where and when it was written.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct StoredTrial {
+    /// The row id: trials of one run are in the order they were graded.
+    pub id: i64,
+    pub time_ms: i64,
+    #[serde(flatten)]
+    pub trial: ProbeTrial,
 }
 
 /// One model call row as read back.
@@ -184,6 +194,30 @@ impl Ledger {
         Ok(summaries.collect())
     }
 
+    /// The probe trials of `suite` (every suite when `None`), in id order.
+    pub fn probe_trials(&self, suite: Option<&str>) -> Result<Vec<StoredTrial>, LedgerError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT id, time_ms, payload FROM entries
+                 WHERE kind = 'probe_trial'
+                   AND (?1 IS NULL OR json_extract(payload, '$.suite') = ?1)
+                 ORDER BY id",
+            )
+            .at(&self.path)?;
+        let mut rows = stmt.query([suite]).at(&self.path)?;
+        let mut trials = Vec::new();
+        while let Some(row) = rows.next().at(&self.path)? {
+            let (id, time_ms, payload): (i64, i64, String) = (
+                row.get(0).at(&self.path)?,
+                row.get(1).at(&self.path)?,
+                row.get(2).at(&self.path)?,
+            );
+            trials.push(StoredTrial { id, time_ms, trial: self.decode(id, &payload)? });
+        }
+        Ok(trials)
+    }
+
     /// Calls `f` with each model call since `since_ms`, in id order.
     fn for_each_call(
         &self,
@@ -302,5 +336,30 @@ mod tests {
         assert_eq!(csv_field("plain"), "plain");
         assert_eq!(csv_field("a,b"), "\"a,b\"");
         assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
+    }
+
+    #[test]
+    fn probe_trials_round_trip_and_filter_by_suite() {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = Ledger::open(dir.path().join("l.db")).unwrap();
+        let trial = |suite: &str, task: &str| ProbeTrial {
+            suite: suite.into(),
+            task: task.into(),
+            outcome: "pass".into(),
+            ttft_ms: Some(12),
+            ..Default::default()
+        };
+        let entries: Vec<crate::Entry> = [("a", "t1"), ("b", "t1"), ("a", "t2")]
+            .iter()
+            .map(|(s, t)| crate::Entry::now("run", trial(s, t)))
+            .collect();
+        ledger.append(&entries).unwrap();
+        let a = ledger.probe_trials(Some("a")).unwrap();
+        let tasks: Vec<&str> = a.iter().map(|t| t.trial.task.as_str()).collect();
+        assert_eq!(tasks, ["t1", "t2"]);
+        assert_eq!(a[0].trial, trial("a", "t1"));
+        assert!(a[0].id < a[1].id);
+        assert_eq!(ledger.probe_trials(None).unwrap().len(), 3);
+        assert!(ledger.probe_trials(Some("c")).unwrap().is_empty());
     }
 }

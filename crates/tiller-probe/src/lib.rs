@@ -1,0 +1,18 @@
+//! The drift probe: does the model behind an endpoint still do what it did last week?
+//!
+//! A [`Suite`] of small programming tasks is sent to a model several times per task
+//! ([`run::run`]); each answer is graded offline by running the task's tests in the sandbox
+//! ([`Grader`]) and stored in the ledger as a `ProbeTrial`. [`compare`] sets two windows of
+//! trials side by side (pass rate by a stratified test, speed by rank tests) and gives a verdict;
+//! [`report`] draws pass rate and speed over time. docs/probe.md has the statistics and the
+//! window sizes.
+
+mod error;
+mod grade;
+mod suite;
+
+pub mod run;
+
+pub use error::ProbeError;
+pub use grade::{Graded, Grader, Outcome, extract_code};
+pub use suite::{Language, Suite, Task};
