@@ -11,6 +11,7 @@ use tiller_types::{AgentEvent, ApprovalPolicy, Message, StreamEvent, ToolCall, T
 use crate::compact::{self, truncate_middle};
 use crate::record::{self, Recorder};
 use crate::redact::{PLACEHOLDER_PREFIX, Redactor};
+use crate::session::close_dangling_calls;
 use crate::{
     AgentError, Approver, Review, SessionLog, Verdict, agents_files, needs_approval, system_prompt,
 };
@@ -592,32 +593,4 @@ fn with_feedback(text: &str, feedback: Option<String>) -> String {
         Some(f) if !f.trim().is_empty() => format!("{text}\nThe user says: {}", f.trim()),
         _ => text.to_string(),
     }
-}
-
-/// Adds a result to every tool call that has none.
-fn close_dangling_calls(history: Vec<Message>) -> Vec<Message> {
-    let answered: std::collections::HashSet<String> = history
-        .iter()
-        .filter_map(|m| match m {
-            Message::Tool { call_id, .. } => Some(call_id.clone()),
-            _ => None,
-        })
-        .collect();
-    let mut out = Vec::with_capacity(history.len());
-    for message in history {
-        let missing: Vec<ToolCall> = match &message {
-            Message::Assistant { tool_calls, .. } => {
-                tool_calls.iter().filter(|c| !answered.contains(&c.id)).cloned().collect()
-            }
-            _ => Vec::new(),
-        };
-        out.push(message);
-        out.extend(missing.into_iter().map(|c| Message::Tool {
-            call_id: c.id,
-            name: c.name,
-            content: "The session ended before this call finished; its effect is unknown.".into(),
-            is_error: true,
-        }));
-    }
-    out
 }

@@ -1,6 +1,7 @@
 //! Sessions on disk: one append-only JSONL file per session, one record per line, each line
 //! written and synced as soon as its message is complete. A line cut short by a killed process
-//! is skipped on load, so a session always resumes at its last completed message.
+//! is skipped on load, so a session always resumes at its last completed message; tool calls
+//! left without a result by a killed process are closed on resume.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -8,8 +9,8 @@ use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
-use tiller_types::Message;
 use tiller_types::time::utc_timestamp;
+use tiller_types::{Message, ToolCall};
 
 use crate::AgentError;
 
@@ -165,6 +166,34 @@ pub fn list_sessions(dir: &Path) -> Vec<SessionSummary> {
 
 fn io_err(path: &Path, e: std::io::Error) -> AgentError {
     AgentError::Session { path: path.display().to_string(), reason: e.to_string() }
+}
+
+/// Adds a result to every tool call that has none.
+pub(crate) fn close_dangling_calls(history: Vec<Message>) -> Vec<Message> {
+    let answered: std::collections::HashSet<String> = history
+        .iter()
+        .filter_map(|m| match m {
+            Message::Tool { call_id, .. } => Some(call_id.clone()),
+            _ => None,
+        })
+        .collect();
+    let mut out = Vec::with_capacity(history.len());
+    for message in history {
+        let missing: Vec<ToolCall> = match &message {
+            Message::Assistant { tool_calls, .. } => {
+                tool_calls.iter().filter(|c| !answered.contains(&c.id)).cloned().collect()
+            }
+            _ => Vec::new(),
+        };
+        out.push(message);
+        out.extend(missing.into_iter().map(|c| Message::Tool {
+            call_id: c.id,
+            name: c.name,
+            content: "The session ended before this call finished; its effect is unknown.".into(),
+            is_error: true,
+        }));
+    }
+    out
 }
 
 #[cfg(test)]
