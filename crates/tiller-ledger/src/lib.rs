@@ -26,7 +26,8 @@ mod query;
 
 pub use chain::{BreakReason, Broken, Verification, sha256_hex};
 pub use entry::{
-    Entry, FileHashes, ModelCall, Note, ProbeTrial, Record, Redaction, Sent, SentFile, ToolAction, now_ms,
+    Entry, FileHashes, ModelCall, Note, ProbeTrial, Record, Redaction, Sent, SentFile, ToolAction,
+    now_ms,
 };
 pub use error::LedgerError;
 pub use ledger::{Ledger, SCHEMA_VERSION};

@@ -20,8 +20,15 @@ const DETAIL_CAP: usize = 600;
 
 /// Words that mark an answer without code as a refusal rather than a formatting failure.
 const REFUSALS: &[&str] = &[
-    "i can't", "i cannot", "i can not", "i'm unable", "i am unable", "i won't", "i will not",
-    "i'm sorry", "as an ai",
+    "i can't",
+    "i cannot",
+    "i can not",
+    "i'm unable",
+    "i am unable",
+    "i won't",
+    "i will not",
+    "i'm sorry",
+    "as an ai",
 ];
 
 /// How one trial ended.
@@ -238,7 +245,11 @@ mod tests {
         let suite = Suite::basic().unwrap();
         for task in &suite.tasks {
             if !task.language.available() {
-                eprintln!("skipping {}: {} is not installed", task.id, task.language.interpreter().0);
+                eprintln!(
+                    "skipping {}: {} is not installed",
+                    task.id,
+                    task.language.interpreter().0
+                );
                 continue;
             }
             let tag = task.language.fence_tags()[0];
@@ -258,7 +269,10 @@ mod tests {
         let suite = Suite::basic().unwrap();
         let task = |id: &str| suite.tasks.iter().find(|t| t.id == id).unwrap();
         let grade = |id: &str, answer: &str| grader.grade(task(id), answer).unwrap().outcome;
-        assert_eq!(grade("py-roman", &fenced("python", "def to_roman(n):\n  return (")), Outcome::CompileError);
+        assert_eq!(
+            grade("py-roman", &fenced("python", "def to_roman(n):\n  return (")),
+            Outcome::CompileError
+        );
         assert_eq!(grade("sh-clamp", &fenced("sh", "clamp() { if then; }")), Outcome::CompileError);
         let spin = "def to_roman(n):\n    while True:\n        pass\n";
         assert_eq!(grade("py-roman", &fenced("python", spin)), Outcome::Timeout);

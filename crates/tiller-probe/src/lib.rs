@@ -10,9 +10,13 @@
 mod error;
 mod grade;
 mod suite;
+mod window;
 
+pub mod compare;
+pub mod report;
 pub mod run;
 
 pub use error::ProbeError;
 pub use grade::{Graded, Grader, Outcome, extract_code};
 pub use suite::{Language, Suite, Task};
+pub use window::{Window, select};

@@ -95,7 +95,8 @@ pub fn run(
                     else {
                         break;
                     };
-                    let trial = attempt(provider.as_mut(), suite, task, sample, grader, opts, cancel);
+                    let trial =
+                        attempt(provider.as_mut(), suite, task, sample, grader, opts, cancel);
                     if tx.send(trial).is_err() {
                         break;
                     }

@@ -165,9 +165,8 @@ impl Suite {
             entry_point: String,
         }
         let bad = |detail: String| ProbeError::SuiteFile { path: path.into(), detail };
-        let file = std::fs::File::open(path).map_err(|e| {
-            bad(format!("{e}; install it with `scripts/fetch-suite humaneval`"))
-        })?;
+        let file = std::fs::File::open(path)
+            .map_err(|e| bad(format!("{e}; install it with `scripts/fetch-suite humaneval`")))?;
         let mut tasks = Vec::new();
         for (n, line) in BufReader::new(flate2::read::GzDecoder::new(file)).lines().enumerate() {
             let line = line.map_err(|e| bad(e.to_string()))?;
@@ -184,7 +183,10 @@ impl Suite {
                      it needs.\n\n```python\n{}```",
                     p.prompt
                 ),
-                tests: format!("from solution import *\n\n{}\n\ncheck({})\n", p.test, p.entry_point),
+                tests: format!(
+                    "from solution import *\n\n{}\n\ncheck({})\n",
+                    p.test, p.entry_point
+                ),
                 reference: format!("{}{}", p.prompt, p.canonical_solution),
                 stub: Some(p.prompt),
                 entry_point: p.entry_point,
