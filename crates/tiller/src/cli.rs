@@ -64,6 +64,12 @@ pub enum Command {
     },
     /// Run a command confined to the current directory as tiller runs the agent's commands.
     Sandbox(SandboxArgs),
+    /// The drift probe: run a task suite against the model, compare windows of runs, chart
+    /// them (docs/probe.md).
+    Probe {
+        #[command(subcommand)]
+        command: crate::commands::probe::ProbeCommand,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -128,7 +134,7 @@ pub struct ModelArgs {
     #[arg(long, global = true, env = "TILLER_PROVIDER", value_parser = parse_provider)]
     pub provider: Option<ProviderKind>,
     /// Endpoint base URL, including the version path (e.g. http://127.0.0.1:8080/v1).
-    #[arg(long, global = true, env = "TILLER_BASE_URL")]
+    #[arg(long, global = true, env = "TILLER_BASE_URL", alias = "endpoint")]
     pub base_url: Option<String>,
     /// Model name; for the scripted provider, the script file.
     #[arg(long, short = 'm', global = true, env = "TILLER_MODEL")]

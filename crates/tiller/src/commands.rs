@@ -5,6 +5,7 @@ mod doctor;
 mod exec;
 mod interactive;
 pub mod ledger;
+pub mod probe;
 mod review;
 pub mod sandbox;
 mod session;
@@ -35,5 +36,6 @@ pub fn run(cli: Cli) -> Result<(), CommandError> {
         Command::Doctor { json } => doctor::run(json),
         Command::Sandbox(args) => sandbox::run(&args),
         Command::Undo => undo::run(&cli.model),
+        Command::Probe { command } => probe::run(&cli.model, &command),
     }
 }

@@ -1,0 +1,204 @@
+//! `tiller probe` as a user runs it: a scripted model answers the built-in suite, the answers
+//! are graded in the sandbox and recorded in the ledger, two runs are compared, and the report
+//! is written.
+// Helpers outside #[test] functions unwrap too: a failed setup should fail the test loudly.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use tiller_probe::{Suite, Task};
+
+fn tiller(home: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_tiller"))
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap())
+        .env("HOME", home)
+        .current_dir(home)
+        .output()
+        .unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// A script answering each task of `tasks`, `samples` times, in the order the probe asks
+/// (every task once, then again): with `answer(task)`.
+fn script(path: &Path, tasks: &[&Task], samples: usize, answer: impl Fn(&Task) -> String) {
+    let turns: Vec<serde_json::Value> = (0..samples)
+        .flat_map(|_| tasks.iter().map(|t| serde_json::json!({ "text": answer(t) })))
+        .collect();
+    let script = serde_json::json!({ "model": "probe-script", "turns": turns });
+    std::fs::write(path, script.to_string()).unwrap();
+}
+
+/// Every probe trial in the ledger: (run, task, outcome).
+fn trials(home: &Path) -> Vec<(String, String, String)> {
+    let db = rusqlite::Connection::open(home.join(".local/share/tiller/ledger.sqlite")).unwrap();
+    let mut stmt = db
+        .prepare(
+            "SELECT json_extract(payload, '$.run_id'), json_extract(payload, '$.task'),
+                    json_extract(payload, '$.outcome')
+             FROM entries WHERE kind = 'probe_trial' ORDER BY id",
+        )
+        .unwrap();
+    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
+#[test]
+fn run_compare_and_report_on_a_scripted_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path();
+    let suite = Suite::basic().unwrap();
+    let tasks: Vec<&Task> = suite.tasks.iter().filter(|t| t.language.available()).collect();
+    let fence = |t: &Task, code: &str| format!("```{}\n{code}\n```", t.language.fence_tags()[0]);
+    // Python tasks right, shell tasks refused, JavaScript ones broken.
+    let mixed = |t: &Task| match t.language {
+        tiller_probe::Language::Python => fence(t, &t.reference),
+        tiller_probe::Language::Sh => "I cannot help with that.".into(),
+        tiller_probe::Language::Javascript => fence(t, "function ("),
+    };
+    script(&home.join("good.json"), &tasks, 2, mixed);
+    let run = ["probe", "run", "--provider", "scripted", "--samples", "2"];
+    let out = tiller(home, &[&run[..], &["--model", "good.json", "--label", "good"]].concat());
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let python = tasks.iter().filter(|t| t.language == tiller_probe::Language::Python).count();
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains(&format!("{} of {} trials passed", python * 2, tasks.len() * 2)),
+        "{stdout}"
+    );
+    assert!(text(&out.stderr).contains(&format!("{0}/{0} trials", tasks.len() * 2)));
+
+    let recorded = trials(home);
+    assert_eq!(recorded.len(), tasks.len() * 2);
+    for (i, (_, task, outcome)) in recorded.iter().enumerate() {
+        // Every task once, then every task again.
+        let t = tasks[i % tasks.len()];
+        assert_eq!(task, &t.id);
+        let expected = match t.language {
+            tiller_probe::Language::Python => "pass",
+            tiller_probe::Language::Sh => "refusal",
+            tiller_probe::Language::Javascript => "compile_error",
+        };
+        assert_eq!(outcome, expected, "{task}");
+    }
+
+    // The same model gets everything wrong now.
+    script(&home.join("bad.json"), &tasks, 2, |t| fence(t, &format!("# {}", t.entry_point)));
+    let out = tiller(home, &[&run[..], &["--model", "bad.json"]].concat());
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = tiller(home, &["probe", "compare"]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}{}", text(&out.stderr));
+    assert!(stdout.contains("verdict: degraded: pass rate fell"), "{stdout}");
+    let out = tiller(home, &["probe", "compare", "--json"]);
+    let c: serde_json::Value = serde_json::from_str(text(&out.stdout).trim()).unwrap();
+    assert_eq!(c["verdict"], "degraded");
+    assert_eq!(c["recent"]["passed"], 0);
+    assert_eq!(c["baseline"]["passed"], python as u64 * 2);
+    // Against itself, a run is not degraded.
+    let first = &recorded[0].0;
+    let out = tiller(home, &["probe", "compare", "--baseline", first, "--recent", first]);
+    assert!(out.status.success(), "{}", text(&out.stdout));
+
+    let out = tiller(home, &["probe", "report", "--out", "report"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let svg = std::fs::read_to_string(home.join("report/probe-tiller-basic.svg")).unwrap();
+    assert!(svg.starts_with("<svg") && svg.contains("pass rate"), "{svg}");
+    let html = std::fs::read_to_string(home.join("report/probe-tiller-basic.html")).unwrap();
+    assert!(html.contains("<svg") && html.contains(first.as_str()) && html.contains("good"));
+    let table = text(&out.stdout);
+    assert_eq!(table.lines().count(), 3, "{table}");
+
+    let out =
+        tiller(home, &["probe", "run", "--suite", "nope", "--provider", "scripted", "-m", "x"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+}
+
+/// Serves OpenAI-style streamed chat completions: the reference solution to the Roman numeral
+/// task, and a refusal to everything else.
+fn serve(listener: std::net::TcpListener, roman: String) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    for stream in listener.incoming() {
+        let mut stream = stream.unwrap();
+        let roman = roman.clone();
+        std::thread::spawn(move || {
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut length = 0;
+            loop {
+                let mut line = String::new();
+                reader.read_line(&mut line).unwrap();
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = v.trim().parse().unwrap();
+                }
+                if line == "\r\n" || line.is_empty() {
+                    break;
+                }
+            }
+            let mut body = Vec::new();
+            reader.take(length).read_to_end(&mut body).unwrap();
+            let answer = if String::from_utf8_lossy(&body).contains("Roman numeral") {
+                format!("```python\n{roman}\n```")
+            } else {
+                "I cannot do that.".into()
+            };
+            let chunk = serde_json::json!({"model": "m-served", "choices": [{"index": 0, "delta": {"content": answer}, "finish_reason": "stop"}]});
+            let body = format!("data: {chunk}\n\ndata: [DONE]\n\n");
+            let head =
+                "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n";
+            write!(stream, "{head}content-length: {}\r\n\r\n{body}", body.len()).unwrap();
+        });
+    }
+}
+
+#[test]
+fn run_against_a_loopback_endpoint_on_several_connections() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path();
+    let suite = Suite::basic().unwrap();
+    let roman = suite.tasks.iter().find(|t| t.id == "py-roman").unwrap().reference.clone();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/v1", listener.local_addr().unwrap());
+    std::thread::spawn(move || serve(listener, roman));
+    let out = tiller(
+        home,
+        &[
+            "probe",
+            "run",
+            "--provider",
+            "openai",
+            "--endpoint",
+            &url,
+            "-m",
+            "m",
+            "--samples",
+            "2",
+            "--jobs",
+            "3",
+            "--json",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let summary: serde_json::Value = serde_json::from_str(text(&out.stdout).trim()).unwrap();
+    assert_eq!(summary["passed"], 2, "{summary}");
+    let available = suite.tasks.iter().filter(|t| t.language.available()).count() as u64;
+    assert_eq!(summary["outcomes"]["refusal"], available * 2 - 2, "{summary}");
+    let db = rusqlite::Connection::open(home.join(".local/share/tiller/ledger.sqlite")).unwrap();
+    let (endpoint, returned, ttft): (String, String, Option<i64>) = db
+        .query_row(
+            "SELECT json_extract(payload, '$.endpoint'), json_extract(payload, '$.model_returned'),
+                    json_extract(payload, '$.ttft_ms')
+             FROM entries WHERE kind = 'probe_trial' AND json_extract(payload, '$.task') = 'py-roman'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap();
+    assert_eq!((endpoint.as_str(), returned.as_str()), (url.as_str(), "m-served"));
+    assert!(ttft.is_some());
+}
