@@ -253,3 +253,32 @@ fn verdicts_on_fixed_windows() {
     assert!(quick.trials_used < 60, "{quick:?}");
     assert!(c.suspect);
 }
+
+/// The real HumanEval file, where `scripts/fetch-suite humaneval` installed it. `scripts/test`
+/// installs it and sets `TILLER_EXPECT_HUMANEVAL` so that this cannot skip there.
+#[test]
+fn humaneval_loads_164_problems_and_its_reference_solutions_pass() {
+    let data = match std::env::var_os("XDG_DATA_HOME").filter(|d| !d.is_empty()) {
+        Some(d) => std::path::PathBuf::from(d),
+        None => std::path::PathBuf::from(std::env::var_os("HOME").unwrap()).join(".local/share"),
+    };
+    let data = data.join("tiller");
+    if !data.join("suites/HumanEval.jsonl.gz").is_file() {
+        assert!(std::env::var_os("TILLER_EXPECT_HUMANEVAL").is_none(), "HumanEval is not installed");
+        eprintln!("skipping: run scripts/fetch-suite humaneval");
+        return;
+    }
+    let suite = Suite::load("humaneval", &data).unwrap();
+    assert_eq!(suite.tasks.len(), 164);
+    assert_eq!(suite.tasks[0].id, "HumanEval/0");
+    let grader = Grader::unconfined();
+    for task in suite.tasks.iter().step_by(16) {
+        let answer = format!("```python\n{}\n```", task.reference);
+        let graded = grader.grade(task, &answer).unwrap();
+        assert_eq!(graded.outcome, Outcome::Pass, "{}: {:?}", task.id, graded.detail);
+        // The canonical body alone completes the prompt's stub.
+        let body = task.reference.strip_prefix(task.stub.as_deref().unwrap()).unwrap();
+        let graded = grader.grade(task, &format!("```python\n{body}```")).unwrap();
+        assert_eq!(graded.outcome, Outcome::Pass, "{} (body only): {:?}", task.id, graded.detail);
+    }
+}
