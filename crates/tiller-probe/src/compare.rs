@@ -192,7 +192,8 @@ pub fn compare(baseline: &[ProbeTrial], recent: &[ProbeTrial], rule: &Rule) -> C
     let rate = a.pass_rate.clamp(0.01, 0.99);
     let p1 = (rate - rule.tolerance).max(0.005);
     let mut cusum = Cusum::new(rate, p1, CUSUM_THRESHOLD);
-    let suspect = recent.iter().fold(false, |alarm, t| cusum.push(passed(t)) || alarm);
+    // The alarm stays raised once it is: the trials after it cannot lower it.
+    let suspect = recent.iter().any(|t| cusum.push(passed(t)));
     let quick = rule.quick.then(|| sprt(recent, rate, p1, rule.alpha));
     let verdict = match &quick {
         Some(q) => {

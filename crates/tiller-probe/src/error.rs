@@ -21,6 +21,8 @@ pub enum ProbeError {
     Chart(String),
     #[error("{0}")]
     Window(String),
+    #[error("cannot start the agent: {0}")]
+    Agent(String),
 }
 
 impl ProbeError {

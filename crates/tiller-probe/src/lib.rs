@@ -4,8 +4,8 @@
 //! ([`run::run`]); each answer is graded offline by running the task's tests in the sandbox
 //! ([`Grader`]) and stored in the ledger as a `ProbeTrial`. [`compare`] sets two windows of
 //! trials side by side (pass rate by a stratified test, speed by rank tests) and gives a verdict;
-//! [`report`] draws pass rate and speed over time. docs/probe.md has the statistics and the
-//! window sizes.
+//! [`report`] draws pass rate and speed over time; [`eval`] has the whole agent solve the tasks
+//! in scratch repositories. docs/probe.md has the statistics and the window sizes.
 
 mod error;
 mod grade;
@@ -13,6 +13,7 @@ mod suite;
 mod window;
 
 pub mod compare;
+pub mod eval;
 pub mod report;
 pub mod run;
 

@@ -11,6 +11,9 @@ use tiller_types::time::utc_timestamp;
 
 use crate::{Outcome, ProbeError};
 
+/// Reads one panel's value off a run.
+type Metric = fn(&RunPoint) -> Option<f64>;
+
 /// One run in numbers.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct RunPoint {
@@ -107,10 +110,10 @@ pub fn svg(points: &[RunPoint]) -> Result<String, ProbeError> {
                 p.label.clone().unwrap_or_else(|| p.started[5..16].into())
             })
         };
-        let series: [(&str, Box<dyn Fn(&RunPoint) -> Option<f64>>); 3] = [
-            ("pass rate (95% Wilson interval)", Box::new(|p| Some(p.pass_rate))),
-            ("median time to first token, ms", Box::new(|p| p.median_ttft_ms)),
-            ("median decode speed, tokens/s", Box::new(|p| p.median_decode_tps)),
+        let series: [(&str, Metric); 3] = [
+            ("pass rate (95% Wilson interval)", |p| Some(p.pass_rate)),
+            ("median time to first token, ms", |p| p.median_ttft_ms),
+            ("median decode speed, tokens/s", |p| p.median_decode_tps),
         ];
         for (i, (panel, (caption, value))) in panels.iter().zip(series).enumerate() {
             let values: Vec<(f64, f64)> = (points.iter().enumerate())

@@ -264,7 +264,10 @@ fn humaneval_loads_164_problems_and_its_reference_solutions_pass() {
     };
     let data = data.join("tiller");
     if !data.join("suites/HumanEval.jsonl.gz").is_file() {
-        assert!(std::env::var_os("TILLER_EXPECT_HUMANEVAL").is_none(), "HumanEval is not installed");
+        assert!(
+            std::env::var_os("TILLER_EXPECT_HUMANEVAL").is_none(),
+            "HumanEval is not installed"
+        );
         eprintln!("skipping: run scripts/fetch-suite humaneval");
         return;
     }

@@ -70,6 +70,9 @@ pub enum Command {
         #[command(subcommand)]
         command: crate::commands::probe::ProbeCommand,
     },
+    /// Let the agent solve each task of a suite in a scratch repository: first-try and
+    /// second-try pass rates, tokens and time.
+    Eval(crate::commands::eval::EvalArgs),
 }
 
 #[derive(Debug, Args)]

@@ -2,6 +2,7 @@
 
 mod bench;
 mod doctor;
+pub mod eval;
 mod exec;
 mod interactive;
 pub mod ledger;
@@ -37,5 +38,6 @@ pub fn run(cli: Cli) -> Result<(), CommandError> {
         Command::Sandbox(args) => sandbox::run(&args),
         Command::Undo => undo::run(&cli.model),
         Command::Probe { command } => probe::run(&cli.model, &command),
+        Command::Eval(args) => eval::run(&cli.model, &args),
     }
 }

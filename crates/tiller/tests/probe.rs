@@ -202,3 +202,39 @@ fn run_against_a_loopback_endpoint_on_several_connections() {
     assert_eq!((endpoint.as_str(), returned.as_str()), (url.as_str(), "m-served"));
     assert!(ttft.is_some());
 }
+
+#[test]
+fn eval_restores_the_tests_and_gives_a_second_try() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path();
+    let suite = Suite::basic().unwrap();
+    let roman = suite.tasks.iter().find(|t| t.id == "py-roman").unwrap();
+    let write = |path: &str, content: &str| serde_json::json!({ "name": "write_file", "arguments": { "path": path, "content": content } });
+    // First try: a wrong solution, and tests rewritten to pass anyway. Second try: the fix.
+    let script = serde_json::json!({ "model": "eval-script", "turns": [
+        { "tool_calls": [write("solution.py", "def to_roman(n):\n    return 'I' * n\n"),
+                         write("test_solution.py", "print('ok')\n")] },
+        { "text": "Done." },
+        { "tool_calls": [write("solution.py", &roman.reference)] },
+        { "text": "Fixed." },
+    ]});
+    std::fs::write(home.join("eval.json"), script.to_string()).unwrap();
+    let out = tiller(
+        home,
+        &["eval", "--task", "py-roman", "--provider", "scripted", "-m", "eval.json", "--json"],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let report: serde_json::Value = serde_json::from_str(text(&out.stdout).trim()).unwrap();
+    let task = &report["tasks"][0];
+    assert_eq!(
+        (task["task"].as_str(), task["first_try"].as_str()),
+        (Some("py-roman"), Some("test_failure"))
+    );
+    assert_eq!(task["second_try"], "pass");
+    assert_eq!(
+        (report["first_try_rate"].as_f64(), report["second_try_rate"].as_f64()),
+        (Some(0.0), Some(1.0))
+    );
+    assert!(report["tokens"].as_u64().unwrap() > 0);
+    assert!(text(&out.stderr).contains("eval py-roman: test_failure, then pass"));
+}
