@@ -137,7 +137,7 @@ pub struct ModelArgs {
     #[arg(long, global = true, env = "TILLER_PROVIDER", value_parser = parse_provider)]
     pub provider: Option<ProviderKind>,
     /// Endpoint base URL, including the version path (e.g. http://127.0.0.1:8080/v1).
-    #[arg(long, global = true, env = "TILLER_BASE_URL", alias = "endpoint")]
+    #[arg(long, global = true, env = "TILLER_BASE_URL")]
     pub base_url: Option<String>,
     /// Model name; for the scripted provider, the script file.
     #[arg(long, short = 'm', global = true, env = "TILLER_MODEL")]

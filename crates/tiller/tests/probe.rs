@@ -173,7 +173,7 @@ fn run_against_a_loopback_endpoint_on_several_connections() {
             "run",
             "--provider",
             "openai",
-            "--endpoint",
+            "--base-url",
             &url,
             "-m",
             "m",
