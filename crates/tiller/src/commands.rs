@@ -5,6 +5,7 @@ mod doctor;
 mod exec;
 mod interactive;
 pub mod ledger;
+mod loops;
 mod review;
 pub mod sandbox;
 mod session;
@@ -35,5 +36,10 @@ pub fn run(cli: Cli) -> Result<(), CommandError> {
         Command::Doctor { json } => doctor::run(json),
         Command::Sandbox(args) => sandbox::run(&args),
         Command::Undo => undo::run(&cli.model),
+        Command::Project(args) => loops::project(&cli.model, &args),
+        Command::Repro(args) => loops::repro(&cli.model, &args),
+        Command::Fix(args) => loops::fix(&cli.model, &args),
+        Command::Sweep(args) => loops::sweep(&cli.model, &args),
+        Command::Perf(args) => loops::perf(&cli.model, &args),
     }
 }
