@@ -76,31 +76,25 @@ pub fn fix(lp: &mut Loop, test: Option<&str>) -> Result<Outcome<Fixed>, LoopErro
         } else {
             let after = lp.verifier.suite()?;
             let output = after.excerpt(3000);
-            match after.outcome(&test) {
-                _ if after.green() && after.outcome(&test) == Some(Ok(())) => {
-                    let message = format!("Fix the bug that {test} reproduces");
-                    let trailers = [(SESSION_TRAILER, lp.session.clone())];
-                    let hash = commit(&root, &files, &message, &trailers)?;
-                    let data =
-                        json!({ "attempt": attempt, "test": test, "files": files, "commit": hash });
-                    lp.note("fix", "attempt", "accepted", None, data)?;
-                    return Ok(Outcome::Accepted(Fixed { test, files, commit: hash }));
-                }
-                Some(Ok(())) => {
-                    let failing: Vec<&str> = after.failed.keys().map(String::as_str).collect();
-                    (
-                        format!(
-                            "{test} passes but the suite does not (failing: {})",
-                            failing.join(", ")
-                        ),
-                        output,
-                    )
-                }
-                _ if after.build_error.is_some() => {
-                    ("the code does not compile".to_string(), output)
-                }
-                _ => (format!("{test} still fails"), output),
+            let passes = after.outcome(&test) == Some(Ok(()));
+            if passes && after.green() {
+                let message = format!("Fix the bug that {test} reproduces");
+                let hash =
+                    commit(&root, &files, &message, &[(SESSION_TRAILER, lp.session.clone())])?;
+                let data =
+                    json!({ "attempt": attempt, "test": test, "files": files, "commit": hash });
+                lp.note("fix", "attempt", "accepted", None, data)?;
+                return Ok(Outcome::Accepted(Fixed { test, files, commit: hash }));
             }
+            let failing: Vec<&str> = after.failed.keys().map(String::as_str).collect();
+            let why = if after.build_error.is_some() {
+                "the code does not compile".to_string()
+            } else if passes {
+                format!("{test} passes but the suite does not (failing: {})", failing.join(", "))
+            } else {
+                format!("{test} still fails")
+            };
+            (why, output)
         };
         revert(&root, &files)?;
         lp.note(

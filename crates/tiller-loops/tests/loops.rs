@@ -325,8 +325,12 @@ fn sweep_commits_a_test_and_a_fix_per_bug_until_the_model_finds_none() {
     assert_eq!(repo.git(&["status", "--porcelain"]), "");
 }
 
+/// Held while timing, so that the perf tests do not measure each other.
+static TIMING: Mutex<()> = Mutex::new(());
+
 /// The perf loop on the Python fixture's `unique`, with the change `cart` → `changed`.
 fn perf_on(changed: impl Fn(&str) -> String) -> (Repo, Outcome<tiller_loops::Sped>) {
+    let _timing = TIMING.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let repo = Repo::new("python");
     let cart = repo.read("shop/cart.py");
     let (mut agent, _) = agent(&repo, turns(&[write("shop/cart.py", &changed(&cart))]));
