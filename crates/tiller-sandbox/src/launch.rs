@@ -61,6 +61,14 @@ impl Sandbox {
         self.tier() == Tier::C
     }
 
+    /// A sandbox like this one that may also write beneath `dir`: for a scratch checkout
+    /// beside the workspace (the baseline that `tiller perf` measures against).
+    pub fn widened(&self, dir: &Path) -> Result<Sandbox, SandboxError> {
+        let mut policy = self.policy.clone();
+        policy.writable.push(dir.to_path_buf());
+        Sandbox::new(policy, self.detection.clone(), self.helper.clone())
+    }
+
     /// A command that runs `program` with `args` in `cwd`, confined; ready to spawn. The
     /// caller sets stdio and may add environment variables. Kill the spawned process to stop
     /// the command: in tier A that ends all it started.

@@ -73,6 +73,96 @@ pub enum Command {
     /// Let the agent solve each task of a suite in a scratch repository: first-try and
     /// second-try pass rates, tokens and time.
     Eval(crate::commands::eval::EvalArgs),
+    /// The project's commands (tests, one test, build, benchmark) and where each came from.
+    Project(ProjectArgs),
+    /// Have the agent write a test that reproduces a bug; kept and committed only if it fails
+    /// at an assertion while every other test keeps its outcome (docs/loops.md).
+    Repro(ReproArgs),
+    /// Have the agent fix the code until the reproducing test and the whole suite pass, without
+    /// touching the test; then one commit.
+    Fix(FixArgs),
+    /// Find a bug, reproduce it, fix it, commit both; repeat until --max, the token budget, or
+    /// the model finds no more.
+    Sweep(SweepArgs),
+    /// Have the agent speed up a benchmark; kept only if the tests pass and interleaved runs
+    /// show it faster (Mann-Whitney U, p < 0.05, twice).
+    Perf(PerfArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ProjectArgs {
+    /// One JSON object.
+    #[arg(long)]
+    pub json: bool,
+    /// Write the commands in force to .tiller/project.toml.
+    #[arg(long)]
+    pub save: bool,
+}
+
+/// What every loop takes.
+#[derive(Debug, Args)]
+pub struct LoopArgs {
+    /// Accept the agent's edits without asking (headless).
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    /// Tries the agent gets, each told why the last was rejected.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+    pub attempts: u32,
+    /// Model turns per try.
+    #[arg(long)]
+    pub max_steps: Option<u32>,
+    /// Let the commands the model runs use the network (off by default).
+    #[arg(long)]
+    pub network: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ReproArgs {
+    /// The bug, in words.
+    pub bug: String,
+    #[command(flatten)]
+    pub common: LoopArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct FixArgs {
+    /// The failing test (default: the one the latest `tiller repro` commit added).
+    #[arg(long)]
+    pub test: Option<String>,
+    #[command(flatten)]
+    pub common: LoopArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct SweepArgs {
+    /// Most test-and-fix pairs.
+    #[arg(long, default_value_t = 5)]
+    pub max: u32,
+    /// Stop before a new round once this many tokens are spent.
+    #[arg(long, value_name = "TOKENS")]
+    pub budget: Option<u64>,
+    /// Where to look for bugs (default: the whole project).
+    pub paths: Vec<String>,
+    /// One JSON object per committed pair.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub common: LoopArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct PerfArgs {
+    /// The benchmark command (default: the project's `bench`).
+    #[arg(long)]
+    pub bench: Option<String>,
+    /// Runs of each side per measurement.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(2..))]
+    pub runs: u32,
+    /// Do not collect a `perf` profile for the model.
+    #[arg(long)]
+    pub no_profile: bool,
+    #[command(flatten)]
+    pub common: LoopArgs,
 }
 
 #[derive(Debug, Args)]

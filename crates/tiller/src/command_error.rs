@@ -108,3 +108,18 @@ impl From<tiller_sandbox::SandboxError> for CommandError {
         }
     }
 }
+
+impl From<tiller_loops::LoopError> for CommandError {
+    fn from(e: tiller_loops::LoopError) -> Self {
+        use tiller_loops::LoopError;
+        match e {
+            LoopError::Agent(e) => e.into(),
+            LoopError::Tool(e) => e.into(),
+            LoopError::Sandbox(e) => e.into(),
+            LoopError::Ledger(e) => e.into(),
+            LoopError::Project { .. } => CommandError::new(Kind::Config, e.to_string())
+                .with_hint("set the project's commands in .tiller/project.toml (docs/loops.md)"),
+            LoopError::Precondition(_) => CommandError::new(Kind::User, e.to_string()),
+        }
+    }
+}

@@ -6,6 +6,7 @@ pub mod eval;
 mod exec;
 mod interactive;
 pub mod ledger;
+mod loops;
 pub mod probe;
 mod review;
 pub mod sandbox;
@@ -39,5 +40,10 @@ pub fn run(cli: Cli) -> Result<(), CommandError> {
         Command::Undo => undo::run(&cli.model),
         Command::Probe { command } => probe::run(&cli.model, &command),
         Command::Eval(args) => eval::run(&cli.model, &args),
+        Command::Project(args) => loops::project(&cli.model, &args),
+        Command::Repro(args) => loops::repro(&cli.model, &args),
+        Command::Fix(args) => loops::fix(&cli.model, &args),
+        Command::Sweep(args) => loops::sweep(&cli.model, &args),
+        Command::Perf(args) => loops::perf(&cli.model, &args),
     }
 }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use tiller_agent::{Agent, AgentConfig, Recorder, SessionLog, load_session};
 use tiller_model::ModelInfo;
+use tiller_sandbox::Sandbox;
 use tiller_tools::{Registry, Shell, Workspace};
 use tiller_types::{AgentEvent, ApprovalPolicy, ProviderKind};
 
@@ -38,6 +39,8 @@ pub struct Session {
     pub root: PathBuf,
     pub info: ModelInfo,
     pub settings: Settings,
+    /// The sandbox the agent's commands run in; loops run the project's commands in it too.
+    pub sandbox: Arc<Sandbox>,
 }
 
 pub fn start(start: Start) -> Result<Session, CommandError> {
@@ -58,7 +61,8 @@ pub fn start(start: Start) -> Result<Session, CommandError> {
     let root = ws.root().to_path_buf();
     let sandbox = commands::sandbox::for_workspace(&root, start.network)?;
     let sandbox_notes = commands::sandbox::notes(&sandbox);
-    let shell = Shell { sandbox: Some(Arc::new(sandbox)), ..Shell::default() };
+    let sandbox = Arc::new(sandbox);
+    let shell = Shell { sandbox: Some(Arc::clone(&sandbox)), ..Shell::default() };
     let provider = model.provider;
     let info = provider.info();
     let workspace = root.display().to_string();
@@ -96,5 +100,5 @@ pub fn start(start: Start) -> Result<Session, CommandError> {
         model: info.model.clone(),
         sandbox: sandbox_notes,
     };
-    Ok(Session { agent, started, id, path, root, info, settings })
+    Ok(Session { agent, started, id, path, root, info, settings, sandbox })
 }
