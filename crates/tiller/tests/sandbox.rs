@@ -85,8 +85,14 @@ struct Env {
 
 /// `base/{home,ws,sibling}` in a fresh folder outside `/tmp` (which tier A replaces).
 fn env() -> Env {
-    let parent = std::env::var_os("TILLER_TEST_TMPDIR")
-        .map_or(PathBuf::from(env!("CARGO_TARGET_TMPDIR")), PathBuf::from);
+    // Cargo's temporary folder lies under /tmp when the checkout does; /var/tmp then.
+    let cargo_tmp = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    let fallback = if cargo_tmp.starts_with("/tmp") {
+        PathBuf::from("/var/tmp/tiller-tests")
+    } else {
+        cargo_tmp
+    };
+    let parent = std::env::var_os("TILLER_TEST_TMPDIR").map_or(fallback, PathBuf::from);
     std::fs::create_dir_all(&parent).unwrap();
     let dir = tempfile::tempdir_in(parent).unwrap();
     let base = dir.path().canonicalize().unwrap();
