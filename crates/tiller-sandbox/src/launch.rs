@@ -4,10 +4,13 @@
 //! helper, which confines itself further and then executes the program. The PID namespace ends
 //! with its first process, so killing bubblewrap (the process the caller spawns) ends every
 //! process the command started, including ones that called `setsid`. Tier B: the helper alone.
+//! Both start the command with a minimal environment ([`Policy::passes_env`]).
 
 use std::ffi::{OsStr, OsString};
+use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::{Mutex, PoisonError};
 
 use tempfile::TempDir;
 
@@ -25,6 +28,9 @@ pub struct Sandbox {
     /// The private temporary directory, shared by the commands of this sandbox and removed
     /// with it: bound over `/tmp` in tier A, `$TMPDIR` in tier B.
     tmp: TempDir,
+    /// Empty folders this sandbox holds at read-only paths that were missing (a `.git` where
+    /// the workspace is no repository), removed with it if still empty.
+    held: Mutex<Vec<PathBuf>>,
 }
 
 impl Sandbox {
@@ -40,7 +46,7 @@ impl Sandbox {
             .tempdir()
             .map_err(SandboxError::TempDir)?;
         let helper = canonical(&helper)?;
-        Ok(Sandbox { policy, detection, helper, tmp })
+        Ok(Sandbox { policy, detection, helper, tmp, held: Mutex::default() })
     }
 
     pub fn policy(&self) -> &Policy {
@@ -69,9 +75,10 @@ impl Sandbox {
         Sandbox::new(policy, self.detection.clone(), self.helper.clone())
     }
 
-    /// A command that runs `program` with `args` in `cwd`, confined; ready to spawn. The
-    /// caller sets stdio and may add environment variables. Kill the spawned process to stop
-    /// the command: in tier A that ends all it started.
+    /// A command that runs `program` with `args` in `cwd`, confined; ready to spawn. Its
+    /// environment is tiller's cut down to what [`Policy::passes_env`] allows, and `TMPDIR`.
+    /// The caller sets stdio and may add environment variables. Kill the spawned process to
+    /// stop the command: in tier A that ends all it started.
     pub fn command(
         &self,
         program: &OsStr,
@@ -84,6 +91,7 @@ impl Sandbox {
             Tier::A => {
                 let bwrap = self.detection.bwrap.as_deref().unwrap_or(Path::new("bwrap"));
                 let mut cmd = Command::new(bwrap);
+                self.hold_missing(&writable);
                 cmd.args(self.bwrap_args(&writable, cwd)).arg("--").arg(&self.helper);
                 (cmd, PathBuf::from(INNER_TMP))
             }
@@ -102,14 +110,45 @@ impl Sandbox {
             .arg(program)
             .args(args)
             .current_dir(cwd)
+            .env_clear()
+            .envs(
+                std::env::vars_os().filter(|(name, _)| {
+                    name.to_str().is_some_and(|name| self.policy.passes_env(name))
+                }),
+            )
             .env("TMPDIR", tmp);
         Ok(cmd)
     }
 
+    /// Makes an empty folder at each read-only path missing inside a writable root, so that
+    /// bubblewrap binds it read-only and the command cannot create it there; an empty one
+    /// already there (left by a tiller that was killed) is taken over. Each is removed when
+    /// the sandbox is dropped, if still empty. Where a folder cannot be made, the command, as
+    /// the same user, cannot make it either.
+    fn hold_missing(&self, writable: &[PathBuf]) {
+        let mut held = self.held.lock().unwrap_or_else(PoisonError::into_inner);
+        for path in &self.policy.read_only {
+            let inside = path
+                .parent()
+                .and_then(|dir| dir.canonicalize().ok())
+                .is_some_and(|dir| writable.iter().any(|w| dir.starts_with(w)));
+            if !inside || held.contains(path) {
+                continue;
+            }
+            let empty = || std::fs::read_dir(path).is_ok_and(|mut d| d.next().is_none());
+            let symlink = path.symlink_metadata().is_ok_and(|m| m.is_symlink());
+            if std::fs::create_dir(path).is_ok() || (!symlink && empty()) {
+                held.push(path.clone());
+            }
+        }
+    }
+
     /// bubblewrap's options: all namespaces new (the network one unless the policy allows
-    /// network), a read-only root, fresh `/dev` and `/proc`, the private `/tmp`, the writable
-    /// roots, then the hidden paths over them and the read-only ones, and the helper itself
-    /// (in case it lives somewhere hidden).
+    /// network), a read-only root, fresh `/dev` and `/proc`, the hidden paths outside the
+    /// writable roots (so a writable root inside one, such as a workspace under `/var`, is
+    /// bound back into the empty folder), the private `/tmp`, the writable roots, the hidden
+    /// paths inside them, the read-only ones (also where hidden), the unix sockets found, and
+    /// the helper itself (in case it lives somewhere hidden).
     fn bwrap_args(&self, writable: &[PathBuf], cwd: &Path) -> Vec<OsString> {
         let mut args: Vec<OsString> = ["--unshare-all", "--die-with-parent", "--new-session"]
             .into_iter()
@@ -125,24 +164,78 @@ impl Sandbox {
         push("--ro-bind", &[Path::new("/"), Path::new("/")]);
         push("--dev", &[Path::new("/dev")]);
         push("--proc", &[Path::new("/proc")]);
+        let hidden = existing(&self.policy.hidden);
+        let (inner, outer): (Vec<_>, Vec<_>) =
+            hidden.iter().partition(|h| writable.iter().any(|w| h.starts_with(w)));
+        for h in outer {
+            let (opt, paths) = hiding(h);
+            push(opt, &paths);
+        }
         push("--bind", &[self.tmp.path(), Path::new(INNER_TMP)]);
         for w in writable {
             push("--bind", &[w, w]);
         }
-        for h in existing(&self.policy.hidden) {
-            if h.is_dir() {
-                push("--tmpfs", &[&h]);
-            } else {
-                push("--ro-bind", &[Path::new("/dev/null"), &h]);
-            }
+        for h in inner {
+            let (opt, paths) = hiding(h);
+            push(opt, &paths);
         }
         for r in existing(&self.policy.read_only) {
             push("--ro-bind", &[&r, &r]);
+        }
+        let skip: Vec<PathBuf> = ["/proc", "/sys", "/dev", INNER_TMP]
+            .iter()
+            .filter_map(|p| Path::new(p).canonicalize().ok())
+            .chain(writable.iter().cloned())
+            .chain(hidden.iter().cloned())
+            .collect();
+        for s in sockets(&existing(&self.policy.socket_search), &skip) {
+            push("--ro-bind", &[Path::new("/dev/null"), &s]);
         }
         push("--ro-bind", &[&self.helper, &self.helper]);
         push("--chdir", &[cwd]);
         args
     }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        let held = self.held.get_mut().unwrap_or_else(PoisonError::into_inner);
+        for path in held.drain(..) {
+            // Fails, as it should, once something was put inside.
+            let _ = std::fs::remove_dir(path);
+        }
+    }
+}
+
+/// bubblewrap's option that shows `path` empty: a tmpfs for a folder, `/dev/null` for a file.
+fn hiding(path: &Path) -> (&'static str, Vec<&Path>) {
+    if path.is_dir() {
+        ("--tmpfs", vec![path])
+    } else {
+        ("--ro-bind", vec![Path::new("/dev/null"), path])
+    }
+}
+
+/// The unix sockets in `roots` and up to three levels beneath them, outside `skip`. Symbolic
+/// links are not followed.
+fn sockets(roots: &[PathBuf], skip: &[PathBuf]) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut dirs: Vec<(PathBuf, u8)> = roots.iter().map(|r| (r.clone(), 1)).collect();
+    while let Some((dir, level)) = dirs.pop() {
+        if skip.iter().any(|s| dir.starts_with(s)) {
+            continue;
+        }
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            match entry.file_type() {
+                Ok(t) if t.is_socket() => found.push(entry.path()),
+                Ok(t) if t.is_dir() && level < 3 => dirs.push((entry.path(), level + 1)),
+                _ => {}
+            }
+        }
+    }
+    found.sort();
+    found.dedup();
+    found
 }
 
 fn canonical(path: &Path) -> Result<PathBuf, SandboxError> {
@@ -219,13 +312,15 @@ mod tests {
             find(&args, needle).unwrap_or_else(|| panic!("{needle:?} in {args:?}"))
         };
         let bind_ws = at(&["--bind", ws, ws]);
-        assert!(at(&["--ro-bind", "/", "/"]) < at(&["--bind", tmp, "/tmp"]));
-        assert!(bind_ws < at(&["--tmpfs", home.join(".ssh").to_str().unwrap()]));
-        assert!(bind_ws < at(&["--ro-bind", "/dev/null", home.join(".netrc").to_str().unwrap()]));
-        let hooks = format!("{ws}/.git/hooks");
-        assert!(bind_ws < at(&["--ro-bind", &hooks, &hooks]));
+        assert!(
+            at(&["--ro-bind", "/", "/"]) < at(&["--tmpfs", home.join(".ssh").to_str().unwrap()])
+        );
+        assert!(at(&["--ro-bind", "/dev/null", home.join(".netrc").to_str().unwrap()]) < bind_ws);
+        assert!(at(&["--bind", tmp, "/tmp"]) < bind_ws);
+        let git = format!("{ws}/.git");
+        assert!(bind_ws < at(&["--ro-bind", &git, &git]));
         // Missing paths are left out rather than failing bubblewrap.
-        assert!(!args.iter().any(|a| a.ends_with("/nope") || a.ends_with(".git/config")));
+        assert!(!args.iter().any(|a| a.ends_with("/nope")));
         let helper = helper.canonicalize().unwrap();
         let helper = helper.to_str().unwrap();
         let tail = at(&["--", helper, HELPER_ARG]);
@@ -234,6 +329,83 @@ mod tests {
         assert_eq!(inner.writable, [PathBuf::from(ws), PathBuf::from("/tmp")]);
         let tmpdir = cmd.get_envs().find(|(k, _)| *k == "TMPDIR").and_then(|(_, v)| v);
         assert_eq!(tmpdir, Some(OsStr::new("/tmp")));
+    }
+
+    #[test]
+    fn hidden_folders_inside_and_around_the_workspace() {
+        let (dir, ws, mut policy) = setup();
+        let root = dir.path().canonicalize().unwrap();
+        std::fs::create_dir(ws.join("secret")).unwrap();
+        policy.hidden = vec![root.clone(), ws.join("secret")];
+        let sandbox =
+            Sandbox::new(policy, detection(Tier::A), std::env::current_exe().unwrap()).unwrap();
+        let args = argv(&sandbox.command("true".as_ref(), &[], &ws).unwrap());
+        let at = |needle: &[&Path]| {
+            let needle: Vec<&str> = needle.iter().map(|p| p.to_str().unwrap()).collect();
+            find(&args, &needle).unwrap_or_else(|| panic!("{needle:?} in {args:?}"))
+        };
+        // The folder around the workspace is emptied, the workspace bound back into it, and
+        // the secret inside the workspace emptied after that.
+        let bind_ws = at(&[Path::new("--bind"), &ws, &ws]);
+        assert!(at(&[Path::new("--tmpfs"), &root]) < bind_ws);
+        assert!(bind_ws < at(&[Path::new("--tmpfs"), &ws.join("secret")]));
+    }
+
+    #[test]
+    fn a_missing_git_is_held_empty_and_removed_after() {
+        let (_dir, ws, policy) = setup();
+        std::fs::remove_dir_all(ws.join(".git")).unwrap();
+        let sandbox =
+            Sandbox::new(policy, detection(Tier::A), std::env::current_exe().unwrap()).unwrap();
+        let args = argv(&sandbox.command("true".as_ref(), &[], &ws).unwrap());
+        let git = ws.join(".git").to_str().unwrap().to_owned();
+        assert!(find(&args, &["--ro-bind", &git, &git]).is_some(), "{args:?}");
+        assert!(ws.join(".git").is_dir());
+        drop(sandbox);
+        assert!(!ws.join(".git").exists(), "the placeholder was left behind");
+        // One found empty (left by a killed tiller) is taken over; one in use stays.
+        std::fs::create_dir(ws.join(".git")).unwrap();
+        let policy = Policy::for_workspace(&ws);
+        let sandbox =
+            Sandbox::new(policy, detection(Tier::A), std::env::current_exe().unwrap()).unwrap();
+        sandbox.command("true".as_ref(), &[], &ws).unwrap();
+        drop(sandbox);
+        assert!(!ws.join(".git").exists());
+        let policy = Policy::for_workspace(&ws);
+        let sandbox =
+            Sandbox::new(policy, detection(Tier::A), std::env::current_exe().unwrap()).unwrap();
+        sandbox.command("true".as_ref(), &[], &ws).unwrap();
+        std::fs::write(ws.join(".git/HEAD"), "ref: refs/heads/main\n").unwrap();
+        drop(sandbox);
+        assert!(ws.join(".git/HEAD").exists());
+    }
+
+    #[test]
+    fn the_environment_is_cut_down() {
+        let (_dir, ws, mut policy) = setup();
+        policy.env = vec!["CARGO_PKG_NAME".into()];
+        let sandbox =
+            Sandbox::new(policy, detection(Tier::B), std::env::current_exe().unwrap()).unwrap();
+        let cmd = sandbox.command("env".as_ref(), &[], &ws).unwrap();
+        let envs: Vec<_> = cmd.get_envs().collect();
+        // Cargo sets both for the test; only the listed one passes (after `env_clear`, the
+        // child gets exactly these).
+        assert!(envs.contains(&(OsStr::new("CARGO_PKG_NAME"), Some(OsStr::new("tiller-sandbox")))));
+        assert!(!envs.iter().any(|(k, _)| *k == "CARGO_MANIFEST_DIR"), "{envs:?}");
+    }
+
+    #[test]
+    fn sockets_are_found_three_levels_down_outside_skipped_folders() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().canonicalize().unwrap();
+        for d in ["a/b", "skip", "a/b/c/d"] {
+            std::fs::create_dir_all(root.join(d)).unwrap();
+        }
+        let bind = |p: &str| std::os::unix::net::UnixListener::bind(root.join(p)).unwrap();
+        let _held = ["top.sock", "a/b/three.sock", "skip/s.sock", "a/b/c/four.sock"].map(bind);
+        std::fs::write(root.join("a/file"), "").unwrap();
+        let found = sockets(std::slice::from_ref(&root), &[root.join("skip")]);
+        assert_eq!(found, [root.join("a/b/three.sock"), root.join("top.sock")]);
     }
 
     #[test]

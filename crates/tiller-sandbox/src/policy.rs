@@ -1,8 +1,9 @@
 //! What a confined command may do, as plain data: no probing and no enforcing here.
 //!
 //! [`Policy::for_workspace`] gives the defaults: write inside the workspace only, read
-//! everywhere else, no network, `.git/hooks`, `.git/config` and tiller's own config read-only,
-//! and runtime folders (sockets) and well-known secret folders hidden.
+//! everywhere else, no network, the repository's metadata (`.git` and the folders it names)
+//! read-only and in place, runtime folders (sockets), secret folders and tiller's own config
+//! and data hidden, and a minimal environment.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -29,6 +30,44 @@ const HOME_SECRETS: &[&str] = &[
     ".cargo/credentials.toml",
 ];
 
+/// Folders outside `$HOME` where services keep their unix sockets (`/run`, `/var/run`,
+/// `/var/lib/mysql`, `/var/spool/postfix`, …) or where other disks are mounted.
+const SYSTEM_HIDDEN: &[&str] = &["/run", "/var", "/srv", "/mnt", "/media"];
+
+/// Environment variables every command gets from tiller's: where things are, who the user is,
+/// the language and terminal. Nothing here holds a secret.
+pub const BASE_ENV: &[&str] = &[
+    "PATH",
+    "HOME",
+    "USER",
+    "LOGNAME",
+    "SHELL",
+    "LANG",
+    "LANGUAGE",
+    "TERM",
+    "COLORTERM",
+    "NO_COLOR",
+    "TZ",
+    "XDG_CONFIG_HOME",
+    "XDG_CACHE_HOME",
+    "XDG_DATA_HOME",
+    "XDG_STATE_HOME",
+    "CARGO_HOME",
+    "CARGO_TARGET_DIR",
+    "RUSTUP_HOME",
+    "RUSTUP_TOOLCHAIN",
+    "PYENV_ROOT",
+    "PYENV_VERSION",
+    "VIRTUAL_ENV",
+    "CONDA_PREFIX",
+    "NVM_DIR",
+    "GOPATH",
+    "GOROOT",
+    "JAVA_HOME",
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+];
+
 /// What a confined command may touch.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Policy {
@@ -36,12 +75,20 @@ pub struct Policy {
     pub writable: Vec<PathBuf>,
     /// Directories it may read beneath (default: all of `/`).
     pub readable: Vec<PathBuf>,
-    /// Paths under a writable root that stay read-only: things that run code later, outside
-    /// the sandbox (`.git/hooks`, `.git/config`) and tiller's own config.
+    /// Paths that stay read-only and cannot be renamed, replaced or created, because git reads
+    /// them later outside the sandbox: the workspace's `.git` (folder or file), the git dir
+    /// and the common dir it names. One missing inside a writable root is held by an empty
+    /// folder while commands run (tier A).
     pub read_only: Vec<PathBuf>,
-    /// Folders and files replaced by an empty one: runtime folders full of sockets (`/run`,
-    /// `$XDG_RUNTIME_DIR`) and secrets (`~/.ssh`, `~/.aws`, …). Missing ones are skipped.
+    /// Folders and files replaced by an empty one: runtime and service folders full of sockets
+    /// (`/run`, `/var`, `$XDG_RUNTIME_DIR`, …), secrets (`~/.ssh`, `~/.aws`, …) and tiller's
+    /// own config and data. Missing ones are skipped.
     pub hidden: Vec<PathBuf>,
+    /// Folders searched three levels deep for unix sockets before each command; each one found
+    /// outside the writable roots is covered (tier A).
+    pub socket_search: Vec<PathBuf>,
+    /// Environment variables passed on by name besides [`BASE_ENV`] and `LC_*`.
+    pub env: Vec<String>,
     /// Whether sockets other than unix ones may be created.
     pub network: bool,
     pub limits: Limits,
@@ -65,8 +112,8 @@ impl Default for Limits {
 }
 
 impl Policy {
-    /// The default policy for a workspace at `root`, with `$HOME`, `$XDG_CONFIG_HOME` and
-    /// `$XDG_RUNTIME_DIR` taken from the environment.
+    /// The default policy for a workspace at `root`, with `$HOME`, `$XDG_CONFIG_HOME`,
+    /// `$XDG_DATA_HOME` and `$XDG_RUNTIME_DIR` taken from the environment.
     pub fn for_workspace(root: &Path) -> Policy {
         Policy::for_workspace_with(root, |var| std::env::var_os(var))
     }
@@ -75,28 +122,56 @@ impl Policy {
     fn for_workspace_with(root: &Path, var: impl Fn(&str) -> Option<OsString>) -> Policy {
         let dir = |name: &str| var(name).filter(|v| !v.is_empty()).map(PathBuf::from);
         let home = dir("HOME");
-        let config = dir("XDG_CONFIG_HOME").or_else(|| home.as_ref().map(|h| h.join(".config")));
+        let xdg = |name: &str, fallback: &str| {
+            dir(name).or_else(|| home.as_ref().map(|h| h.join(fallback))).map(|d| d.join("tiller"))
+        };
 
-        let mut hidden = vec![PathBuf::from("/run"), PathBuf::from("/var/run")];
+        let mut hidden: Vec<PathBuf> = SYSTEM_HIDDEN.iter().map(PathBuf::from).collect();
         hidden.extend(dir("XDG_RUNTIME_DIR"));
         if let Some(home) = &home {
             hidden.extend(HOME_SECRETS.iter().map(|s| home.join(s)));
         }
-        // Hiding a folder that holds the workspace would hide the workspace too.
-        hidden.retain(|h| !root.starts_with(h));
-
-        let mut read_only = vec![root.join(".git/hooks"), root.join(".git/config")];
-        read_only.extend(config.map(|c| c.join("tiller")));
+        hidden.extend(xdg("XDG_CONFIG_HOME", ".config"));
+        hidden.extend(xdg("XDG_DATA_HOME", ".local/share"));
 
         Policy {
             writable: vec![root.to_path_buf()],
             readable: vec![PathBuf::from("/")],
-            read_only,
+            read_only: git_metadata(root),
             hidden,
+            socket_search: [Some(PathBuf::from("/")), home].into_iter().flatten().collect(),
+            env: Vec::new(),
             network: false,
             limits: Limits::default(),
         }
     }
+
+    /// Whether a command gets the environment variable `name` from tiller's.
+    pub fn passes_env(&self, name: &str) -> bool {
+        BASE_ENV.contains(&name) || name.starts_with("LC_") || self.env.iter().any(|e| e == name)
+    }
+}
+
+/// What git reads for the worktree at `root`, all of which can make it run programs: `.git`,
+/// and where that is a file (`gitdir: DIR`, in a linked worktree or a submodule) the git dir
+/// it names, and the common dir the git dir's `commondir` file names. Relative paths are
+/// resolved as git does; `.git` is listed even when missing.
+fn git_metadata(root: &Path) -> Vec<PathBuf> {
+    let dot = root.join(".git");
+    let named = |file: &Path, prefix: &str| {
+        let text = std::fs::read_to_string(file).ok()?;
+        let target = text.trim_end_matches(['\n', '\r']).strip_prefix(prefix)?.trim_start();
+        Some(file.parent()?.join(target))
+    };
+    let git_dir = if dot.is_file() { named(&dot, "gitdir:") } else { Some(dot.clone()) };
+    let common = git_dir.as_ref().and_then(|d| named(&d.join("commondir"), ""));
+    let mut paths = vec![dot];
+    for p in git_dir.into_iter().chain(common) {
+        if !paths.contains(&p) {
+            paths.push(p);
+        }
+    }
+    paths
 }
 
 #[cfg(test)]
@@ -117,37 +192,68 @@ mod tests {
         assert_eq!(p.readable, [Path::new("/")]);
         assert!(!p.network);
         assert_eq!(p.limits, Limits::default());
-        assert_eq!(
-            p.read_only,
-            [
-                Path::new("/home/u/proj/.git/hooks"),
-                Path::new("/home/u/proj/.git/config"),
-                Path::new("/home/u/.config/tiller"),
-            ]
-        );
-        for h in ["/run", "/var/run", "/run/user/1000", "/home/u/.ssh", "/home/u/.config/gcloud"] {
+        assert_eq!(p.read_only, [Path::new("/home/u/proj/.git")]);
+        assert_eq!(p.socket_search, [Path::new("/"), Path::new("/home/u")]);
+        for h in [
+            "/run",
+            "/var",
+            "/srv",
+            "/run/user/1000",
+            "/home/u/.ssh",
+            "/home/u/.config/gcloud",
+            "/home/u/.config/tiller",
+            "/home/u/.local/share/tiller",
+        ] {
             assert!(p.hidden.contains(&PathBuf::from(h)), "{h} not hidden: {:?}", p.hidden);
         }
     }
 
     #[test]
-    fn config_home_and_missing_home_are_respected() {
-        let p = Policy::for_workspace_with(Path::new("/w"), env(&[("XDG_CONFIG_HOME", "/cfg")]));
-        assert_eq!(p.read_only.last().unwrap(), Path::new("/cfg/tiller"));
-        assert_eq!(p.hidden, [Path::new("/run"), Path::new("/var/run")]);
+    fn xdg_homes_and_missing_home_are_respected() {
+        let p = Policy::for_workspace_with(
+            Path::new("/w"),
+            env(&[("XDG_CONFIG_HOME", "/cfg"), ("XDG_DATA_HOME", "/data")]),
+        );
+        assert_eq!(
+            p.hidden[SYSTEM_HIDDEN.len()..],
+            [Path::new("/cfg/tiller"), Path::new("/data/tiller")]
+        );
         // An empty variable counts as unset.
         let p = Policy::for_workspace_with(Path::new("/w"), env(&[("HOME", "")]));
-        assert_eq!(p.read_only.len(), 2);
+        assert_eq!(p.hidden.len(), SYSTEM_HIDDEN.len());
+        assert_eq!(p.socket_search, [Path::new("/")]);
     }
 
     #[test]
-    fn a_hidden_folder_holding_the_workspace_stays_visible() {
-        let p = Policy::for_workspace_with(
-            Path::new("/run/user/1000/proj"),
-            env(&[("HOME", "/home/u"), ("XDG_RUNTIME_DIR", "/run/user/1000")]),
-        );
-        assert!(!p.hidden.iter().any(|h| h.starts_with("/run")), "{:?}", p.hidden);
-        assert!(p.hidden.contains(&PathBuf::from("/var/run")));
+    fn the_environment_is_minimal_plus_what_is_named() {
+        let mut p = Policy::for_workspace_with(Path::new("/w"), env(&[]));
+        p.env = vec!["NPM_TOKEN".into()];
+        for name in ["PATH", "HOME", "LC_ALL", "LANG", "NPM_TOKEN"] {
+            assert!(p.passes_env(name), "{name}");
+        }
+        for name in ["GITHUB_TOKEN", "AWS_SECRET_ACCESS_KEY", "OPENAI_API_KEY", "NPM"] {
+            assert!(!p.passes_env(name), "{name}");
+        }
+    }
+
+    #[test]
+    fn git_metadata_follows_gitdir_and_commondir() {
+        let dir = tempfile::tempdir().unwrap();
+        let (main, wt) = (dir.path().join("main"), dir.path().join("wt"));
+        let git_dir = main.join(".git/worktrees/wt");
+        std::fs::create_dir_all(&git_dir).unwrap();
+        std::fs::create_dir(&wt).unwrap();
+        // A linked worktree: `.git` is a file naming the git dir, which names the common dir.
+        std::fs::write(wt.join(".git"), format!("gitdir: {}\n", git_dir.display())).unwrap();
+        std::fs::write(git_dir.join("commondir"), "../..\n").unwrap();
+        assert_eq!(git_metadata(&wt), [wt.join(".git"), git_dir.clone(), git_dir.join("../..")]);
+        // A relative gitdir, as in a submodule; a commondir in a plain repository.
+        std::fs::write(wt.join(".git"), "gitdir: ../main/.git/worktrees/wt").unwrap();
+        assert_eq!(git_metadata(&wt)[1], wt.join("../main/.git/worktrees/wt"));
+        std::fs::write(main.join(".git/commondir"), "/elsewhere").unwrap();
+        assert_eq!(git_metadata(&main), [main.join(".git"), PathBuf::from("/elsewhere")]);
+        // Not a repository: `.git` still listed, so that it cannot be created.
+        assert_eq!(git_metadata(dir.path()), [dir.path().join(".git")]);
     }
 
     #[test]
@@ -155,6 +261,7 @@ mod tests {
         let mut p = Policy::for_workspace_with(Path::new("/w"), env(&[]));
         p.network = true;
         p.limits.processes = 7;
+        p.env = vec!["A".into()];
         let back: Policy = serde_json::from_str(&serde_json::to_string(&p).unwrap()).unwrap();
         assert_eq!(back, p);
     }

@@ -26,6 +26,8 @@ pub struct Config {
     pub profiles: BTreeMap<String, Profile>,
     #[serde(default)]
     pub egress: Egress,
+    #[serde(default)]
+    pub sandbox: SandboxSettings,
     /// Prices per million tokens by model name or glob, for the ledger's cost column.
     #[serde(default)]
     pub prices: PriceTable,
@@ -50,6 +52,16 @@ pub struct Egress {
 
 impl Egress {
     pub const DEFAULT_DENY: [&str; 5] = [".env*", "*.pem", "*.key", "id_*", ".netrc"];
+}
+
+/// What the commands the agent runs get from tiller's environment.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SandboxSettings {
+    /// Environment variables passed on to commands by name, besides the sandbox's minimal set
+    /// (`PATH`, `HOME`, `LANG`, …). The model endpoint's API key variable is never passed on.
+    #[serde(default)]
+    pub env: Vec<String>,
 }
 
 /// Everything that selects and tunes one model endpoint. Every field is optional so that a
@@ -160,6 +172,8 @@ mod tests {
             [egress]
             allow = ["api.openai.com"]
             local_only = false
+            [sandbox]
+            env = ["NPM_TOKEN"]
             [prices."gpt-4o*"]
             prompt = 2.5
             completion = 10.0
@@ -168,6 +182,7 @@ mod tests {
         .unwrap();
         assert_eq!(cfg.egress.allow, ["api.openai.com"]);
         assert_eq!(cfg.egress.local_only, Some(false));
+        assert_eq!(cfg.sandbox.env, ["NPM_TOKEN"]);
         assert!(cfg.prices.price("gpt-4o-mini").is_some());
     }
 

@@ -11,7 +11,7 @@ mod price;
 pub mod time;
 
 pub use change::{ChangeKind, ChangeSet, FileChange, Hunk, Selection};
-pub use config::{ApprovalPolicy, Config, Egress, Profile, ProviderKind};
+pub use config::{ApprovalPolicy, Config, Egress, Profile, ProviderKind, SandboxSettings};
 pub use event::{AgentEvent, StopReason, StreamEvent};
 pub use message::{Message, ToolCall, ToolSpec, Usage};
 pub use price::{Price, PriceTable};

@@ -36,7 +36,7 @@ pub fn run(cli: Cli) -> Result<(), CommandError> {
             Ok(())
         }
         Command::Doctor { json } => doctor::run(json),
-        Command::Sandbox(args) => sandbox::run(&args),
+        Command::Sandbox(args) => sandbox::run(&cli.model, &args),
         Command::Undo => undo::run(&cli.model),
         Command::Probe { command } => probe::run(&cli.model, &command),
         Command::Eval(args) => eval::run(&cli.model, &args),

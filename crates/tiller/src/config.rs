@@ -1,13 +1,15 @@
 //! Settling the configuration: the config file's profile, overlaid by environment and flags,
 //! then turned into a provider.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use tiller_model::{
     Anthropic, EgressPolicy, EndpointConfig, OpenAi, Provider, Reach, Scripted, reach,
 };
-use tiller_types::{ApprovalPolicy, Config, Egress, PriceTable, Profile, ProviderKind};
+use tiller_types::{
+    ApprovalPolicy, Config, Egress, PriceTable, Profile, ProviderKind, SandboxSettings,
+};
 
 use crate::cli::ModelArgs;
 use crate::command_error::{CommandError, Kind};
@@ -23,6 +25,9 @@ pub struct Settings {
     pub prices: PriceTable,
     pub step_budget: Option<usize>,
     pub commit_steps: Option<bool>,
+    pub sandbox: SandboxSettings,
+    /// The config file these came from (it need not exist).
+    pub config_path: PathBuf,
 }
 
 /// The model a command talks to.
@@ -39,6 +44,24 @@ impl Settings {
             .deny
             .clone()
             .unwrap_or_else(|| Egress::DEFAULT_DENY.iter().map(|s| s.to_string()).collect())
+    }
+
+    /// The environment variable the model endpoint's API key is read from, if the provider
+    /// takes one.
+    pub fn api_key_var(&self) -> Option<&str> {
+        let profile = &self.profile;
+        match profile.provider.unwrap_or(ProviderKind::Llama) {
+            ProviderKind::Llama | ProviderKind::Scripted => profile.api_key_env.as_deref(),
+            kind => Some(profile.api_key_env.as_deref().unwrap_or(default_key_var(kind))),
+        }
+    }
+}
+
+/// The API key variable a provider reads when none is named.
+fn default_key_var(kind: ProviderKind) -> &'static str {
+    match kind {
+        ProviderKind::Anthropic => "ANTHROPIC_API_KEY",
+        _ => "OPENAI_API_KEY",
     }
 }
 
@@ -69,6 +92,8 @@ pub fn settle(args: &ModelArgs) -> Result<Settings, CommandError> {
         prices: config.prices,
         step_budget: config.step_budget,
         commit_steps: config.commit_steps,
+        sandbox: config.sandbox,
+        config_path: path,
     })
 }
 
@@ -128,10 +153,11 @@ fn endpoint(
     model: String,
     kind: ProviderKind,
 ) -> Result<(EndpointConfig, bool), CommandError> {
-    let (default_url, default_key) = match kind {
-        ProviderKind::Anthropic => ("https://api.anthropic.com/v1", "ANTHROPIC_API_KEY"),
-        _ => ("https://api.openai.com/v1", "OPENAI_API_KEY"),
+    let default_url = match kind {
+        ProviderKind::Anthropic => "https://api.anthropic.com/v1",
+        _ => "https://api.openai.com/v1",
     };
+    let default_key = default_key_var(kind);
     let base_url = profile.base_url.clone().unwrap_or_else(|| default_url.into());
     let key_env = profile.api_key_env.clone();
     let api_key = match &key_env {

@@ -76,7 +76,7 @@ pub fn run(model_args: &ModelArgs, args: &EvalArgs) -> Result<(), CommandError> 
 fn agent(root: &Path, settings: &Settings, max_steps: u32) -> Result<Agent, CommandError> {
     let model = config::model(settings)?;
     let info = model.provider.info();
-    let sandbox = commands::sandbox::for_workspace(root, false)?;
+    let sandbox = commands::sandbox::for_workspace(root, false, settings)?;
     let shell = Shell { sandbox: Some(Arc::new(sandbox)), ..Shell::default() };
     let config = AgentConfig {
         max_steps,

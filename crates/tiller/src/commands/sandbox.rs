@@ -10,19 +10,29 @@ use std::time::Duration;
 use rustix::process::{Pid, Signal, kill_process_group};
 use tiller_sandbox::{Detection, Policy, Sandbox};
 
-use crate::cli::SandboxArgs;
+use crate::cli::{ModelArgs, SandboxArgs};
 use crate::command_error::{CommandError, Kind};
+use crate::config::{self, Settings};
 
 /// Exit code for a command that ran out of time, as `timeout(1)` uses.
 const TIMED_OUT: i32 = 124;
 
-/// The sandbox for commands run in `root`.
-pub fn for_workspace(root: &Path, network: bool) -> Result<Sandbox, CommandError> {
+/// The sandbox for commands run in `root`: the default policy, with the config file in use
+/// hidden too and the `[sandbox] env` variables passed on, except the API key's.
+pub fn for_workspace(
+    root: &Path,
+    network: bool,
+    settings: &Settings,
+) -> Result<Sandbox, CommandError> {
     let helper = std::env::current_exe().map_err(|e| {
         CommandError::new(Kind::Internal, format!("cannot find the tiller executable: {e}"))
     })?;
     let mut policy = Policy::for_workspace(root);
     policy.network = network;
+    policy.hidden.push(settings.config_path.clone());
+    let key = settings.api_key_var();
+    policy.env =
+        settings.sandbox.env.iter().filter(|name| Some(name.as_str()) != key).cloned().collect();
     Ok(Sandbox::new(policy, Detection::probe(), helper)?)
 }
 
@@ -33,12 +43,12 @@ pub fn notes(sandbox: &Sandbox) -> Vec<String> {
     std::iter::once(detection.summary()).chain(warnings).collect()
 }
 
-pub fn run(args: &SandboxArgs) -> Result<(), CommandError> {
+pub fn run(model_args: &ModelArgs, args: &SandboxArgs) -> Result<(), CommandError> {
     let internal =
         |what: &str, e: std::io::Error| CommandError::new(Kind::Internal, format!("{what}: {e}"));
     let cwd =
         std::env::current_dir().map_err(|e| internal("cannot read the current directory", e))?;
-    let sandbox = for_workspace(&cwd, args.network)?;
+    let sandbox = for_workspace(&cwd, args.network, &config::settle(model_args)?)?;
     for note in notes(&sandbox) {
         eprintln!("tiller sandbox: {note}");
     }

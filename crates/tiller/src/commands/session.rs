@@ -59,7 +59,7 @@ pub fn start(start: Start) -> Result<Session, CommandError> {
             .map_err(|e| CommandError::new(Kind::Config, e.to_string()))?;
     }
     let root = ws.root().to_path_buf();
-    let sandbox = commands::sandbox::for_workspace(&root, start.network)?;
+    let sandbox = commands::sandbox::for_workspace(&root, start.network, &settings)?;
     let sandbox_notes = commands::sandbox::notes(&sandbox);
     let sandbox = Arc::new(sandbox);
     let shell = Shell { sandbox: Some(Arc::clone(&sandbox)), ..Shell::default() };
