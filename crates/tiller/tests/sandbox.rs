@@ -190,17 +190,216 @@ fn write_through_a_symlink_out_of_the_workspace_is_refused() {
     assert!(!env.base.join("sibling/f").exists());
 }
 
+/// `git ARGS` in `dir` outside the sandbox, as tiller or the user runs it later: no global or
+/// system config, so only the repository's own can run anything.
+fn git(env: &Env, dir: &Path, args: &[&str]) -> std::process::Output {
+    Command::new("git")
+        .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
+        .args(args)
+        .current_dir(dir)
+        .env_clear()
+        .env("PATH", PATH)
+        .env("HOME", &env.home)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .output()
+        .unwrap()
+}
+
+/// Runs `attack` in a shell, with `$HOOK` a command that leaves a mark outside the
+/// workspace, first unconfined in a copy of the workspace `prepare` makes (it must leave the
+/// mark when git runs `later` there) and then in the sandbox (it must not). Returns what the
+/// attack printed on stderr in the sandbox.
+fn git_attack(prepare: impl Fn(&Env, &Path), attack: &str, later: &[&str]) -> String {
+    let env = env();
+    let mark = env.base.join("mark");
+    let script = format!("HOOK='touch {}; false'; {attack}", mark.display());
+    // The control: the attack works where nothing confines it.
+    let control = env.base.join("control");
+    std::fs::create_dir(&control).unwrap();
+    prepare(&env, &control);
+    let out = Command::new("sh").args(["-c", &script]).current_dir(&control).output().unwrap();
+    assert!(out.status.success(), "control: {}", String::from_utf8_lossy(&out.stderr));
+    git(&env, &control, later);
+    assert!(mark.exists(), "control failed: git {later:?} ran nothing");
+    std::fs::remove_file(&mark).unwrap();
+
+    prepare(&env, &env.ws);
+    let out = env.sh(&[], &script);
+    assert_ne!(out.code, 0, "{}", out.stderr);
+    git(&env, &env.ws, later);
+    assert!(!mark.exists(), "git {later:?} ran what the sandboxed command planted");
+    out.stderr
+}
+
+fn git_init(env: &Env, dir: &Path) {
+    assert!(git(env, dir, &["init", "-q"]).status.success());
+    assert!(git(env, dir, &["commit", "-q", "--allow-empty", "-m", "first"]).status.success());
+}
+
+/// A repository, whose own git dir names another as its common dir through `commondir`.
 #[test]
-fn git_hooks_and_config_stay_read_only() {
+fn git_commondir_cannot_be_redirected() {
+    need_tier_a!();
+    let err = git_attack(
+        git_init,
+        "git init -q evil && git -C evil config core.fsmonitor \"$HOOK\" && \
+         echo \"$PWD/evil/.git\" > .git/commondir",
+        &["status"],
+    );
+    assert!(err.contains(".git/commondir: Read-only file system"), "{err}");
+}
+
+#[test]
+fn git_dir_cannot_be_renamed_or_replaced() {
+    need_tier_a!();
+    let err = git_attack(
+        git_init,
+        "cp -r .git .git-new && git --git-dir=.git-new config core.fsmonitor \"$HOOK\"; \
+         mv .git .git-old; rm -rf .git; mv -T .git-new .git",
+        &["status"],
+    );
+    assert!(err.contains("cannot move '.git' to '.git-old': Device or resource busy"), "{err}");
+    assert!(err.contains("cannot remove '.git/config': Read-only file system"), "{err}");
+    assert!(err.contains("cannot move '.git-new' to '.git': Device or resource busy"), "{err}");
+}
+
+/// A linked worktree, whose `.git` is a file naming its git dir.
+#[test]
+fn a_worktree_git_file_cannot_be_rewritten() {
+    need_tier_a!();
+    let worktree = |env: &Env, dir: &Path| {
+        let main = env.base.join(format!("main-{}", dir.file_name().unwrap().to_str().unwrap()));
+        std::fs::create_dir(&main).unwrap();
+        git_init(env, &main);
+        let add = git(env, &main, &["worktree", "add", "-q", dir.to_str().unwrap()]);
+        assert!(add.status.success(), "{}", String::from_utf8_lossy(&add.stderr));
+    };
+    let err = git_attack(
+        worktree,
+        "git init -q evil && git -C evil config core.fsmonitor \"$HOOK\" && \
+         echo \"gitdir: $PWD/evil/.git\" > .git",
+        &["status"],
+    );
+    assert!(err.contains(".git: Read-only file system"), "{err}");
+}
+
+#[test]
+fn missing_git_hooks_cannot_be_created() {
+    need_tier_a!();
+    let without_hooks = |env: &Env, dir: &Path| {
+        git_init(env, dir);
+        std::fs::remove_dir_all(dir.join(".git/hooks")).unwrap();
+    };
+    let err = git_attack(
+        without_hooks,
+        "mkdir .git/hooks && printf '#!/bin/sh\\n%s\\n' \"$HOOK\" > .git/hooks/post-commit && \
+         chmod +x .git/hooks/post-commit",
+        &["commit", "-q", "--allow-empty", "-m", "second"],
+    );
+    assert!(err.contains("cannot create directory '.git/hooks': Read-only file system"), "{err}");
+}
+
+/// A workspace that is no repository: no `.git` may appear at its root, and the empty folder
+/// that holds the place while commands run is gone afterwards.
+#[test]
+fn a_repository_cannot_be_created_in_a_plain_workspace() {
+    need_tier_a!();
+    let err =
+        git_attack(|_, _| {}, "git init -q && git config core.fsmonitor \"$HOOK\"", &["status"]);
+    assert!(err.contains("Read-only file system"), "{err}");
+    let env = env();
+    let out = env.sh(&[], "echo made > f; ls -a");
+    assert_eq!(out.stdout, ".\n..\n.git\nf\n", "{}", out.stderr);
+    let left: Vec<_> =
+        std::fs::read_dir(&env.ws).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(left, ["f"], "the placeholder was left behind");
+}
+
+#[test]
+fn git_metadata_stays_read_only_but_readable() {
     need_tier_a!();
     let env = env();
-    std::fs::create_dir_all(env.ws.join(".git/hooks")).unwrap();
-    std::fs::write(env.ws.join(".git/config"), "").unwrap();
-    assert_write_refused(&env, &env.ws.join(".git/hooks/pre-commit"));
-    assert_write_refused(&env, &env.ws.join(".git/config"));
-    // The rest of .git stays writable: commits must work.
-    let out = env.sh(&[], "echo ref > .git/HEAD && cat .git/HEAD");
-    assert_eq!(out.stdout, "ref\n", "{}", out.stderr);
+    git_init(&env, &env.ws);
+    for target in [".git/hooks/pre-commit", ".git/config", ".git/HEAD", ".git/info/attributes"] {
+        assert_write_refused(&env, &env.ws.join(target));
+    }
+    let out = env.sh(&[], "git log --format=%s && git status --short && echo new > f");
+    assert_eq!(out.stdout, "first\n", "{}", out.stderr);
+    assert!(env.ws.join("f").exists());
+}
+
+/// Secrets in tiller's environment, and the endpoint's API key even where `[sandbox] env`
+/// names it, stay out of the command's; what `[sandbox] env` names otherwise passes.
+#[test]
+fn secrets_in_the_environment_are_not_passed_on() {
+    need_tier_a!();
+    let env = env();
+    let config = env.base.join("config.toml");
+    std::fs::write(&config, "[sandbox]\nenv = [\"PASS_ME\", \"MY_API_KEY\"]\n").unwrap();
+    let config = config.to_str().unwrap();
+    let mut cmd =
+        env.tiller(&["--config", config, "--api-key-env", "MY_API_KEY", "sandbox", "--", "env"]);
+    cmd.env("GITHUB_TOKEN", "ghp_secret")
+        .env("AWS_SECRET_ACCESS_KEY", "aws_secret")
+        .env("MY_API_KEY", "key_secret")
+        .env("PASS_ME", "passed")
+        .env("LC_ALL", "C");
+    let out = output(&mut cmd);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let mut names: Vec<&str> =
+        out.stdout.lines().filter_map(|l| l.split_once('=')).map(|(k, _)| k).collect();
+    names.sort();
+    // bubblewrap sets PWD.
+    assert_eq!(names, ["HOME", "LC_ALL", "PASS_ME", "PATH", "PWD", "TMPDIR"], "{}", out.stdout);
+    assert!(!out.stdout.contains("secret"), "{}", out.stdout);
+}
+
+/// tiller's data (sessions and the ledger of every project) and its config, wherever the
+/// XDG variables or `--config` put them, are hidden.
+#[test]
+fn tiller_data_and_config_are_hidden() {
+    need_tier_a!();
+    let env = env();
+    let (data, config) = (env.home.join(".local/share/tiller"), env.home.join(".config/tiller"));
+    let other = env.base.join("elsewhere");
+    for dir in [&data.join("sessions"), &config, &other.join("tiller")] {
+        std::fs::create_dir_all(dir).unwrap();
+    }
+    let files = [
+        data.join("ledger.sqlite"),
+        data.join("sessions/s.jsonl"),
+        config.join("config.toml"),
+        other.join("tiller/ledger.sqlite"),
+        env.base.join("my-config.toml"),
+    ];
+    for f in &files {
+        std::fs::write(f, "# private\n").unwrap();
+    }
+    let cat: Vec<String> = files.iter().map(|f| format!("cat '{}';", f.display())).collect();
+    let out = env.sh(&[], &cat[..3].concat());
+    assert_eq!(out.stdout, "", "{}", out.stderr);
+    for f in &files[..3] {
+        assert!(
+            out.stderr.contains(&format!("{}: No such file or directory", f.display())),
+            "{}",
+            out.stderr
+        );
+    }
+    // A file is covered by /dev/null, which bubblewrap binds without device access.
+    let mut cmd = env.tiller(&[
+        "--config",
+        files[4].to_str().unwrap(),
+        "sandbox",
+        "--",
+        "sh",
+        "-c",
+        &cat[3..].concat(),
+    ]);
+    cmd.env("XDG_DATA_HOME", &other);
+    let out = output(&mut cmd);
+    assert_eq!(out.stdout, "", "{}", out.stderr);
+    assert!(out.stderr.contains("ledger.sqlite: No such file or directory"), "{}", out.stderr);
+    assert!(out.stderr.contains("my-config.toml: Permission denied"), "{}", out.stderr);
 }
 
 #[test]
@@ -266,8 +465,9 @@ fn network_flag_allows_tcp() {
 }
 
 /// Connecting to a listening unix socket at `path` works outside the sandbox and fails inside
-/// it, because the folder holding it is hidden.
-fn assert_unix_socket_hidden(env: &Env, path: &Path, extra_env: &[(&str, &Path)]) {
+/// it with `error`: "No such file or directory" where the folder holding it is hidden,
+/// "Connection refused" where the socket itself is covered.
+fn assert_unix_socket_hidden(env: &Env, path: &Path, extra_env: &[(&str, &Path)], error: &str) {
     let listener = UnixListener::bind(path).unwrap();
     listener.set_nonblocking(true).unwrap();
     let code = format!(
@@ -281,7 +481,7 @@ fn assert_unix_socket_hidden(env: &Env, path: &Path, extra_env: &[(&str, &Path)]
     let mut cmd = env.tiller(&["sandbox", "--", "python3", "-c", &format!("{ATTEMPT}{code}")]);
     cmd.envs(extra_env.iter().copied());
     let out = output(&mut cmd);
-    assert_eq!(out.stdout, "unix: No such file or directory\n", "{}", out.stderr);
+    assert_eq!(out.stdout, format!("unix: {error}\n"), "{}", out.stderr);
     assert!(listener.accept().is_err(), "a connection got through");
 }
 
@@ -291,7 +491,7 @@ fn unix_socket_under_run_is_unreachable() {
     let env = env();
     let path = PathBuf::from(format!("/run/tiller-escape-{}.sock", std::process::id()));
     if is_root() {
-        assert_unix_socket_hidden(&env, &path, &[]);
+        assert_unix_socket_hidden(&env, &path, &[], HIDDEN);
         std::fs::remove_file(&path).unwrap();
     } else {
         eprintln!(
@@ -301,9 +501,27 @@ fn unix_socket_under_run_is_unreachable() {
     // $XDG_RUNTIME_DIR (normally /run/user/UID) and an ssh-agent socket in ~/.ssh.
     let runtime = env.base.join("runtime");
     std::fs::create_dir(&runtime).unwrap();
-    assert_unix_socket_hidden(&env, &runtime.join("bus"), &[("XDG_RUNTIME_DIR", &runtime)]);
+    assert_unix_socket_hidden(&env, &runtime.join("bus"), &[("XDG_RUNTIME_DIR", &runtime)], HIDDEN);
     std::fs::create_dir(env.home.join(".ssh")).unwrap();
-    assert_unix_socket_hidden(&env, &env.home.join(".ssh/agent.sock"), &[]);
+    assert_unix_socket_hidden(&env, &env.home.join(".ssh/agent.sock"), &[], HIDDEN);
+}
+
+const HIDDEN: &str = "No such file or directory";
+
+/// Unix sockets outside the runtime and secret folders: under `/var` (hidden whole) and
+/// anywhere in `$HOME` down to three levels (each covered).
+#[test]
+fn unix_sockets_elsewhere_are_unreachable() {
+    need_tier_a!();
+    let env = env();
+    let var = PathBuf::from(format!("/var/tmp/tiller-escape-{}.sock", std::process::id()));
+    let _ = std::fs::remove_file(&var);
+    assert_unix_socket_hidden(&env, &var, &[], HIDDEN);
+    std::fs::remove_file(&var).unwrap();
+    std::fs::create_dir_all(env.home.join(".cache/app")).unwrap();
+    let refused = "Connection refused";
+    assert_unix_socket_hidden(&env, &env.home.join("x.sock"), &[], refused);
+    assert_unix_socket_hidden(&env, &env.home.join(".cache/app/x.sock"), &[], refused);
 }
 
 fn is_root() -> bool {

@@ -29,7 +29,9 @@ pub fn for_workspace(
     })?;
     let mut policy = Policy::for_workspace(root);
     policy.network = network;
-    policy.hidden.push(settings.config_path.clone());
+    if !policy.hidden.iter().any(|h| settings.config_path.starts_with(h)) {
+        policy.hidden.push(settings.config_path.clone());
+    }
     let key = settings.api_key_var();
     policy.env =
         settings.sandbox.env.iter().filter(|name| Some(name.as_str()) != key).cloned().collect();
