@@ -129,10 +129,11 @@ impl Detection {
         match self.tier() {
             Tier::A => {}
             Tier::B => warnings.push(
-                "without namespaces, unix sockets that exist as files (under /run and \
-                 $XDG_RUNTIME_DIR) stay reachable, secret folders such as ~/.ssh stay readable, \
-                 .git/hooks stays writable, and a process that calls setsid can outlive the \
-                 timeout"
+                "without namespaces, unix sockets that exist as files (under /run, /var, \
+                 $XDG_RUNTIME_DIR, $HOME) stay reachable, secret folders such as ~/.ssh and \
+                 tiller's own data and config stay readable, .git stays writable (so a command \
+                 can plant what git runs later), and a process that calls setsid can outlive \
+                 the timeout"
                     .to_owned(),
             ),
             Tier::C => {

@@ -643,7 +643,8 @@ fn a_missing_program_exits_127() {
 }
 
 /// With user namespaces refused around the launcher (as in a container), tier B is chosen
-/// and says what it leaves open; Landlock and seccomp still refuse writes and sockets.
+/// and says what it leaves open; Landlock and seccomp still refuse writes and sockets, and the
+/// environment is as minimal.
 #[test]
 fn tier_b_is_chosen_without_user_namespaces() {
     if doctor()["landlock_abi"].as_u64().unwrap_or(0) < 3 || doctor()["seccomp"] != true {
@@ -656,19 +657,12 @@ fn tier_b_is_chosen_without_user_namespaces() {
     let env = env();
     let tiller = tiller().display().to_string();
     let script = format!(
-        "echo escaped > '{}'; {ATTEMPT_SH} echo hi > f && cat f",
+        "echo escaped > '{}'; {ATTEMPT_SH} echo token=${{GITHUB_TOKEN:-none}}; echo hi > f && cat f",
         env.base.join("outside").display()
     );
-    let out = output(&mut env.tiller(&[
-        "__sandbox-deny-userns",
-        "--",
-        &tiller,
-        "sandbox",
-        "--",
-        "sh",
-        "-c",
-        &script,
-    ]));
+    let mut cmd =
+        env.tiller(&["__sandbox-deny-userns", "--", &tiller, "sandbox", "--", "sh", "-c", &script]);
+    let out = output(cmd.env("GITHUB_TOKEN", "ghp_secret"));
     assert!(out.stderr.contains("tier B (Landlock and seccomp, no namespaces)"), "{}", out.stderr);
     assert!(out.stderr.contains("user namespaces are unavailable"), "{}", out.stderr);
     assert!(
@@ -679,7 +673,7 @@ fn tier_b_is_chosen_without_user_namespaces() {
     assert!(out.stderr.contains("Permission denied"), "{}", out.stderr);
     assert!(!env.base.join("outside").exists());
     assert_eq!(
-        out.stdout, "tcp4: Address family not supported by protocol\nhi\n",
+        out.stdout, "tcp4: Address family not supported by protocol\ntoken=none\nhi\n",
         "{}",
         out.stderr
     );
