@@ -19,6 +19,10 @@ use crate::{Detection, HELPER_ARG, Policy, SandboxError, Tier};
 /// Where the private temporary directory appears inside tier A.
 const INNER_TMP: &str = "/tmp";
 
+/// Folders never searched for unix sockets: kernel file systems, the system's own folders
+/// (which hold none on common systems, and many files), and `/tmp`, replaced in tier A.
+const NOT_SEARCHED: &[&str] = &["/proc", "/sys", "/dev", "/usr", "/etc", "/boot", INNER_TMP];
+
 /// Confines commands by one policy, for as long as it lives (typically one agent session).
 #[derive(Debug)]
 pub struct Sandbox {
@@ -182,7 +186,7 @@ impl Sandbox {
         for r in existing(&self.policy.read_only) {
             push("--ro-bind", &[&r, &r]);
         }
-        let skip: Vec<PathBuf> = ["/proc", "/sys", "/dev", INNER_TMP]
+        let skip: Vec<PathBuf> = NOT_SEARCHED
             .iter()
             .filter_map(|p| Path::new(p).canonicalize().ok())
             .chain(writable.iter().cloned())
