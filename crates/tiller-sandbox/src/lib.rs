@@ -1,5 +1,6 @@
 //! Confinement for the commands a tiller agent runs: writes only inside the workspace and a
-//! private temporary directory, reads elsewhere, no network, no way to outlive a timeout.
+//! private temporary directory, reads elsewhere, no network, no way to outlive a timeout, the
+//! repository's metadata read-only, a minimal environment.
 //!
 //! - [`Policy`] says what a command may touch (plain data).
 //! - [`Detection`] says what this machine offers, and so which [`Tier`] is in force.
@@ -23,7 +24,7 @@ use std::path::PathBuf;
 pub use detect::{Detection, Tier};
 pub use helper::{DENY_USERNS_ARG, HELPER_ARG, helper_main};
 pub use launch::Sandbox;
-pub use policy::{Limits, Policy};
+pub use policy::{BASE_ENV, Limits, Policy};
 
 /// Everything that can go wrong while confining a command.
 #[derive(Debug, thiserror::Error)]
