@@ -136,12 +136,14 @@ impl Sandbox {
                 .parent()
                 .and_then(|dir| dir.canonicalize().ok())
                 .is_some_and(|dir| writable.iter().any(|w| dir.starts_with(w)));
-            if !inside || held.contains(path) {
+            if !inside {
                 continue;
             }
+            // Made again if something removed it since the last command.
+            let made = std::fs::create_dir(path).is_ok();
             let empty = || std::fs::read_dir(path).is_ok_and(|mut d| d.next().is_none());
             let symlink = path.symlink_metadata().is_ok_and(|m| m.is_symlink());
-            if std::fs::create_dir(path).is_ok() || (!symlink && empty()) {
+            if (made || (!symlink && empty())) && !held.contains(path) {
                 held.push(path.clone());
             }
         }
@@ -373,6 +375,10 @@ mod tests {
         let sandbox =
             Sandbox::new(policy, detection(Tier::A), std::env::current_exe().unwrap()).unwrap();
         sandbox.command("true".as_ref(), &[], &ws).unwrap();
+        // Removed between commands, it is made again.
+        std::fs::remove_dir(ws.join(".git")).unwrap();
+        sandbox.command("true".as_ref(), &[], &ws).unwrap();
+        assert!(ws.join(".git").is_dir());
         drop(sandbox);
         assert!(!ws.join(".git").exists());
         let policy = Policy::for_workspace(&ws);
