@@ -9,10 +9,12 @@
 
 mod app;
 pub mod bench;
+mod input;
 mod review;
 mod term;
 mod view;
 mod worker;
+mod wrap;
 
 pub use app::{App, Effect, Mode, Status};
 pub use term::{Options, run};

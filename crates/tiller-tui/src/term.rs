@@ -9,9 +9,10 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use ratatui::backend::{Backend, CrosstermBackend};
-use ratatui::crossterm::event::{self, Event};
+use ratatui::crossterm::event::{self, DisableBracketedPaste, EnableBracketedPaste, Event};
 use ratatui::crossterm::terminal::{
-    BeginSynchronizedUpdate, EndSynchronizedUpdate, disable_raw_mode, enable_raw_mode,
+    BeginSynchronizedUpdate, Clear, ClearType, EndSynchronizedUpdate, disable_raw_mode,
+    enable_raw_mode,
 };
 use ratatui::crossterm::{cursor, execute};
 use ratatui::text::Line;
@@ -39,13 +40,16 @@ pub struct Options {
     pub status: Status,
     /// Events to show first (the session header).
     pub intro: Vec<AgentEvent>,
+    /// The file of tasks given in this workspace, one JSON string a line, for Up and Ctrl-R.
+    pub history: Option<PathBuf>,
 }
 
 /// Runs the interactive session until the user quits.
 pub fn run(agent: Agent, options: Options) -> io::Result<()> {
     let theme = Theme::from_env();
     let commits = options.commits && git::is_repo(&options.root);
-    let mut app = App::new(options.status.clone(), commits);
+    let history = options.history.as_deref().map(load_history).unwrap_or_default();
+    let mut app = App::new(options.status.clone(), commits, history);
     for event in options.intro.iter().cloned() {
         app.on_agent(FromAgent::Event(event));
     }
@@ -56,9 +60,10 @@ pub fn run(agent: Agent, options: Options) -> io::Result<()> {
     let worker = worker::spawn(agent, to_ui);
     enable_raw_mode()?;
     let restore = Restore;
-    let backend = CrosstermBackend::new(io::stdout());
-    let viewport = Viewport::Inline(view::HEIGHT);
-    let mut terminal = Terminal::with_options(backend, TerminalOptions { viewport })?;
+    execute!(io::stdout(), EnableBracketedPaste)?;
+    let mut terminal = open_terminal(io::stdout())?;
+    // Drawn only when something changed: an idle screen gets no bytes at all.
+    let mut dirty = true;
     loop {
         while let Ok(message) = from_agent.try_recv() {
             if let FromAgent::Review { changes, .. } = &message {
@@ -74,9 +79,15 @@ pub fn run(agent: Agent, options: Options) -> io::Result<()> {
             if finished {
                 app.status.cost = session_cost(&options);
             }
+            dirty = true;
         }
-        present(&mut terminal, &mut app, theme)?;
+        dirty |= app.tick();
+        if dirty {
+            present(&mut terminal, &mut app, theme)?;
+            dirty = false;
+        }
         if event::poll(Duration::from_millis(25))? {
+            dirty = true;
             match event::read()? {
                 Event::Key(key) => {
                     let effects = app.on_key(key);
@@ -85,7 +96,8 @@ pub fn run(agent: Agent, options: Options) -> io::Result<()> {
                     }
                     apply(&mut app, effects, &worker, &options, &mut terminal)?;
                 }
-                Event::Resize(..) => terminal.autoresize()?,
+                Event::Paste(text) => app.on_paste(&text),
+                Event::Resize(..) => terminal = resized(terminal, io::stdout)?,
                 _ => {}
             }
         }
@@ -100,6 +112,43 @@ pub fn run(agent: Agent, options: Options) -> io::Result<()> {
     Ok(())
 }
 
+/// The inline live view at the cursor, on `out`.
+fn open_terminal<W: Write>(out: W) -> io::Result<Terminal<CrosstermBackend<W>>> {
+    let viewport = Viewport::Inline(view::HEIGHT);
+    Terminal::with_options(CrosstermBackend::new(out), TerminalOptions { viewport })
+}
+
+/// The live view after the terminal changed size. ratatui would clear the whole screen when the
+/// width shrinks (and move the view to the top); instead the old view's rows are cleared from
+/// their top down, the transcript above them stays, and a new view opens there.
+pub fn resized<W: Write>(
+    mut terminal: Terminal<CrosstermBackend<W>>,
+    out: impl FnOnce() -> W,
+) -> io::Result<Terminal<CrosstermBackend<W>>> {
+    let size = terminal.size()?;
+    let top = terminal.get_frame().area().y.min(size.height.saturating_sub(view::HEIGHT));
+    execute!(terminal.backend_mut(), cursor::MoveTo(0, top), Clear(ClearType::FromCursorDown))?;
+    drop(terminal);
+    open_terminal(out())
+}
+
+/// Earlier tasks from a history file; a line that does not parse is skipped.
+fn load_history(path: &std::path::Path) -> Vec<String> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let mut tasks: Vec<String> =
+        text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    tasks.drain(..tasks.len().saturating_sub(crate::input::HISTORY_LIMIT));
+    tasks
+}
+
+/// Adds `task` to the history file (best effort: a task is never lost for want of history).
+fn save_history(path: &std::path::Path, task: &str) {
+    let line = serde_json::Value::String(task.into()).to_string();
+    let _ = path.parent().map(std::fs::create_dir_all);
+    let file = std::fs::OpenOptions::new().create(true).append(true).open(path);
+    let _ = file.and_then(|mut f| writeln!(f, "{line}"));
+}
+
 /// Carries out what the app asked for.
 fn apply(
     app: &mut App,
@@ -111,6 +160,9 @@ fn apply(
     for effect in effects {
         match effect {
             Effect::Submit(task) => {
+                if let Some(path) = &options.history {
+                    save_history(path, &task);
+                }
                 worker.cancel.reset();
                 let _ = worker.tasks.send(task);
             }
@@ -120,7 +172,10 @@ fn apply(
                 if let Some(text) = app.hunk_text() {
                     let edited = edit_in_editor(&text)?;
                     terminal.clear()?;
-                    app.hunk_edited(&edited);
+                    match edited {
+                        Some(edited) => app.hunk_edited(&edited),
+                        None => app.out.push((crate::Tone::Dim, "edit abandoned".into())),
+                    }
                 }
             }
             Effect::Commit { call_id, files, message } => {
@@ -156,7 +211,9 @@ where
     let rows: Vec<Line> = app
         .out
         .drain(..)
-        .flat_map(|(tone, text)| wrap(&text, width as usize).into_iter().map(move |r| (tone, r)))
+        .flat_map(|(tone, text)| {
+            crate::wrap::rows(&text, width.into()).into_iter().map(move |r| (tone, r))
+        })
         .map(|(tone, row)| Line::styled(row, theme.style(tone)))
         .collect();
     for chunk in rows.chunks(256) {
@@ -172,18 +229,9 @@ where
     execute!(terminal.backend_mut(), EndSynchronizedUpdate)
 }
 
-/// `text` cut into rows of at most `width` characters; an empty text is one empty row.
-fn wrap(text: &str, width: usize) -> Vec<String> {
-    let text = text.replace('\t', "    ");
-    let chars: Vec<char> = text.chars().filter(|c| !c.is_control()).collect();
-    if chars.is_empty() {
-        return vec![String::new()];
-    }
-    chars.chunks(width).map(|c| c.iter().collect()).collect()
-}
-
-/// Opens `text` in `$VISUAL`, `$EDITOR` or `vi`, and returns what the user saved.
-fn edit_in_editor(text: &str) -> io::Result<String> {
+/// Opens `text` in `$VISUAL`, `$EDITOR` or `vi`, and returns what the user saved; `None` when
+/// the editor failed or was quit with an error (`:cq`), which leaves the hunk undecided.
+fn edit_in_editor(text: &str) -> io::Result<Option<String>> {
     let file = tempfile::Builder::new().suffix(".txt").tempfile()?;
     std::fs::write(file.path(), text)?;
     let editor =
@@ -196,8 +244,10 @@ fn edit_in_editor(text: &str) -> io::Result<String> {
         .arg(file.path())
         .status();
     enable_raw_mode()?;
-    status?;
-    std::fs::read_to_string(file.path())
+    if !status?.success() {
+        return Ok(None);
+    }
+    std::fs::read_to_string(file.path()).map(Some)
 }
 
 /// How many messages of the session come before the model turn that made tool call `call_id`:
@@ -233,6 +283,7 @@ struct Restore;
 
 impl Drop for Restore {
     fn drop(&mut self) {
+        let _ = execute!(io::stdout(), DisableBracketedPaste);
         let _ = disable_raw_mode();
         let _ = execute!(io::stdout(), cursor::Show);
     }

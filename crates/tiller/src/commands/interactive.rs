@@ -8,6 +8,7 @@ use tiller_types::ApprovalPolicy;
 use crate::cli::ModelArgs;
 use crate::command_error::{CommandError, Kind};
 use crate::commands::{ledger, session};
+use crate::paths;
 
 /// Changed lines per edit when the config sets no budget: small enough to read in one go.
 const STEP_BUDGET: usize = 60;
@@ -32,6 +33,7 @@ pub fn run(model_args: &ModelArgs, network: bool) -> Result<(), CommandError> {
         ..Status::default()
     };
     let options = Options {
+        history: Some(paths::history_file(&s.root)),
         root: s.root,
         session_id: s.id,
         session_path: s.path,
