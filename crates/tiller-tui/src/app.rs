@@ -11,6 +11,7 @@ use tiller_types::{AgentEvent, ToolCall, Usage};
 use crate::Tone;
 use crate::input::Field;
 use crate::review::{ReviewState, Stage};
+use crate::slash::{self, Slash};
 use crate::worker::FromAgent;
 
 /// A second Ctrl-C within this time quits.
@@ -26,6 +27,8 @@ pub enum Effect {
     Quit,
     /// Open the current hunk in the user's editor.
     EditHunk,
+    /// Carry out a slash command.
+    Slash(Slash),
     /// Commit `files`, just written by tool call `call_id`, with `message`.
     Commit {
         call_id: String,
@@ -75,6 +78,8 @@ pub struct App {
     pub help: bool,
     /// A one-line message under the live text, e.g. how to quit.
     pub notice: Option<String>,
+    /// The workspace's files, for completing `@` mentions.
+    pub files: Vec<String>,
     /// Whether each accepted change becomes a commit.
     commits: bool,
     /// The message for the commit of the change being written.
@@ -98,6 +103,7 @@ impl App {
             status,
             help: false,
             notice: None,
+            files: Vec::new(),
             commits,
             commit_message: None,
             last_output: None,
@@ -250,6 +256,25 @@ impl App {
         }
         let enter = key.code == KeyCode::Enter && key.modifiers.is_empty();
         match &mut self.mode {
+            Mode::Idle | Mode::Running if key.code == KeyCode::Tab => {
+                let files = &self.files;
+                self.input.complete(|word| slash::complete(word, files));
+            }
+            Mode::Idle if enter && self.input.text().trim_start().starts_with('/') => {
+                let text = self.input.take();
+                self.print(Tone::User, format!("› {}", text.trim()));
+                match Slash::parse(text.trim()) {
+                    Ok(Slash::Help) => {
+                        let lines =
+                            slash::COMMANDS.iter().map(|(n, what)| format!("{n:<9} {what}"));
+                        self.out.extend(lines.map(|l| (Tone::Dim, l)));
+                        self.help = true;
+                    }
+                    Ok(Slash::Quit) => return vec![Effect::Quit],
+                    Ok(command) => return vec![Effect::Slash(command)],
+                    Err(e) => self.print(Tone::Bad, format!("✗ {e}")),
+                }
+            }
             Mode::Idle if enter => {
                 if !self.input.text().trim().is_empty() {
                     let task = self.input.take();

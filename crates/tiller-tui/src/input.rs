@@ -5,7 +5,7 @@
 
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::style::{Modifier, Style};
-use ratatui_textarea::{CursorMove, TextArea, WrapMode};
+use ratatui_textarea::{CursorMove, DataCursor, TextArea, WrapMode};
 
 /// Entries of history kept.
 pub const HISTORY_LIMIT: usize = 500;
@@ -129,6 +129,17 @@ impl Field {
                 self.browsing = Some((n, needle));
             }
             None => self.browsing = Some((at, needle)),
+        }
+    }
+
+    /// Tab: completes the last word by `complete` when the cursor is at the end of the text.
+    pub fn complete(&mut self, complete: impl Fn(&str) -> Option<String>) {
+        let text = self.text();
+        let DataCursor(row, col) = self.area.cursor();
+        let at_end = self.on_last_line() && col == self.area.lines()[row].chars().count();
+        let start = text.rfind(char::is_whitespace).map_or(0, |i| i + 1);
+        if let Some(done) = at_end.then(|| complete(&text[start..])).flatten() {
+            self.set(&format!("{}{done}", &text[..start]));
         }
     }
 

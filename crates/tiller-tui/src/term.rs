@@ -23,8 +23,9 @@ use tiller_tools::git;
 use tiller_types::{AgentEvent, Message};
 
 use crate::app::{App, Effect, Status};
+use crate::slash::{self, Slash};
 use crate::view::{self, Theme};
-use crate::worker::{self, FromAgent};
+use crate::worker::{self, FromAgent, Job};
 
 /// What the front end needs besides the agent.
 pub struct Options {
@@ -40,8 +41,14 @@ pub struct Options {
     pub status: Status,
     /// Events to show first (the session header).
     pub intro: Vec<AgentEvent>,
+    /// Lines to show after them: a resumed conversation.
+    pub transcript: Vec<(crate::Tone, String)>,
     /// The file of tasks given in this workspace, one JSON string a line, for Up and Ctrl-R.
     pub history: Option<PathBuf>,
+    /// The commit the session started from, for `/review`.
+    pub start_head: Option<String>,
+    /// The workspace's files, for completing `@` mentions.
+    pub files: Vec<String>,
 }
 
 /// Runs the interactive session until the user quits.
@@ -50,9 +57,11 @@ pub fn run(agent: Agent, options: Options) -> io::Result<()> {
     let commits = options.commits && git::is_repo(&options.root);
     let history = options.history.as_deref().map(load_history).unwrap_or_default();
     let mut app = App::new(options.status.clone(), commits, history);
+    app.files = options.files.clone();
     for event in options.intro.iter().cloned() {
         app.on_agent(FromAgent::Event(event));
     }
+    app.out.extend(options.transcript.iter().cloned());
     if options.commits && !commits {
         app.out.push((crate::Tone::Dim, "not a git repository: changes are not committed".into()));
     }
@@ -132,6 +141,112 @@ pub fn resized<W: Write>(
     open_terminal(out())
 }
 
+/// Carries out a slash command, printing what it says.
+fn slash_command(app: &mut App, command: Slash, worker: &worker::Worker, options: &Options) {
+    let (dim, bad) = (crate::Tone::Dim, crate::Tone::Bad);
+    let mut say = |tone, text: String| app.out.extend(text.lines().map(|l| (tone, l.to_string())));
+    match command {
+        Slash::Cost => say(dim, session_usage(options)),
+        Slash::Diff => match git::git(&options.root, &["diff", "--no-ext-diff", "HEAD"]) {
+            Ok(diff) if diff.is_empty() => say(dim, "no uncommitted changes".into()),
+            Ok(diff) => say(crate::Tone::Plain, diff),
+            Err(e) => say(bad, format!("✗ {e}")),
+        },
+        Slash::Review => {
+            let range = format!("{}..HEAD", options.start_head.as_deref().unwrap_or("HEAD"));
+            match tiller_review::report_range(&options.root, &range) {
+                Ok(report) => say(dim, report.render()),
+                Err(e) => say(bad, format!("✗ {e}")),
+            }
+        }
+        Slash::Undo => match crate::undo::undo_step(&options.root) {
+            Ok(step) if step.session == options.session_id => {
+                let _ = worker.tasks.send(Job::Rewind(step.keep, true));
+                say(crate::Tone::Good, format!("undid {}", step.subject));
+            }
+            Ok(step) => say(dim, format!("undid {} (of session {})", step.subject, step.session)),
+            Err(e) => say(bad, format!("✗ {e}")),
+        },
+        Slash::Clear => {
+            let _ = worker.tasks.send(Job::Rewind(0, false));
+            say(dim, "new conversation: the model starts afresh".into());
+        }
+        Slash::Resume(id) => say(dim, past_sessions(options, id.as_deref())),
+        Slash::Help | Slash::Quit => {}
+    }
+}
+
+/// `task` with the content of each `@path` it mentions appended (line ranges as given), read
+/// through the workspace's confinement; a mention that cannot be read is reported and left out.
+fn with_mentions(
+    root: &std::path::Path,
+    mut task: String,
+    out: &mut Vec<(crate::Tone, String)>,
+) -> String {
+    let Ok(ws) = tiller_tools::Workspace::new(root) else { return task };
+    for (path, range) in slash::mentions(&task.clone()) {
+        let read = ws
+            .resolve(&path)
+            .map_err(|e| e.to_string())
+            .and_then(|full| std::fs::read_to_string(full).map_err(|e| format!("{path}: {e}")));
+        let text = match read {
+            Ok(text) => text,
+            Err(e) => {
+                out.push((crate::Tone::Bad, format!("✗ @{path} not attached: {e}")));
+                continue;
+            }
+        };
+        let (first, last) = range.unwrap_or((1, text.lines().count().max(1)));
+        let lines: Vec<&str> = text.lines().skip(first - 1).take(last + 1 - first).collect();
+        task.push_str(&format!("\n\n{path} (lines {first}-{last}):\n{}", lines.join("\n")));
+        out.push((crate::Tone::Dim, format!("attached @{path} ({} lines)", lines.len())));
+    }
+    task
+}
+
+/// This session's calls and tokens from the ledger, for `/cost`.
+fn session_usage(options: &Options) -> String {
+    let Some(ledger) = &options.ledger else { return "no ledger: nothing recorded".into() };
+    let rows = ledger.summary(GroupBy::Session, None).unwrap_or_default();
+    match rows.into_iter().find(|r| r.key == options.session_id) {
+        Some(r) => format!(
+            "this session: {} calls ({} failed) · in {} ({} cached) · out {} · ${:.4}{}",
+            r.calls,
+            r.failed_calls,
+            r.prompt_tokens,
+            r.cached_tokens,
+            r.completion_tokens,
+            r.cost,
+            if r.unpriced_calls > 0 { " (some calls have no price)" } else { "" },
+        ),
+        None => "this session: no model calls yet".into(),
+    }
+}
+
+/// The recorded sessions of this workspace, newest last, for `/resume`.
+fn past_sessions(options: &Options, id: Option<&str>) -> String {
+    if let Some(id) = id {
+        return format!("quit, then `tiller --resume {id}` continues that session here");
+    }
+    let Some(dir) = options.session_path.parent() else { return String::new() };
+    let root = options.root.display().to_string();
+    let lines: Vec<String> = tiller_agent::list_sessions(dir)
+        .into_iter()
+        .filter(|s| s.meta.workspace == root && s.meta.id != options.session_id)
+        .map(|s| {
+            let task = s.messages.iter().find_map(|m| match m {
+                Message::User { content } => content.lines().next().map(str::to_string),
+                _ => None,
+            });
+            format!("{}  {}  {}", s.meta.id, s.meta.created, task.unwrap_or_default())
+        })
+        .collect();
+    match lines.is_empty() {
+        true => "no other session in this workspace".into(),
+        false => lines.join("\n") + "\n`/resume ID` says how to continue one",
+    }
+}
+
 /// Earlier tasks from a history file; a line that does not parse is skipped.
 fn load_history(path: &std::path::Path) -> Vec<String> {
     let text = std::fs::read_to_string(path).unwrap_or_default();
@@ -163,9 +278,11 @@ fn apply(
                 if let Some(path) = &options.history {
                     save_history(path, &task);
                 }
+                let task = with_mentions(&options.root, task, &mut app.out);
                 worker.cancel.reset();
-                let _ = worker.tasks.send(task);
+                let _ = worker.tasks.send(Job::Task(task));
             }
+            Effect::Slash(command) => slash_command(app, command, worker, options),
             Effect::Cancel => worker.cancel.cancel(),
             Effect::Quit => {}
             Effect::EditHunk => {

@@ -239,3 +239,67 @@ fn pasted_lines_are_one_task_the_idle_screen_writes_nothing_and_resizing_never_c
     tmux.keys(&["C-c"]);
     tmux.wait_for("EXITED 0");
 }
+
+#[test]
+fn slash_commands_mentions_history_and_resume_in_tmux() {
+    let dir = tempfile::tempdir().unwrap();
+    let (repo, home) = setup(dir.path());
+    let script = serde_json::json!({ "model": "tui-script", "turns": [
+        { "text": "Looked at it." }, { "text": "Looked again." }, { "text": "Resumed fine." }
+    ]});
+    std::fs::write(dir.path().join("script.json"), script.to_string()).unwrap();
+    let tmux = Tmux { socket: format!("tiller-test-slash-{}", std::process::id()) };
+    start(&tmux, dir.path(), &repo, &home, 100);
+    tmux.wait_for("scripted/tui-script");
+
+    tmux.keys(&["/frob", "Enter"]);
+    tmux.wait_for("unknown command /frob; /help lists them");
+    // Tab completes the mention; its content goes with the task.
+    tmux.keys(&["explain @gr", "Tab"]);
+    tmux.wait_for("explain @greet.py");
+    tmux.keys(&["please", "Enter"]);
+    tmux.wait_for("attached @greet.py (10 lines)");
+    tmux.wait_for("Looked at it.");
+    // Up recalls it; the cursor goes home and the line is edited there.
+    tmux.keys(&["Up"]);
+    tmux.wait_for("› explain @greet.py please");
+    tmux.keys(&["C-a", "re-", "Enter"]);
+    tmux.wait_for("Looked again.");
+    let sessions = home.join(".local/share/tiller/sessions");
+    let log = std::fs::read_dir(&sessions).unwrap().next().unwrap().unwrap().path();
+    let log = std::fs::read_to_string(log).unwrap();
+    assert!(
+        log.contains("explain @greet.py please\\n\\ngreet.py (lines 1-10):\\ndef greet"),
+        "{log}"
+    );
+    assert!(log.contains("re-explain @greet.py please"), "{log}");
+
+    tmux.keys(&["/cost", "Enter"]);
+    tmux.wait_for("this session: 2 calls (0 failed)");
+    tmux.keys(&["/undo", "Enter"]);
+    tmux.wait_for("the last commit is not a step tiller made");
+    tmux.keys(&["/quit", "Enter"]);
+    tmux.wait_for("EXITED 0");
+    tmux.run(&["kill-server"]);
+
+    // The front end continues the session, showing what came before.
+    let script =
+        serde_json::json!({ "model": "tui-script", "turns": [{ "text": "Resumed fine." }]});
+    std::fs::write(dir.path().join("script.json"), script.to_string()).unwrap();
+    let tmux = Tmux { socket: format!("tiller-test-slash2-{}", std::process::id()) };
+    let command = format!(
+        "env -i PATH=\"$PATH\" HOME={home} TERM=xterm-256color {tiller} -c --provider scripted -m {script}; echo EXITED $?; sleep 60",
+        home = home.display(),
+        tiller = env!("CARGO_BIN_EXE_tiller"),
+        script = dir.path().join("script.json").display(),
+    );
+    let repo_dir = repo.display().to_string();
+    let args = ["new-session", "-d", "-s", "t", "-x", "100", "-y", "20", "-c", &repo_dir, &command];
+    assert!(tmux.run(&args).status.success());
+    let screen = tmux.wait_for("resumed; the conversation so far:");
+    assert!(screen.contains("› re-explain @greet.py please"), "{screen}");
+    tmux.keys(&["/resume", "Enter"]);
+    tmux.wait_for("no other session in this workspace");
+    tmux.keys(&["and now?", "Enter"]);
+    tmux.wait_for("Resumed fine.");
+}
