@@ -143,6 +143,17 @@ impl Agent {
         self.usage
     }
 
+    /// Forgets the conversation after its first `keep` messages: 0 starts afresh (`/clear`),
+    /// the count before an undone step takes that step back (`/undo`). With `cut_log`, the
+    /// session file is cut back as well; without, it keeps everything.
+    pub fn rewind(&mut self, keep: usize, cut_log: bool) -> Result<(), AgentError> {
+        self.history.truncate(keep);
+        match &mut self.log {
+            Some(log) if cut_log => log.replace(&self.history),
+            _ => Ok(()),
+        }
+    }
+
     /// A handle that stops the current model call when cancelled.
     pub fn cancel_handle(&self) -> Cancel {
         self.cancel.clone()

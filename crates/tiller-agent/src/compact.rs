@@ -96,7 +96,10 @@ mod tests {
     use tiller_model::{Script, Scripted};
 
     fn provider() -> Scripted {
-        Scripted::new("t".into(), Script { model: "m".into(), context_length: 100, turns: vec![] })
+        Scripted::new(
+            "t".into(),
+            Script { model: "m".into(), context_length: 100, pace_ms: 0, turns: vec![] },
+        )
     }
 
     #[test]

@@ -12,7 +12,8 @@
 //!
 //! `arguments` may be a JSON value or a string holding raw (even malformed) JSON. A turn may give
 //! `usage`; otherwise prompt and completion tokens are estimated. `"truncate": true` streams the
-//! turn's text and then fails as a dropped connection would.
+//! turn's text and then fails as a dropped connection would. `"pace_ms": N` at the top waits N
+//! milliseconds before each streamed word, as a real model's tokens arrive over time.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -39,6 +40,9 @@ pub struct Script {
     pub model: String,
     #[serde(default = "default_context")]
     pub context_length: u64,
+    /// Milliseconds before each streamed word.
+    #[serde(default)]
+    pub pace_ms: u64,
     pub turns: Vec<Turn>,
 }
 
@@ -124,6 +128,9 @@ impl Provider for Scripted {
         let mut out = Collector::new(on_event);
         // Stream word by word so that consumers see real deltas.
         for piece in turn.text.split_inclusive(' ') {
+            if self.script.pace_ms > 0 {
+                std::thread::sleep(std::time::Duration::from_millis(self.script.pace_ms));
+            }
             if cancel.is_cancelled() {
                 return Err(ModelError::Cancelled);
             }

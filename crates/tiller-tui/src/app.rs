@@ -9,7 +9,9 @@ use tiller_agent::Verdict;
 use tiller_types::{AgentEvent, ToolCall, Usage};
 
 use crate::Tone;
+use crate::input::Field;
 use crate::review::{ReviewState, Stage};
+use crate::slash::{self, Slash};
 use crate::worker::FromAgent;
 
 /// A second Ctrl-C within this time quits.
@@ -25,6 +27,8 @@ pub enum Effect {
     Quit,
     /// Open the current hunk in the user's editor.
     EditHunk,
+    /// Carry out a slash command.
+    Slash(Slash),
     /// Commit `files`, just written by tool call `call_id`, with `message`.
     Commit {
         call_id: String,
@@ -55,14 +59,17 @@ pub enum Mode {
     Approve {
         command: String,
         reply: std::sync::mpsc::Sender<Verdict>,
-        note: Option<String>,
+        /// Whether the user said no and is now typing why (in [`App::field`]).
+        asking_why: bool,
     },
 }
 
 pub struct App {
     pub mode: Mode,
-    /// The task being typed.
-    pub input: String,
+    /// The task being typed; kept while the model works, so typing ahead loses nothing.
+    pub input: Field,
+    /// The other text being typed: why a command was refused, a commit message, a note.
+    pub field: Field,
     /// Streamed text of the current line, not yet complete.
     pub live: String,
     /// Finished lines, waiting to be printed above the live view.
@@ -71,6 +78,8 @@ pub struct App {
     pub help: bool,
     /// A one-line message under the live text, e.g. how to quit.
     pub notice: Option<String>,
+    /// The workspace's files, for completing `@` mentions.
+    pub files: Vec<String>,
     /// Whether each accepted change becomes a commit.
     commits: bool,
     /// The message for the commit of the change being written.
@@ -83,15 +92,18 @@ pub struct App {
 }
 
 impl App {
-    pub fn new(status: Status, commits: bool) -> App {
+    /// An app with `history`, the tasks given in earlier sessions, oldest first.
+    pub fn new(status: Status, commits: bool, history: Vec<String>) -> App {
         App {
             mode: Mode::Idle,
-            input: String::new(),
+            input: Field::new(history),
+            field: Field::default(),
             live: String::new(),
             out: Vec::new(),
             status,
             help: false,
             notice: None,
+            files: Vec::new(),
             commits,
             commit_message: None,
             last_output: None,
@@ -128,7 +140,7 @@ impl App {
             FromAgent::Approve { call, command, reply } => {
                 self.end_live();
                 self.print(Tone::Accent, format!("? run `{command}` ({})", call.id));
-                self.mode = Mode::Approve { command, reply, note: None };
+                self.mode = Mode::Approve { command, reply, asking_why: false };
             }
             FromAgent::Finished(result) => {
                 self.end_live();
@@ -170,7 +182,8 @@ impl App {
                 self.print(Tone::Accent, format!("→ {}", describe(&call)));
             }
             AgentEvent::ToolResult { name, output, is_error, .. } => {
-                let (mark, tone) = if is_error { ("✗", Tone::Bad) } else { ("✓", Tone::Dim) };
+                let failed = is_error || exit_failed(&output);
+                let (mark, tone) = if failed { ("✗", Tone::Bad) } else { ("✓", Tone::Dim) };
                 let first = output.lines().next().unwrap_or_default().to_string();
                 let more = output.lines().count().saturating_sub(1);
                 let rest = if more > 0 {
@@ -233,7 +246,7 @@ impl App {
             }
             return Vec::new();
         }
-        if key.code == KeyCode::F(1) || (key.code == KeyCode::Char('?') && !self.typing()) {
+        if key.code == KeyCode::F(1) || (key.code == KeyCode::Char('?') && self.deciding()) {
             self.help = !self.help;
             return Vec::new();
         }
@@ -241,47 +254,99 @@ impl App {
             self.help = false;
             return Vec::new();
         }
+        let enter = key.code == KeyCode::Enter && key.modifiers.is_empty();
         match &mut self.mode {
-            Mode::Idle => match key.code {
-                KeyCode::Enter if !self.input.trim().is_empty() => {
-                    let task = std::mem::take(&mut self.input);
+            Mode::Idle | Mode::Running if key.code == KeyCode::Tab => {
+                let files = &self.files;
+                self.input.complete(|word| slash::complete(word, files));
+            }
+            Mode::Idle if enter && self.input.text().trim_start().starts_with('/') => {
+                let text = self.input.take();
+                self.print(Tone::User, format!("› {}", text.trim()));
+                match Slash::parse(text.trim()) {
+                    Ok(Slash::Help) => {
+                        let lines =
+                            slash::COMMANDS.iter().map(|(n, what)| format!("{n:<9} {what}"));
+                        self.out.extend(lines.map(|l| (Tone::Dim, l)));
+                        self.help = true;
+                    }
+                    Ok(Slash::Quit) => return vec![Effect::Quit],
+                    Ok(command) => return vec![Effect::Slash(command)],
+                    Err(e) => self.print(Tone::Bad, format!("✗ {e}")),
+                }
+            }
+            Mode::Idle if enter => {
+                if !self.input.text().trim().is_empty() {
+                    let task = self.input.take();
                     self.print(Tone::User, format!("› {task}"));
                     self.mode = Mode::Running;
                     return vec![Effect::Submit(task)];
                 }
-                code => edit(&mut self.input, code),
-            },
-            Mode::Running => {}
-            Mode::Approve { note: None, .. } => match key.code {
+            }
+            Mode::Running if key.code == KeyCode::Esc => return self.interrupt(),
+            // Typed ahead: kept in the prompt for when the model is done.
+            Mode::Idle | Mode::Running => self.input.key(key),
+            Mode::Approve { asking_why: false, .. } => match key.code {
                 KeyCode::Char('y') => self.answer_command(Verdict::Approve),
                 KeyCode::Char('n') => {
-                    if let Mode::Approve { note, .. } = &mut self.mode {
-                        *note = Some(String::new());
+                    if let Mode::Approve { asking_why, .. } = &mut self.mode {
+                        *asking_why = true;
+                        self.field.set("");
                     }
                 }
                 KeyCode::Esc => self.answer_command(Verdict::Deny { feedback: None }),
                 _ => {}
             },
-            Mode::Approve { note: Some(note), .. } => match key.code {
-                KeyCode::Enter => {
-                    let feedback = Some(note.trim().to_string()).filter(|n| !n.is_empty());
-                    self.answer_command(Verdict::Deny { feedback });
+            Mode::Approve { asking_why: true, .. } if enter => {
+                let note = self.field.take();
+                let feedback = Some(note.trim().to_string()).filter(|n| !n.is_empty());
+                if let Some(note) = &feedback {
+                    self.print(Tone::Dim, format!("said to the model: {note}"));
                 }
-                code => edit(note, code),
-            },
-            Mode::Review(_) => return self.review_key(key.code),
+                self.answer_command(Verdict::Deny { feedback });
+            }
+            Mode::Approve { asking_why: true, .. } => self.field.key(key),
+            Mode::Review(_) => return self.review_key(key, enter),
         }
         Vec::new()
     }
 
-    /// Whether keys go into a text field (so `?` is text, not help).
+    /// Text pasted into the terminal: into the field being typed, as one piece.
+    pub fn on_paste(&mut self, text: &str) {
+        match &self.mode {
+            Mode::Idle | Mode::Running => self.input.paste(text),
+            _ if self.typing() => self.field.paste(text),
+            _ => {}
+        }
+    }
+
+    /// Whether a one-key decision is asked for (so `?` is help, not text).
+    fn deciding(&self) -> bool {
+        match &self.mode {
+            Mode::Review(r) => matches!(r.stage, Stage::Hunk(_)),
+            Mode::Approve { asking_why, .. } => !asking_why,
+            Mode::Idle | Mode::Running => false,
+        }
+    }
+
+    /// Whether keys go into [`App::field`].
     fn typing(&self) -> bool {
         match &self.mode {
-            Mode::Idle => !self.input.is_empty(),
             Mode::Review(r) => !matches!(r.stage, Stage::Hunk(_)),
-            Mode::Approve { note, .. } => note.is_some(),
-            Mode::Running => false,
+            Mode::Approve { asking_why, .. } => *asking_why,
+            Mode::Idle | Mode::Running => false,
         }
+    }
+
+    /// Time passed: drops a notice that no longer applies. Whether anything changed.
+    pub fn tick(&mut self) -> bool {
+        let expired = self.last_ctrl_c.is_some_and(|t| t.elapsed() >= DOUBLE_PRESS);
+        if expired && self.notice.is_some() {
+            self.notice = None;
+            self.last_ctrl_c = None;
+            return true;
+        }
+        false
     }
 
     fn ctrl_c(&mut self) -> Vec<Effect> {
@@ -291,14 +356,30 @@ impl App {
             return vec![Effect::Quit];
         }
         match &self.mode {
-            Mode::Idle if !self.input.is_empty() => self.input.clear(),
-            Mode::Idle => self.notice = Some("press Ctrl-C again to quit".into()),
-            _ => {
-                self.notice = Some("stopping; press Ctrl-C again to quit".into());
-                return vec![Effect::Cancel];
+            Mode::Idle if !self.input.is_empty() => {
+                self.input.take();
             }
+            Mode::Idle => self.notice = Some("press Ctrl-C again to quit".into()),
+            _ => return self.interrupt(),
         }
         Vec::new()
+    }
+
+    /// Stops the model and whatever it runs; a review or question in progress is answered no.
+    fn interrupt(&mut self) -> Vec<Effect> {
+        match &mut self.mode {
+            Mode::Review(review) => {
+                if let Stage::Hunk(_) = review.stage {
+                    review.decide(false, true);
+                }
+                self.print(Tone::Bad, "✗ rejected (interrupted)");
+                self.finish_review();
+            }
+            Mode::Approve { .. } => self.answer_command(Verdict::Deny { feedback: None }),
+            Mode::Idle | Mode::Running => {}
+        }
+        self.notice = Some("stopping; press Ctrl-C again to quit".into());
+        vec![Effect::Cancel]
     }
 
     fn answer_command(&mut self, verdict: Verdict) {
@@ -307,37 +388,47 @@ impl App {
         }
     }
 
-    fn review_key(&mut self, code: KeyCode) -> Vec<Effect> {
+    fn review_key(&mut self, key: KeyEvent, enter: bool) -> Vec<Effect> {
         let Mode::Review(review) = &mut self.mode else { return Vec::new() };
         match review.stage {
-            Stage::Hunk(_) => match code {
+            Stage::Hunk(_) => match key.code {
                 KeyCode::Char('y') | KeyCode::Char('a') => {
-                    review.decide(true, code == KeyCode::Char('a'));
+                    review.decide(true, key.code == KeyCode::Char('a'));
                     self.out.push((Tone::Good, "✓ accepted".into()));
                 }
                 KeyCode::Char('n') | KeyCode::Char('d') | KeyCode::Esc => {
-                    review.decide(false, code != KeyCode::Char('n'));
+                    review.decide(false, key.code != KeyCode::Char('n'));
                     self.out.push((Tone::Bad, "✗ rejected".into()));
                 }
                 KeyCode::Char('e') => return vec![Effect::EditHunk],
                 _ => return Vec::new(),
             },
-            Stage::Message => match code {
-                KeyCode::Enter => {
-                    if review.message_done() {
-                        self.finish_review();
-                        return Vec::new();
-                    }
+            Stage::Message if enter => {
+                let message = self.field.text().trim().to_string();
+                if message.is_empty() {
+                    self.notice = Some("a commit needs a message".into());
+                    return Vec::new();
                 }
-                code => edit(&mut review.message, code),
-            },
-            Stage::Note => match code {
-                KeyCode::Enter => {
+                review.message = message;
+                self.field.take();
+                if review.message_done() {
                     self.finish_review();
                     return Vec::new();
                 }
-                code => edit(&mut review.note, code),
-            },
+            }
+            Stage::Note if enter => {
+                review.note = self.field.take();
+                if !review.note.trim().is_empty() {
+                    let note = review.note.trim().to_string();
+                    self.print(Tone::Dim, format!("said to the model: {note}"));
+                }
+                self.finish_review();
+                return Vec::new();
+            }
+            Stage::Message | Stage::Note => {
+                self.field.key(key);
+                return Vec::new();
+            }
         }
         self.after_decision();
         Vec::new()
@@ -348,6 +439,11 @@ impl App {
         if let Mode::Review(review) = &self.mode {
             let lines = review.hunk_lines();
             self.out.extend(lines);
+            match review.stage {
+                Stage::Message => self.field.set(&review.message.clone()),
+                Stage::Note => self.field.set(""),
+                Stage::Hunk(_) => {}
+            }
         }
     }
 
@@ -355,7 +451,8 @@ impl App {
     pub fn hunk_edited(&mut self, text: &str) {
         if let Mode::Review(review) = &mut self.mode {
             review.edit_hunk(text);
-            self.print(Tone::Good, "hunk edited and accepted");
+            self.print(Tone::Good, "hunk edited and accepted as:");
+            self.out.extend(text.lines().map(|l| (Tone::Added, format!("+{l}"))));
             self.after_decision();
         }
     }
@@ -375,15 +472,13 @@ impl App {
     }
 }
 
-/// Applies a key to a one-line text field.
-fn edit(field: &mut String, code: KeyCode) {
-    match code {
-        KeyCode::Char(c) => field.push(c),
-        KeyCode::Backspace => {
-            field.pop();
-        }
-        _ => {}
-    }
+/// Whether a command failed, by the first line of the shell tool's output: a non-zero exit code,
+/// a signal, a timeout.
+fn exit_failed(output: &str) -> bool {
+    let first = output.lines().next().unwrap_or_default();
+    first.strip_prefix("exit code: ").is_some_and(|code| code.trim() != "0")
+        || first.starts_with("killed by signal")
+        || first.starts_with("timed out after")
 }
 
 /// A tool call in one line: its name and its main argument.

@@ -49,7 +49,7 @@ pub fn render(tokens: usize, width: u16, height: u16) -> io::Result<RenderReport
     let viewport = Viewport::Inline(HEIGHT);
     let mut terminal = Terminal::with_options(backend, TerminalOptions { viewport })?;
     let status = Status { model: "bench".into(), context_length: 8192, ..Status::default() };
-    let mut app = App::new(status, false);
+    let mut app = App::new(status, false, Vec::new());
     let theme = Theme { color: true };
     present(&mut terminal, &mut app, theme)?;
     for n in 0..tokens {

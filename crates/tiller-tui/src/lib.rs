@@ -9,10 +9,14 @@
 
 mod app;
 pub mod bench;
+mod input;
 mod review;
+pub mod slash;
 mod term;
+pub mod undo;
 mod view;
 mod worker;
+mod wrap;
 
 pub use app::{App, Effect, Mode, Status};
 pub use term::{Options, run};

@@ -3,23 +3,25 @@
 //! scrollback, where it can be scrolled, selected and copied.
 
 use ratatui::Frame;
-use ratatui::layout::{Constraint, Layout, Position};
+use ratatui::layout::{Constraint, Layout};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::Paragraph;
+use ratatui::widgets::{Paragraph, Wrap};
+use unicode_width::UnicodeWidthStr;
 
 use crate::Tone;
 use crate::app::{App, Mode, Status};
+use crate::input::Field;
 use crate::review::Stage;
 
 /// Rows of the live view.
 pub const HEIGHT: u16 = 6;
 
 const HELP: &[&str] = &[
-    "Enter send the task · Ctrl-C stop the model, twice quits · Ctrl-O last tool output · F1 or ? help",
-    "review: y accept hunk · n reject · e edit in $EDITOR · a accept the rest · d reject the rest",
+    "Enter send · Alt-Enter new line · Up/Down history · Ctrl-R search · Esc or Ctrl-C stop, twice quits",
+    "review: y accept hunk · n or Esc reject · e edit in $EDITOR · a accept the rest · d reject the rest",
     "then edit the commit message, Enter; say why to the model (optional), Enter",
-    "commands: y run · n refuse and say why · Esc refuse · Esc closes this help",
+    "commands: y run · n refuse and say why · Esc refuse · Ctrl-O last tool output · F1 closes this help",
 ];
 
 /// How a [`Tone`] looks, with or without colour.
@@ -50,77 +52,117 @@ impl Theme {
     }
 }
 
+/// Rows the text fields may take; longer text scrolls within them.
+const MAX_FIELD_ROWS: u16 = 3;
+
 pub fn draw(frame: &mut Frame, app: &App, theme: Theme) {
-    let [body, prompt, status] =
-        Layout::vertical([Constraint::Fill(1), Constraint::Length(1), Constraint::Length(1)])
-            .areas(frame.area());
+    let width = frame.area().width.max(1);
+    let (label, field, hint) = prompt_parts(app);
+    let label_width = (label.width() as u16).min(width / 2);
+    let prompt_rows = match field {
+        Some(field) => field.rows(width - label_width).min(MAX_FIELD_ROWS),
+        None => {
+            let rows = crate::wrap::rows(&format!("{label}{hint}"), width.into()).len() as u16;
+            rows.min(MAX_FIELD_ROWS)
+        }
+    };
+    let [body, prompt, status] = Layout::vertical([
+        Constraint::Fill(1),
+        Constraint::Length(prompt_rows),
+        Constraint::Length(1),
+    ])
+    .areas(frame.area());
     let body_text: Vec<Line> = if app.help {
         HELP.iter().map(|l| Line::styled(*l, theme.style(Tone::Accent))).collect()
     } else {
-        let mut lines = vec![Line::raw(app.live.as_str())];
-        if let Some(notice) = &app.notice {
-            lines.push(Line::styled(notice.as_str(), theme.style(Tone::Bad)));
-        }
+        // The end of the line being streamed, wrapped: what fits above the notice.
+        let notice = app.notice.as_ref().map(|n| Line::styled(n.as_str(), theme.style(Tone::Bad)));
+        let room = usize::from(body.height).saturating_sub(usize::from(notice.is_some()));
+        let rows = crate::wrap::rows(&app.live, width.into());
+        let mut lines: Vec<Line> =
+            rows[rows.len().saturating_sub(room)..].iter().map(|r| Line::raw(r.clone())).collect();
+        lines.extend(notice);
         lines
     };
-    frame.render_widget(Paragraph::new(body_text), body);
-    let (label, field, hint) = prompt_parts(app);
-    let line = Line::from(vec![
-        Span::styled(label.clone(), theme.style(Tone::Accent)),
-        Span::raw(field.unwrap_or_default()),
-        Span::styled(hint, theme.style(Tone::Dim)),
-    ]);
-    frame.render_widget(Paragraph::new(line), prompt);
-    if let Some(field) = field {
-        let x = prompt.x + (label.chars().count() + field.chars().count()) as u16;
-        frame.set_cursor_position(Position::new(x.min(prompt.right().saturating_sub(1)), prompt.y));
+    frame.render_widget(Paragraph::new(body_text).wrap(Wrap { trim: false }), body);
+    match field {
+        Some(field) => {
+            let [label_area, field_area] =
+                Layout::horizontal([Constraint::Length(label_width), Constraint::Fill(1)])
+                    .areas(prompt);
+            frame.render_widget(Span::styled(label, theme.style(Tone::Accent)), label_area);
+            frame.render_widget(field.widget(), field_area);
+        }
+        None => {
+            let line = Line::from(vec![
+                Span::styled(label, theme.style(Tone::Accent)),
+                Span::styled(hint, theme.style(Tone::Dim)),
+            ]);
+            frame.render_widget(Paragraph::new(line).wrap(Wrap { trim: false }), prompt);
+        }
     }
     let style = theme.style(Tone::Dim).add_modifier(Modifier::REVERSED);
-    frame.render_widget(Paragraph::new(status_line(&app.status)).style(style), status);
+    let line = status_line(&app.status, width.into());
+    frame.render_widget(Paragraph::new(line).style(style), status);
 }
 
-/// The prompt row: a label, the text field being typed if any, and a hint of the keys.
-fn prompt_parts(app: &App) -> (String, Option<&str>, String) {
+/// The prompt: a label, the text field being typed if any, and a hint of the keys.
+fn prompt_parts(app: &App) -> (String, Option<&Field>, String) {
     match &app.mode {
-        Mode::Idle => ("› ".into(), Some(app.input.as_str()), String::new()),
-        Mode::Running => ("working… ".into(), None, "Ctrl-C stops".into()),
-        Mode::Approve { command, note: None, .. } => {
+        Mode::Idle => ("› ".into(), Some(&app.input), String::new()),
+        Mode::Running if !app.input.is_empty() => {
+            ("(next) › ".into(), Some(&app.input), String::new())
+        }
+        Mode::Running => ("working… ".into(), None, "Esc or Ctrl-C stops".into()),
+        Mode::Approve { command, asking_why: false, .. } => {
             (format!("run `{command}`? "), None, "y yes · n no · ? help".into())
         }
-        Mode::Approve { note: Some(note), .. } => {
-            ("why not? › ".into(), Some(note.as_str()), String::new())
+        Mode::Approve { asking_why: true, .. } => {
+            ("why not? › ".into(), Some(&app.field), String::new())
         }
         Mode::Review(review) => match (&review.stage, review.current()) {
             (Stage::Hunk(_), Some((n, total, file))) => (
                 format!("{} hunk {n}/{total}: ", file.path),
                 None,
-                "y accept · n reject · e edit · a accept rest · d reject rest · ? help".into(),
+                "y accept · n/Esc reject · e edit · a accept rest · d reject rest · ? help".into(),
             ),
-            (Stage::Message, _) => {
-                ("commit message › ".into(), Some(review.message.as_str()), String::new())
-            }
-            _ => (
-                "note for the model (Enter to skip) › ".into(),
-                Some(review.note.as_str()),
-                String::new(),
-            ),
+            (Stage::Message, _) => ("commit message › ".into(), Some(&app.field), String::new()),
+            _ => ("note for the model (Enter to skip) › ".into(), Some(&app.field), String::new()),
         },
     }
 }
 
-fn status_line(s: &Status) -> String {
+/// The status line: in full where it fits, else in short, its parts dropped from the end until
+/// it fits in `width` columns.
+fn status_line(s: &Status, width: usize) -> String {
     let cost = s.cost.map_or_else(|| "cost n/a".to_string(), |c| format!("${c:.4}"));
     let percent = (s.context_used * 100).checked_div(s.context_length).unwrap_or(0);
-    format!(
-        " {} · context {}/{} ({percent}%) · in {} ({} cached) out {} · {cost} · step {} · F1 help",
-        s.model,
-        short(s.context_used),
-        short(s.context_length),
+    let (used, length) = (short(s.context_used), short(s.context_length));
+    let (input, cached, output) = (
         short(s.total.prompt_tokens),
         short(s.total.cached_tokens),
         short(s.total.completion_tokens),
-        s.step
-    )
+    );
+    let full = [
+        s.model.clone(),
+        format!("context {used}/{length} ({percent}%)"),
+        format!("in {input} ({cached} cached) out {output}"),
+        cost.clone(),
+        format!("step {}", s.step),
+        "F1 help".into(),
+    ];
+    let compact =
+        [format!("ctx {percent}%"), cost, format!("step {}", s.step), "F1".into(), s.model.clone()];
+    let fits = |parts: &[String]| format!(" {}", parts.join(" · "));
+    let line = fits(&full);
+    if line.width() <= width {
+        return line;
+    }
+    let mut parts = compact.to_vec();
+    while parts.len() > 1 && fits(&parts).width() > width {
+        parts.pop();
+    }
+    fits(&parts)
 }
 
 /// A count in a few characters: 950, 12.3k, 1.2M.

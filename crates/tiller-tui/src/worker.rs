@@ -26,21 +26,38 @@ pub enum FromAgent {
     Finished(Result<String, String>),
 }
 
+/// What the front end asks of the agent thread.
+pub enum Job {
+    Task(String),
+    /// Forget the conversation after its first N messages; `true` cuts the session file too.
+    Rewind(usize, bool),
+}
+
 /// The running agent thread.
 pub struct Worker {
-    pub tasks: Sender<String>,
+    pub tasks: Sender<Job>,
     pub cancel: Cancel,
 }
 
 /// Starts `agent` on its own thread; it runs each task sent to [`Worker::tasks`] in turn and
 /// stops when that sender is dropped.
 pub fn spawn(mut agent: Agent, to_ui: Sender<FromAgent>) -> Worker {
-    let (tasks, inbox) = mpsc::channel::<String>();
+    let (tasks, inbox) = mpsc::channel::<Job>();
     let cancel = agent.cancel_handle();
     // Not joined: on quit the process ends, and with it a task still running.
     std::thread::spawn(move || {
         let mut bridge = Bridge { to_ui: to_ui.clone() };
-        for task in inbox {
+        for job in inbox {
+            let task = match job {
+                Job::Task(task) => task,
+                Job::Rewind(keep, cut_log) => {
+                    if let Err(e) = agent.rewind(keep, cut_log) {
+                        let error = AgentEvent::Error { message: e.to_string() };
+                        let _ = to_ui.send(FromAgent::Event(error));
+                    }
+                    continue;
+                }
+            };
             let ui = to_ui.clone();
             let result = agent.run(&task, &mut bridge, &mut |event| {
                 let _ = ui.send(FromAgent::Event(event.clone()));

@@ -17,7 +17,7 @@ fn app() -> App {
         cost: Some(0.0123),
         ..Status::default()
     };
-    let mut app = App::new(status, true);
+    let mut app = App::new(status, true, Vec::new());
     app.on_agent(FromAgent::Event(AgentEvent::TurnStarted { step: 3 }));
     let call = Usage { prompt_tokens: 9_500, cached_tokens: 8_000, completion_tokens: 240 };
     let total = Usage { prompt_tokens: 21_000, cached_tokens: 16_000, completion_tokens: 900 };
@@ -26,7 +26,11 @@ fn app() -> App {
 }
 
 fn frame(app: &App) -> String {
-    let mut terminal = Terminal::new(TestBackend::new(100, HEIGHT)).unwrap();
+    frame_at(app, 100)
+}
+
+fn frame_at(app: &App, width: u16) -> String {
+    let mut terminal = Terminal::new(TestBackend::new(width, HEIGHT)).unwrap();
     terminal.draw(|f| draw(f, app, Theme { color: false })).unwrap();
     terminal.backend().to_string()
 }
@@ -133,4 +137,85 @@ fn ctrl_c_cancels_a_run_and_twice_quits() {
     let ctrl_c = KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL);
     assert_eq!(app.on_key(ctrl_c), [Effect::Cancel]);
     assert_eq!(app.on_key(ctrl_c), [Effect::Quit]);
+}
+
+/// At 40 and 120 columns: the streamed line wraps (its end is always visible), a multi-line
+/// task keeps its lines, the review keys wrap instead of being cut, and the status line keeps
+/// what fits.
+#[test]
+fn frames_at_40_and_120_columns() {
+    for width in [40, 120] {
+        let mut app = app();
+        app.on_paste("fix the parser\nand add a test for it");
+        let text = "The failing test calls parse with an empty string, and the loop never \
+                    checks for the end of input, so it reads past the last character";
+        app.on_agent(FromAgent::Event(AgentEvent::TextDelta { text: text.into() }));
+        insta::assert_snapshot!(format!("streaming_{width}"), frame_at(&app, width));
+
+        let (reply, _answer) = mpsc::channel();
+        let call = ToolCall { id: "c1".into(), name: "apply_patch".into(), arguments: "{}".into() };
+        app.on_agent(FromAgent::Review { call, changes: change(), reply });
+        insta::assert_snapshot!(format!("review_{width}"), frame_at(&app, width));
+    }
+}
+
+#[test]
+fn typing_ahead_a_question_mark_and_an_empty_commit_message() {
+    let mut app = app();
+    key(&mut app, KeyCode::Char('?'));
+    assert!(!app.help, "? at the prompt is text");
+    assert_eq!(app.input.text(), "?");
+    key(&mut app, KeyCode::Enter);
+    for c in "next".chars() {
+        key(&mut app, KeyCode::Char(c));
+    }
+    assert_eq!(app.input.text(), "next", "typed while the model works");
+    key(&mut app, KeyCode::Enter);
+    assert_eq!(app.input.text(), "next", "Enter while working keeps the text");
+
+    let (reply, answer) = mpsc::channel();
+    let call = ToolCall { id: "c1".into(), name: "apply_patch".into(), arguments: "{}".into() };
+    app.on_agent(FromAgent::Review { call, changes: change(), reply });
+    key(&mut app, KeyCode::Char('a'));
+    app.on_key(KeyEvent::new(KeyCode::Char('u'), KeyModifiers::CONTROL));
+    assert_eq!(app.field.text(), "");
+    key(&mut app, KeyCode::Enter);
+    assert!(app.notice.as_deref().unwrap_or_default().contains("needs a message"));
+    assert!(answer.try_recv().is_err(), "no review sent without a message");
+    for c in "Scale".chars() {
+        key(&mut app, KeyCode::Char(c));
+    }
+    key(&mut app, KeyCode::Enter);
+    assert!(answer.try_recv().is_ok());
+}
+
+#[test]
+fn ctrl_c_in_review_rejects_the_rest_and_stops() {
+    let mut app = app();
+    key(&mut app, KeyCode::Char('x'));
+    key(&mut app, KeyCode::Enter);
+    let (reply, answer) = mpsc::channel();
+    let call = ToolCall { id: "c1".into(), name: "apply_patch".into(), arguments: "{}".into() };
+    app.on_agent(FromAgent::Review { call, changes: change(), reply });
+    key(&mut app, KeyCode::Char('y'));
+    let effects = app.on_key(KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL));
+    assert_eq!(effects, [Effect::Cancel]);
+    let review = answer.try_recv().expect("the review is answered");
+    assert_eq!(review.selection.0, [vec![true, false]]);
+}
+
+#[test]
+fn a_failing_command_is_marked_as_failed() {
+    let mut app = app();
+    let result = |output: &str| AgentEvent::ToolResult {
+        call_id: "c".into(),
+        name: "shell".into(),
+        output: output.into(),
+        is_error: false,
+    };
+    app.on_agent(FromAgent::Event(result("exit code: 1\nboom")));
+    app.on_agent(FromAgent::Event(result("exit code: 0\nfine")));
+    let lines: Vec<&str> = app.out.iter().map(|(_, l)| l.as_str()).collect();
+    assert!(lines.contains(&"✗ shell: exit code: 1 (+1 lines, Ctrl-O shows them)"), "{lines:?}");
+    assert!(lines.contains(&"✓ shell: exit code: 0 (+1 lines, Ctrl-O shows them)"), "{lines:?}");
 }

@@ -16,6 +16,14 @@ pub struct Cli {
     #[arg(long)]
     pub network: bool,
 
+    /// With no command: continue this workspace's latest session in the front end.
+    #[arg(short = 'c', long = "continue")]
+    pub continue_session: bool,
+
+    /// With no command: continue session ID in the front end.
+    #[arg(long, value_name = "ID", conflicts_with = "continue_session")]
+    pub resume: Option<String>,
+
     /// Without a command, tiller opens an interactive session.
     #[command(subcommand)]
     pub command: Option<Command>,

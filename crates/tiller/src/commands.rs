@@ -21,7 +21,8 @@ use crate::command_error::CommandError;
 
 pub fn run(cli: Cli) -> Result<(), CommandError> {
     let Some(command) = cli.command else {
-        return interactive::run(&cli.model, cli.network);
+        let resume = (cli.continue_session || cli.resume.is_some()).then_some(cli.resume);
+        return interactive::run(&cli.model, cli.network, resume);
     };
     match command {
         Command::Exec(args) => exec::exec(&cli.model, &args, None),

@@ -37,3 +37,16 @@ pub fn sessions_dir() -> PathBuf {
 pub fn models_dir() -> PathBuf {
     data_dir().join("models")
 }
+
+/// The tasks given in the front end in workspace `root`, for its history (Up, Ctrl-R): one file
+/// per workspace, named by the folder and a hash of its path.
+pub fn history_file(root: &std::path::Path) -> PathBuf {
+    // FNV-1a: stable across builds, unlike the standard library's hasher.
+    let hash = root
+        .as_os_str()
+        .as_encoded_bytes()
+        .iter()
+        .fold(0xcbf29ce484222325u64, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x100000001b3));
+    let name = root.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    data_dir().join("history").join(format!("{name}-{hash:016x}.jsonl"))
+}

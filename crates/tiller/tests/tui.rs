@@ -147,3 +147,159 @@ fn review_two_hunks_in_tmux_commit_the_accepted_one_then_undo() {
         serde_json::from_str(String::from_utf8_lossy(&sessions.stdout).trim()).unwrap();
     assert_eq!(row["messages"], 1, "only the task is left: {row}");
 }
+
+/// Starts `tiller` on `script.json` in tmux at `width` columns, with every byte it writes to
+/// the terminal copied to `bytes.out` in `dir`.
+fn start(tmux: &Tmux, dir: &Path, repo: &Path, home: &Path, width: u16) {
+    let command = format!(
+        "env -i PATH=\"$PATH\" HOME={home} TERM=xterm-256color {tiller} --provider scripted -m {script}; echo EXITED $?; sleep 60",
+        home = home.display(),
+        tiller = env!("CARGO_BIN_EXE_tiller"),
+        script = dir.join("script.json").display(),
+    );
+    let (repo, width) = (repo.display().to_string(), width.to_string());
+    let started = tmux.run(&[
+        "new-session",
+        "-d",
+        "-s",
+        "t",
+        "-x",
+        &width,
+        "-y",
+        "20",
+        "-c",
+        &repo,
+        &command,
+    ]);
+    assert!(started.status.success(), "{}", String::from_utf8_lossy(&started.stderr));
+    let pipe = format!("cat >> {}", dir.join("bytes.out").display());
+    assert!(tmux.run(&["pipe-pane", "-o", "-t", "t", &pipe]).status.success());
+}
+
+fn captured(dir: &Path) -> Vec<u8> {
+    std::fs::read(dir.join("bytes.out")).unwrap_or_default()
+}
+
+/// Waits until the terminal has had no output for `quiet`, and returns how many bytes it had.
+fn settle(dir: &Path, quiet: Duration) -> usize {
+    let start = Instant::now();
+    let mut last = (captured(dir).len(), Instant::now());
+    loop {
+        std::thread::sleep(Duration::from_millis(50));
+        let now = captured(dir).len();
+        if now != last.0 {
+            last = (now, Instant::now());
+        } else if last.1.elapsed() >= quiet {
+            return now;
+        }
+        assert!(start.elapsed() < Duration::from_secs(20), "the terminal never went quiet");
+    }
+}
+
+#[test]
+fn pasted_lines_are_one_task_the_idle_screen_writes_nothing_and_resizing_never_clears() {
+    let dir = tempfile::tempdir().unwrap();
+    let (repo, home) = setup(dir.path());
+    let script = serde_json::json!({ "model": "tui-script", "turns": [
+        { "text": "Read all three lines of the task. This answer is long enough to wrap on a narrow terminal, word by word.\n" }
+    ]});
+    std::fs::write(dir.path().join("script.json"), script.to_string()).unwrap();
+    let tmux = Tmux { socket: format!("tiller-test-paste-{}", std::process::id()) };
+    start(&tmux, dir.path(), &repo, &home, 100);
+    tmux.wait_for("scripted/tui-script");
+
+    // Idle: once drawn, nothing more is written while nothing changes.
+    let before = settle(dir.path(), Duration::from_millis(300));
+    std::thread::sleep(Duration::from_millis(1500));
+    let idle = captured(dir.path()).len() - before;
+    assert_eq!(idle, 0, "bytes written in 1.5 s of idle");
+
+    // A pasted block of three lines stays one task.
+    std::fs::write(dir.path().join("paste.txt"), "first line\nsecond line\nthird line").unwrap();
+    let paste = dir.path().join("paste.txt").display().to_string();
+    assert!(tmux.run(&["load-buffer", "-b", "p", &paste]).status.success());
+    assert!(tmux.run(&["paste-buffer", "-p", "-b", "p", "-t", "t"]).status.success());
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("three lines of the task");
+    let sessions = home.join(".local/share/tiller/sessions");
+    let log = std::fs::read_dir(&sessions).unwrap().next().unwrap().unwrap().path();
+    let log = std::fs::read_to_string(log).unwrap();
+    assert!(log.contains("first line\\nsecond line\\nthird line"), "{log}");
+
+    // Narrower: no full-screen clear, and the transcript is still on screen.
+    settle(dir.path(), Duration::from_millis(300));
+    assert!(tmux.run(&["resize-window", "-t", "t", "-x", "40"]).status.success());
+    settle(dir.path(), Duration::from_millis(300));
+    let bytes = captured(dir.path());
+    let clears = bytes.windows(4).filter(|w| *w == b"\x1b[2J").count();
+    assert_eq!(clears, 0, "full-screen clears");
+    let screen = tmux.screen();
+    assert!(screen.contains("three lines of the"), "{screen}");
+    tmux.keys(&["C-c"]);
+    tmux.keys(&["C-c"]);
+    tmux.wait_for("EXITED 0");
+}
+
+#[test]
+fn slash_commands_mentions_history_and_resume_in_tmux() {
+    let dir = tempfile::tempdir().unwrap();
+    let (repo, home) = setup(dir.path());
+    let script = serde_json::json!({ "model": "tui-script", "turns": [
+        { "text": "Looked at it." }, { "text": "Looked again." }, { "text": "Resumed fine." }
+    ]});
+    std::fs::write(dir.path().join("script.json"), script.to_string()).unwrap();
+    let tmux = Tmux { socket: format!("tiller-test-slash-{}", std::process::id()) };
+    start(&tmux, dir.path(), &repo, &home, 100);
+    tmux.wait_for("scripted/tui-script");
+
+    tmux.keys(&["/frob", "Enter"]);
+    tmux.wait_for("unknown command /frob; /help lists them");
+    // Tab completes the mention; its content goes with the task.
+    tmux.keys(&["explain @gr", "Tab"]);
+    tmux.wait_for("explain @greet.py");
+    tmux.keys(&["please", "Enter"]);
+    tmux.wait_for("attached @greet.py (10 lines)");
+    tmux.wait_for("Looked at it.");
+    // Up recalls it; the cursor goes home and the line is edited there.
+    tmux.keys(&["Up"]);
+    tmux.wait_for("› explain @greet.py please");
+    tmux.keys(&["C-a", "re-", "Enter"]);
+    tmux.wait_for("Looked again.");
+    let sessions = home.join(".local/share/tiller/sessions");
+    let log = std::fs::read_dir(&sessions).unwrap().next().unwrap().unwrap().path();
+    let log = std::fs::read_to_string(log).unwrap();
+    assert!(
+        log.contains("explain @greet.py please\\n\\ngreet.py (lines 1-10):\\ndef greet"),
+        "{log}"
+    );
+    assert!(log.contains("re-explain @greet.py please"), "{log}");
+
+    tmux.keys(&["/cost", "Enter"]);
+    tmux.wait_for("this session: 2 calls (0 failed)");
+    tmux.keys(&["/undo", "Enter"]);
+    tmux.wait_for("the last commit is not a step tiller made");
+    tmux.keys(&["/quit", "Enter"]);
+    tmux.wait_for("EXITED 0");
+    tmux.run(&["kill-server"]);
+
+    // The front end continues the session, showing what came before.
+    let script =
+        serde_json::json!({ "model": "tui-script", "turns": [{ "text": "Resumed fine." }]});
+    std::fs::write(dir.path().join("script.json"), script.to_string()).unwrap();
+    let tmux = Tmux { socket: format!("tiller-test-slash2-{}", std::process::id()) };
+    let command = format!(
+        "env -i PATH=\"$PATH\" HOME={home} TERM=xterm-256color {tiller} -c --provider scripted -m {script}; echo EXITED $?; sleep 60",
+        home = home.display(),
+        tiller = env!("CARGO_BIN_EXE_tiller"),
+        script = dir.path().join("script.json").display(),
+    );
+    let repo_dir = repo.display().to_string();
+    let args = ["new-session", "-d", "-s", "t", "-x", "100", "-y", "20", "-c", &repo_dir, &command];
+    assert!(tmux.run(&args).status.success());
+    let screen = tmux.wait_for("resumed; the conversation so far:");
+    assert!(screen.contains("› re-explain @greet.py please"), "{screen}");
+    tmux.keys(&["/resume", "Enter"]);
+    tmux.wait_for("no other session in this workspace");
+    tmux.keys(&["and now?", "Enter"]);
+    tmux.wait_for("Resumed fine.");
+}

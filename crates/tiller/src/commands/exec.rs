@@ -56,8 +56,14 @@ pub fn exec(
 }
 
 pub fn resume(model_args: &ModelArgs, args: &ResumeArgs) -> Result<(), CommandError> {
+    let path = session_file(model_args, args.session.as_deref())?;
+    exec(model_args, &args.exec, Some(path))
+}
+
+/// The file of session `id`, or of this workspace's latest session.
+pub fn session_file(model_args: &ModelArgs, id: Option<&str>) -> Result<PathBuf, CommandError> {
     let dir = paths::sessions_dir();
-    let path = match &args.session {
+    let path = match id {
         Some(id) => dir.join(format!("{id}.jsonl")),
         None => {
             let here = match &model_args.workspace {
@@ -78,5 +84,5 @@ pub fn resume(model_args: &ModelArgs, args: &ResumeArgs) -> Result<(), CommandEr
         return Err(CommandError::new(Kind::User, format!("no session file {}", path.display()))
             .with_hint("list sessions with `tiller sessions`"));
     }
-    exec(model_args, &args.exec, Some(path))
+    Ok(path)
 }
