@@ -301,6 +301,24 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_benchmark_files_are_those_its_command_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        git(root, &["init", "-q"]).unwrap();
+        let files = ["bench.py", "scripts/bench.sh", "benches/parse.rs", "src/parse.rs", "b.py"];
+        for file in files {
+            std::fs::create_dir_all(root.join(file).parent().unwrap()).unwrap();
+            std::fs::write(root.join(file), "x\n").unwrap();
+        }
+        commit(root, &files.map(String::from), "init", &[]).unwrap();
+        let named = |bench| bench_files(root, bench).unwrap();
+        assert_eq!(named("python3 bench.py"), ["bench.py"]);
+        assert_eq!(named("cd x && ./scripts/bench.sh --fast"), ["scripts/bench.sh"]);
+        assert_eq!(named("cargo bench --bench parse"), ["benches/parse.rs"]);
+        assert!(named("make bench").is_empty());
+    }
+
+    #[test]
     fn summary_reads_like_benchstat() {
         let baseline = vec![0.410, 0.412, 0.415, 0.411, 0.413];
         let candidate = vec![0.198, 0.199, 0.197, 0.200, 0.198];
