@@ -8,6 +8,7 @@ use tiller_agent::{Agent, AgentError, Approver, Review, Verdict};
 use tiller_ledger::{Entry, Ledger, Note};
 use tiller_types::{AgentEvent, ChangeSet, Selection, ToolCall};
 
+use crate::git::{changed_paths, revert};
 use crate::{LoopError, Verifier};
 
 /// How a loop ended when nothing went wrong on the way.
@@ -118,6 +119,26 @@ impl<'a> Loop<'a> {
             Err(AgentError::StepLimit(_)) => Ok(String::new()),
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// [`ask`](Self::ask), then the files the agent changed that `protected` does not name.
+    /// Protected files it changed anyway (through the shell, say) are put back, and the reason
+    /// for rejecting the attempt names them as `what`.
+    pub(crate) fn attempt(
+        &mut self,
+        task: &str,
+        protected: &dyn Fn(&str) -> bool,
+        what: &str,
+    ) -> Result<(Vec<String>, Option<String>), LoopError> {
+        self.ask(task, protected)?;
+        let root = &self.verifier.root;
+        let (touched, files): (Vec<String>, Vec<String>) =
+            changed_paths(root)?.into_iter().partition(|f| protected(f));
+        revert(root, &touched)?;
+        let why = (!touched.is_empty()).then(|| {
+            format!("the change touched {what} ({}), which were restored", touched.join(", "))
+        });
+        Ok((files, why))
     }
 }
 

@@ -5,7 +5,7 @@
 use serde_json::json;
 use tiller_tools::git::{SESSION_TRAILER, commit};
 
-use crate::git::{changed_paths, is_test_path, repro_commit, require_clean, revert};
+use crate::git::{is_test_path, repro_commit, require_clean, revert};
 use crate::{Loop, LoopError, Outcome};
 
 /// An accepted fix.
@@ -58,19 +58,9 @@ pub fn fix(lp: &mut Loop, test: Option<&str>) -> Result<Outcome<Fixed>, LoopErro
     );
     let mut reason = String::new();
     for attempt in 1..=lp.attempts {
-        lp.ask(&task, &is_protected)?;
-        let files = changed_paths(&root)?;
-        let (touched, files): (Vec<String>, Vec<String>) =
-            files.into_iter().partition(|f| is_protected(f));
-        revert(&root, &touched)?;
-        let (why, output) = if !touched.is_empty() {
-            (
-                format!(
-                    "the change touched the test's files ({}), which were restored",
-                    touched.join(", ")
-                ),
-                String::new(),
-            )
+        let (files, touched) = lp.attempt(&task, &is_protected, "the test's files")?;
+        let (why, output) = if let Some(why) = touched {
+            (why, String::new())
         } else if files.is_empty() {
             ("nothing changed".to_string(), String::new())
         } else {

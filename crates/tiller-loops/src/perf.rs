@@ -11,8 +11,8 @@ use tiller_sandbox::Sandbox;
 use tiller_stats::{Alternative, MannWhitney, mann_whitney, median};
 use tiller_tools::git::{SESSION_TRAILER, commit, git};
 
-use crate::git::{changed_paths, require_clean, revert};
-use crate::project::shell_quote;
+use crate::git::{is_test_path, require_clean, revert};
+use crate::project::{PROJECT_FILE, shell_quote};
 use crate::repro::clip;
 use crate::{Loop, LoopError, Outcome};
 
@@ -113,19 +113,27 @@ pub fn perf(lp: &mut Loop, options: &PerfOptions) -> Result<Outcome<Sped>, LoopE
     } else {
         String::new()
     };
+    // The benchmark's own files (those its command names) and the tests: a change that
+    // edits what is measured, or deletes what checks behaviour, is not kept.
+    let bench_files = bench_files(&root, bench)?;
+    let is_protected = |path: &str| {
+        bench_files.iter().any(|f| f == path) || is_test_path(path) || path == PROJECT_FILE
+    };
     let mut task = format!(
         "Make `{bench}` faster: it takes {} (median of {} runs).{profile}\n\nChange the code it \
          exercises, keep its behaviour, and keep the tests passing (`{}`). Do not change the \
-         benchmark itself. tiller keeps the change only if interleaved runs show it faster.",
+         benchmark ({}) or the tests: tiller refuses such changes. tiller keeps the change only if interleaved runs show it faster.",
         seconds(now),
         options.runs,
-        lp.verifier.commands.test
+        lp.verifier.commands.test,
+        if bench_files.is_empty() { "its command".to_string() } else { bench_files.join(", ") },
     );
     let mut reason = String::new();
     for attempt in 1..=lp.attempts {
-        lp.ask(&task, &|_| false)?;
-        let files = changed_paths(&root)?;
-        let why = if files.is_empty() {
+        let (files, touched) = lp.attempt(&task, &is_protected, "the benchmark or the tests")?;
+        let why = if let Some(why) = touched {
+            why
+        } else if files.is_empty() {
             "nothing changed".to_string()
         } else if !lp.verifier.suite()?.green() {
             "the tests fail with this change".to_string()
@@ -171,6 +179,24 @@ pub fn perf(lp: &mut Loop, options: &PerfOptions) -> Result<Outcome<Sped>, LoopE
         reason = why;
     }
     Ok(Outcome::Rejected(reason))
+}
+
+/// The tracked files the words of `bench` name, relative to `root`: `python bench.py`,
+/// `./scripts/bench.sh --fast` and `cargo bench --bench parse` name `bench.py`,
+/// `scripts/bench.sh` and (as `benches/parse.rs`) the bench target.
+fn bench_files(root: &Path, bench: &str) -> Result<Vec<String>, LoopError> {
+    let tracked = git(root, &["ls-files", "-z"])?;
+    let words: Vec<&str> = bench
+        .split(|c: char| c.is_whitespace() || matches!(c, ';' | '&' | '|' | '(' | ')' | '"' | '\''))
+        .filter(|w| !w.is_empty())
+        .map(|w| w.trim_start_matches("./"))
+        .collect();
+    let named = |path: &str| {
+        let stem = Path::new(path).file_stem().and_then(|s| s.to_str());
+        words.contains(&path)
+            || (path.starts_with("benches/") && stem.is_some_and(|s| words.contains(&s)))
+    };
+    Ok(tracked.split('\0').filter(|p| named(p)).map(str::to_string).collect())
 }
 
 fn verdict(m: &Measurement) -> &'static str {
@@ -273,6 +299,24 @@ fn seconds(s: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_benchmark_files_are_those_its_command_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        git(root, &["init", "-q"]).unwrap();
+        let files = ["bench.py", "scripts/bench.sh", "benches/parse.rs", "src/parse.rs", "b.py"];
+        for file in files {
+            std::fs::create_dir_all(root.join(file).parent().unwrap()).unwrap();
+            std::fs::write(root.join(file), "x\n").unwrap();
+        }
+        commit(root, &files.map(String::from), "init", &[]).unwrap();
+        let named = |bench| bench_files(root, bench).unwrap();
+        assert_eq!(named("python3 bench.py"), ["bench.py"]);
+        assert_eq!(named("cd x && ./scripts/bench.sh --fast"), ["scripts/bench.sh"]);
+        assert_eq!(named("cargo bench --bench parse"), ["benches/parse.rs"]);
+        assert!(named("make bench").is_empty());
+    }
 
     #[test]
     fn summary_reads_like_benchstat() {

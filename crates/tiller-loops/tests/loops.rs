@@ -330,10 +330,18 @@ static TIMING: Mutex<()> = Mutex::new(());
 
 /// The perf loop on the Python fixture's `unique`, with the change `cart` → `changed`.
 fn perf_on(changed: impl Fn(&str) -> String) -> (Repo, Outcome<tiller_loops::Sped>) {
+    let cart = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/python/shop/cart.py"),
+    )
+    .unwrap();
+    perf_with(turns(&[write("shop/cart.py", &changed(&cart))]))
+}
+
+/// The perf loop on the Python fixture, the model's turns scripted.
+fn perf_with(turns: Value) -> (Repo, Outcome<tiller_loops::Sped>) {
     let _timing = TIMING.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let repo = Repo::new("python");
-    let cart = repo.read("shop/cart.py");
-    let (mut agent, _) = agent(&repo, turns(&[write("shop/cart.py", &changed(&cart))]));
+    let (mut agent, _) = agent(&repo, turns);
     let options = PerfOptions { bench: "python3 bench.py".into(), runs: 8, profile: false };
     let outcome = with_loop(&repo, &mut agent, 1, |lp| perf(lp, &options).unwrap());
     (repo, outcome)
@@ -363,6 +371,29 @@ fn perf_keeps_a_real_speed_up() {
     assert!(measured["p"].as_f64().unwrap() < 0.05);
     // The baseline checkout is gone.
     assert_eq!(repo.git(&["worktree", "list"]).lines().count(), 1);
+}
+
+#[test]
+fn perf_keeps_nothing_that_edits_the_benchmark_or_the_tests() {
+    let (repo, outcome) = perf_with(turns(&[[
+        json!({ "tool_calls": [
+            { "name": "write_file", "arguments": { "path": "bench.py", "content": "pass\n" } },
+            { "name": "shell", "arguments": { "command": "echo 'pass' > bench.py; echo '# fast' >> test_cart.py" } }
+        ] }),
+        json!({ "text": "The benchmark is much faster now." }),
+    ]]));
+    let Outcome::Rejected(why) = outcome else { panic!("{outcome:?}") };
+    assert_eq!(
+        why,
+        "the change touched the benchmark or the tests (bench.py, test_cart.py), which were \
+         restored"
+    );
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/python");
+    for file in ["bench.py", "test_cart.py"] {
+        assert_eq!(repo.read(file), std::fs::read_to_string(fixture.join(file)).unwrap());
+    }
+    assert_eq!(repo.git(&["log", "--format=%s"]).trim(), "Fixture");
+    assert_eq!(repo.git(&["status", "--porcelain"]), "");
 }
 
 #[test]

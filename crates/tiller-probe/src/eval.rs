@@ -3,11 +3,12 @@
 //! edited them gains nothing. A task that fails gets one more try with the grader's output.
 
 use std::path::Path;
-use std::process::Command;
 use std::time::Instant;
 
 use serde::Serialize;
 use tiller_agent::{AcceptAll, Agent};
+use tiller_tools::ToolError;
+use tiller_tools::git::{commit, git};
 
 use crate::{Grader, Language, Outcome, ProbeError, Suite, Task};
 
@@ -85,12 +86,12 @@ fn one(
     };
     write(lang.solution_file(), task.stub.as_deref().unwrap_or(""))?;
     write(lang.test_file(), &task.tests)?;
-    git(root, &["init", "-q"])?;
-    git(root, &["add", "-A"])?;
-    git(
-        root,
-        &["-c", "user.name=tiller", "-c", "user.email=tiller@localhost", "commit", "-qm", "task"],
-    )?;
+    let setup = |e: ToolError| {
+        ProbeError::io("cannot set up the scratch repository", std::io::Error::other(e))
+    };
+    git(root, &["init", "-q"]).map_err(setup)?;
+    let files = [lang.solution_file().to_string(), lang.test_file().to_string()];
+    commit(root, &files, "task", &[]).map_err(setup)?;
 
     let mut agent = agent_for(root).map_err(ProbeError::Agent)?;
     let exports = match lang {
@@ -126,17 +127,4 @@ fn one(
         seconds: start.elapsed().as_secs_f64(),
         error,
     })
-}
-
-fn git(root: &Path, args: &[&str]) -> Result<(), ProbeError> {
-    let status = Command::new("git")
-        .args(args)
-        .current_dir(root)
-        .status()
-        .map_err(|e| ProbeError::io("cannot run git", e))?;
-    if !status.success() {
-        let what = format!("git {} in {}", args.join(" "), root.display());
-        return Err(ProbeError::io(what, std::io::Error::other(status.to_string())));
-    }
-    Ok(())
 }

@@ -34,8 +34,8 @@ pub enum ReviewError {
     NotARepo { path: PathBuf },
     #[error("bad range `{range}`: {reason}")]
     BadRange { range: String, reason: String },
-    #[error("git {args}: {message}")]
-    Git { args: String, message: String },
+    #[error(transparent)]
+    Git(#[from] tiller_git::GitError),
     #[error("{}: {source}", path.display())]
     Io {
         path: PathBuf,

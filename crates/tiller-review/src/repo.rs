@@ -4,8 +4,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, BufReader, Read, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::path::Path;
+use std::process::Stdio;
 
 use crate::lang::Lang;
 use crate::report::{Report, build};
@@ -26,11 +26,10 @@ pub fn report_files(root: &Path, files: &[FileState]) -> Result<Report, ReviewEr
 /// side defaults to `HEAD`), or a single revision `REV` meaning `REV^..REV`. An empty range means
 /// `HEAD^..HEAD`, or with no commits yet, the working tree against nothing.
 pub fn report_range(repo: &Path, range: &str) -> Result<Report, ReviewError> {
-    let top = git(repo, &["rev-parse", "--show-toplevel"]).map_err(|e| match e {
-        ReviewError::Git { .. } => ReviewError::NotARepo { path: repo.to_path_buf() },
-        e => e,
+    let top = tiller_git::toplevel(repo).map_err(|e| match e {
+        tiller_git::GitError::Failed { .. } => ReviewError::NotARepo { path: repo.to_path_buf() },
+        e => e.into(),
     })?;
-    let top = PathBuf::from(top.trim_end_matches('\n'));
     let Some((from, to)) = ends(&top, range.trim())? else {
         return working_tree(&top);
     };
@@ -141,12 +140,11 @@ fn tree(top: &Path, rev: &str) -> Result<BTreeMap<String, Blob>, ReviewError> {
 fn blobs(top: &Path, mut oids: Vec<&str>) -> Result<HashMap<String, String>, ReviewError> {
     oids.sort_unstable();
     oids.dedup();
-    let failed =
-        |e: std::io::Error| ReviewError::Git { args: "cat-file".into(), message: e.to_string() };
-    let mut child = Command::new("git")
-        .arg("-C")
-        .arg(top)
-        .args(["cat-file", "--batch"])
+    let failed = |e: std::io::Error| {
+        let message = e.to_string();
+        ReviewError::Git(tiller_git::GitError::Failed { args: "cat-file".into(), message })
+    };
+    let mut child = tiller_git::command(top, &["cat-file", "--batch"])?
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -243,20 +241,8 @@ fn text(bytes: Vec<u8>) -> Option<String> {
     if bytes.contains(&0) { None } else { String::from_utf8(bytes).ok() }
 }
 
-/// Runs git in `dir` and returns its stdout.
 fn git(dir: &Path, args: &[&str]) -> Result<String, ReviewError> {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|source| ReviewError::Io { path: "git".into(), source })?;
-    if !out.status.success() {
-        let message = String::from_utf8_lossy(&out.stderr).trim().to_string();
-        return Err(ReviewError::Git { args: args.join(" "), message });
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    Ok(tiller_git::run(dir, args)?)
 }
 
 #[cfg(test)]

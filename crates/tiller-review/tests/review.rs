@@ -5,6 +5,7 @@
 use std::path::Path;
 use std::process::Command;
 
+use tiller_git::trap::{Attack, Trap, rerun};
 use tiller_review::{FileState, Report, ReviewError, report_files, report_range};
 
 const LIB: &str = "fn total(items: &[Item]) -> u32 {
@@ -181,4 +182,39 @@ fn pending_files_are_compared_with_the_working_tree() {
         dup,
         [([1, 9], "src/copy.rs", [1, 9], false), ([12, 24], "src/untracked.rs", [1, 13], false)]
     );
+}
+
+/// What the front end and `tiller review` ask of a repository.
+fn review_all(root: &Path) {
+    let report = report_range(root, "").unwrap();
+    assert_eq!(stats(&report), [("a.txt", 1, 0)]);
+    report_range(root, "HEAD").unwrap();
+    let file = FileState { path: "a.txt", old: Some("a\n"), new: Some("b\n") };
+    report_files(root, &[file]).unwrap();
+}
+
+#[test]
+fn repository_config_runs_nothing() {
+    let fired: Vec<(Attack, String)> = Attack::ALL
+        .into_iter()
+        .filter_map(|attack| {
+            let trap = Trap::new(attack).unwrap();
+            review_all(&trap.root());
+            Some((attack, trap.fired()?))
+        })
+        .collect();
+    assert_eq!(fired, []);
+}
+
+#[test]
+fn the_environment_cannot_point_git_elsewhere() {
+    if let Some(root) = std::env::var_os("TILLER_TRAP_ROOT") {
+        return review_all(Path::new(&root));
+    }
+    let trap = Trap::unarmed().unwrap();
+    let mut vars = trap.hostile_env().unwrap();
+    vars.push(("TILLER_TRAP_ROOT", trap.root().into()));
+    let (passed, out) = rerun("the_environment_cannot_point_git_elsewhere", &vars).unwrap();
+    assert!(passed, "{out}");
+    assert_eq!(trap.fired(), None);
 }

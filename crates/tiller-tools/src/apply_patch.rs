@@ -138,7 +138,7 @@ fn change_of(
 
 /// The workspace-relative form of `path`, refused if it leaves the workspace or was claimed.
 fn claim(ws: &Workspace, path: &str, claimed: &mut HashSet<PathBuf>) -> Result<String, ToolError> {
-    let abs = ws.resolve(path)?;
+    let abs = ws.resolve_write(path)?;
     let relative = ws.relative(&abs);
     if !claimed.insert(abs) {
         return Err(ToolError::path(
@@ -167,6 +167,27 @@ mod tests {
             Outcome::Change(set) => set,
             other => panic!("expected a change, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn refuses_git_metadata_and_tiller_config() {
+        let (dir, ws, refused) = crate::workspace::repo_workspace();
+        ws.write_atomic("a.txt", "a\n").unwrap();
+        for (path, why) in refused {
+            let ops = [
+                format!("*** Add File: {path}\n+x"),
+                format!("*** Update File: {path}\n@@\n-[core]\n+[core]\n+\tfsmonitor = x"),
+                format!("*** Delete File: {path}"),
+                format!("*** Update File: a.txt\n*** Move to: {path}\n@@\n-a\n+b"),
+            ];
+            for op in ops {
+                let err = run(&ws, &op).unwrap_err().to_string();
+                assert!(err.starts_with(path) && err.contains(why), "{op}: {err}");
+            }
+        }
+        assert_eq!(std::fs::read_to_string(dir.path().join(".git/config")).unwrap(), "[core]\n");
+        assert_eq!(std::fs::read_to_string(dir.path().join("a.txt")).unwrap(), "a\n");
+        assert!(!dir.path().join(".git/hooks/post-commit").exists());
     }
 
     #[test]

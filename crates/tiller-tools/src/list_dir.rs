@@ -45,7 +45,7 @@ pub(crate) fn walker(root: &Path) -> WalkBuilder {
     let mut walk = WalkBuilder::new(root);
     walk.hidden(false)
         .require_git(false)
-        .filter_entry(|e| e.file_name() != ".git")
+        .filter_entry(|e| !e.file_name().eq_ignore_ascii_case(".git"))
         .sort_by_file_name(|a, b| a.cmp(b));
     walk
 }

@@ -1,7 +1,9 @@
 //! The workspace: the directory tree the agent may touch. Every path a tool receives goes through
 //! [`Workspace::resolve`], which keeps it inside the root (no `..` escapes, no symlinks leading
 //! out). Writes are atomic: a temporary file in the same directory, renamed over the target.
-//! Files the user has withheld from the model (see [`Workspace::deny`]) cannot be read.
+//! Files the user has withheld from the model (see [`Workspace::deny`]) cannot be read, and
+//! git's metadata and tiller's own configuration cannot be written (see
+//! [`Workspace::resolve_write`]).
 
 use std::io::Write;
 use std::path::{Component, Path, PathBuf};
@@ -14,7 +16,20 @@ use crate::ToolError;
 pub struct Workspace {
     root: PathBuf,
     denied: GlobSet,
+    /// Directories no tool writes into, besides every `.git` and `.tiller`: the git directory
+    /// a `.git` file names, tiller's configuration and data directories.
+    protected: Vec<PathBuf>,
 }
+
+/// Why a path inside git's metadata is not written.
+const GIT_METADATA: &str = "is inside git's metadata (.git), which tools do not change: hooks and \
+     config there would run code outside the sandbox, unreviewed";
+/// Why a path in `.tiller/` is not written.
+const TILLER_PROJECT: &str = "is tiller's project configuration (.tiller/), which tools do not \
+     change: it names the commands that check the agent's work";
+/// Why a path in a protected directory is not written.
+const TILLER_OWN: &str = "is inside tiller's own configuration, data or git directory, which \
+     tools do not change";
 
 impl Workspace {
     /// A workspace rooted at `root`, which must be an existing directory.
@@ -23,7 +38,15 @@ impl Workspace {
         if !root.is_dir() {
             return Err(ToolError::path(root.display().to_string(), "not a directory"));
         }
-        Ok(Workspace { root, denied: GlobSet::empty() })
+        let protected = git_dirs(&root);
+        Ok(Workspace { root, denied: GlobSet::empty(), protected })
+    }
+
+    /// Keeps tools from writing into `dirs` (tiller's configuration and data directories, where
+    /// the workspace holds them).
+    pub fn protect(mut self, dirs: &[PathBuf]) -> Self {
+        self.protected.extend(dirs.iter().filter_map(|d| d.canonicalize().ok()));
+        self
     }
 
     /// Withholds files matching any of `globs` from the model: reading them is an error and
@@ -83,6 +106,31 @@ impl Workspace {
         Ok(out)
     }
 
+    /// [`resolve`](Self::resolve) for a path a tool writes, moves or deletes: refused, too,
+    /// inside git's metadata (any `.git`, in any case, and the git directory a `.git` file
+    /// names), tiller's project configuration (`.tiller/`) and the [`protect`](Self::protect)ed
+    /// directories, as written and where symlinks lead.
+    pub fn resolve_write(&self, path: &str) -> Result<PathBuf, ToolError> {
+        let abs = self.resolve(path)?;
+        let existing = abs.ancestors().find(|p| p.symlink_metadata().is_ok()).unwrap_or(&self.root);
+        let real = existing.canonicalize().map_err(|e| ToolError::io(existing, e))?;
+        let real = real.join(abs.strip_prefix(existing).unwrap_or(Path::new("")));
+        for candidate in [&abs, &real] {
+            let rel = candidate.strip_prefix(&self.root).unwrap_or(candidate);
+            let mut names = rel.components().map(|c| c.as_os_str());
+            if names.clone().any(|name| name.eq_ignore_ascii_case(".git")) {
+                return Err(ToolError::path(path, GIT_METADATA));
+            }
+            if names.next().is_some_and(|first| first == ".tiller") {
+                return Err(ToolError::path(path, TILLER_PROJECT));
+            }
+            if self.protected.iter().any(|dir| candidate.starts_with(dir)) {
+                return Err(ToolError::path(path, TILLER_OWN));
+            }
+        }
+        Ok(abs)
+    }
+
     /// The workspace-relative form of an absolute path inside it, with `/` separators.
     pub fn relative(&self, abs: &Path) -> String {
         let rel = abs.strip_prefix(&self.root).unwrap_or(abs);
@@ -109,7 +157,7 @@ impl Workspace {
     /// Writes `content` to `path` atomically, creating parent directories and keeping the
     /// permissions of a file it replaces.
     pub fn write_atomic(&self, path: &str, content: &str) -> Result<(), ToolError> {
-        let abs = self.resolve(path)?;
+        let abs = self.resolve_write(path)?;
         let dir = abs.parent().ok_or_else(|| ToolError::path(path, "has no parent directory"))?;
         std::fs::create_dir_all(dir).map_err(|e| ToolError::io(dir, e))?;
         let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| ToolError::io(dir, e))?;
@@ -124,9 +172,25 @@ impl Workspace {
     }
 
     pub fn remove(&self, path: &str) -> Result<(), ToolError> {
-        let abs = self.resolve(path)?;
+        let abs = self.resolve_write(path)?;
         std::fs::remove_file(&abs).map_err(|e| ToolError::io(&abs, e))
     }
+}
+
+/// The git directory and common directory a `.git` file at `root` names (`gitdir: DIR`, as
+/// worktrees and submodules have), where they are not under a `.git` already.
+fn git_dirs(root: &Path) -> Vec<PathBuf> {
+    let mut dirs = Vec::new();
+    let Ok(text) = std::fs::read_to_string(root.join(".git")) else { return dirs };
+    let Some(dir) = text.trim().strip_prefix("gitdir:") else { return dirs };
+    let Ok(dir) = root.join(dir.trim()).canonicalize() else { return dirs };
+    if let Ok(common) = std::fs::read_to_string(dir.join("commondir"))
+        && let Ok(common) = dir.join(common.trim()).canonicalize()
+    {
+        dirs.push(common);
+    }
+    dirs.push(dir);
+    dirs
 }
 
 /// Decodes file bytes as text, or says why they are not.
@@ -150,10 +214,68 @@ pub(crate) fn temp_workspace() -> (tempfile::TempDir, Workspace) {
     (dir, ws)
 }
 
+/// A workspace holding a git repository, a `link` to its `.git` and a nested `sub/.git`, for
+/// tests of what tools refuse to write. The paths a tool must not write, each with the words
+/// its refusal must contain.
+#[cfg(test)]
+pub(crate) fn repo_workspace() -> (tempfile::TempDir, Workspace, [(&'static str, &'static str); 8])
+{
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    for d in [".git/hooks", "sub/.git", ".tiller"] {
+        std::fs::create_dir_all(dir.path().join(d)).expect("a directory");
+    }
+    std::fs::write(dir.path().join(".git/config"), "[core]\n").expect("a config");
+    std::os::unix::fs::symlink(".git", dir.path().join("link")).expect("a link");
+    let ws = Workspace::new(dir.path()).expect("a workspace in it");
+    let refused = [
+        (".git/config", "git's metadata"),
+        (".git/hooks/post-commit", "git's metadata"),
+        ("sub/.git/x", "git's metadata"),
+        (".GIT/config", "git's metadata"),
+        ("link/config", "git's metadata"),
+        ("link/hooks/pre-commit", "git's metadata"),
+        (".git", "git's metadata"),
+        (".tiller/project.toml", "tiller's project configuration"),
+    ];
+    (dir, ws, refused)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use temp_workspace as ws;
+
+    #[test]
+    fn git_metadata_and_tiller_config_are_not_written() {
+        let (dir, ws, refused) = repo_workspace();
+        for (path, why) in refused {
+            let err = ws.write_atomic(path, "x").unwrap_err().to_string();
+            assert!(err.starts_with(path) && err.contains(why), "{path}: {err}");
+            assert!(ws.remove(path).is_err(), "{path}");
+        }
+        assert_eq!(std::fs::read_to_string(dir.path().join(".git/config")).unwrap(), "[core]\n");
+        assert!(!dir.path().join(".git/hooks/post-commit").exists());
+        // Reading stays allowed; files merely named like git's pass.
+        assert_eq!(ws.read_text(".git/config").unwrap().as_deref(), Some("[core]\n"));
+        ws.write_atomic(".gitignore", "x").unwrap();
+        ws.write_atomic("a.git/x", "x").unwrap();
+    }
+
+    #[test]
+    fn the_git_dir_a_git_file_names_is_not_written() {
+        let (dir, _) = ws();
+        std::fs::create_dir_all(dir.path().join("store/worktrees/w")).unwrap();
+        std::fs::write(dir.path().join("store/worktrees/w/commondir"), "../..\n").unwrap();
+        std::fs::write(dir.path().join(".git"), "gitdir: store/worktrees/w\n").unwrap();
+        let data = dir.path().join("data");
+        std::fs::create_dir(&data).unwrap();
+        let ws = Workspace::new(dir.path()).unwrap().protect(&[data]);
+        for path in ["store/config", "store/worktrees/w/HEAD", "data/ledger.sqlite"] {
+            let err = ws.write_atomic(path, "x").unwrap_err().to_string();
+            assert!(err.contains("tiller's own configuration, data or git directory"), "{err}");
+        }
+        assert!(!dir.path().join("store/config").exists());
+    }
 
     #[test]
     fn resolves_inside_and_refuses_escapes() {

@@ -45,7 +45,7 @@ impl Tool for WriteFile {
 
     fn run(&self, ws: &Workspace, args: serde_json::Value) -> Result<Outcome, ToolError> {
         let args: Args = parse_args(args)?;
-        let path = ws.relative(&ws.resolve(&args.path)?);
+        let path = ws.relative(&ws.resolve_write(&args.path)?);
         let old = ws.read_text(&path)?;
         if old.as_deref() == Some(args.content.as_str()) {
             return Ok(Outcome::from(format!(
@@ -69,6 +69,18 @@ mod tests {
 
     fn write(ws: &Workspace, path: &str, content: &str) -> Result<Outcome, ToolError> {
         WriteFile.run(ws, serde_json::json!({"path": path, "content": content}))
+    }
+
+    #[test]
+    fn refuses_git_metadata_and_tiller_config() {
+        let (dir, ws, refused) = crate::workspace::repo_workspace();
+        for (path, why) in refused {
+            let err = write(&ws, path, "[core]\n\thooksPath = /tmp\n").unwrap_err().to_string();
+            assert!(err.starts_with(path) && err.contains(why), "{path}: {err}");
+        }
+        assert_eq!(std::fs::read_to_string(dir.path().join(".git/config")).unwrap(), "[core]\n");
+        assert!(!dir.path().join(".git/hooks/post-commit").exists());
+        assert!(!dir.path().join("sub/.git/x").exists());
     }
 
     #[test]

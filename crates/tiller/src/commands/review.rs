@@ -32,7 +32,7 @@ impl From<ReviewError> for CommandError {
                 .with_hint("run it in a git repository, or name one with -C DIR"),
             ReviewError::BadRange { .. } => CommandError::new(Kind::User, message)
                 .with_hint("give a range such as HEAD~3.. or main..HEAD, or one commit"),
-            ReviewError::Git { .. } | ReviewError::Io { .. } => {
+            ReviewError::Git(_) | ReviewError::Io { .. } => {
                 CommandError::new(Kind::Internal, message)
             }
         }

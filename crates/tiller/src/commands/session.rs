@@ -52,7 +52,9 @@ pub fn start(start: Start) -> Result<Session, CommandError> {
         }
     };
     let model = config::model(&settings)?;
-    let mut ws = Workspace::new(&root)?;
+    // Where the workspace holds tiller's own configuration or data, tools write neither.
+    let own = [paths::config_file().with_file_name(""), paths::data_dir()];
+    let mut ws = Workspace::new(&root)?.protect(&own);
     if model.remote {
         ws = ws
             .deny(&settings.deny())
