@@ -214,6 +214,7 @@ impl App {
                 }
             }
             AgentEvent::Error { message } => self.print(Tone::Bad, format!("✗ {message}")),
+            AgentEvent::Warning { message } => self.print(Tone::Bad, format!("warning: {message}")),
         }
         Vec::new()
     }
