@@ -373,3 +373,68 @@ fn read_only_commands_work_on_a_read_only_data_directory() {
     assert_eq!(out.status.code(), Some(5), "{stderr}");
     assert!(stderr.contains("hint: make the data directory writable"), "{stderr}");
 }
+
+/// A seeded generator (xorshift), so that the kill points are the same on every run.
+struct Points(u64);
+
+impl Points {
+    fn next(&mut self, below: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % below.max(1)
+    }
+}
+
+/// `tiller exec` killed (SIGKILL) at 20 points through the example run: after the next start,
+/// every model call and tool action the session completed is in the ledger, every completed
+/// turn is in the session, and the chain holds.
+#[test]
+fn a_killed_exec_loses_no_completed_turn_in_the_session_or_the_ledger() {
+    // How long an unkilled run takes here, to spread the kill points over it.
+    let env0 = env();
+    let started = std::time::Instant::now();
+    assert!(exec(&env0, &script()).status.success());
+    let span = started.elapsed().as_micros() as u64;
+    let mut points = Points(0x5eed_1e55_u64);
+    for round in 0..20 {
+        let env = env();
+        let mut child = env.spawn(&["exec", "--provider", "scripted", "--model", &script(), "go"]);
+        std::thread::sleep(std::time::Duration::from_micros(points.next(span)));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let killed = env.sessions();
+        // The next start.
+        assert!(exec(&env, "one.json").status.success(), "round {round}");
+        let Some(path) = killed.first() else { continue };
+        let session = stem(path);
+        let messages = messages(path);
+        let calls = env.rows(&session, "model_call");
+        let actions = env.rows(&session, "tool_action");
+        let answered = messages.iter().filter(|m| m["role"] == "assistant").count();
+        let results: Vec<&str> = messages
+            .iter()
+            .filter(|m| m["role"] == "tool")
+            .map(|m| m["name"].as_str().unwrap())
+            .collect();
+        let tools: Vec<&str> = actions.iter().map(|a| a["tool"].as_str().unwrap()).collect();
+        // Rows are written as each call or action ends, before its message: the ledger holds
+        // every completed one, and at most the one in flight more.
+        assert!(
+            calls.len() == answered || calls.len() == answered + 1,
+            "round {round}: {} calls, {answered} answers",
+            calls.len()
+        );
+        assert!(
+            tools.starts_with(&results) && tools.len() <= results.len() + 1,
+            "round {round}: {tools:?} vs {results:?}"
+        );
+        // Each tool result follows its call: no call left without its result or vice versa
+        // beyond the one in flight.
+        let called: usize =
+            messages.iter().filter_map(|m| m["tool_calls"].as_array().map(Vec::len)).sum();
+        assert!(called >= results.len(), "round {round}");
+        let out = env.tiller(&["ledger", "verify"]);
+        assert!(out.status.success(), "round {round}: {}", text(&out.stderr));
+    }
+}
