@@ -577,7 +577,8 @@ impl Agent {
     }
 
     /// Compacts the history when the next prompt would take more than 80% of the input budget:
-    /// older turns are summarised by the model, keeping the first message and the recent tail.
+    /// older turns (and any earlier summary) are summarised by the model into one summary after
+    /// the task, keeping the recent tail; the conversation comes out smaller every time.
     fn fit_context(&mut self, events: &mut dyn FnMut(&AgentEvent)) -> Result<(), AgentError> {
         let info = self.provider.info();
         let reserve = u64::from(self.config.max_tokens.unwrap_or(0))

@@ -455,6 +455,17 @@ fn call_ids(history: &[Message]) -> (Vec<String>, Vec<String>) {
     (calls.collect(), results.collect())
 }
 
+/// Reopens a session this process closed a moment ago. A child forked meanwhile by another
+/// test thread shares the file's lock until it execs, so busy is waited out.
+fn reopen(path: &Path) -> SessionLog {
+    loop {
+        match SessionLog::reopen(path) {
+            Err(AgentError::SessionBusy { .. }) => std::thread::yield_now(),
+            other => return other.unwrap(),
+        }
+    }
+}
+
 #[test]
 fn call_ids_stay_unique_across_the_processes_of_a_session() {
     let repo = repo();
@@ -471,7 +482,7 @@ fn call_ids_stay_unique_across_the_processes_of_a_session() {
         let history = load_session(&path).unwrap().messages;
         let mut agent = agent(provider, repo.path(), ApprovalPolicy::Never)
             .with_history(history)
-            .with_log(SessionLog::reopen(&path).unwrap());
+            .with_log(reopen(&path));
         let mut streamed = Vec::new();
         agent
             .run(task, &mut AcceptAll, &mut |e| {
