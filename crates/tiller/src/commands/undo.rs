@@ -23,6 +23,12 @@ pub fn run(model_args: &ModelArgs) -> Result<(), CommandError> {
         return Err(CommandError::new(Kind::User, "the last commit is not a step tiller made")
             .with_hint("tiller undo only takes back commits with a Tiller-Session trailer"));
     };
+    let path = paths::sessions_dir().join(format!("{session}.jsonl"));
+    // Opened before the reset: a session in use by another process stops the undo untouched.
+    let log = match load_session(&path) {
+        Ok(saved) => Some((SessionLog::reopen(&path)?, saved)),
+        Err(_) => None,
+    };
     let subject = git::git(&root, &["log", "-1", "--format=%h %s"]).map_err(user)?;
     // --keep refuses, rather than overwrites, when uncommitted work touches the same files.
     git::git(&root, &["reset", "--quiet", "--keep", "HEAD~1"]).map_err(|e| {
@@ -30,14 +36,13 @@ pub fn run(model_args: &ModelArgs) -> Result<(), CommandError> {
             .with_hint("commit or stash your own changes to the step's files first")
     })?;
     println!("undid {}", subject.trim());
-    let path = paths::sessions_dir().join(format!("{session}.jsonl"));
-    let Ok(saved) = load_session(&path) else {
+    let Some((mut log, saved)) = log else {
         eprintln!("session {session} is not recorded here; only the commit was undone");
         return Ok(());
     };
     // The messages before the model's turn that proposed the change.
     let keep = messages.parse::<usize>().unwrap_or(0).min(saved.messages.len());
-    SessionLog::reopen(&path)?.replace(&saved.messages[..keep])?;
+    log.replace(&saved.messages[..keep])?;
     println!("session {session} rewound to {keep} messages; `tiller resume` continues from there");
     Ok(())
 }
