@@ -77,8 +77,8 @@ pub struct Agent {
     prepared: bool,
     /// Made on the first run, from the session's history.
     ids: Option<CallIds>,
-    /// Why the ledger could not be written, once it could not: rows go to the session log.
-    ledger_down: Option<String>,
+    /// The ledger could not be written: this run's rows go to the session log.
+    ledger_down: bool,
     /// A warning for the next chance to emit events.
     warning: Option<String>,
 }
@@ -120,7 +120,7 @@ impl Agent {
             system_quotes,
             prepared: false,
             ids: None,
-            ledger_down: None,
+            ledger_down: false,
             warning: None,
         }
     }
@@ -356,7 +356,7 @@ impl Agent {
         let Some(recorder) = &mut self.recorder else {
             return Ok(());
         };
-        if self.ledger_down.is_none() {
+        if !self.ledger_down {
             match recorder.flush() {
                 Ok(()) => return Ok(()),
                 // Without a session log there is nowhere else to keep them.
@@ -366,7 +366,7 @@ impl Agent {
                         "the ledger cannot be written ({e}); its rows are kept in the session log \
                          and written into the ledger at the next start"
                     ));
-                    self.ledger_down = Some(e.to_string());
+                    self.ledger_down = true;
                 }
             }
         }

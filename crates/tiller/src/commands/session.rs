@@ -69,8 +69,9 @@ pub fn start(start: Start) -> Result<Session, CommandError> {
     // The ledger first, so that a start that fails on it leaves no empty session behind.
     let ledger = commands::ledger::open()?;
     let dir = paths::sessions_dir();
-    // Rows earlier runs could not write (ledger locked, disk full) go in now, the chain whole.
-    take_kept_rows(&dir, |rows| ledger.append_missing(rows).map(|_| ()))?;
+    // Rows earlier runs could not write (ledger locked, disk full) go in now, the chain whole;
+    // should the ledger still refuse them, they wait for a later start.
+    let _ = take_kept_rows(&dir, |rows| ledger.append_missing(rows).map(|_| ()));
     let (log, history) = match start.resume {
         Some(path) => (SessionLog::reopen(&path)?, load_session(&path)?.messages),
         None => {
