@@ -198,7 +198,7 @@ impl App {
                 self.print(Tone::Dim, format!("retry {attempt} in {delay_ms} ms: {reason}"));
             }
             AgentEvent::Usage { call, total } => {
-                self.status.context_used = call.prompt_tokens + call.completion_tokens;
+                self.status.context_used = call.tokens();
                 self.status.total = total;
             }
             AgentEvent::Compacted { tokens_before, tokens_after } => {

@@ -81,6 +81,13 @@ pub struct Usage {
     pub completion_tokens: u64,
 }
 
+impl Usage {
+    /// Prompt plus completion tokens, saturating rather than wrapping on absurd counts.
+    pub fn tokens(&self) -> u64 {
+        self.prompt_tokens.saturating_add(self.completion_tokens)
+    }
+}
+
 /// Saturating: a server reporting absurd counts (`u64::MAX`) pins a total at the maximum rather
 /// than wrapping it round to a small number.
 impl std::ops::AddAssign for Usage {
@@ -123,5 +130,6 @@ mod tests {
             u,
             Usage { prompt_tokens: u64::MAX, cached_tokens: u64::MAX, completion_tokens: 3 }
         );
+        assert_eq!(u.tokens(), u64::MAX);
     }
 }
