@@ -44,7 +44,8 @@ impl LedgerError {
         match self {
             LedgerError::Sqlite { source, .. } => match source.sqlite_error_code()? {
                 ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked => Some(Trouble::Busy),
-                ErrorCode::DiskFull => Some(Trouble::Full),
+                // A full disk shows as an I/O error where SQLite maps its shared memory.
+                ErrorCode::DiskFull | ErrorCode::SystemIoFailure => Some(Trouble::Full),
                 ErrorCode::ReadOnly | ErrorCode::CannotOpen | ErrorCode::PermissionDenied => {
                     Some(Trouble::ReadOnly)
                 }

@@ -438,3 +438,43 @@ fn a_killed_exec_loses_no_completed_turn_in_the_session_or_the_ledger() {
         assert!(out.status.success(), "round {round}: {}", text(&out.stderr));
     }
 }
+
+/// The ledger on a full disk (a small tmpfs in a private mount namespace, the ledger file linked
+/// there): a start is refused as the environment, with a hint, and leaves no session behind; once
+/// space is freed everything works and the chain holds.
+#[test]
+fn a_full_disk_under_the_ledger_is_the_environment_with_a_hint() {
+    let env = env();
+    let data = env.data();
+    std::fs::create_dir_all(data.join("full")).unwrap();
+    std::os::unix::fs::symlink(data.join("full/ledger.sqlite"), data.join("ledger.sqlite"))
+        .unwrap();
+    let script = r#"set -u
+        cd "$REPO"
+        mount -t tmpfs -o size=256k tmpfs "$DATA/full"
+        "$TILLER" exec --provider scripted --model one.json first > /dev/null 2>&1 || echo "first failed"
+        dd if=/dev/zero of="$DATA/full/pad" bs=1k 2>/dev/null
+        "$TILLER" exec --provider scripted --model one.json task > /dev/null 2> "$OUT/full.err"
+        echo "full exit $?"
+        ls "$DATA/sessions" | grep -c jsonl
+        rm "$DATA/full/pad"
+        "$TILLER" exec --provider scripted --model one.json next > /dev/null 2>&1 || echo "next failed"
+        "$TILLER" ledger verify
+        "#;
+    let out = Command::new("unshare")
+        .args(["--user", "--map-root-user", "--mount", "sh", "-c", script])
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap())
+        .env("HOME", &env.home)
+        .env("REPO", &env.repo)
+        .env("DATA", &data)
+        .env("TILLER", env!("CARGO_BIN_EXE_tiller"))
+        .env("OUT", &env.home)
+        .output()
+        .expect("unshare (util-linux) runs");
+    let stdout = text(&out.stdout);
+    let full = std::fs::read_to_string(env.home.join("full.err")).unwrap_or_default();
+    assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
+    assert_eq!(stdout, "full exit 5\n1\nok: 2 entries, hash chain intact\n", "{full}");
+    assert!(full.contains("hint: the disk may be full"), "{full}");
+}

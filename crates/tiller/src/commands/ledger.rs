@@ -143,7 +143,7 @@ impl From<LedgerError> for CommandError {
             Some(Trouble::Busy) => {
                 "another tiller process holds the ledger; try again when it has finished"
             }
-            Some(Trouble::Full) => "free some disk space where the ledger lives",
+            Some(Trouble::Full) => "the disk may be full: free some space where the ledger lives",
             Some(Trouble::ReadOnly) => {
                 "make the data directory writable (XDG_DATA_HOME, or ~/.local/share/tiller)"
             }
