@@ -9,6 +9,7 @@ use tiller_tools::{Observation, Outcome, Quote, Registry, ToolKind, Workspace, a
 use tiller_types::{AgentEvent, ApprovalPolicy, Message, StreamEvent, ToolCall, ToolSpec, Usage};
 
 use crate::compact::{self, truncate_middle};
+use crate::ids::CallIds;
 use crate::record::{self, Recorder};
 use crate::redact::{PLACEHOLDER_PREFIX, Redactor};
 use crate::session::close_dangling_calls;
@@ -74,6 +75,12 @@ pub struct Agent {
     system_quotes: Vec<Quote>,
     /// Whether the system prompt and earlier history have been redacted.
     prepared: bool,
+    /// Made on the first run, from the session's history.
+    ids: Option<CallIds>,
+    /// The ledger could not be written: this run's rows go to the session log.
+    ledger_down: bool,
+    /// A warning for the next chance to emit events.
+    warning: Option<String>,
 }
 
 impl Agent {
@@ -112,6 +119,9 @@ impl Agent {
             quotes: HashMap::new(),
             system_quotes,
             prepared: false,
+            ids: None,
+            ledger_down: false,
+            warning: None,
         }
     }
 
@@ -169,6 +179,7 @@ impl Agent {
         let result = self.work(task, approver, events);
         // Whatever happened is recorded, even when the run failed.
         let flushed = self.flush();
+        self.warn(events);
         let answer = result?;
         flushed?;
         Ok(answer)
@@ -182,12 +193,18 @@ impl Agent {
     ) -> Result<String, AgentError> {
         self.cancel.reset();
         self.prepare();
+        if self.ids.is_none() {
+            let prefix = self.log.as_ref().map_or_else(|| "tiller".to_string(), |l| l.id());
+            self.ids = Some(CallIds::new(&prefix, &self.history));
+        }
         let task = self.outbound(task.to_string(), "the task");
         self.push(Message::user(task))?;
         for step in 1..=self.config.max_steps {
             events(&AgentEvent::TurnStarted { step });
             self.fit_context(events)?;
-            let completion = self.model_turn(step == self.config.max_steps, events)?;
+            let completion = self.model_turn(step == self.config.max_steps, events);
+            self.warn(events);
+            let completion = completion?;
             self.usage += completion.usage;
             events(&AgentEvent::Usage { call: completion.usage, total: self.usage });
             if let Some(answer) = self.answer_call(&completion.tool_calls) {
@@ -209,7 +226,8 @@ impl Agent {
                     Ok((obs, files)) => (obs, files, false),
                     Err(text) => (Observation { text, ..Observation::default() }, Vec::new(), true),
                 };
-                self.record_action(call, obs.exit_code, files, started.elapsed().as_millis());
+                self.record_action(call, obs.exit_code, files, started.elapsed().as_millis())?;
+                self.warn(events);
                 if !obs.quotes.is_empty() {
                     self.quotes.insert(call.id.clone(), obs.quotes);
                 }
@@ -230,7 +248,6 @@ impl Agent {
                     is_error,
                 })?;
             }
-            self.flush()?;
         }
         Err(AgentError::StepLimit(self.config.max_steps))
     }
@@ -290,21 +307,26 @@ impl Agent {
         request: &Request,
         quoted: Vec<Quote>,
         on_event: &mut dyn FnMut(&StreamEvent),
-    ) -> Result<Completion, ModelError> {
+    ) -> Result<Completion, AgentError> {
         let started = Instant::now();
-        let outcome = self.provider.complete(request, &self.cancel, on_event);
+        let mut retries = 0;
+        let outcome = self.provider.complete(request, &self.cancel, &mut |event| {
+            retries += u32::from(matches!(event, StreamEvent::Retry { .. }));
+            on_event(event);
+        });
         if let Some(recorder) = &mut self.recorder {
             let info = self.provider.info();
             let remote = self.config.remote;
-            let request_sha256 =
-                recorder.model_call(&info, remote, request, &outcome, started.elapsed());
+            let took = (started.elapsed(), retries);
+            let request_sha256 = recorder.model_call(&info, remote, request, &outcome, took);
             if remote {
                 let files = record::sent_files(self.system_quotes.iter().chain(&quoted));
                 let endpoint = endpoint_name(self.provider.as_ref());
                 recorder.push(Sent { endpoint, request_sha256, files });
             }
         }
-        outcome
+        self.flush()?;
+        Ok(outcome?)
     }
 
     /// The quotes of the tool results among `messages`.
@@ -322,9 +344,9 @@ impl Agent {
         exit_code: Option<i32>,
         files: Vec<FileHashes>,
         millis: u128,
-    ) {
+    ) -> Result<(), AgentError> {
         let Some(recorder) = &mut self.recorder else {
-            return;
+            return Ok(());
         };
         let arguments = serde_json::from_str(&call.arguments)
             .unwrap_or_else(|_| serde_json::Value::String(call.arguments.clone()));
@@ -335,13 +357,42 @@ impl Agent {
             duration_ms: millis as u64,
             files,
         });
+        self.flush()
     }
 
+    /// Writes the pending ledger rows. When the ledger cannot take them (locked by another
+    /// process past the wait, disk full, read-only), the task goes on: from then on this run's
+    /// rows are kept in the session log, and the next start writes them into the ledger.
     fn flush(&mut self) -> Result<(), AgentError> {
-        if let Some(recorder) = &mut self.recorder {
-            recorder.flush()?;
+        let Some(recorder) = &mut self.recorder else {
+            return Ok(());
+        };
+        if !self.ledger_down {
+            match recorder.flush() {
+                Ok(()) => return Ok(()),
+                // Without a session log there is nowhere else to keep them.
+                Err(e) if self.log.is_none() => return Err(e.into()),
+                Err(e) => {
+                    self.warning = Some(format!(
+                        "the ledger cannot be written ({e}); its rows are kept in the session log \
+                         and written into the ledger at the next start"
+                    ));
+                    self.ledger_down = true;
+                }
+            }
         }
-        Ok(())
+        let rows = recorder.take_pending();
+        match &mut self.log {
+            Some(log) if !rows.is_empty() => log.keep_ledger_rows(rows),
+            _ => Ok(()),
+        }
+    }
+
+    /// Emits the warning waiting, if any.
+    fn warn(&mut self, events: &mut dyn FnMut(&AgentEvent)) {
+        if let Some(message) = self.warning.take() {
+            events(&AgentEvent::Warning { message });
+        }
     }
 
     /// The text of an `answer` tool call, when the answer tool is on and the model called it.
@@ -370,12 +421,17 @@ impl Agent {
         let mut attempt = 0;
         loop {
             let quoted = self.quotes_in(&request.messages);
+            // Calls are named as they stream, so that events and history agree on the ids.
+            let mut ids = self.ids.clone().unwrap_or_default();
+            let mut assigned = Vec::new();
             let result = self.call_model(&request, quoted, &mut |ev| match ev {
                 StreamEvent::TextDelta { text } => {
                     events(&AgentEvent::TextDelta { text: text.clone() })
                 }
                 StreamEvent::ToolCall { call } => {
-                    events(&AgentEvent::ToolCall { call: call.clone() })
+                    let id = ids.assign(&call.id);
+                    assigned.push(id.clone());
+                    events(&AgentEvent::ToolCall { call: ToolCall { id, ..call.clone() } })
                 }
                 StreamEvent::Retry { attempt, delay_ms, reason } => events(&AgentEvent::Retry {
                     attempt: *attempt,
@@ -385,11 +441,21 @@ impl Agent {
                 StreamEvent::Usage { .. } | StreamEvent::Done { .. } => {}
             });
             match result {
-                Err(e @ ModelError::Truncated { .. }) if attempt == 0 => {
+                Err(AgentError::Model(e @ ModelError::Truncated { .. })) if attempt == 0 => {
                     attempt += 1;
                     events(&AgentEvent::Retry { attempt, delay_ms: 0, reason: e.to_string() });
                 }
-                other => return Ok(other?),
+                other => {
+                    let mut completion = other?;
+                    for (n, call) in completion.tool_calls.iter_mut().enumerate() {
+                        call.id = match assigned.get(n) {
+                            Some(id) => id.clone(),
+                            None => ids.assign(&call.id),
+                        };
+                    }
+                    self.ids = Some(ids);
+                    return Ok(completion);
+                }
             }
         }
     }
@@ -522,7 +588,8 @@ impl Agent {
     }
 
     /// Compacts the history when the next prompt would take more than 80% of the input budget:
-    /// older turns are summarised by the model, keeping the first message and the recent tail.
+    /// older turns (and any earlier summary) are summarised by the model into one summary after
+    /// the task, keeping the recent tail; the conversation comes out smaller every time.
     fn fit_context(&mut self, events: &mut dyn FnMut(&AgentEvent)) -> Result<(), AgentError> {
         let info = self.provider.info();
         let reserve = u64::from(self.config.max_tokens.unwrap_or(0))
@@ -539,19 +606,38 @@ impl Agent {
         if before * 10 <= limit * 8 {
             return Ok(());
         }
-        let Some(cut) = compact::split_point(self.provider.as_ref(), &self.history, limit * 4 / 10)
-        else {
-            return if before <= limit {
-                Ok(())
-            } else {
-                Err(AgentError::ContextFull { tokens: before, limit })
+        // Aim at 60% of the budget for the fixed part, the summary and the recent turns kept,
+        // so that the next compaction is turns away; when that still does not fit, keep only
+        // the last turn.
+        let fixed_tokens = compact::count(self.provider.as_ref(), &fixed, &[]);
+        let tail = (limit * 6 / 10).saturating_sub(fixed_tokens + summary_budget(limit));
+        let mut after = before;
+        for tail_budget in [tail, 0] {
+            let Some(cut) =
+                compact::split_point(self.provider.as_ref(), &self.history, tail_budget)
+            else {
+                break;
             };
-        };
-        let transcript = compact::transcript(&self.history[1..cut], (limit as usize * 4) * 6 / 10);
+            self.compact(cut, limit)?;
+            after = compact::count(self.provider.as_ref(), &fixed, &self.history);
+            events(&AgentEvent::Compacted { tokens_before: before, tokens_after: after });
+            if after <= limit {
+                return Ok(());
+            }
+        }
+        if after <= limit { Ok(()) } else { Err(AgentError::ContextFull { tokens: after, limit }) }
+    }
+
+    /// Replaces the messages before `cut` by the task and one summary of them. The summary
+    /// covers the previous one (part of the first message), so summaries never pile up, and it
+    /// is cut to its token budget should the model overrun it.
+    fn compact(&mut self, cut: usize, limit: u64) -> Result<(), AgentError> {
+        let max_tokens = summary_budget(limit);
+        let transcript = compact::transcript(&self.history[..cut], (limit as usize * 4) * 6 / 10);
         let summary_request = Request {
             messages: vec![Message::system(compact::SUMMARY_PROMPT), Message::user(transcript)],
             tools: Vec::new(),
-            max_tokens: Some((limit / 8).clamp(64, 1024) as u32),
+            max_tokens: Some(max_tokens as u32),
             temperature: self.config.temperature,
             stop: Vec::new(),
             tool_choice: ToolChoice::Auto,
@@ -559,24 +645,23 @@ impl Agent {
         let quoted = self.quotes_in(&self.history[1..cut]);
         let summary = self.call_model(&summary_request, quoted, &mut |_| {})?;
         self.usage += summary.usage;
-        let first = format!(
-            "{}\n\n[Summary of the work so far]\n{}",
-            self.history[0].text(),
-            summary.content.trim()
-        );
+        let task = self.history[0].text();
+        let task = task.split(compact::SUMMARY_HEADING).next().unwrap_or(task).trim_end();
+        let summary = truncate_middle(summary.content.trim(), max_tokens as usize * 4);
+        let first = format!("{task}{}{summary}", compact::SUMMARY_HEADING);
         let mut compacted = vec![Message::user(first)];
         compacted.extend(self.history.drain(cut..));
         self.history = compacted;
         if let Some(log) = &mut self.log {
             log.replace(&self.history)?;
         }
-        let after = compact::count(self.provider.as_ref(), &fixed, &self.history);
-        events(&AgentEvent::Compacted { tokens_before: before, tokens_after: after });
-        if after > limit {
-            return Err(AgentError::ContextFull { tokens: after, limit });
-        }
         Ok(())
     }
+}
+
+/// Tokens a summary may take when `limit` tokens are available for the prompt.
+fn summary_budget(limit: u64) -> u64 {
+    (limit / 8).clamp(64, 1024)
 }
 
 const ANSWER_TOOL: &str = "answer";

@@ -10,6 +10,9 @@ You summarise the earlier part of a coding session so that the work can go on wi
 State the task, what was done (files read or changed, commands run and their results), what was \
 learned, and what remains. Be brief and concrete; keep paths, names and error messages exact.";
 
+/// Separates the task from the summary in the first message after a compaction.
+pub(crate) const SUMMARY_HEADING: &str = "\n\n[Summary of the work so far]\n";
+
 /// Per-message overhead of chat formatting, in tokens.
 const MESSAGE_OVERHEAD: u64 = 4;
 

@@ -16,4 +16,7 @@ pub enum AgentError {
     Ledger(#[from] tiller_ledger::LedgerError),
     #[error("session {path}: {reason}")]
     Session { path: String, reason: String },
+    /// Another process has the session open.
+    #[error("session {path} is in use by {}", pid.map_or_else(|| "another process".to_string(), |p| format!("process {p}")))]
+    SessionBusy { path: String, pid: Option<u32> },
 }

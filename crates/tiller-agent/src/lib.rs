@@ -10,6 +10,7 @@ mod agent;
 mod approval;
 mod compact;
 mod error;
+mod ids;
 mod prompt;
 mod record;
 mod redact;
@@ -21,4 +22,6 @@ pub use error::AgentError;
 pub use prompt::{agents_files, system_prompt};
 pub use record::Recorder;
 pub use redact::{Finding, Redacted, Redactor};
-pub use session::{SessionLog, SessionMeta, SessionSummary, list_sessions, load_session};
+pub use session::{
+    SessionLog, SessionMeta, SessionSummary, list_sessions, load_session, take_kept_rows,
+};

@@ -1,7 +1,8 @@
 //! What the agent writes to the ledger: every model call (failed ones too), every tool action
 //! with the files it changed, and for a model off this machine, which file lines each request
-//! carried and which secrets were redacted from it. Entries wait in memory and are written in
-//! one transaction per turn.
+//! carried and which secrets were redacted from it. Each is written as soon as what it records
+//! has ended, so that a killed process loses no finished call or action; rows the ledger cannot
+//! take (locked, disk full, read-only) are handed back for the session log to keep.
 
 use std::time::Duration;
 
@@ -30,7 +31,7 @@ impl Recorder {
         self.pending.push(Entry::now(self.session.clone(), record));
     }
 
-    /// Writes what is pending, all or nothing.
+    /// Writes what is pending, all or nothing; on failure it stays pending.
     pub(crate) fn flush(&mut self) -> Result<(), LedgerError> {
         if !self.pending.is_empty() {
             self.ledger.append(&self.pending)?;
@@ -39,15 +40,21 @@ impl Recorder {
         Ok(())
     }
 
-    /// One model call. A call to a model on this machine costs nothing; a remote one costs what
-    /// the price table says (`None` when it has no price for the model).
+    /// Hands over what is pending, to be kept elsewhere.
+    pub(crate) fn take_pending(&mut self) -> Vec<Entry> {
+        std::mem::take(&mut self.pending)
+    }
+
+    /// One model call, `retries` the retries seen while it ran (the provider's own count, when
+    /// larger). A call to a model on this machine costs nothing; a remote one costs what the
+    /// price table says (`None` when it has no price for the model).
     pub(crate) fn model_call(
         &mut self,
         info: &ModelInfo,
         remote: bool,
         request: &Request,
         outcome: &Result<Completion, ModelError>,
-        elapsed: Duration,
+        (elapsed, retries): (Duration, u32),
     ) -> String {
         let mut call = ModelCall {
             provider: info.provider.name().into(),
@@ -57,6 +64,7 @@ impl Recorder {
             max_tokens: request.max_tokens,
             latency_ms: elapsed.as_millis() as u64,
             request_sha256: sha256_hex(&serde_json::to_vec(request).unwrap_or_default()),
+            retries,
             ..ModelCall::default()
         };
         match outcome {
@@ -67,7 +75,7 @@ impl Recorder {
                 call.ttft_ms = meta.ttft_ms;
                 call.latency_ms = meta.latency_ms.max(1);
                 call.http_status = meta.http_status;
-                call.retries = meta.retries;
+                call.retries = retries.max(meta.retries);
                 call.decode_tps = decode_rate(done);
                 call.response_sha256 =
                     sha256_hex(&serde_json::to_vec(&done.message()).unwrap_or_default());

@@ -441,3 +441,163 @@ fn an_edit_over_the_step_budget_is_refused_with_the_reason() {
         "{refusal}"
     );
 }
+
+/// The ids of every tool call in `history`, and of every tool result.
+fn call_ids(history: &[Message]) -> (Vec<String>, Vec<String>) {
+    let calls = history.iter().flat_map(|m| match m {
+        Message::Assistant { tool_calls, .. } => tool_calls.iter().map(|c| c.id.clone()).collect(),
+        _ => Vec::new(),
+    });
+    let results = history.iter().filter_map(|m| match m {
+        Message::Tool { call_id, .. } => Some(call_id.clone()),
+        _ => None,
+    });
+    (calls.collect(), results.collect())
+}
+
+/// Reopens a session this process closed a moment ago. A child forked meanwhile by another
+/// test thread shares the file's lock until it execs, so busy is waited out.
+fn reopen(path: &Path) -> SessionLog {
+    loop {
+        match SessionLog::reopen(path) {
+            Err(AgentError::SessionBusy { .. }) => std::thread::yield_now(),
+            other => return other.unwrap(),
+        }
+    }
+}
+
+#[test]
+fn call_ids_stay_unique_across_the_processes_of_a_session() {
+    let repo = repo();
+    let sessions = tempfile::tempdir().unwrap();
+    let path =
+        SessionLog::create(sessions.path(), "ws", "scripted", "m").unwrap().path().to_path_buf();
+    let turns = json!([
+        { "tool_calls": [ { "name": "list_dir", "arguments": {} }, { "name": "list_dir", "arguments": {} } ] },
+        { "text": "done" }
+    ]);
+    // Each process numbers its calls from the start again (`call_1_1`, ...).
+    for task in ["one", "two", "three"] {
+        let (provider, _) = scripted(turns.clone(), 8192);
+        let history = load_session(&path).unwrap().messages;
+        let mut agent = agent(provider, repo.path(), ApprovalPolicy::Never)
+            .with_history(history)
+            .with_log(reopen(&path));
+        let mut streamed = Vec::new();
+        agent
+            .run(task, &mut AcceptAll, &mut |e| {
+                if let AgentEvent::ToolCall { call } = e {
+                    streamed.push(call.id.clone());
+                }
+            })
+            .unwrap();
+        // The front end hears the ids the history keeps.
+        let (calls, _) = call_ids(agent.history());
+        assert_eq!(streamed, calls[calls.len() - 2..]);
+    }
+    let (calls, results) = call_ids(&load_session(&path).unwrap().messages);
+    let unique: std::collections::HashSet<&String> = calls.iter().collect();
+    assert_eq!((calls.len(), unique.len()), (6, 6), "{calls:?}");
+    assert_eq!(calls, results);
+}
+
+#[test]
+fn a_call_left_open_is_closed_even_when_an_earlier_call_had_its_id() {
+    let repo = repo();
+    let (provider, requests) = scripted(json!([{ "text": "resumed" }]), 8192);
+    let call = ToolCall { id: "call_1".into(), name: "list_dir".into(), arguments: "{}".into() };
+    let history = vec![
+        Message::user("earlier task"),
+        Message::Assistant { content: String::new(), tool_calls: vec![call.clone()] },
+        Message::Tool {
+            call_id: "call_1".into(),
+            name: "list_dir".into(),
+            content: "a".into(),
+            is_error: false,
+        },
+        // Killed while this one ran: same id, no result.
+        Message::Assistant { content: String::new(), tool_calls: vec![call] },
+    ];
+    let mut agent = agent(provider, repo.path(), ApprovalPolicy::Never).with_history(history);
+    agent.run("go on", &mut AcceptAll, &mut |_| {}).unwrap();
+    let sent = &requests.lock().unwrap()[0].messages;
+    assert!(
+        matches!(&sent[5], Message::Tool { call_id, is_error: true, .. } if call_id == "call_1"),
+        "{sent:?}"
+    );
+    assert_eq!(sent[6], Message::user("go on"));
+}
+
+/// A model that calls `read_file` for `turns` turns, then answers, and answers every summary
+/// request (no tools offered) with a summary of `summary_bytes`.
+struct Worker {
+    turns: usize,
+    done: usize,
+    summary_bytes: usize,
+}
+
+impl tiller_model::Provider for Worker {
+    fn info(&self) -> tiller_model::ModelInfo {
+        tiller_model::ModelInfo {
+            provider: tiller_types::ProviderKind::Scripted,
+            model: "worker".into(),
+            context_length: 4096,
+            endpoint: None,
+        }
+    }
+
+    fn complete(
+        &mut self,
+        req: &Request,
+        _: &tiller_model::Cancel,
+        _: &mut dyn FnMut(&tiller_types::StreamEvent),
+    ) -> Result<tiller_model::Completion, tiller_model::ModelError> {
+        let (content, tool_calls) = if req.tools.is_empty() {
+            (format!("Summary: {}", "s".repeat(self.summary_bytes)), Vec::new())
+        } else if self.done < self.turns {
+            self.done += 1;
+            let call = ToolCall {
+                id: "call_1".into(),
+                name: "read_file".into(),
+                arguments: r#"{"path":"greet.py"}"#.into(),
+            };
+            (format!("Turn {}: {}", self.done, "w".repeat(600)), vec![call])
+        } else {
+            ("finished".into(), Vec::new())
+        };
+        Ok(tiller_model::Completion {
+            content,
+            tool_calls,
+            stop: tiller_types::StopReason::EndTurn,
+            usage: tiller_types::Usage::default(),
+            model: "worker".into(),
+            meta: tiller_model::CallMeta::default(),
+        })
+    }
+}
+
+#[test]
+fn compaction_at_4k_over_50_turns_keeps_one_summary_and_shrinks_each_time() {
+    let repo = repo();
+    let worker = Worker { turns: 50, done: 0, summary_bytes: 1200 };
+    let config = AgentConfig { max_steps: 60, ..AgentConfig::default() };
+    let mut agent = Agent::new(
+        Box::new(worker),
+        Registry::default(),
+        Workspace::new(repo.path()).unwrap(),
+        config,
+    );
+    let mut compactions = Vec::new();
+    let answer = agent.run("the task", &mut AcceptAll, &mut |e| {
+        if let AgentEvent::Compacted { tokens_before, tokens_after } = e {
+            compactions.push((*tokens_before, *tokens_after));
+        }
+    });
+    assert_eq!(answer.unwrap(), "finished");
+    assert!(compactions.len() >= 5, "{compactions:?}");
+    assert!(compactions.iter().all(|(before, after)| after < before), "{compactions:?}");
+    let first = agent.history()[0].text();
+    assert!(first.starts_with("the task"), "{first}");
+    assert_eq!(first.matches("[Summary of the work so far]").count(), 1, "{first}");
+    assert!(first.len() < 2000, "{} bytes", first.len());
+}

@@ -9,13 +9,15 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 use tiller_types::Usage;
 
-/// One row of the ledger.
-#[derive(Clone, Debug, PartialEq)]
+/// One row of the ledger. Serialised (with its record as `kind` and `payload`) where rows wait
+/// outside the ledger until it can be written.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Entry {
     /// Milliseconds since the Unix epoch (UTC).
     pub time_ms: i64,
     /// The agent session the record belongs to.
     pub session: String,
+    #[serde(flatten)]
     pub record: Record,
 }
 
@@ -27,7 +29,8 @@ impl Entry {
 }
 
 /// What happened.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "payload", rename_all = "snake_case")]
 pub enum Record {
     ModelCall(ModelCall),
     ToolAction(ToolAction),
@@ -292,5 +295,9 @@ mod tests {
         assert_eq!(json["prompt_tokens"], 10);
         assert_eq!(json["cached_tokens"], 4);
         assert_eq!(serde_json::from_value::<ModelCall>(json).unwrap(), call);
+        let entry = Entry::now("s", record);
+        let text = serde_json::to_string(&entry).unwrap();
+        assert!(text.contains(r#""kind":"model_call""#), "{text}");
+        assert_eq!(serde_json::from_str::<Entry>(&text).unwrap(), entry);
     }
 }

@@ -22,3 +22,45 @@ pub enum LedgerError {
     #[error("cannot write the export: {0}")]
     Write(#[from] std::io::Error),
 }
+
+/// Why the machine keeps the ledger from being used: conditions of the user's environment, not
+/// defects of tiller, each with its own remedy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Trouble {
+    /// Another process holds the write lock.
+    Busy,
+    /// The disk (or quota) is full.
+    Full,
+    /// The file or its directory cannot be written.
+    ReadOnly,
+    /// The file is not an SQLite database, or is damaged.
+    Damaged,
+}
+
+impl LedgerError {
+    /// The environmental cause of this error, when it has one.
+    pub fn trouble(&self) -> Option<Trouble> {
+        use rusqlite::ErrorCode;
+        match self {
+            LedgerError::Sqlite { source, .. } => match source.sqlite_error_code()? {
+                ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked => Some(Trouble::Busy),
+                // A full disk shows as an I/O error where SQLite maps its shared memory.
+                ErrorCode::DiskFull | ErrorCode::SystemIoFailure => Some(Trouble::Full),
+                ErrorCode::ReadOnly | ErrorCode::CannotOpen | ErrorCode::PermissionDenied => {
+                    Some(Trouble::ReadOnly)
+                }
+                ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt => Some(Trouble::Damaged),
+                _ => None,
+            },
+            LedgerError::CreateDir { source, .. } => match source.kind() {
+                std::io::ErrorKind::StorageFull => Some(Trouble::Full),
+                std::io::ErrorKind::ReadOnlyFilesystem | std::io::ErrorKind::PermissionDenied => {
+                    Some(Trouble::ReadOnly)
+                }
+                _ => None,
+            },
+            LedgerError::Payload { .. } => Some(Trouble::Damaged),
+            _ => None,
+        }
+    }
+}

@@ -87,6 +87,24 @@ impl Ledger {
         Ok(ledger)
     }
 
+    /// Opens the ledger at `path` for reading only: nothing is created, migrated or written, so
+    /// that listings and `verify` work on a file or directory this process may not write. In a
+    /// read-only directory where SQLite cannot create the WAL index, the file is read as
+    /// immutable.
+    pub fn open_read_only(path: impl AsRef<Path>) -> Result<Ledger, LedgerError> {
+        use rusqlite::OpenFlags;
+        let path = path.as_ref().to_path_buf();
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI;
+        let open = |uri: String| -> Result<Ledger, LedgerError> {
+            let conn = Connection::open_with_flags(uri, flags).at(&path)?;
+            let ledger = Ledger { conn, path: path.clone() };
+            ledger.schema_version()?;
+            Ok(ledger)
+        };
+        let uri = format!("file:{}?mode=ro", uri_path(&path));
+        open(uri.clone()).or_else(|_| open(format!("{uri}&immutable=1")))
+    }
+
     /// The file this ledger lives in.
     pub fn path(&self) -> &Path {
         &self.path
@@ -94,8 +112,19 @@ impl Ledger {
 
     /// Appends `entries` to the chain in one transaction: all of them or, on error, none.
     pub fn append(&self, entries: &[Entry]) -> Result<(), LedgerError> {
+        self.insert(entries, false).map(|_| ())
+    }
+
+    /// Appends those of `entries` the ledger does not hold yet (same session, time, kind and
+    /// payload), in one transaction; returns how many were added. For rows kept aside while the
+    /// ledger could not be written, which an earlier attempt may have written after all.
+    pub fn append_missing(&self, entries: &[Entry]) -> Result<usize, LedgerError> {
+        self.insert(entries, true)
+    }
+
+    fn insert(&self, entries: &[Entry], skip_present: bool) -> Result<usize, LedgerError> {
         if entries.is_empty() {
-            return Ok(());
+            return Ok(0);
         }
         // Encode before taking the write lock, to hold it as briefly as possible.
         let payloads = entries
@@ -110,7 +139,14 @@ impl Ledger {
             .and_then(|mut s| s.query_row([], |r| Ok((r.get(0)?, r.get(1)?))).optional())
             .at(&self.path)?;
         let (mut id, mut prev): (i64, String) = last.unwrap_or((0, GENESIS.to_owned()));
+        let mut added = 0;
         {
+            let mut present = tx
+                .prepare_cached(
+                    "SELECT 1 FROM entries
+                     WHERE session = ?1 AND time_ms = ?2 AND kind = ?3 AND payload = ?4",
+                )
+                .at(&self.path)?;
             let mut insert = tx
                 .prepare_cached(
                     "INSERT INTO entries (id, time_ms, session, kind, payload, prev_hash, hash)
@@ -118,8 +154,15 @@ impl Ledger {
                 )
                 .at(&self.path)?;
             for (entry, payload) in entries.iter().zip(&payloads) {
-                id += 1;
                 let kind = entry.record.kind();
+                if skip_present
+                    && present
+                        .exists(params![entry.session, entry.time_ms, kind, payload])
+                        .at(&self.path)?
+                {
+                    continue;
+                }
+                id += 1;
                 let content = RowContent {
                     id,
                     time_ms: entry.time_ms,
@@ -132,9 +175,11 @@ impl Ledger {
                     .execute(params![id, entry.time_ms, entry.session, kind, payload, prev, hash])
                     .at(&self.path)?;
                 prev = hash;
+                added += 1;
             }
         }
-        tx.commit().at(&self.path)
+        tx.commit().at(&self.path)?;
+        Ok(added)
     }
 
     /// Walks the whole chain in id order and reports the first row that breaks it.
@@ -172,26 +217,20 @@ impl Ledger {
         Ok(Verification { checked, broken: None })
     }
 
+    /// The file's schema version; a file from a newer tiller is refused.
+    fn schema_version(&self) -> Result<i64, LedgerError> {
+        version(&self.conn, &self.path)
+    }
+
     /// Applies the migrations the file lacks, each in its own transaction.
     fn migrate(&self) -> Result<(), LedgerError> {
-        let version = |conn: &Connection| -> Result<i64, LedgerError> {
-            let v = conn.pragma_query_value(None, "user_version", |r| r.get(0)).at(&self.path)?;
-            if v > SCHEMA_VERSION {
-                return Err(LedgerError::NewerSchema {
-                    path: self.path.clone(),
-                    found: v,
-                    supported: SCHEMA_VERSION,
-                });
-            }
-            Ok(v)
-        };
-        let start = version(&self.conn)? as usize;
+        let start = self.schema_version()? as usize;
         for (step, sql) in MIGRATIONS.iter().enumerate().skip(start) {
             let step = step as i64;
             let tx = Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)
                 .at(&self.path)?;
             // Another process may have applied this step while this one waited for the lock.
-            if version(&tx)? > step {
+            if version(&tx, &self.path)? > step {
                 continue;
             }
             tx.execute_batch(sql).at(&self.path)?;
@@ -200,6 +239,24 @@ impl Ledger {
         }
         Ok(())
     }
+}
+
+/// The schema version of the file `conn` reads, refused when newer than this build's.
+fn version(conn: &Connection, path: &Path) -> Result<i64, LedgerError> {
+    let v = conn.pragma_query_value(None, "user_version", |r| r.get(0)).at(path)?;
+    if v > SCHEMA_VERSION {
+        return Err(LedgerError::NewerSchema {
+            path: path.to_path_buf(),
+            found: v,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    Ok(v)
+}
+
+/// `path` as the path part of an SQLite URI: `?` and `#` would start the query or fragment.
+fn uri_path(path: &Path) -> String {
+    path.display().to_string().replace('%', "%25").replace('?', "%3f").replace('#', "%23")
 }
 
 /// Switches the file to WAL mode (a no-op once it is). The switch takes an exclusive lock, and

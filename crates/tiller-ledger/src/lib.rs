@@ -29,7 +29,7 @@ pub use entry::{
     Entry, FileHashes, ModelCall, Note, ProbeTrial, Record, Redaction, Sent, SentFile, ToolAction,
     now_ms,
 };
-pub use error::LedgerError;
+pub use error::{LedgerError, Trouble};
 pub use ledger::{Ledger, SCHEMA_VERSION};
 pub use query::{GroupBy, SentSummary, StoredTrial, SummaryRow};
 pub use tiller_types::{Price, PriceTable};

@@ -15,7 +15,8 @@ pub enum GroupBy {
     /// UTC calendar day, `YYYY-MM-DD`.
     Day,
     Session,
-    /// The model that answered (the one requested when the endpoint did not say).
+    /// The model requested, so that failed and successful calls to one model share a row;
+    /// the ids the endpoint returned for it are listed beside it (`returned`).
     Model,
     /// The endpoint, or `in-process:<provider>` for an embedded engine.
     Endpoint,
@@ -42,6 +43,9 @@ pub struct SummaryRow {
     pub latency_p99_ms: u64,
     /// `cached_tokens / prompt_tokens`; 0 when there were no prompt tokens.
     pub cache_hit_rate: f64,
+    /// By model: the distinct ids the endpoint said answered (llama-server returns a file path).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub returned: Vec<String>,
 }
 
 /// What left the machine for one endpoint.
@@ -92,8 +96,7 @@ impl Ledger {
             let key = match group_by {
                 GroupBy::Day => row.time.get(..10).unwrap_or_default().to_owned(),
                 GroupBy::Session => row.session,
-                GroupBy::Model if c.model_returned.is_empty() => c.model_requested.clone(),
-                GroupBy::Model => c.model_returned.clone(),
+                GroupBy::Model => c.model_requested.clone(),
                 GroupBy::Endpoint => {
                     c.endpoint.clone().unwrap_or_else(|| format!("in-process:{}", c.provider))
                 }
@@ -101,9 +104,16 @@ impl Ledger {
             let (sum, latencies) = groups.entry(key).or_default();
             sum.calls += 1;
             sum.failed_calls += u64::from(c.error.is_some());
-            sum.prompt_tokens += c.usage.prompt_tokens;
-            sum.cached_tokens += c.usage.cached_tokens;
-            sum.completion_tokens += c.usage.completion_tokens;
+            // Saturating: one call with absurd usage must not wrap the totals.
+            sum.prompt_tokens = sum.prompt_tokens.saturating_add(c.usage.prompt_tokens);
+            sum.cached_tokens = sum.cached_tokens.saturating_add(c.usage.cached_tokens);
+            sum.completion_tokens = sum.completion_tokens.saturating_add(c.usage.completion_tokens);
+            if group_by == GroupBy::Model
+                && !c.model_returned.is_empty()
+                && !sum.returned.contains(&c.model_returned)
+            {
+                sum.returned.push(c.model_returned.clone());
+            }
             match c.cost {
                 Some(cost) => sum.cost += cost,
                 None => sum.unpriced_calls += 1,

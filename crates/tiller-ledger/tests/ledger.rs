@@ -407,3 +407,75 @@ fn sent_lists_what_left_per_endpoint_with_merged_line_ranges() {
     assert_eq!(b[0].files, [SentFile { path: "src/lib.rs".into(), lines: vec![[5, 6]] }]);
     assert!(ledger.sent(Some("https://c.example")).unwrap().is_empty());
 }
+
+#[test]
+fn by_model_files_failed_and_successful_calls_under_the_requested_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = Ledger::open(dir.path().join("ledger.db")).unwrap();
+    let usage = Usage { prompt_tokens: 10, cached_tokens: 0, completion_tokens: 2 };
+    let mut ok = call(DAY1, "s", "qwen", usage, 5);
+    if let tiller_ledger::Record::ModelCall(c) = &mut ok.record {
+        // As llama-server answers: the model file's path.
+        c.model_returned = "/models/qwen-7b-q4.gguf".into();
+    }
+    let mut failed = call(DAY1 + 1, "s", "qwen", Usage::default(), 5);
+    if let tiller_ledger::Record::ModelCall(c) = &mut failed.record {
+        c.model_returned = String::new();
+        c.error = Some("HTTP 503".into());
+    }
+    ledger.append(&[ok, failed]).unwrap();
+    let rows = ledger.summary(GroupBy::Model, None).unwrap();
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!((rows[0].key.as_str(), rows[0].calls, rows[0].failed_calls), ("qwen", 2, 1));
+    assert_eq!(rows[0].returned, ["/models/qwen-7b-q4.gguf"]);
+}
+
+#[test]
+fn absurd_usage_saturates_the_totals() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = Ledger::open(dir.path().join("ledger.db")).unwrap();
+    let huge = Usage { prompt_tokens: u64::MAX, cached_tokens: 0, completion_tokens: u64::MAX };
+    let small = Usage { prompt_tokens: 5, cached_tokens: 0, completion_tokens: 5 };
+    ledger
+        .append(&[call(DAY1, "s", "llama", huge, 1), call(DAY1 + 1, "s", "llama", small, 1)])
+        .unwrap();
+    let rows = ledger.summary(GroupBy::Session, None).unwrap();
+    assert_eq!((rows[0].prompt_tokens, rows[0].completion_tokens), (u64::MAX, u64::MAX));
+}
+
+#[test]
+fn rows_kept_aside_are_added_once_and_keep_the_chain() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = Ledger::open(dir.path().join("ledger.db")).unwrap();
+    let rows: Vec<Entry> = (0..3)
+        .map(|i| Entry {
+            time_ms: DAY1 + i,
+            session: "s".into(),
+            record: note(serde_json::json!({ "i": i })).into(),
+        })
+        .collect();
+    ledger.append(&rows[..1]).unwrap();
+    // Kept aside as JSON (in a session log) and read back.
+    let kept: Vec<Entry> = serde_json::from_str(&serde_json::to_string(&rows).unwrap()).unwrap();
+    assert_eq!(ledger.append_missing(&kept).unwrap(), 2);
+    assert_eq!(ledger.append_missing(&kept).unwrap(), 0);
+    assert_eq!(ledger.verify().unwrap(), Verification { checked: 3, broken: None });
+}
+
+#[test]
+fn a_ledger_can_be_read_without_writing_and_a_damaged_one_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("ledger.db");
+    known_calls(&Ledger::open(&db).unwrap());
+    let ledger = Ledger::open_read_only(&db).unwrap();
+    assert!(ledger.verify().unwrap().is_ok());
+    assert_eq!(ledger.summary(GroupBy::Day, None).unwrap().len(), 2);
+    let refused = ledger.append(&[call(DAY2, "s", "llama", Usage::default(), 1)]).unwrap_err();
+    assert_eq!(refused.trouble(), Some(tiller_ledger::Trouble::ReadOnly), "{refused}");
+
+    let junk = dir.path().join("junk.db");
+    std::fs::write(&junk, "not a database, only text long enough to look like a file ".repeat(200))
+        .unwrap();
+    let err = Ledger::open(&junk).err().unwrap();
+    assert_eq!(err.trouble(), Some(tiller_ledger::Trouble::Damaged), "{err}");
+}

@@ -48,7 +48,7 @@ pub fn sweep(lp: &mut Loop, options: &SweepOptions) -> Result<Sweep, LoopError> 
             break (format!("reached the limit of {} pairs", options.max), false);
         }
         let usage = lp.agent.usage();
-        let spent = usage.prompt_tokens + usage.completion_tokens;
+        let spent = usage.tokens();
         if options.budget_tokens.is_some_and(|b| spent >= b) {
             break (format!("spent the token budget ({spent} tokens)"), false);
         }

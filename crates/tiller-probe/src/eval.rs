@@ -123,7 +123,7 @@ fn one(
         task: task.id.clone(),
         first_try: first.outcome,
         second_try,
-        tokens: usage.prompt_tokens + usage.completion_tokens,
+        tokens: usage.tokens(),
         seconds: start.elapsed().as_secs_f64(),
         error,
     })

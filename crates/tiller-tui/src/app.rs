@@ -211,7 +211,7 @@ impl App {
                 self.print(Tone::Dim, format!("retry {attempt} in {delay_ms} ms: {reason}"));
             }
             AgentEvent::Usage { call, total } => {
-                self.status.context_used = call.prompt_tokens + call.completion_tokens;
+                self.status.context_used = call.tokens();
                 self.status.total = total;
             }
             AgentEvent::Compacted { tokens_before, tokens_after } => {
@@ -227,6 +227,7 @@ impl App {
                 }
             }
             AgentEvent::Error { message } => self.print(Tone::Bad, format!("✗ {message}")),
+            AgentEvent::Warning { message } => self.print(Tone::Bad, format!("warning: {message}")),
         }
         Vec::new()
     }

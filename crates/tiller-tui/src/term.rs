@@ -159,14 +159,20 @@ fn slash_command(app: &mut App, command: Slash, worker: &worker::Worker, options
                 Err(e) => say(bad, format!("✗ {e}")),
             }
         }
-        Slash::Undo => match crate::undo::undo_step(&options.root) {
-            Ok(step) if step.session == options.session_id => {
-                let _ = worker.tasks.send(Job::Rewind(step.keep, true));
-                say(crate::Tone::Good, format!("undid {}", step.subject));
+        Slash::Undo => {
+            let undone = crate::undo::last_step(&options.root)
+                .and_then(|step| Ok((crate::undo::reset_step(&options.root)?, step)));
+            match undone {
+                Ok((subject, step)) if step.session == options.session_id => {
+                    let _ = worker.tasks.send(Job::Rewind(step.keep, true));
+                    say(crate::Tone::Good, format!("undid {subject}"));
+                }
+                Ok((subject, step)) => {
+                    say(dim, format!("undid {subject} (of session {})", step.session))
+                }
+                Err(e) => say(bad, format!("✗ {e}")),
             }
-            Ok(step) => say(dim, format!("undid {} (of session {})", step.subject, step.session)),
-            Err(e) => say(bad, format!("✗ {e}")),
-        },
+        }
         Slash::Clear => {
             let _ = worker.tasks.send(Job::Rewind(0, false));
             say(dim, "new conversation: the model starts afresh".into());

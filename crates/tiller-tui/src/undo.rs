@@ -5,27 +5,31 @@ use std::path::Path;
 
 use tiller_tools::{ToolError, git};
 
-/// A step taken back.
-pub struct Undone {
-    /// `HASH subject` of the commit.
-    pub subject: String,
+/// The last commit, when it is a step tiller made.
+pub struct Step {
     /// The session that made it.
     pub session: String,
     /// Messages of that session before the model proposed the step: what to keep.
     pub keep: usize,
 }
 
-/// Resets `HEAD` of `root` if it is a step tiller committed (it carries the session trailers).
-pub fn undo_step(root: &Path) -> Result<Undone, UndoError> {
+/// The step `HEAD` of `root` is: it carries the session trailers.
+pub fn last_step(root: &Path) -> Result<Step, UndoError> {
     let session = git::trailer(root, "HEAD", git::SESSION_TRAILER)?;
     let messages = git::trailer(root, "HEAD", git::MESSAGES_TRAILER)?;
     let (Some(session), Some(messages)) = (session, messages) else {
         return Err(UndoError::NotAStep);
     };
+    Ok(Step { session, keep: messages.parse().unwrap_or(0) })
+}
+
+/// Resets `HEAD` of `root` (checked with [`last_step`] first); returns `HASH subject` of the
+/// commit taken back.
+pub fn reset_step(root: &Path) -> Result<String, UndoError> {
     let subject = git::git(root, &["log", "-1", "--format=%h %s"])?.trim().to_string();
     // --keep refuses, rather than overwrites, when uncommitted work touches the same files.
     git::git(root, &["reset", "--quiet", "--keep", "HEAD~1"]).map_err(UndoError::Reset)?;
-    Ok(Undone { subject, session, keep: messages.parse().unwrap_or(0) })
+    Ok(subject)
 }
 
 /// Why a step could not be undone.

@@ -106,4 +106,9 @@ pub enum AgentEvent {
     Error {
         message: String,
     },
+    /// Something the user should know that does not stop the task (the ledger cannot be
+    /// written, say); each kind is reported once per run.
+    Warning {
+        message: String,
+    },
 }

@@ -81,11 +81,20 @@ pub struct Usage {
     pub completion_tokens: u64,
 }
 
+impl Usage {
+    /// Prompt plus completion tokens, saturating rather than wrapping on absurd counts.
+    pub fn tokens(&self) -> u64 {
+        self.prompt_tokens.saturating_add(self.completion_tokens)
+    }
+}
+
+/// Saturating: a server reporting absurd counts (`u64::MAX`) pins a total at the maximum rather
+/// than wrapping it round to a small number.
 impl std::ops::AddAssign for Usage {
     fn add_assign(&mut self, other: Usage) {
-        self.prompt_tokens += other.prompt_tokens;
-        self.cached_tokens += other.cached_tokens;
-        self.completion_tokens += other.completion_tokens;
+        self.prompt_tokens = self.prompt_tokens.saturating_add(other.prompt_tokens);
+        self.cached_tokens = self.cached_tokens.saturating_add(other.cached_tokens);
+        self.completion_tokens = self.completion_tokens.saturating_add(other.completion_tokens);
     }
 }
 
@@ -111,5 +120,16 @@ mod tests {
         let mut u = Usage { prompt_tokens: 10, cached_tokens: 4, completion_tokens: 2 };
         u += Usage { prompt_tokens: 1, cached_tokens: 1, completion_tokens: 1 };
         assert_eq!(u, Usage { prompt_tokens: 11, cached_tokens: 5, completion_tokens: 3 });
+    }
+
+    #[test]
+    fn absurd_usage_saturates_instead_of_wrapping() {
+        let mut u = Usage { prompt_tokens: 10, cached_tokens: 0, completion_tokens: 2 };
+        u += Usage { prompt_tokens: u64::MAX, cached_tokens: u64::MAX, completion_tokens: 1 };
+        assert_eq!(
+            u,
+            Usage { prompt_tokens: u64::MAX, cached_tokens: u64::MAX, completion_tokens: 3 }
+        );
+        assert_eq!(u.tokens(), u64::MAX);
     }
 }

@@ -16,6 +16,9 @@ pub enum Kind {
     Config = 3,
     /// The model endpoint or engine failed.
     Model = 4,
+    /// The machine's state stops tiller: a session or ledger held by another process, a full
+    /// disk, a data directory that cannot be written, a damaged data file.
+    Environment = 5,
     /// A bug or an environment failure.
     Internal = 70,
     /// Stopped by Ctrl-C (128 + SIGINT, as shells report it).
@@ -85,6 +88,15 @@ impl From<AgentError> for CommandError {
             AgentError::ContextFull { .. } => CommandError::new(Kind::Task, e.to_string())
                 .with_hint("use a model with a longer context, or a smaller task"),
             AgentError::Session { .. } => CommandError::new(Kind::Internal, e.to_string()),
+            AgentError::SessionBusy { pid, .. } => {
+                let hint = match pid {
+                    Some(pid) => {
+                        format!("wait for process {pid} to finish, or stop it (`kill {pid}`)")
+                    }
+                    None => "wait for the other process to finish".to_string(),
+                };
+                CommandError::new(Kind::Environment, e.to_string()).with_hint(hint)
+            }
             AgentError::Ledger(e) => e.into(),
         }
     }

@@ -77,6 +77,7 @@ impl Progress {
                 format!("  compacted the conversation: {tokens_before} → {tokens_after} tokens")
             }
             AgentEvent::Error { .. } => return,
+            AgentEvent::Warning { message } => format!("warning: {message}"),
         };
         eprintln!("{line}");
     }

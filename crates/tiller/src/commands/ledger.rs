@@ -2,7 +2,7 @@
 //! hits) by day, session, model or endpoint; every call as CSV; the hash chain checked; and what
 //! left the machine, per endpoint.
 
-use tiller_ledger::{GroupBy, Ledger, LedgerError};
+use tiller_ledger::{GroupBy, Ledger, LedgerError, Trouble};
 use tiller_types::time::utc_timestamp;
 
 use crate::cli::{LedgerArgs, LedgerCommand, LedgerGroup};
@@ -14,8 +14,20 @@ pub fn open() -> Result<Ledger, CommandError> {
     Ok(Ledger::open(paths::ledger_file())?)
 }
 
+/// The ledger for reading: written to where it can be (to create or migrate it), and opened
+/// read-only where the file or its directory cannot be written.
+fn open_for_reading() -> Result<Ledger, CommandError> {
+    let path = paths::ledger_file();
+    match Ledger::open(&path) {
+        Err(e) if e.trouble() == Some(Trouble::ReadOnly) && path.is_file() => {
+            Ok(Ledger::open_read_only(&path)?)
+        }
+        opened => Ok(opened?),
+    }
+}
+
 pub fn run(args: &LedgerArgs) -> Result<(), CommandError> {
-    let ledger = open()?;
+    let ledger = open_for_reading()?;
     match &args.command {
         None => summary(&ledger, args.by, args.json),
         Some(LedgerCommand::Export { .. }) => Ok(ledger.export_csv(std::io::stdout().lock())?),
@@ -39,8 +51,9 @@ fn summary(ledger: &Ledger, by: LedgerGroup, json: bool) -> Result<(), CommandEr
         return Ok(());
     }
     let width = rows.iter().map(|r| r.key.len()).max().unwrap_or(0).max(title.len());
+    let returned = if group == GroupBy::Model { "  returned" } else { "" };
     println!(
-        "{title:width$}  {:>6} {:>6} {:>10} {:>10} {:>10} {:>6} {:>10}  {:>7} {:>7} {:>7}",
+        "{title:width$}  {:>6} {:>6} {:>10} {:>10} {:>10} {:>6} {:>10}  {:>7} {:>7} {:>7}{returned}",
         "calls", "failed", "prompt", "cached", "output", "cache", "cost", "p50", "p90", "p99"
     );
     for r in &rows {
@@ -59,6 +72,9 @@ fn summary(ledger: &Ledger, by: LedgerGroup, json: bool) -> Result<(), CommandEr
             r.latency_p90_ms,
             r.latency_p99_ms
         );
+        if !r.returned.is_empty() {
+            println!("  {}", r.returned.join(", "));
+        }
     }
     if rows.iter().any(|r| r.unpriced_calls > 0) {
         println!(
@@ -119,10 +135,23 @@ fn sent(ledger: &Ledger, endpoint: Option<&str>, json: bool) -> Result<(), Comma
 
 impl From<LedgerError> for CommandError {
     fn from(e: LedgerError) -> Self {
-        let kind = match e {
-            LedgerError::NewerSchema { .. } => Kind::Config,
-            _ => Kind::Internal,
+        if let LedgerError::NewerSchema { .. } = e {
+            return CommandError::new(Kind::Config, e.to_string());
+        }
+        let hint = match e.trouble() {
+            None => return CommandError::new(Kind::Internal, e.to_string()),
+            Some(Trouble::Busy) => {
+                "another tiller process holds the ledger; try again when it has finished"
+            }
+            Some(Trouble::Full) => "the disk may be full: free some space where the ledger lives",
+            Some(Trouble::ReadOnly) => {
+                "make the data directory writable (XDG_DATA_HOME, or ~/.local/share/tiller)"
+            }
+            Some(Trouble::Damaged) => {
+                "the file is not a tiller ledger or is damaged: move it aside and tiller starts a \
+                 new one"
+            }
         };
-        CommandError::new(kind, e.to_string())
+        CommandError::new(Kind::Environment, e.to_string()).with_hint(hint)
     }
 }

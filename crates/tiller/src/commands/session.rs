@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use tiller_agent::{Agent, AgentConfig, Recorder, SessionLog, load_session};
+use tiller_agent::{Agent, AgentConfig, Recorder, SessionLog, load_session, take_kept_rows};
 use tiller_model::ModelInfo;
 use tiller_sandbox::Sandbox;
 use tiller_tools::{Registry, Shell, Workspace};
@@ -68,16 +68,20 @@ pub fn start(start: Start) -> Result<Session, CommandError> {
     let provider = model.provider;
     let info = provider.info();
     let workspace = root.display().to_string();
+    // The ledger first, so that a start that fails on it leaves no empty session behind.
+    let ledger = commands::ledger::open()?;
+    let dir = paths::sessions_dir();
+    // Rows earlier runs could not write (ledger locked, disk full) go in now, the chain whole;
+    // should the ledger still refuse them, they wait for a later start.
+    let _ = take_kept_rows(&dir, |rows| ledger.append_missing(rows).map(|_| ()));
     let (log, history) = match start.resume {
         Some(path) => (SessionLog::reopen(&path)?, load_session(&path)?.messages),
         None => {
-            let dir = paths::sessions_dir();
             let log = SessionLog::create(&dir, &workspace, info.provider.name(), &info.model)?;
             (log, Vec::new())
         }
     };
     let (id, path) = (log.id(), log.path().to_path_buf());
-    let ledger = commands::ledger::open()?;
     let agent_config = AgentConfig {
         max_steps: (start.max_steps)
             .or(settings.max_steps)

@@ -7,6 +7,14 @@ use crate::paths;
 
 pub fn list(json: bool) -> Result<(), CommandError> {
     for s in list_sessions(&paths::sessions_dir()) {
+        if s.missing_meta || s.skipped_lines > 0 {
+            let what = match (s.missing_meta, s.skipped_lines) {
+                (true, 0) => "no meta line".to_string(),
+                (true, n) => format!("no meta line, {n} unreadable lines skipped"),
+                (false, n) => format!("{n} unreadable lines skipped"),
+            };
+            eprintln!("note: {}: {what}", s.path.display());
+        }
         if json {
             let row = serde_json::json!({
                 "id": s.meta.id,
