@@ -13,6 +13,7 @@ mod patch;
 mod read_file;
 mod search;
 mod shell;
+mod tree;
 mod workspace;
 mod write_file;
 
@@ -27,6 +28,7 @@ pub use patch::{Chunk, ChunkLine, Patch, PatchError, PatchOp, apply_chunks, pars
 pub use read_file::ReadFile;
 pub use search::Search;
 pub use shell::{CommandExit, CommandOutput, Shell, is_known_safe, run_command};
+pub use tree::{MAX_FILE_BYTES, TreeChanges, TreeWatch, keep_accepted};
 pub use workspace::Workspace;
 pub use write_file::WriteFile;
 
