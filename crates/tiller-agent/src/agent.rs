@@ -5,8 +5,13 @@ use std::time::Instant;
 
 use tiller_ledger::{FileHashes, Redaction, Sent, ToolAction};
 use tiller_model::{Cancel, Completion, ModelError, Provider, Request, ToolChoice};
-use tiller_tools::{Observation, Outcome, Quote, Registry, ToolKind, Workspace, apply_changes};
-use tiller_types::{AgentEvent, ApprovalPolicy, Message, StreamEvent, ToolCall, ToolSpec, Usage};
+use tiller_tools::{
+    Observation, Outcome, Quote, Registry, ToolKind, TreeWatch, Workspace, apply_changes,
+    keep_accepted,
+};
+use tiller_types::{
+    AgentEvent, ApprovalPolicy, ChangeSet, Message, StreamEvent, ToolCall, ToolSpec, Usage,
+};
 
 use crate::compact::{self, truncate_middle};
 use crate::record::{self, Recorder};
@@ -74,6 +79,8 @@ pub struct Agent {
     system_quotes: Vec<Quote>,
     /// Whether the system prompt and earlier history have been redacted.
     prepared: bool,
+    /// The working tree as of the last command, to see what the next one changes.
+    tree: TreeWatch,
 }
 
 impl Agent {
@@ -112,6 +119,7 @@ impl Agent {
             quotes: HashMap::new(),
             system_quotes,
             prepared: false,
+            tree: TreeWatch::default(),
         }
     }
 
@@ -441,9 +449,62 @@ impl Agent {
             events(&AgentEvent::Rejected { call_id: call.id.clone(), feedback: feedback.clone() });
             return Err(with_feedback("The user declined to run this command.", feedback));
         }
-        let changes = match tool.run(&self.ws, args).map_err(|e| e.to_string())? {
-            Outcome::Text(obs) => return Ok((obs, Vec::new())),
-            Outcome::Change(changes) => changes,
+        // A command writes the tree itself: what it changed is found by comparing the tree
+        // before and after, and goes through the same review as an edit.
+        let watch = kind == ToolKind::Exec;
+        if watch {
+            self.tree.before(&self.ws).map_err(|e| {
+                format!("Not run: cannot note the working tree before the command ({e}).")
+            })?;
+        }
+        let (changes, ran) = match tool.run(&self.ws, args).map_err(|e| e.to_string())? {
+            Outcome::Text(obs) if !watch => return Ok((obs, Vec::new())),
+            Outcome::Text(mut obs) => {
+                let seen = self.tree.after(&self.ws).map_err(|e| {
+                    format!("{}\n\nCannot tell what the command changed: {e}", obs.text)
+                })?;
+                if !seen.opaque.is_empty() {
+                    obs.text.push_str(&format!(
+                        "\n\nChanged, and kept as they are (binary or over {} KiB, so not \
+                         reviewable): {}.",
+                        tiller_tools::MAX_FILE_BYTES / 1024,
+                        seen.opaque.join(", ")
+                    ));
+                }
+                if seen.changes.files.is_empty() {
+                    return Ok((obs, Vec::new()));
+                }
+                (seen.changes, Some(obs))
+            }
+            Outcome::Change(changes) => (changes, None),
+        };
+        self.review(call, changes, ran, approver, events)
+    }
+
+    /// Has `changes` reviewed and brings the tree to the accepted part. For an edit (`ran` is
+    /// `None`) that means writing it; for a command, which already wrote the whole change and
+    /// printed `ran`, it means restoring what was rejected.
+    fn review(
+        &mut self,
+        call: &ToolCall,
+        changes: ChangeSet,
+        ran: Option<Observation>,
+        approver: &mut dyn Approver,
+        events: &mut dyn FnMut(&AgentEvent),
+    ) -> Result<(Observation, Vec<FileHashes>), String> {
+        let (output, exit_code) = match &ran {
+            Some(obs) => (format!("{}\n\n", obs.text), obs.exit_code),
+            None => (String::new(), None),
+        };
+        // A command's refused change is undone; an edit's was never written.
+        let refuse = |ws: &Workspace, changes: &ChangeSet, why: String| {
+            if ran.is_none() {
+                return why;
+            }
+            match keep_accepted(ws, changes, &changes.reject_all()) {
+                Ok(_) => format!("{output}{why} The command's changes to the files were undone."),
+                Err(e) => format!("{output}{why} Undoing the command's changes failed: {e}"),
+            }
         };
         // The model saw placeholders where secrets were; writing one back would lose the secret.
         if self.redactor.is_some()
@@ -454,37 +515,65 @@ impl Agent {
                 placeholders(&f.new) > placeholders(&f.old)
             })
         {
-            return Err(format!(
-                "Refused: this change writes a redaction placeholder ({PLACEHOLDER_PREFIX}…) into {}. \
+            return Err(refuse(
+                &self.ws,
+                &changes,
+                format!(
+                    "Refused: this change writes a redaction placeholder ({PLACEHOLDER_PREFIX}…) into {}. \
                  Those lines hold secrets hidden from you; leave them unchanged.",
-                file.path
+                    file.path
+                ),
             ));
         }
         let (added, removed) = changes.line_counts();
         if let Some(budget) = self.config.step_budget.filter(|&b| added + removed > b) {
-            return Err(format!(
-                "Refused: this edit changes {} lines ({added} added, {removed} removed) and the \
+            return Err(refuse(
+                &self.ws,
+                &changes,
+                format!(
+                    "Refused: this edit changes {} lines ({added} added, {removed} removed) and the \
                  step budget is {budget}. Split it into smaller edits, one step at a time.",
-                added + removed
+                    added + removed
+                ),
             ));
         }
         events(&AgentEvent::ChangeProposed { call_id: call.id.clone(), changes: changes.clone() });
-        let review = if needs_approval(self.config.approval, kind, None) {
+        let review = if needs_approval(self.config.approval, ToolKind::Edit, None) {
             approver.review_changes(call, &changes)
         } else {
             Review::accept_all(&changes)
         };
         let (selection, feedback) = (review.selection, review.feedback);
         let edited = review.edited.is_some();
-        let changes = review.edited.unwrap_or(changes);
+        let changes = match review.edited {
+            // A reviewer's edit to a command's change is applied over the tree as it was before.
+            Some(mine) if ran.is_some() => {
+                keep_accepted(&self.ws, &changes, &changes.reject_all())
+                    .map_err(|e| e.to_string())?;
+                mine
+            }
+            Some(mine) => mine,
+            None => changes,
+        };
+        let written_before = edited || ran.is_none();
         if !selection.accepts_anything() {
             events(&AgentEvent::Rejected { call_id: call.id.clone(), feedback: feedback.clone() });
-            return Err(with_feedback(
-                "The user rejected this change; nothing was written.",
-                feedback,
-            ));
+            let text = match ran {
+                None => "The user rejected this change; nothing was written.".to_string(),
+                Some(_) => refuse(
+                    &self.ws,
+                    &changes,
+                    "The user rejected what this command changed in the files.".into(),
+                ),
+            };
+            return Err(with_feedback(&text, feedback));
         }
-        let files = apply_changes(&self.ws, &changes, &selection).map_err(|e| e.to_string())?;
+        let files = if written_before {
+            apply_changes(&self.ws, &changes, &selection)
+        } else {
+            keep_accepted(&self.ws, &changes, &selection)
+        }
+        .map_err(|e| format!("{output}{e}"))?;
         events(&AgentEvent::ChangeApplied { call_id: call.id.clone(), files: files.clone() });
         let hashes = changes
             .files
@@ -499,15 +588,18 @@ impl Agent {
                 files.join(", ")
             )
         } else if selection.accepts_everything() {
-            format!("Applied. Changed: {}.", files.join(", "))
+            match ran {
+                None => format!("Applied. Changed: {}.", files.join(", ")),
+                Some(_) => format!("The user accepted the changes to: {}.", files.join(", ")),
+            }
         } else {
             format!(
                 "The user accepted only part of this change. Written: {}. The rejected hunks were not applied; read the files again before editing them.",
                 files.join(", ")
             )
         };
-        let text = with_feedback(&summary, feedback);
-        Ok((Observation { text, ..Observation::default() }, hashes))
+        let text = format!("{output}{}", with_feedback(&summary, feedback));
+        Ok((Observation { text, exit_code, ..Observation::default() }, hashes))
     }
 
     /// Compacts the history when the next prompt would take more than 80% of the input budget:

@@ -14,7 +14,9 @@ use tiller_agent::{
 use tiller_ledger::Ledger;
 use tiller_model::{Request, Scripted, ToolChoice};
 use tiller_tools::{Registry, Workspace};
-use tiller_types::{AgentEvent, ApprovalPolicy, ChangeSet, Message, Selection, ToolCall};
+use tiller_types::{
+    AgentEvent, ApprovalPolicy, ChangeKind, ChangeSet, Message, Selection, ToolCall,
+};
 
 /// A small repository with a bug: `greet` says "Hello" without the name.
 fn repo() -> tempfile::TempDir {
@@ -27,6 +29,7 @@ fn repo() -> tempfile::TempDir {
     )
     .unwrap();
     std::fs::write(root.join("AGENTS.md"), "Run tests with `python3 test_greet.py`.\n").unwrap();
+    std::fs::write(root.join(".gitignore"), "__pycache__/\n").unwrap();
     for args in [
         &["init", "-q"][..],
         &["add", "."],
@@ -439,5 +442,143 @@ fn an_edit_over_the_step_budget_is_refused_with_the_reason() {
     assert!(
         refusal.contains("changes 30 lines (30 added, 0 removed) and the step budget is 20"),
         "{refusal}"
+    );
+}
+
+/// Accepts or rejects every change as a whole, and keeps what it was shown.
+struct Judge {
+    accept: bool,
+    shown: Vec<ChangeSet>,
+}
+
+impl Approver for Judge {
+    fn approve_command(&mut self, _: &ToolCall, _: &str) -> Verdict {
+        Verdict::Approve
+    }
+
+    fn review_changes(&mut self, _: &ToolCall, changes: &ChangeSet) -> Review {
+        self.shown.push(changes.clone());
+        let selection = if self.accept { changes.accept_all() } else { changes.reject_all() };
+        Review { selection, feedback: None, edited: None }
+    }
+}
+
+/// Runs `sed -i` on the tracked greet.py and a command creating a new file, under `judge`;
+/// returns the tool results and the files each applied change reported.
+fn commands_changing_files(repo: &Path, judge: &mut Judge) -> (Vec<String>, Vec<Vec<String>>) {
+    let (provider, _) = scripted(
+        json!([
+            { "tool_calls": [ { "name": "shell", "arguments": { "command": "sed -i 's/\"Hello\"/f\"Hello, {name}\"/' greet.py" } } ] },
+            { "tool_calls": [ { "name": "shell", "arguments": { "command": "echo made > new.txt && echo created" } } ] },
+            { "text": "done" }
+        ]),
+        8192,
+    );
+    let mut agent = agent(provider, repo, ApprovalPolicy::OnRequest);
+    let (mut outputs, mut applied) = (Vec::new(), Vec::new());
+    agent
+        .run("fix it with sed", judge, &mut |e| match e {
+            AgentEvent::ToolResult { output, .. } => outputs.push(output.clone()),
+            AgentEvent::ChangeApplied { files, .. } => applied.push(files.clone()),
+            _ => {}
+        })
+        .unwrap();
+    (outputs, applied)
+}
+
+#[test]
+fn changes_made_by_commands_are_reviewed_and_restored_when_rejected() {
+    let repo = repo();
+    let before = std::fs::read_to_string(repo.path().join("greet.py")).unwrap();
+    let mut judge = Judge { accept: false, shown: Vec::new() };
+    let (outputs, applied) = commands_changing_files(repo.path(), &mut judge);
+    // The reviewer saw the sed edit as a hunk of greet.py, and the new file as an addition.
+    assert_eq!(judge.shown.len(), 2);
+    let sed = &judge.shown[0].files[0];
+    assert_eq!((sed.path.as_str(), &sed.kind), ("greet.py", &ChangeKind::Update));
+    assert_eq!(sed.hunks[0].added, ["    return f\"Hello, {name}\"\n"]);
+    let new = &judge.shown[1].files[0];
+    assert_eq!((new.path.as_str(), &new.kind), ("new.txt", &ChangeKind::Add));
+    // Rejected: greet.py is as before and new.txt is gone; the model is told, with the output.
+    assert_eq!(std::fs::read_to_string(repo.path().join("greet.py")).unwrap(), before);
+    assert!(!repo.path().join("new.txt").exists());
+    assert!(applied.is_empty(), "{applied:?}");
+    assert!(outputs[1].contains("created") && outputs[1].contains("undone"), "{}", outputs[1]);
+    assert!(git_status(repo.path()).is_empty());
+}
+
+#[test]
+fn changes_made_by_commands_become_part_of_the_step_when_accepted() {
+    let repo = repo();
+    let mut judge = Judge { accept: true, shown: Vec::new() };
+    let (outputs, applied) = commands_changing_files(repo.path(), &mut judge);
+    assert_eq!(
+        std::fs::read_to_string(repo.path().join("greet.py")).unwrap(),
+        "def greet(name):\n    return f\"Hello, {name}\"\n"
+    );
+    assert_eq!(std::fs::read_to_string(repo.path().join("new.txt")).unwrap(), "made\n");
+    // Each step names its files, which the front end commits.
+    assert_eq!(applied, [vec!["greet.py".to_string()], vec!["new.txt".to_string()]]);
+    assert!(outputs[0].contains("exit code: 0") && outputs[0].contains("accepted"));
+    assert_eq!(git_status(repo.path()), " M greet.py\n?? new.txt\n");
+}
+
+#[test]
+fn a_command_over_the_step_budget_is_undone() {
+    let repo = repo();
+    let (provider, requests) = scripted(
+        json!([
+            { "tool_calls": [ { "name": "shell", "arguments": { "command": "seq 1 30 > big.txt" } } ] },
+            { "text": "too big" }
+        ]),
+        8192,
+    );
+    let config = AgentConfig { step_budget: Some(20), ..AgentConfig::default() };
+    let mut agent = Agent::new(
+        Box::new(provider),
+        Registry::default(),
+        Workspace::new(repo.path()).unwrap(),
+        config,
+    );
+    agent.run("write", &mut AcceptAll, &mut |_| {}).unwrap();
+    assert!(!repo.path().join("big.txt").exists());
+    let refusal = requests.lock().unwrap()[1].messages.last().unwrap().text().to_string();
+    assert!(refusal.contains("step budget is 20") && refusal.contains("undone"), "{refusal}");
+}
+
+fn git_status(root: &Path) -> String {
+    let out = Command::new("git").args(["status", "--porcelain"]).current_dir(root).output();
+    String::from_utf8(out.unwrap().stdout).unwrap()
+}
+
+#[test]
+fn under_approval_never_a_command_s_changes_are_recorded_with_their_hashes() {
+    let repo = repo();
+    let (provider, _) = scripted(
+        json!([
+            { "tool_calls": [ { "name": "shell", "arguments": { "command": "sed -i s/Hello/Hi/ greet.py" } } ] },
+            { "text": "done" }
+        ]),
+        8192,
+    );
+    let ledger_dir = tempfile::tempdir().unwrap();
+    let db = ledger_dir.path().join("ledger.sqlite");
+    let recorder = Recorder::new(Ledger::open(&db).unwrap(), "s1", Default::default());
+    let mut agent = agent(provider, repo.path(), ApprovalPolicy::Never).with_ledger(recorder);
+    agent.run("edit", &mut AcceptAll, &mut |_| {}).unwrap();
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let payload: String = conn
+        .query_row("SELECT payload FROM entries WHERE kind = 'tool_action'", [], |r| r.get(0))
+        .unwrap();
+    let action: serde_json::Value = serde_json::from_str(&payload).unwrap();
+    let sha = |text: &str| tiller_ledger::sha256_hex(text.as_bytes());
+    assert_eq!(action["tool"], "shell");
+    assert_eq!(
+        action["files"],
+        json!([{
+            "path": "greet.py",
+            "before_sha256": sha("def greet(name):\n    return \"Hello\"\n"),
+            "after_sha256": sha("def greet(name):\n    return \"Hi\"\n"),
+        }])
     );
 }
