@@ -86,7 +86,7 @@ pub struct Agent {
 impl Agent {
     pub fn new(
         provider: Box<dyn Provider>,
-        tools: Registry,
+        mut tools: Registry,
         ws: Workspace,
         config: AgentConfig,
     ) -> Self {
@@ -104,6 +104,9 @@ impl Agent {
                 Quote { path: ws.relative(&file), first: 1, last: lines as u32 }
             })
             .collect();
+        // One flag stops both the model call and a running command.
+        let cancel = Cancel::default();
+        tools.share_cancel(&cancel);
         Agent {
             redactor: config.remote.then(Redactor::new),
             provider,
@@ -114,7 +117,7 @@ impl Agent {
             history: Vec::new(),
             log: None,
             usage: Usage::default(),
-            cancel: Cancel::default(),
+            cancel,
             recorder: None,
             quotes: HashMap::new(),
             system_quotes,
@@ -226,6 +229,10 @@ impl Agent {
                     content: output,
                     is_error,
                 })?;
+                // Calls left without a result are closed when the session resumes.
+                if self.cancel.is_cancelled() {
+                    return Err(ModelError::Cancelled.into());
+                }
             }
             self.flush()?;
         }

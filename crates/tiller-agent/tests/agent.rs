@@ -582,3 +582,65 @@ fn under_approval_never_a_command_s_changes_are_recorded_with_their_hashes() {
         }])
     );
 }
+
+#[test]
+fn cancelling_stops_a_running_command_and_everything_it_started() {
+    let repo = repo();
+    // A number of seconds no other process on the machine sleeps.
+    let secs = format!("96{}", std::process::id());
+    let command = format!("sh -c 'sleep {secs} & sleep {secs}'");
+    let (provider, _) = scripted(
+        json!([
+            { "tool_calls": [ { "name": "shell", "arguments": { "command": command } } ] },
+            { "text": "never reached" }
+        ]),
+        8192,
+    );
+    let mut agent = agent(provider, repo.path(), ApprovalPolicy::Never);
+    let cancel = agent.cancel_handle();
+    let running = std::thread::spawn(move || {
+        let mut outputs = Vec::new();
+        let result = agent.run("sleep", &mut AcceptAll, &mut |e| {
+            if let AgentEvent::ToolResult { output, .. } = e {
+                outputs.push(output.clone());
+            }
+        });
+        (result, outputs)
+    });
+    assert!(eventually(|| sleeping(&secs).len() == 2), "the sleeps never started");
+    cancel.cancel();
+    let (result, outputs) = running.join().unwrap();
+    assert!(
+        matches!(result, Err(AgentError::Model(tiller_model::ModelError::Cancelled))),
+        "{result:?}"
+    );
+    assert!(outputs[0].contains("cancelled by the user"), "{outputs:?}");
+    assert!(eventually(|| sleeping(&secs).is_empty()), "survived: {:?}", sleeping(&secs));
+}
+
+/// The live processes whose command line is `sleep <seconds>`.
+fn sleeping(seconds: &str) -> Vec<i32> {
+    let wanted = format!("sleep\0{seconds}\0");
+    let live = |pid: &i32| {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .is_ok_and(|s| s.rsplit_once(") ").is_some_and(|(_, s)| !s.starts_with('Z')))
+    };
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(live)
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c == wanted.as_bytes())
+        })
+        .collect()
+}
+
+/// Waits (up to a minute, far past any normal delay) until `done` holds; whether it does.
+fn eventually(done: impl Fn() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !done() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    done()
+}
