@@ -644,3 +644,47 @@ fn eventually(done: impl Fn() -> bool) -> bool {
     }
     done()
 }
+
+/// Approves everything, noting each question: `run <command>` or `review <paths>`.
+#[derive(Default)]
+struct Recording(Vec<String>);
+
+impl Approver for Recording {
+    fn approve_command(&mut self, _: &ToolCall, command: &str) -> Verdict {
+        self.0.push(format!("run {command}"));
+        Verdict::Approve
+    }
+
+    fn review_changes(&mut self, _: &ToolCall, changes: &ChangeSet) -> Review {
+        let paths: Vec<&str> = changes.files.iter().map(|f| f.path.as_str()).collect();
+        self.0.push(format!("review {}", paths.join(" ")));
+        Review::accept_all(changes)
+    }
+}
+
+#[test]
+fn each_approval_policy_asks_what_docs_config_md_says() {
+    use ApprovalPolicy::*;
+    let cases: [(ApprovalPolicy, &[&str]); 3] = [
+        (Never, &[]),
+        (OnRequest, &["review a.txt", "review b.txt"]),
+        (Untrusted, &["review a.txt", "run echo b > b.txt", "review b.txt"]),
+    ];
+    for (policy, asked) in cases {
+        let repo = repo();
+        let (provider, _) = scripted(
+            json!([
+                { "tool_calls": [ { "name": "write_file", "arguments": { "path": "a.txt", "content": "a\n" } } ] },
+                { "tool_calls": [ { "name": "shell", "arguments": { "command": "echo b > b.txt" } } ] },
+                { "tool_calls": [ { "name": "shell", "arguments": { "command": "ls" } } ] },
+                { "text": "done" }
+            ]),
+            8192,
+        );
+        let mut recording = Recording::default();
+        agent(provider, repo.path(), policy).run("go", &mut recording, &mut |_| {}).unwrap();
+        assert_eq!(recording.0, asked, "{policy:?}");
+        // Everything was approved, so everything happened.
+        assert!(repo.path().join("a.txt").exists() && repo.path().join("b.txt").exists());
+    }
+}
