@@ -44,6 +44,9 @@ pub struct Shell {
     pub sandbox: Option<Arc<Sandbox>>,
     /// Stops the running command, with everything it started; the agent shares its own.
     pub cancel: Cancel,
+    /// Where nothing can confine commands (tier C), run them unconfined without asking: the
+    /// user's explicit choice (`--dangerously-run-unconfined`).
+    pub allow_unconfined: bool,
 }
 
 impl Default for Shell {
@@ -54,6 +57,7 @@ impl Default for Shell {
             output_cap: 16 * 1024,
             sandbox: None,
             cancel: Cancel::default(),
+            allow_unconfined: false,
         }
     }
 }
@@ -139,9 +143,9 @@ impl Tool for Shell {
     }
 
     /// With a sandbox that cannot confine anything on this machine (tier C), every command is
-    /// put to the user.
+    /// put to the user, unless they chose to run commands unconfined.
     fn always_ask(&self) -> bool {
-        self.sandbox.as_ref().is_some_and(|s| s.requires_approval())
+        !self.allow_unconfined && self.sandbox.as_ref().is_some_and(|s| s.requires_approval())
     }
 
     fn share_cancel(&mut self, cancel: &Cancel) {
@@ -580,6 +584,28 @@ mod tests {
         let out = running.join().unwrap();
         assert!(out.starts_with("cancelled by the user; process group killed"), "{out}");
         assert!(eventually(|| sleeping(&secs).is_empty()), "survived: {:?}", sleeping(&secs));
+    }
+
+    #[test]
+    fn tier_c_asks_for_every_command_unless_running_unconfined_was_chosen() {
+        let (dir, ws) = ws();
+        let nothing_confines = tiller_sandbox::Detection {
+            landlock_abi: None,
+            seccomp: false,
+            userns: Err("not here".into()),
+            bwrap: None,
+            root: false,
+            fixes: Vec::new(),
+        };
+        let policy = tiller_sandbox::Policy::for_workspace(dir.path());
+        let exe = std::env::current_exe().unwrap();
+        let sandbox = Arc::new(Sandbox::new(policy, nothing_confines, exe).unwrap());
+        let asking = Shell { sandbox: Some(Arc::clone(&sandbox)), ..Shell::default() };
+        assert!(asking.always_ask());
+        let unconfined = Shell { allow_unconfined: true, ..asking };
+        assert!(!unconfined.always_ask());
+        let out = sh(&unconfined, &ws, serde_json::json!({"command": "echo ran > f; cat f"}));
+        assert_eq!(out.unwrap(), "exit code: 0\nran\n");
     }
 
     #[test]

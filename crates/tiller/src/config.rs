@@ -23,6 +23,8 @@ pub struct Settings {
     pub prices: PriceTable,
     pub step_budget: Option<usize>,
     pub commit_steps: Option<bool>,
+    /// Run commands unconfined without asking where nothing can confine them (tier C).
+    pub dangerously_run_unconfined: bool,
 }
 
 /// The model a command talks to.
@@ -69,6 +71,8 @@ pub fn settle(args: &ModelArgs) -> Result<Settings, CommandError> {
         prices: config.prices,
         step_budget: config.step_budget,
         commit_steps: config.commit_steps,
+        dangerously_run_unconfined: args.dangerously_run_unconfined
+            || config.dangerously_run_unconfined.unwrap_or(false),
     })
 }
 

@@ -510,3 +510,40 @@ fn review_reports_a_commit_that_copies_a_function() {
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("hint: give a range"), "{}", text(&out.stderr));
 }
+
+#[test]
+fn a_headless_refusal_to_run_a_command_names_the_unconfined_opt_in() {
+    let env = env();
+    let script = serde_json::json!({ "model": "s", "turns": [
+        { "tool_calls": [ { "name": "shell", "arguments": { "command": "touch made.txt" } } ] },
+        { "text": "refused" }
+    ]});
+    std::fs::write(env.repo.join("s.json"), script.to_string()).unwrap();
+    // Nobody is there to approve under `untrusted`: the command is refused, and the model and
+    // the user are told the ways out, the unconfined one named for tier C.
+    let out = env.tiller(&[
+        "exec",
+        "--json",
+        "--approval",
+        "untrusted",
+        "--provider",
+        "scripted",
+        "-m",
+        "s.json",
+        "go",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("--dangerously-run-unconfined"), "{stdout}");
+    assert!(!env.repo.join("made.txt").exists());
+    // The opt-in is accepted by flag and config; where the sandbox confines (tiers A and B) it
+    // changes nothing, elsewhere the command runs unconfined; either way it runs now.
+    std::fs::write(env.repo.join("t.toml"), "dangerously_run_unconfined = true\n").unwrap();
+    for opt_in in [&["--dangerously-run-unconfined"][..], &["--config", "t.toml"]] {
+        let args = [&["exec", "--provider", "scripted", "-m", "s.json"][..], opt_in, &["go"]];
+        let out = env.tiller(&args.concat());
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        assert!(env.repo.join("made.txt").exists());
+        std::fs::remove_file(env.repo.join("made.txt")).unwrap();
+    }
+}
