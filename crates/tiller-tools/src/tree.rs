@@ -169,7 +169,6 @@ pub fn keep_accepted(
 fn stamps(ws: &Workspace) -> Result<Vec<(String, Stamp)>, ToolError> {
     let walk = ignore::WalkBuilder::new(ws.root())
         .hidden(false)
-        .parents(false)
         .require_git(false)
         .filter_entry(|e| e.file_name() != ".git")
         .build();
