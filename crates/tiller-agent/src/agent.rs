@@ -5,17 +5,17 @@ use std::time::Instant;
 
 use tiller_ledger::{FileHashes, Redaction, Sent, ToolAction};
 use tiller_model::{Cancel, Completion, ModelError, Provider, Request, ToolChoice};
-use tiller_tools::{Observation, Outcome, Quote, Registry, ToolKind, Workspace, apply_changes};
+use tiller_tools::{Observation, Quote, Registry, TreeWatch, Workspace};
 use tiller_types::{AgentEvent, ApprovalPolicy, Message, StreamEvent, ToolCall, ToolSpec, Usage};
 
 use crate::compact::{self, truncate_middle};
 use crate::ids::CallIds;
 use crate::record::{self, Recorder};
-use crate::redact::{PLACEHOLDER_PREFIX, Redactor};
+use crate::redact::Redactor;
 use crate::session::close_dangling_calls;
-use crate::{
-    AgentError, Approver, Review, SessionLog, Verdict, agents_files, needs_approval, system_prompt,
-};
+use crate::{AgentError, Approver, SessionLog, agents_files, system_prompt};
+
+mod tool_call;
 
 /// How the agent works.
 #[derive(Clone, Debug)]
@@ -81,12 +81,14 @@ pub struct Agent {
     ledger_down: bool,
     /// A warning for the next chance to emit events.
     warning: Option<String>,
+    /// The working tree as of the last command, to see what the next one changes.
+    tree: TreeWatch,
 }
 
 impl Agent {
     pub fn new(
         provider: Box<dyn Provider>,
-        tools: Registry,
+        mut tools: Registry,
         ws: Workspace,
         config: AgentConfig,
     ) -> Self {
@@ -104,6 +106,9 @@ impl Agent {
                 Quote { path: ws.relative(&file), first: 1, last: lines as u32 }
             })
             .collect();
+        // One flag stops both the model call and a running command.
+        let cancel = Cancel::default();
+        tools.share_cancel(&cancel);
         Agent {
             redactor: config.remote.then(Redactor::new),
             provider,
@@ -114,7 +119,7 @@ impl Agent {
             history: Vec::new(),
             log: None,
             usage: Usage::default(),
-            cancel: Cancel::default(),
+            cancel,
             recorder: None,
             quotes: HashMap::new(),
             system_quotes,
@@ -122,6 +127,7 @@ impl Agent {
             ids: None,
             ledger_down: false,
             warning: None,
+            tree: TreeWatch::default(),
         }
     }
 
@@ -247,6 +253,10 @@ impl Agent {
                     content: output,
                     is_error,
                 })?;
+                // Calls left without a result are closed when the session resumes.
+                if self.cancel.is_cancelled() {
+                    return Err(ModelError::Cancelled.into());
+                }
             }
         }
         Err(AgentError::StepLimit(self.config.max_steps))
@@ -488,105 +498,6 @@ impl Agent {
         self.config.max_observation_bytes.min(eighth_of_context.max(1024))
     }
 
-    /// Runs one tool call; with the files it changed. `Err` holds an observation that reports a
-    /// failure to the model.
-    fn call_tool(
-        &mut self,
-        call: &ToolCall,
-        approver: &mut dyn Approver,
-        events: &mut dyn FnMut(&AgentEvent),
-    ) -> Result<(Observation, Vec<FileHashes>), String> {
-        let Some(tool) = self.tools.get(&call.name) else {
-            return Err(format!(
-                "There is no tool named `{}`. Available tools: {}.",
-                call.name,
-                self.tools.names().join(", ")
-            ));
-        };
-        let args: serde_json::Value = serde_json::from_str(&call.arguments).map_err(|e| {
-            format!("The arguments are not valid JSON ({e}). Send one JSON object matching the tool's schema.")
-        })?;
-        let kind = tool.kind();
-        let command = args.get("command").and_then(|c| c.as_str()).map(str::to_string);
-        let ask = kind == ToolKind::Exec
-            && (tool.always_ask()
-                || needs_approval(self.config.approval, kind, command.as_deref()));
-        if ask
-            && let Verdict::Deny { feedback } =
-                approver.approve_command(call, command.as_deref().unwrap_or_default())
-        {
-            events(&AgentEvent::Rejected { call_id: call.id.clone(), feedback: feedback.clone() });
-            return Err(with_feedback("The user declined to run this command.", feedback));
-        }
-        let changes = match tool.run(&self.ws, args).map_err(|e| e.to_string())? {
-            Outcome::Text(obs) => return Ok((obs, Vec::new())),
-            Outcome::Change(changes) => changes,
-        };
-        // The model saw placeholders where secrets were; writing one back would lose the secret.
-        if self.redactor.is_some()
-            && let Some(file) = changes.files.iter().find(|f| {
-                let placeholders = |t: &Option<String>| {
-                    t.as_deref().map_or(0, |t| t.matches(PLACEHOLDER_PREFIX).count())
-                };
-                placeholders(&f.new) > placeholders(&f.old)
-            })
-        {
-            return Err(format!(
-                "Refused: this change writes a redaction placeholder ({PLACEHOLDER_PREFIX}…) into {}. \
-                 Those lines hold secrets hidden from you; leave them unchanged.",
-                file.path
-            ));
-        }
-        let (added, removed) = changes.line_counts();
-        if let Some(budget) = self.config.step_budget.filter(|&b| added + removed > b) {
-            return Err(format!(
-                "Refused: this edit changes {} lines ({added} added, {removed} removed) and the \
-                 step budget is {budget}. Split it into smaller edits, one step at a time.",
-                added + removed
-            ));
-        }
-        events(&AgentEvent::ChangeProposed { call_id: call.id.clone(), changes: changes.clone() });
-        let review = if needs_approval(self.config.approval, kind, None) {
-            approver.review_changes(call, &changes)
-        } else {
-            Review::accept_all(&changes)
-        };
-        let (selection, feedback) = (review.selection, review.feedback);
-        let edited = review.edited.is_some();
-        let changes = review.edited.unwrap_or(changes);
-        if !selection.accepts_anything() {
-            events(&AgentEvent::Rejected { call_id: call.id.clone(), feedback: feedback.clone() });
-            return Err(with_feedback(
-                "The user rejected this change; nothing was written.",
-                feedback,
-            ));
-        }
-        let files = apply_changes(&self.ws, &changes, &selection).map_err(|e| e.to_string())?;
-        events(&AgentEvent::ChangeApplied { call_id: call.id.clone(), files: files.clone() });
-        let hashes = changes
-            .files
-            .iter()
-            .zip(&selection.0)
-            .filter(|(file, accepted)| file.is_applied(accepted))
-            .flat_map(|(file, accepted)| record::file_hashes(file, accepted))
-            .collect();
-        let summary = if edited {
-            format!(
-                "The user edited the change before applying it. Written: {}. Read the files again before editing them further.",
-                files.join(", ")
-            )
-        } else if selection.accepts_everything() {
-            format!("Applied. Changed: {}.", files.join(", "))
-        } else {
-            format!(
-                "The user accepted only part of this change. Written: {}. The rejected hunks were not applied; read the files again before editing them.",
-                files.join(", ")
-            )
-        };
-        let text = with_feedback(&summary, feedback);
-        Ok((Observation { text, ..Observation::default() }, hashes))
-    }
-
     /// Compacts the history when the next prompt would take more than 80% of the input budget:
     /// older turns (and any earlier summary) are summarised by the model into one summary after
     /// the task, keeping the recent tail; the conversation comes out smaller every time.
@@ -682,11 +593,4 @@ fn answer_spec() -> ToolSpec {
 fn endpoint_name(provider: &dyn Provider) -> String {
     let info = provider.info();
     info.endpoint.unwrap_or_else(|| format!("in-process:{}", info.provider.name()))
-}
-
-fn with_feedback(text: &str, feedback: Option<String>) -> String {
-    match feedback {
-        Some(f) if !f.trim().is_empty() => format!("{text}\nThe user says: {}", f.trim()),
-        _ => text.to_string(),
-    }
 }

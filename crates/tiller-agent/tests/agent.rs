@@ -14,7 +14,9 @@ use tiller_agent::{
 use tiller_ledger::Ledger;
 use tiller_model::{Request, Scripted, ToolChoice};
 use tiller_tools::{Registry, Workspace};
-use tiller_types::{AgentEvent, ApprovalPolicy, ChangeSet, Message, Selection, ToolCall};
+use tiller_types::{
+    AgentEvent, ApprovalPolicy, ChangeKind, ChangeSet, Message, Selection, ToolCall,
+};
 
 /// A small repository with a bug: `greet` says "Hello" without the name.
 fn repo() -> tempfile::TempDir {
@@ -27,6 +29,7 @@ fn repo() -> tempfile::TempDir {
     )
     .unwrap();
     std::fs::write(root.join("AGENTS.md"), "Run tests with `python3 test_greet.py`.\n").unwrap();
+    std::fs::write(root.join(".gitignore"), "__pycache__/\n").unwrap();
     for args in [
         &["init", "-q"][..],
         &["add", "."],
@@ -600,4 +603,248 @@ fn compaction_at_4k_over_50_turns_keeps_one_summary_and_shrinks_each_time() {
     assert!(first.starts_with("the task"), "{first}");
     assert_eq!(first.matches("[Summary of the work so far]").count(), 1, "{first}");
     assert!(first.len() < 2000, "{} bytes", first.len());
+}
+
+/// Accepts or rejects every change as a whole, and keeps what it was shown.
+struct Judge {
+    accept: bool,
+    shown: Vec<ChangeSet>,
+}
+
+impl Approver for Judge {
+    fn approve_command(&mut self, _: &ToolCall, _: &str) -> Verdict {
+        Verdict::Approve
+    }
+
+    fn review_changes(&mut self, _: &ToolCall, changes: &ChangeSet) -> Review {
+        self.shown.push(changes.clone());
+        let selection = if self.accept { changes.accept_all() } else { changes.reject_all() };
+        Review { selection, feedback: None, edited: None }
+    }
+}
+
+/// Runs `sed -i` on the tracked greet.py and a command creating a new file, under `judge`;
+/// returns the tool results and the files each applied change reported.
+fn commands_changing_files(repo: &Path, judge: &mut Judge) -> (Vec<String>, Vec<Vec<String>>) {
+    let (provider, _) = scripted(
+        json!([
+            { "tool_calls": [ { "name": "shell", "arguments": { "command": "sed -i 's/\"Hello\"/f\"Hello, {name}\"/' greet.py" } } ] },
+            { "tool_calls": [ { "name": "shell", "arguments": { "command": "echo made > new.txt && echo created" } } ] },
+            { "text": "done" }
+        ]),
+        8192,
+    );
+    let mut agent = agent(provider, repo, ApprovalPolicy::OnRequest);
+    let (mut outputs, mut applied) = (Vec::new(), Vec::new());
+    agent
+        .run("fix it with sed", judge, &mut |e| match e {
+            AgentEvent::ToolResult { output, .. } => outputs.push(output.clone()),
+            AgentEvent::ChangeApplied { files, .. } => applied.push(files.clone()),
+            _ => {}
+        })
+        .unwrap();
+    (outputs, applied)
+}
+
+#[test]
+fn changes_made_by_commands_are_reviewed_and_restored_when_rejected() {
+    let repo = repo();
+    let before = std::fs::read_to_string(repo.path().join("greet.py")).unwrap();
+    let mut judge = Judge { accept: false, shown: Vec::new() };
+    let (outputs, applied) = commands_changing_files(repo.path(), &mut judge);
+    // The reviewer saw the sed edit as a hunk of greet.py, and the new file as an addition.
+    assert_eq!(judge.shown.len(), 2);
+    let sed = &judge.shown[0].files[0];
+    assert_eq!((sed.path.as_str(), &sed.kind), ("greet.py", &ChangeKind::Update));
+    assert_eq!(sed.hunks[0].added, ["    return f\"Hello, {name}\"\n"]);
+    let new = &judge.shown[1].files[0];
+    assert_eq!((new.path.as_str(), &new.kind), ("new.txt", &ChangeKind::Add));
+    // Rejected: greet.py is as before and new.txt is gone; the model is told, with the output.
+    assert_eq!(std::fs::read_to_string(repo.path().join("greet.py")).unwrap(), before);
+    assert!(!repo.path().join("new.txt").exists());
+    assert!(applied.is_empty(), "{applied:?}");
+    assert!(outputs[1].contains("created") && outputs[1].contains("undone"), "{}", outputs[1]);
+    assert!(git_status(repo.path()).is_empty());
+}
+
+#[test]
+fn changes_made_by_commands_become_part_of_the_step_when_accepted() {
+    let repo = repo();
+    let mut judge = Judge { accept: true, shown: Vec::new() };
+    let (outputs, applied) = commands_changing_files(repo.path(), &mut judge);
+    assert_eq!(
+        std::fs::read_to_string(repo.path().join("greet.py")).unwrap(),
+        "def greet(name):\n    return f\"Hello, {name}\"\n"
+    );
+    assert_eq!(std::fs::read_to_string(repo.path().join("new.txt")).unwrap(), "made\n");
+    // Each step names its files, which the front end commits.
+    assert_eq!(applied, [vec!["greet.py".to_string()], vec!["new.txt".to_string()]]);
+    assert!(outputs[0].contains("exit code: 0") && outputs[0].contains("accepted"));
+    assert_eq!(git_status(repo.path()), " M greet.py\n?? new.txt\n");
+}
+
+#[test]
+fn a_command_over_the_step_budget_is_undone() {
+    let repo = repo();
+    let (provider, requests) = scripted(
+        json!([
+            { "tool_calls": [ { "name": "shell", "arguments": { "command": "seq 1 30 > big.txt" } } ] },
+            { "text": "too big" }
+        ]),
+        8192,
+    );
+    let config = AgentConfig { step_budget: Some(20), ..AgentConfig::default() };
+    let mut agent = Agent::new(
+        Box::new(provider),
+        Registry::default(),
+        Workspace::new(repo.path()).unwrap(),
+        config,
+    );
+    agent.run("write", &mut AcceptAll, &mut |_| {}).unwrap();
+    assert!(!repo.path().join("big.txt").exists());
+    let refusal = requests.lock().unwrap()[1].messages.last().unwrap().text().to_string();
+    assert!(refusal.contains("step budget is 20") && refusal.contains("undone"), "{refusal}");
+}
+
+fn git_status(root: &Path) -> String {
+    let out = Command::new("git").args(["status", "--porcelain"]).current_dir(root).output();
+    String::from_utf8(out.unwrap().stdout).unwrap()
+}
+
+#[test]
+fn under_approval_never_a_command_s_changes_are_recorded_with_their_hashes() {
+    let repo = repo();
+    let (provider, _) = scripted(
+        json!([
+            { "tool_calls": [ { "name": "shell", "arguments": { "command": "sed -i s/Hello/Hi/ greet.py" } } ] },
+            { "text": "done" }
+        ]),
+        8192,
+    );
+    let ledger_dir = tempfile::tempdir().unwrap();
+    let db = ledger_dir.path().join("ledger.sqlite");
+    let recorder = Recorder::new(Ledger::open(&db).unwrap(), "s1", Default::default());
+    let mut agent = agent(provider, repo.path(), ApprovalPolicy::Never).with_ledger(recorder);
+    agent.run("edit", &mut AcceptAll, &mut |_| {}).unwrap();
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let payload: String = conn
+        .query_row("SELECT payload FROM entries WHERE kind = 'tool_action'", [], |r| r.get(0))
+        .unwrap();
+    let action: serde_json::Value = serde_json::from_str(&payload).unwrap();
+    let sha = |text: &str| tiller_ledger::sha256_hex(text.as_bytes());
+    assert_eq!(action["tool"], "shell");
+    assert_eq!(
+        action["files"],
+        json!([{
+            "path": "greet.py",
+            "before_sha256": sha("def greet(name):\n    return \"Hello\"\n"),
+            "after_sha256": sha("def greet(name):\n    return \"Hi\"\n"),
+        }])
+    );
+}
+
+#[test]
+fn cancelling_stops_a_running_command_and_everything_it_started() {
+    let repo = repo();
+    // A number of seconds no other process on the machine sleeps.
+    let secs = format!("96{}", std::process::id());
+    let command = format!("sh -c 'sleep {secs} & sleep {secs}'");
+    let (provider, _) = scripted(
+        json!([
+            { "tool_calls": [ { "name": "shell", "arguments": { "command": command } } ] },
+            { "text": "never reached" }
+        ]),
+        8192,
+    );
+    let mut agent = agent(provider, repo.path(), ApprovalPolicy::Never);
+    let cancel = agent.cancel_handle();
+    let running = std::thread::spawn(move || {
+        let mut outputs = Vec::new();
+        let result = agent.run("sleep", &mut AcceptAll, &mut |e| {
+            if let AgentEvent::ToolResult { output, .. } = e {
+                outputs.push(output.clone());
+            }
+        });
+        (result, outputs)
+    });
+    assert!(eventually(|| sleeping(&secs).len() == 2), "the sleeps never started");
+    cancel.cancel();
+    let (result, outputs) = running.join().unwrap();
+    assert!(
+        matches!(result, Err(AgentError::Model(tiller_model::ModelError::Cancelled))),
+        "{result:?}"
+    );
+    assert!(outputs[0].contains("cancelled by the user"), "{outputs:?}");
+    assert!(eventually(|| sleeping(&secs).is_empty()), "survived: {:?}", sleeping(&secs));
+}
+
+/// The live processes whose command line is `sleep <seconds>`.
+fn sleeping(seconds: &str) -> Vec<i32> {
+    let wanted = format!("sleep\0{seconds}\0");
+    let live = |pid: &i32| {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .is_ok_and(|s| s.rsplit_once(") ").is_some_and(|(_, s)| !s.starts_with('Z')))
+    };
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(live)
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c == wanted.as_bytes())
+        })
+        .collect()
+}
+
+/// Waits (up to a minute, far past any normal delay) until `done` holds; whether it does.
+fn eventually(done: impl Fn() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !done() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    done()
+}
+
+/// Approves everything, noting each question: `run <command>` or `review <paths>`.
+#[derive(Default)]
+struct Recording(Vec<String>);
+
+impl Approver for Recording {
+    fn approve_command(&mut self, _: &ToolCall, command: &str) -> Verdict {
+        self.0.push(format!("run {command}"));
+        Verdict::Approve
+    }
+
+    fn review_changes(&mut self, _: &ToolCall, changes: &ChangeSet) -> Review {
+        let paths: Vec<&str> = changes.files.iter().map(|f| f.path.as_str()).collect();
+        self.0.push(format!("review {}", paths.join(" ")));
+        Review::accept_all(changes)
+    }
+}
+
+#[test]
+fn each_approval_policy_asks_what_docs_config_md_says() {
+    use ApprovalPolicy::*;
+    let cases: [(ApprovalPolicy, &[&str]); 3] = [
+        (Never, &[]),
+        (OnRequest, &["review a.txt", "review b.txt"]),
+        (Untrusted, &["review a.txt", "run echo b > b.txt", "review b.txt"]),
+    ];
+    for (policy, asked) in cases {
+        let repo = repo();
+        let (provider, _) = scripted(
+            json!([
+                { "tool_calls": [ { "name": "write_file", "arguments": { "path": "a.txt", "content": "a\n" } } ] },
+                { "tool_calls": [ { "name": "shell", "arguments": { "command": "echo b > b.txt" } } ] },
+                { "tool_calls": [ { "name": "shell", "arguments": { "command": "ls" } } ] },
+                { "text": "done" }
+            ]),
+            8192,
+        );
+        let mut recording = Recording::default();
+        agent(provider, repo.path(), policy).run("go", &mut recording, &mut |_| {}).unwrap();
+        assert_eq!(recording.0, asked, "{policy:?}");
+        // Everything was approved, so everything happened.
+        assert!(repo.path().join("a.txt").exists() && repo.path().join("b.txt").exists());
+    }
 }

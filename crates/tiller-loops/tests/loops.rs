@@ -219,7 +219,8 @@ fn fix_refuses_test_edits_and_commits_only_a_green_suite() {
     let (mut agent, requests) = agent(
         &repo,
         turns(&[
-            // The edit is refused in review; the shell's edit is undone after the attempt.
+            // Both are refused in review: the edit before it is written, the shell's once it ran
+            // (and undone), so the attempt changed nothing.
             [
                 json!({ "tool_calls": [
                     { "name": "write_file", "arguments": { "path": "tests/repro.rs", "content": RUST_TEST.replace('6', "3") } },
@@ -239,10 +240,11 @@ fn fix_refuses_test_edits_and_commits_only_a_green_suite() {
     );
     let reasons = repo.reasons("fix");
     assert_eq!(reasons.len(), 2, "{reasons:?}");
-    assert!(reasons[0].contains("touched the test's files (tests/repro.rs)"), "{reasons:?}");
+    assert_eq!(reasons[0], "nothing changed", "{reasons:?}");
     assert_eq!(reasons[1], "sums_through_n still fails");
     let sent = format!("{:?}", requests.lock().unwrap()[1].messages);
-    assert!(sent.contains("tiller refused the change to tests/repro.rs"), "{sent}");
+    let refusals = sent.matches("tiller refused the change to tests/repro.rs").count();
+    assert_eq!(refusals, 2, "{sent}");
     // One commit, of the code only; the test is as committed, and the suite is green.
     assert_eq!(
         repo.git(&["show", "--name-only", "--format=%s", "HEAD"]).trim(),

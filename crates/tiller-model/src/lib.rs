@@ -12,8 +12,6 @@ mod http;
 mod openai;
 mod scripted;
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -25,6 +23,8 @@ pub use egress::{EgressPolicy, Reach, reach};
 pub use error::ModelError;
 pub use openai::OpenAi;
 pub use scripted::{Script, Scripted, Turn};
+/// Moved to `tiller-types`, where the tools see it too; kept here for the providers' callers.
+pub use tiller_types::Cancel;
 
 /// A language model that completes conversations.
 pub trait Provider: Send {
@@ -138,23 +138,4 @@ pub struct EndpointConfig {
     pub max_retries: u32,
     /// Where connections may go; checked before the first request and at every connect.
     pub egress: EgressPolicy,
-}
-
-/// A flag shared between the caller and a running model call; set it to stop generation.
-#[derive(Clone, Debug, Default)]
-pub struct Cancel(Arc<AtomicBool>);
-
-impl Cancel {
-    pub fn cancel(&self) {
-        self.0.store(true, Ordering::Relaxed);
-    }
-
-    pub fn is_cancelled(&self) -> bool {
-        self.0.load(Ordering::Relaxed)
-    }
-
-    /// Clears the flag so that the next call can run.
-    pub fn reset(&self) {
-        self.0.store(false, Ordering::Relaxed);
-    }
 }

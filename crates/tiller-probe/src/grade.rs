@@ -152,7 +152,9 @@ impl Grader {
         let outcome = match tested.exit {
             CommandExit::Code(0) => return Ok(Graded { outcome: Outcome::Pass, detail: None }),
             CommandExit::TimedOut(_) => Outcome::Timeout,
-            CommandExit::Code(_) | CommandExit::Signal(_) => Outcome::TestFailure,
+            CommandExit::Code(_) | CommandExit::Signal(_) | CommandExit::Cancelled => {
+                Outcome::TestFailure
+            }
         };
         Ok(Graded { outcome, detail: Some(tail(&tested.output)) })
     }

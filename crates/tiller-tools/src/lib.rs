@@ -13,11 +13,12 @@ mod patch;
 mod read_file;
 mod search;
 mod shell;
+mod tree;
 mod workspace;
 mod write_file;
 
 use serde::de::DeserializeOwned;
-use tiller_types::{ChangeSet, ToolSpec};
+use tiller_types::{Cancel, ChangeSet, ToolSpec};
 
 pub use apply_patch::ApplyPatch;
 pub use change::{apply_changes, diff_file, unified_diff};
@@ -26,7 +27,11 @@ pub use list_dir::ListDir;
 pub use patch::{Chunk, ChunkLine, Patch, PatchError, PatchOp, apply_chunks, parse_patch};
 pub use read_file::ReadFile;
 pub use search::Search;
-pub use shell::{CommandExit, CommandOutput, Shell, is_known_safe, run_command};
+pub use shell::{
+    CommandExit, CommandOutput, Ending, Shell, is_known_safe, run_command, run_command_until,
+    wait_group,
+};
+pub use tree::{MAX_FILE_BYTES, TreeChanges, TreeWatch, keep_accepted};
 pub use workspace::Workspace;
 pub use write_file::WriteFile;
 
@@ -85,6 +90,8 @@ pub trait Tool: Send + Sync {
     fn always_ask(&self) -> bool {
         false
     }
+    /// Takes the agent's cancel flag, for a tool that runs long enough to need stopping.
+    fn share_cancel(&mut self, _cancel: &Cancel) {}
 }
 
 /// The optional `message` argument of the edit tools: the commit message the model proposes.
@@ -122,6 +129,11 @@ impl Registry {
                 Box::new(shell),
             ],
         }
+    }
+
+    /// Lets every tool see `cancel` (the shell stops its command when it is set).
+    pub fn share_cancel(&mut self, cancel: &Cancel) {
+        self.tools.iter_mut().for_each(|t| t.share_cancel(cancel));
     }
 
     pub fn specs(&self) -> Vec<ToolSpec> {

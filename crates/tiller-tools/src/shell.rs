@@ -14,14 +14,17 @@ use std::io::Read;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex, PoisonError, mpsc};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rustix::process::{Pid, Signal, kill_process_group};
 use serde::Deserialize;
 use tiller_sandbox::Sandbox;
-use tiller_types::ToolSpec;
+use tiller_types::{Cancel, ToolSpec};
 
 use crate::{Observation, Outcome, Tool, ToolError, ToolKind, Workspace, parse_args};
+
+/// How often a running command checks whether it was cancelled.
+const CANCEL_POLL: Duration = Duration::from_millis(50);
 
 /// How long output is still read after the command ended, for a pipe that a background process
 /// keeps open.
@@ -39,6 +42,11 @@ pub struct Shell {
     pub output_cap: usize,
     /// Where commands run. `None` runs them unconfined (tests, and the user's explicit choice).
     pub sandbox: Option<Arc<Sandbox>>,
+    /// Stops the running command, with everything it started; the agent shares its own.
+    pub cancel: Cancel,
+    /// Where nothing can confine commands (tier C), run them unconfined without asking: the
+    /// user's explicit choice (`--dangerously-run-unconfined`).
+    pub allow_unconfined: bool,
 }
 
 impl Default for Shell {
@@ -48,6 +56,8 @@ impl Default for Shell {
             max_timeout: Duration::from_secs(600),
             output_cap: 16 * 1024,
             sandbox: None,
+            cancel: Cancel::default(),
+            allow_unconfined: false,
         }
     }
 }
@@ -69,6 +79,8 @@ pub enum CommandExit {
     Signal(i32),
     /// It ran past this limit and its process group was killed.
     TimedOut(Duration),
+    /// It was cancelled (Ctrl-C) and its process group was killed.
+    Cancelled,
 }
 
 /// What a command printed, and how it ended.
@@ -91,6 +103,7 @@ impl fmt::Display for CommandOutput {
             CommandExit::TimedOut(limit) => {
                 write!(f, "timed out after {limit:?}; process group killed")?
             }
+            CommandExit::Cancelled => write!(f, "cancelled by the user; process group killed")?,
         }
         if self.output.is_empty() {
             write!(f, "\n(no output)")
@@ -130,9 +143,13 @@ impl Tool for Shell {
     }
 
     /// With a sandbox that cannot confine anything on this machine (tier C), every command is
-    /// put to the user.
+    /// put to the user, unless they chose to run commands unconfined.
     fn always_ask(&self) -> bool {
-        self.sandbox.as_ref().is_some_and(|s| s.requires_approval())
+        !self.allow_unconfined && self.sandbox.as_ref().is_some_and(|s| s.requires_approval())
+    }
+
+    fn share_cancel(&mut self, cancel: &Cancel) {
+        self.cancel = cancel.clone();
     }
 
     fn run(&self, ws: &Workspace, args: serde_json::Value) -> Result<Outcome, ToolError> {
@@ -166,10 +183,10 @@ impl Tool for Shell {
         };
         // With no terminal to answer on, a credential prompt would only wait for the timeout.
         cmd.env("GIT_TERMINAL_PROMPT", "0");
-        let output = run_command(cmd, timeout, self.output_cap)?;
+        let output = run_command_until(cmd, timeout, self.output_cap, &self.cancel)?;
         let exit_code = match output.exit {
             CommandExit::Code(code) => Some(code),
-            CommandExit::Signal(_) | CommandExit::TimedOut(_) => None,
+            CommandExit::Signal(_) | CommandExit::TimedOut(_) | CommandExit::Cancelled => None,
         };
         Ok(Outcome::Text(Observation { text: output.to_string(), quotes: Vec::new(), exit_code }))
     }
@@ -188,9 +205,19 @@ fn shell_program() -> &'static str {
 /// process group; everything else (program, arguments, directory, environment) is the caller's.
 /// On timeout the whole process group is killed with `SIGKILL`.
 pub fn run_command(
+    cmd: Command,
+    timeout: Duration,
+    output_cap: usize,
+) -> Result<CommandOutput, ToolError> {
+    run_command_until(cmd, timeout, output_cap, &Cancel::default())
+}
+
+/// [`run_command`], also stopped (its whole process group killed) when `cancel` is set.
+pub fn run_command_until(
     mut cmd: Command,
     timeout: Duration,
     output_cap: usize,
+    cancel: &Cancel,
 ) -> Result<CommandOutput, ToolError> {
     let program = cmd.get_program().to_owned();
     let pipe_error = |e| ToolError::Other(format!("cannot create a pipe: {e}"));
@@ -199,11 +226,10 @@ pub fn run_command(
         .stdout(writer.try_clone().map_err(pipe_error)?)
         .stderr(writer)
         .process_group(0);
-    let mut child = cmd.spawn().map_err(|e| ToolError::io(&program, e))?;
+    let child = cmd.spawn().map_err(|e| ToolError::io(&program, e))?;
     // The command still holds our copies of the write end; the reader sees end-of-file only
     // once every copy is closed.
     drop(cmd);
-    let group = Pid::from_child(&child);
 
     let buffer = Arc::new(Mutex::new(Capped::new(output_cap)));
     let (drained_tx, drained_rx) = mpsc::channel();
@@ -222,33 +248,69 @@ pub fn run_command(
         let _ = drained_tx.send(());
     });
 
-    let (exit_tx, exit_rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = exit_tx.send(child.wait());
-    });
-    let wait_error = |e: std::io::Error| ToolError::io(&program, e);
-    let no_status = || ToolError::Other("lost track of the command".into());
-    let exit = match exit_rx.recv_timeout(timeout) {
-        Ok(status) => {
-            let status = status.map_err(wait_error)?;
-            match (status.code(), status.signal()) {
-                (Some(code), _) => CommandExit::Code(code),
-                (None, Some(sig)) => CommandExit::Signal(sig),
-                (None, None) => CommandExit::Code(-1),
-            }
-        }
-        Err(mpsc::RecvTimeoutError::Timeout) => {
-            // The group may already be gone if the command ended at this very moment.
-            let _ = kill_process_group(group, Signal::KILL);
-            exit_rx.recv().map_err(|_| no_status())?.map_err(wait_error)?;
-            CommandExit::TimedOut(timeout)
-        }
-        Err(mpsc::RecvTimeoutError::Disconnected) => return Err(no_status()),
+    let exit = match wait_group(child, Some(timeout), cancel) {
+        Ok(Ending::Exited(status)) => match (status.code(), status.signal()) {
+            (Some(code), _) => CommandExit::Code(code),
+            (None, Some(sig)) => CommandExit::Signal(sig),
+            (None, None) => CommandExit::Code(-1),
+        },
+        Ok(Ending::TimedOut) => CommandExit::TimedOut(timeout),
+        Ok(Ending::Cancelled) => CommandExit::Cancelled,
+        Err(e) => return Err(ToolError::io(&program, e)),
     };
     // Either end-of-file or the grace running out is fine; what was read so far is the output.
     let _ = drained_rx.recv_timeout(DRAIN_GRACE);
     let captured = lock(&buffer);
     Ok(CommandOutput { exit, output: captured.render(), omitted: captured.omitted })
+}
+
+/// How a process group waited for by [`wait_group`] ended.
+#[derive(Debug)]
+pub enum Ending {
+    Exited(std::process::ExitStatus),
+    /// It ran past its limit and was killed.
+    TimedOut,
+    /// The caller cancelled it and it was killed.
+    Cancelled,
+}
+
+/// Waits for `child`, which must lead a process group of its own (`process_group(0)`), until
+/// it exits, `limit` passes or `cancel` is set; in the last two cases its whole process group is
+/// killed with `SIGKILL` and reaped. In tier A the group leader is bubblewrap, whose death ends
+/// the sandbox's PID namespace and everything in it (`--die-with-parent`), including processes
+/// that left the group with `setsid`; in tiers B and C the group is the command's own.
+pub fn wait_group(
+    mut child: std::process::Child,
+    limit: Option<Duration>,
+    cancel: &Cancel,
+) -> std::io::Result<Ending> {
+    let group = Pid::from_child(&child);
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait());
+    });
+    let lost = || std::io::Error::other("lost track of the command");
+    let deadline = limit.map(|limit| Instant::now() + limit);
+    loop {
+        let left = deadline.map_or(CANCEL_POLL, |d| d.saturating_duration_since(Instant::now()));
+        match rx.recv_timeout(left.min(CANCEL_POLL)) {
+            Ok(status) => return status.map(Ending::Exited),
+            Err(mpsc::RecvTimeoutError::Disconnected) => return Err(lost()),
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                let ending = if cancel.is_cancelled() {
+                    Ending::Cancelled
+                } else if deadline.is_some_and(|d| Instant::now() >= d) {
+                    Ending::TimedOut
+                } else {
+                    continue;
+                };
+                // The group may already be gone if the command ended at this very moment.
+                let _ = kill_process_group(group, Signal::KILL);
+                rx.recv().map_err(|_| lost())??;
+                return Ok(ending);
+            }
+        }
+    }
 }
 
 /// Locks the output buffer. A panic while holding it cannot leave it inconsistent (every push is
@@ -481,6 +543,69 @@ mod tests {
     fn invalid_utf8_is_shown_lossily() {
         let out = bash("printf 'caf\\351\\n'", Duration::from_secs(10), 1000);
         assert_eq!(out.output, "caf\u{FFFD}\n");
+    }
+
+    /// The processes whose command line is `sleep <seconds>`.
+    pub(crate) fn sleeping(seconds: &str) -> Vec<i32> {
+        let wanted = format!("sleep\0{seconds}\0");
+        let procs = std::fs::read_dir("/proc").unwrap().flatten();
+        procs
+            .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+            .filter(|&pid| !is_gone(pid))
+            .filter(|pid| {
+                std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c == wanted.as_bytes())
+            })
+            .collect()
+    }
+
+    /// Waits (up to a minute, far past any normal delay) until `done` holds; whether it does.
+    fn eventually(done: impl Fn() -> bool) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !done() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        done()
+    }
+
+    #[test]
+    fn cancel_kills_the_command_and_what_it_started() {
+        let (_d, ws) = ws();
+        let cancel = Cancel::default();
+        let mut shell = Shell::default();
+        shell.share_cancel(&cancel);
+        // A number of seconds no other process on the machine sleeps.
+        let secs = format!("97{}", std::process::id());
+        let command = format!("sh -c 'sleep {secs} & sleep {secs}'");
+        let running = std::thread::spawn(move || {
+            sh(&shell, &ws, serde_json::json!({ "command": command })).unwrap()
+        });
+        assert!(eventually(|| sleeping(&secs).len() == 2), "the sleeps never started");
+        cancel.cancel();
+        let out = running.join().unwrap();
+        assert!(out.starts_with("cancelled by the user; process group killed"), "{out}");
+        assert!(eventually(|| sleeping(&secs).is_empty()), "survived: {:?}", sleeping(&secs));
+    }
+
+    #[test]
+    fn tier_c_asks_for_every_command_unless_running_unconfined_was_chosen() {
+        let (dir, ws) = ws();
+        let nothing_confines = tiller_sandbox::Detection {
+            landlock_abi: None,
+            seccomp: false,
+            userns: Err("not here".into()),
+            bwrap: None,
+            root: false,
+            fixes: Vec::new(),
+        };
+        let policy = tiller_sandbox::Policy::for_workspace(dir.path());
+        let exe = std::env::current_exe().unwrap();
+        let sandbox = Arc::new(Sandbox::new(policy, nothing_confines, exe).unwrap());
+        let asking = Shell { sandbox: Some(Arc::clone(&sandbox)), ..Shell::default() };
+        assert!(asking.always_ask());
+        let unconfined = Shell { allow_unconfined: true, ..asking };
+        assert!(!unconfined.always_ask());
+        let out = sh(&unconfined, &ws, serde_json::json!({"command": "echo ran > f; cat f"}));
+        assert_eq!(out.unwrap(), "exit code: 0\nran\n");
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::sync::mpsc::{self, Receiver, Sender};
 
 use tiller_agent::{Agent, Approver, Review, Verdict};
 use tiller_model::Cancel;
-use tiller_types::{AgentEvent, ChangeSet, Selection, ToolCall};
+use tiller_types::{AgentEvent, ChangeSet, ToolCall};
 
 /// What the agent thread tells the front end.
 pub enum FromAgent {
@@ -91,7 +91,7 @@ impl Approver for Bridge {
     fn review_changes(&mut self, call: &ToolCall, changes: &ChangeSet) -> Review {
         let ask = |reply| FromAgent::Review { call: call.clone(), changes: changes.clone(), reply };
         self.ask(ask).unwrap_or_else(|| Review {
-            selection: Selection(changes.files.iter().map(|f| vec![false; f.items()]).collect()),
+            selection: changes.reject_all(),
             feedback: None,
             edited: None,
         })

@@ -54,6 +54,11 @@ impl ChangeSet {
         Selection(self.files.iter().map(|f| vec![true; f.items()]).collect())
     }
 
+    /// A selection rejecting everything.
+    pub fn reject_all(&self) -> Selection {
+        Selection(self.files.iter().map(|f| vec![false; f.items()]).collect())
+    }
+
     /// Lines added and removed over all files.
     pub fn line_counts(&self) -> (usize, usize) {
         self.files

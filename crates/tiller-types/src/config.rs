@@ -22,6 +22,9 @@ pub struct Config {
     pub step_budget: Option<usize>,
     /// Commit each accepted edit in the interactive front end (default: true).
     pub commit_steps: Option<bool>,
+    /// Where nothing can confine commands (sandbox tier C), run them unconfined without asking
+    /// (default: false, every command is asked).
+    pub dangerously_run_unconfined: Option<bool>,
     #[serde(default)]
     pub profiles: BTreeMap<String, Profile>,
     #[serde(default)]
@@ -138,12 +141,15 @@ impl ProviderKind {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ApprovalPolicy {
-    /// Never ask: edits are applied and commands run as the model asks.
+    /// Never ask: edits are applied, commands run, and what commands change in the files is
+    /// kept (all of it recorded in the ledger).
     Never,
-    /// Ask only when the model requests it for a command it flags as needing approval.
+    /// Review every change to the files, whether an edit tool or a command made it; commands
+    /// themselves run without asking, confined by the sandbox (where nothing can confine them,
+    /// each one is asked).
     #[default]
     OnRequest,
-    /// Ask before every edit and every command not known to be read-only.
+    /// As `OnRequest`, and also ask before every command not known to be read-only.
     Untrusted,
 }
 

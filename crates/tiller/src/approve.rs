@@ -5,17 +5,23 @@ use std::io::{BufRead, IsTerminal};
 
 use tiller_agent::{Approver, Review, Verdict};
 use tiller_tools::unified_diff;
-use tiller_types::{ChangeSet, Selection, ToolCall};
+use tiller_types::{ChangeSet, ToolCall};
 
+/// The refusal of an edit when nobody is there to review it.
 const NOBODY: &str = "nobody can approve this: the run is headless with no terminal (rerun with --approval never to allow it)";
+
+/// The refusal of a command when nobody is there to approve it. Where the sandbox confines
+/// commands, `--approval never` runs them; where nothing can (tier C), it cannot help.
+const NOBODY_TO_RUN: &str = "nobody can approve this command: the run is headless with no terminal (rerun with --approval never to run commands in the sandbox; where nothing can confine them, sandbox tier C, only --dangerously-run-unconfined runs them, unconfined)";
 
 pub struct TerminalApprover;
 
 impl TerminalApprover {
-    /// Asks `question`; `Ok(())` for yes, `Err(feedback)` for anything else.
-    fn ask(&self, question: &str) -> Result<(), Option<String>> {
+    /// Asks `question`; `Ok(())` for yes, `Err(feedback)` for anything else, `nobody` when
+    /// there is no terminal to ask on.
+    fn ask(&self, question: &str, nobody: &str) -> Result<(), Option<String>> {
         if !std::io::stdin().is_terminal() {
-            return Err(Some(NOBODY.into()));
+            return Err(Some(nobody.into()));
         }
         eprint!("{question} [y/N, or say why not] ");
         let mut answer = String::new();
@@ -32,7 +38,7 @@ impl TerminalApprover {
 
 impl Approver for TerminalApprover {
     fn approve_command(&mut self, _call: &ToolCall, command: &str) -> Verdict {
-        match self.ask(&format!("run `{command}`?")) {
+        match self.ask(&format!("run `{command}`?"), NOBODY_TO_RUN) {
             Ok(()) => Verdict::Approve,
             Err(feedback) => Verdict::Deny { feedback },
         }
@@ -42,15 +48,9 @@ impl Approver for TerminalApprover {
         for file in &changes.files {
             eprint!("{}", unified_diff(file));
         }
-        match self.ask("apply this change?") {
+        match self.ask("apply this change?", NOBODY) {
             Ok(()) => Review::accept_all(changes),
-            Err(feedback) => Review {
-                selection: Selection(
-                    changes.files.iter().map(|f| vec![false; f.items()]).collect(),
-                ),
-                feedback,
-                edited: None,
-            },
+            Err(feedback) => Review { selection: changes.reject_all(), feedback, edited: None },
         }
     }
 }

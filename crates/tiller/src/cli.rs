@@ -202,6 +202,16 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 5000)]
         tokens: usize,
     },
+    /// What noting the working tree before and after each command costs (to review what
+    /// commands change), on a generated repository, against launching `true` in the sandbox.
+    Tree {
+        /// Files in the generated repository.
+        #[arg(long, default_value_t = 10_000)]
+        files: usize,
+        /// Measurements of each kind; the median is reported.
+        #[arg(long, default_value_t = 30)]
+        rounds: usize,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -252,6 +262,10 @@ pub struct ModelArgs {
     /// Config file (default: $XDG_CONFIG_HOME/tiller/config.toml).
     #[arg(long, global = true, env = "TILLER_CONFIG")]
     pub config: Option<PathBuf>,
+    /// Where nothing can confine commands (sandbox tier C), run the model's commands unconfined
+    /// without asking. They can then do anything your user can. Has no effect in tiers A and B.
+    #[arg(long, global = true)]
+    pub dangerously_run_unconfined: bool,
 }
 
 #[derive(Debug, Args)]

@@ -28,6 +28,8 @@ pub struct Settings {
     pub sandbox: SandboxSettings,
     /// The config file these came from (it need not exist).
     pub config_path: PathBuf,
+    /// Run commands unconfined without asking where nothing can confine them (tier C).
+    pub dangerously_run_unconfined: bool,
 }
 
 /// The model a command talks to.
@@ -94,6 +96,8 @@ pub fn settle(args: &ModelArgs) -> Result<Settings, CommandError> {
         commit_steps: config.commit_steps,
         sandbox: config.sandbox,
         config_path: path,
+        dangerously_run_unconfined: args.dangerously_run_unconfined
+            || config.dangerously_run_unconfined.unwrap_or(false),
     })
 }
 

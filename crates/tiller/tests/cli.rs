@@ -510,3 +510,92 @@ fn review_reports_a_commit_that_copies_a_function() {
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("hint: give a range"), "{}", text(&out.stderr));
 }
+
+#[test]
+fn a_headless_refusal_to_run_a_command_names_the_unconfined_opt_in() {
+    let env = env();
+    let script = serde_json::json!({ "model": "s", "turns": [
+        { "tool_calls": [ { "name": "shell", "arguments": { "command": "touch made.txt" } } ] },
+        { "text": "refused" }
+    ]});
+    std::fs::write(env.repo.join("s.json"), script.to_string()).unwrap();
+    // Nobody is there to approve under `untrusted`: the command is refused, and the model and
+    // the user are told the ways out, the unconfined one named for tier C.
+    let out = env.tiller(&[
+        "exec",
+        "--json",
+        "--approval",
+        "untrusted",
+        "--provider",
+        "scripted",
+        "-m",
+        "s.json",
+        "go",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("--dangerously-run-unconfined"), "{stdout}");
+    assert!(!env.repo.join("made.txt").exists());
+    // The opt-in is accepted by flag and config; where the sandbox confines (tiers A and B) it
+    // changes nothing, elsewhere the command runs unconfined; either way it runs now.
+    std::fs::write(env.repo.join("t.toml"), "dangerously_run_unconfined = true\n").unwrap();
+    for opt_in in [&["--dangerously-run-unconfined"][..], &["--config", "t.toml"]] {
+        let args = [&["exec", "--provider", "scripted", "-m", "s.json"][..], opt_in, &["go"]];
+        let out = env.tiller(&args.concat());
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        assert!(env.repo.join("made.txt").exists());
+        std::fs::remove_file(env.repo.join("made.txt")).unwrap();
+    }
+}
+
+#[test]
+fn ctrl_c_stops_a_running_command_in_the_sandbox_with_all_it_started() {
+    let env = env();
+    // A number of seconds no other process on the machine sleeps.
+    let secs = format!("95{}", std::process::id());
+    let command = format!("sh -c 'sleep {secs} & sleep {secs}'");
+    let script = serde_json::json!({ "model": "s", "turns": [
+        { "tool_calls": [ { "name": "shell", "arguments": { "command": command } } ] },
+        { "text": "never reached" }
+    ]});
+    std::fs::write(env.repo.join("s.json"), script.to_string()).unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_tiller"))
+        .args(["exec", "--provider", "scripted", "-m", "s.json", "sleep"])
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap())
+        .env("HOME", &env.home)
+        .current_dir(&env.repo)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The sleeps run in the sandbox (a PID namespace in tier A) but show in /proc all the same.
+    let sleeping = || {
+        let wanted = format!("sleep\0{secs}\0");
+        let live = |pid: &str| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .is_ok_and(|s| s.rsplit_once(") ").is_some_and(|(_, s)| !s.starts_with('Z')))
+        };
+        let entries = std::fs::read_dir("/proc").unwrap().flatten();
+        let pids = entries.filter_map(|e| e.file_name().into_string().ok());
+        pids.filter(|p| p.parse::<u32>().is_ok() && live(p))
+            .filter(|p| {
+                std::fs::read(format!("/proc/{p}/cmdline")).is_ok_and(|c| c == wanted.as_bytes())
+            })
+            .count()
+    };
+    let eventually = |done: &dyn Fn() -> bool| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while !done() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        done()
+    };
+    assert!(eventually(&|| sleeping() == 2), "the sleeps never started");
+    assert!(
+        Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap().success()
+    );
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", text(&out.stderr));
+    assert!(eventually(&|| sleeping() == 0), "a sleep survived Ctrl-C");
+}

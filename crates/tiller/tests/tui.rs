@@ -74,16 +74,14 @@ fn setup(dir: &Path) -> (PathBuf, PathBuf) {
     (repo, home)
 }
 
-#[test]
-fn review_two_hunks_in_tmux_commit_the_accepted_one_then_undo() {
-    let dir = tempfile::tempdir().unwrap();
-    let (repo, home) = setup(dir.path());
-    let tmux = Tmux { socket: format!("tiller-test-{}", std::process::id()) };
+/// Starts `tiller` on `dir/script.json` in `repo`, in a tmux session of the test's own.
+fn launch(dir: &Path, repo: &Path, home: &Path, name: &str) -> Tmux {
+    let tmux = Tmux { socket: format!("tiller-test-{}-{name}", std::process::id()) };
     let command = format!(
         "env -i PATH=\"$PATH\" HOME={home} TERM=xterm-256color {tiller} --provider scripted -m {script}; echo EXITED $?; sleep 60",
         home = home.display(),
         tiller = env!("CARGO_BIN_EXE_tiller"),
-        script = dir.path().join("script.json").display(),
+        script = dir.join("script.json").display(),
     );
     let repo_dir = repo.display().to_string();
     let started = tmux.run(&[
@@ -100,7 +98,14 @@ fn review_two_hunks_in_tmux_commit_the_accepted_one_then_undo() {
         &command,
     ]);
     assert!(started.status.success(), "{}", String::from_utf8_lossy(&started.stderr));
+    tmux
+}
 
+#[test]
+fn review_two_hunks_in_tmux_commit_the_accepted_one_then_undo() {
+    let dir = tempfile::tempdir().unwrap();
+    let (repo, home) = setup(dir.path());
+    let tmux = launch(dir.path(), &repo, &home, "a");
     tmux.wait_for("scripted/tui-script");
     tmux.keys(&["fix the greetings", "Enter"]);
     let screen = tmux.wait_for("greet.py hunk 1/2");
@@ -302,4 +307,44 @@ fn slash_commands_mentions_history_and_resume_in_tmux() {
     tmux.wait_for("no other session in this workspace");
     tmux.keys(&["and now?", "Enter"]);
     tmux.wait_for("Resumed fine.");
+}
+
+#[test]
+fn a_sed_run_by_the_shell_tool_is_reviewed_hunk_by_hunk_in_tmux() {
+    let dir = tempfile::tempdir().unwrap();
+    let (repo, home) = setup(dir.path());
+    let sed =
+        "sed -i -e 's/\"Hello\"/f\"Hello, {name}\"/' -e 's/\"Bye\"/f\"Bye, {name}\"/' greet.py";
+    let script = serde_json::json!({ "model": "tui-script", "turns": [
+        { "tool_calls": [ { "name": "shell", "arguments": { "command": sed } } ] },
+        { "text": "Done." }
+    ]});
+    std::fs::write(dir.path().join("script.json"), script.to_string()).unwrap();
+    let tmux = launch(dir.path(), &repo, &home, "sed");
+    tmux.wait_for("scripted/tui-script");
+    tmux.keys(&["fix the greetings with sed", "Enter"]);
+    // The command ran; what it changed is held for review as two hunks.
+    let screen = tmux.wait_for("greet.py hunk 1/2");
+    assert!(screen.contains("+     return f\"Hello, {name}\""), "{screen}");
+    tmux.keys(&["y"]);
+    tmux.wait_for("greet.py hunk 2/2");
+    tmux.keys(&["n"]);
+    tmux.wait_for("commit message › Edit greet.py");
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("note for the model");
+    tmux.keys(&["Enter"]);
+    let screen = tmux.wait_for("Done.");
+    assert!(screen.contains("committed"), "{screen}");
+    tmux.keys(&["C-c"]);
+    tmux.keys(&["C-c"]);
+    tmux.wait_for("EXITED 0");
+
+    // The accepted hunk is the step's commit; the rejected one was undone on disk.
+    assert_eq!(git(&repo, &["log", "--format=%s"]), "Edit greet.py\ninit\n");
+    let diff = git(&repo, &["show", "--format=", "HEAD"]);
+    assert!(diff.contains("+    return f\"Hello, {name}\""), "{diff}");
+    assert!(!diff.contains("Bye, {name}"), "{diff}");
+    assert!(git(&repo, &["status", "--porcelain"]).is_empty());
+    let code = std::fs::read_to_string(repo.join("greet.py")).unwrap();
+    assert!(code.contains("return \"Bye\"") && code.contains("Hello, {name}"), "{code}");
 }

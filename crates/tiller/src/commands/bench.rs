@@ -1,7 +1,8 @@
 //! `tiller bench engine`: the embedded engine against llama.cpp driven directly, each side in a
 //! child process of its own (this binary again, as the hidden `bench side`), alternating, so
 //! that both see the same machine and each reports its own peak memory. `tiller bench render`:
-//! what streaming costs the terminal.
+//! what streaming costs the terminal. `tiller bench tree`: what watching the working tree around
+//! each command costs, against the sandbox's own launch.
 
 use crate::cli::{BenchCommand, ModelArgs};
 use crate::command_error::CommandError;
@@ -9,6 +10,7 @@ use crate::command_error::CommandError;
 pub fn run(model: &ModelArgs, command: BenchCommand) -> Result<(), CommandError> {
     match command {
         BenchCommand::Render { tokens } => render(tokens),
+        BenchCommand::Tree { files, rounds } => tree(model, files, rounds.max(1)),
         #[cfg(feature = "llama")]
         BenchCommand::Engine(args) => imp::engine(model, &args),
         #[cfg(feature = "llama")]
@@ -33,6 +35,98 @@ fn render(tokens: usize) -> Result<(), CommandError> {
         "full-screen clears: {} ({:.3} per token)",
         report.full_clears,
         report.clears_per_token()
+    );
+    Ok(())
+}
+
+/// `tiller bench tree`: a generated repository of `files` text files (and an ignored build
+/// folder), watched as the agent watches it around a command: the first note (which reads every
+/// file once), a command that changed nothing, a command that changed one file; each against
+/// running `true` in the sandbox.
+fn tree(model: &ModelArgs, files: usize, rounds: usize) -> Result<(), CommandError> {
+    use std::time::{Duration, Instant};
+    use tiller_tools::{TreeWatch, Workspace};
+
+    let internal = |e: &dyn std::fmt::Display| {
+        CommandError::new(crate::command_error::Kind::Internal, e.to_string())
+    };
+    let dir = tempfile::tempdir().map_err(|e| internal(&e))?;
+    let root = dir.path();
+    let line = "let value = compute(input, options); // a line of ordinary source text\n";
+    for n in 0..files {
+        let path = root.join(format!("src/m{:03}/f{n}.rs", n % 100));
+        if n < 100 {
+            std::fs::create_dir_all(path.parent().unwrap_or(root)).map_err(|e| internal(&e))?;
+        }
+        std::fs::write(&path, line.repeat(20 + n % 40)).map_err(|e| internal(&e))?;
+    }
+    std::fs::create_dir_all(root.join("target")).map_err(|e| internal(&e))?;
+    for n in 0..1000 {
+        std::fs::write(root.join(format!("target/o{n}")), "x").map_err(|e| internal(&e))?;
+    }
+    std::fs::write(root.join(".gitignore"), "target/\n").map_err(|e| internal(&e))?;
+    let ws = Workspace::new(root).map_err(|e| internal(&e))?;
+    let settings = crate::config::settle(model)?;
+    let sandbox = super::sandbox::for_workspace(ws.root(), false, &settings)?;
+    let median = |mut times: Vec<Duration>| {
+        times.sort();
+        times[times.len() / 2]
+    };
+    let time = |f: &mut dyn FnMut() -> Result<(), CommandError>| -> Result<Duration, CommandError> {
+        let started = Instant::now();
+        f()?;
+        Ok(started.elapsed())
+    };
+
+    let mut watch = TreeWatch::default();
+    let first = time(&mut || watch.before(&ws).map_err(|e| internal(&e)))?;
+    let (mut unchanged, mut one_changed, mut launch) = (Vec::new(), Vec::new(), Vec::new());
+    let victim = ws.root().join("src/m000/f0.rs");
+    for round in 0..rounds {
+        unchanged.push(time(&mut || {
+            watch.before(&ws).map_err(|e| internal(&e))?;
+            let seen = watch.after(&ws).map_err(|e| internal(&e))?;
+            match seen.changes.files.len() {
+                0 => Ok(()),
+                n => Err(internal(&format!("{n} files seen changed in an unchanged tree"))),
+            }
+        })?);
+        one_changed.push(time(&mut || {
+            watch.before(&ws).map_err(|e| internal(&e))?;
+            std::fs::write(&victim, format!("{line}// round {round}\n"))
+                .map_err(|e| internal(&e))?;
+            let seen = watch.after(&ws).map_err(|e| internal(&e))?;
+            match seen.changes.files.len() {
+                1 => Ok(()),
+                n => Err(internal(&format!("{n} files seen changed, not 1"))),
+            }
+        })?);
+        launch.push(time(&mut || {
+            let mut cmd = match sandbox.command(std::ffi::OsStr::new("true"), &[], ws.root()) {
+                Ok(cmd) => cmd,
+                // Tier C: nothing confines, so the reference is the bare launch.
+                Err(_) => std::process::Command::new("true"),
+            };
+            let status = cmd.status().map_err(|e| internal(&e))?;
+            if status.success() { Ok(()) } else { Err(internal(&"`true` failed")) }
+        })?);
+    }
+    let (unchanged, one_changed, launch) = (median(unchanged), median(one_changed), median(launch));
+    let ratio = |d: Duration| d.as_secs_f64() / launch.as_secs_f64();
+    println!("tree: {files} files (and 1000 ignored), {rounds} rounds, medians");
+    println!("sandbox: {}", sandbox.detection().summary());
+    println!("launching `true` in the sandbox: {launch:.2?}");
+    println!(
+        "first note of the tree (reads every file once): {first:.2?} ({:.2}x launch)",
+        ratio(first)
+    );
+    println!(
+        "before + after a command that changed nothing: {unchanged:.2?} ({:.2}x launch)",
+        ratio(unchanged)
+    );
+    println!(
+        "before + after a command that changed one file: {one_changed:.2?} ({:.2}x launch)",
+        ratio(one_changed)
     );
     Ok(())
 }

@@ -28,8 +28,8 @@ pub fn exec(
     })?;
     let mut progress = Progress::new(args.json);
     progress.event(&started);
-    // Ctrl-C stops the model within a token and ends the run with what is recorded so far; a
-    // second Ctrl-C quits at once.
+    // Ctrl-C stops the model within a token, or the running command with all it started, and
+    // ends the run with what is recorded so far; a second Ctrl-C quits at once.
     let cancel = agent.cancel_handle();
     // Installing fails only when a handler is already set, which then stays in charge.
     let _ = ctrlc::set_handler(move || {

@@ -4,11 +4,11 @@
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::Path;
 use std::process::Child;
-use std::sync::mpsc;
 use std::time::Duration;
 
-use rustix::process::{Pid, Signal, kill_process_group};
 use tiller_sandbox::{Detection, Policy, Sandbox};
+use tiller_tools::{Ending, wait_group};
+use tiller_types::Cancel;
 
 use crate::cli::{ModelArgs, SandboxArgs};
 use crate::command_error::{CommandError, Kind};
@@ -72,29 +72,21 @@ pub fn run(model_args: &ModelArgs, args: &SandboxArgs) -> Result<(), CommandErro
 /// The child's exit code (128 + the signal that killed it), or [`TIMED_OUT`] once its process
 /// group was killed after `timeout`.
 fn wait(mut child: Child, timeout: Option<Duration>) -> Result<i32, CommandError> {
-    let status = match timeout {
-        None => child.wait(),
-        Some(limit) => {
-            let group = Pid::from_child(&child);
-            let (tx, rx) = mpsc::channel();
-            std::thread::spawn(move || tx.send(child.wait()));
-            match rx.recv_timeout(limit) {
-                Ok(status) => status,
-                Err(_) => {
-                    // The group may be gone already if the command ended at this moment.
-                    let _ = kill_process_group(group, Signal::KILL);
-                    let _ = rx.recv();
-                    eprintln!(
-                        "tiller sandbox: timed out after {}s; killed the command and all it started",
-                        limit.as_secs()
-                    );
-                    return Ok(TIMED_OUT);
-                }
-            }
-        }
-    };
-    let status = status.map_err(|e| {
+    let lost = |e: std::io::Error| {
         CommandError::new(Kind::Internal, format!("lost track of the command: {e}"))
-    })?;
+    };
+    let status = match timeout {
+        None => child.wait().map_err(lost)?,
+        Some(limit) => match wait_group(child, Some(limit), &Cancel::default()).map_err(lost)? {
+            Ending::Exited(status) => status,
+            Ending::TimedOut | Ending::Cancelled => {
+                eprintln!(
+                    "tiller sandbox: timed out after {}s; killed the command and all it started",
+                    limit.as_secs()
+                );
+                return Ok(TIMED_OUT);
+            }
+        },
+    };
     Ok(status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0)))
 }

@@ -64,7 +64,11 @@ pub fn start(start: Start) -> Result<Session, CommandError> {
     let sandbox = commands::sandbox::for_workspace(&root, start.network, &settings)?;
     let sandbox_notes = commands::sandbox::notes(&sandbox);
     let sandbox = Arc::new(sandbox);
-    let shell = Shell { sandbox: Some(Arc::clone(&sandbox)), ..Shell::default() };
+    let shell = Shell {
+        sandbox: Some(Arc::clone(&sandbox)),
+        allow_unconfined: settings.dangerously_run_unconfined,
+        ..Shell::default()
+    };
     let provider = model.provider;
     let info = provider.info();
     let workspace = root.display().to_string();
