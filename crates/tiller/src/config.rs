@@ -162,6 +162,7 @@ fn endpoint(
         context_length: profile.context_length.unwrap_or(default_context),
         connect_timeout: Duration::from_secs(profile.connect_timeout_secs.unwrap_or(10)),
         idle_timeout: Duration::from_secs(profile.idle_timeout_secs.unwrap_or(120)),
+        deadline: Duration::from_secs(profile.deadline_secs.unwrap_or(1200)),
         max_retries: profile.max_retries.unwrap_or(4),
         egress: policy,
     };
