@@ -4,7 +4,6 @@
 //! Tensor data is never read.
 
 use std::collections::HashMap;
-use std::fs::File;
 use std::io::{BufReader, Read};
 use std::path::Path;
 
@@ -93,7 +92,7 @@ impl GgufInfo {
 /// Reads and checks the header of the GGUF file at `path`.
 pub fn read(path: &Path) -> Result<GgufInfo, LlamaError> {
     let io = |source| LlamaError::Io { path: path.to_path_buf(), source };
-    let file = File::open(path).map_err(io)?;
+    let file = tiller_types::file::open_regular(path).map_err(io)?;
     let len = file.metadata().map_err(io)?.len();
     parse(BufReader::new(file), len).map_err(|e| e.at(path))
 }

@@ -175,6 +175,8 @@ where
 /// `text` cut into rows of at most `width` characters; an empty text is one empty row.
 fn wrap(text: &str, width: usize) -> Vec<String> {
     let text = text.replace('\t', "    ");
+    // Escape sequences go whole (`ESC [2J`, not just its ESC), then any control left.
+    let text = tiller_types::text::printable(&text);
     let chars: Vec<char> = text.chars().filter(|c| !c.is_control()).collect();
     if chars.is_empty() {
         return vec![String::new()];

@@ -78,7 +78,7 @@ fn names(config: &Config) -> String {
 }
 
 fn read_config(path: &Path, required: bool) -> Result<Config, CommandError> {
-    let text = match std::fs::read_to_string(path) {
+    let text = match tiller_types::file::read_text_bounded(path, 1 << 20) {
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => {
             return Ok(Config::default());

@@ -29,7 +29,7 @@ pub fn run(model_args: &ModelArgs) -> Result<(), CommandError> {
         CommandError::new(Kind::User, e.to_string())
             .with_hint("commit or stash your own changes to the step's files first")
     })?;
-    println!("undid {}", subject.trim());
+    outln!("undid {}", subject.trim());
     let path = paths::sessions_dir().join(format!("{session}.jsonl"));
     let Ok(saved) = load_session(&path) else {
         eprintln!("session {session} is not recorded here; only the commit was undone");
@@ -38,6 +38,6 @@ pub fn run(model_args: &ModelArgs) -> Result<(), CommandError> {
     // The messages before the model's turn that proposed the change.
     let keep = messages.parse::<usize>().unwrap_or(0).min(saved.messages.len());
     SessionLog::reopen(&path)?.replace(&saved.messages[..keep])?;
-    println!("session {session} rewound to {keep} messages; `tiller resume` continues from there");
+    outln!("session {session} rewound to {keep} messages; `tiller resume` continues from there");
     Ok(())
 }
