@@ -205,6 +205,25 @@ impl Llama {
         req.tool_choice == ToolChoice::Required && !req.tools.is_empty()
     }
 
+    /// The next token after the last decoded one. `LlamaSampler::sample` would do the same, but
+    /// llama.cpp aborts the process there when no token is left or when the grammar cannot
+    /// accept the one chosen (as with broken or random weights); here both fail the call.
+    fn next_token(&self, sampler: &mut LlamaSampler) -> Result<LlamaToken, LlamaError> {
+        let mut candidates = self.ctx.token_data_array_ith(-1);
+        candidates.apply_sampler(sampler);
+        let token = candidates.selected_token().ok_or_else(|| {
+            LlamaError::Grammar("no token is left that the tool-call grammar allows".into())
+        })?;
+        sampler.try_accept(token).map_err(|_| {
+            let piece = self.model.vocab().token_to_piece(token, true, None);
+            LlamaError::Grammar(format!(
+                "the model chose {:?}, which the tool-call grammar cannot take",
+                String::from_utf8_lossy(&piece)
+            ))
+        })?;
+        Ok(token)
+    }
+
     fn sampler(&self, req: &Request) -> Result<LlamaSampler, LlamaError> {
         let mut chain = Vec::new();
         if self.constrain && !req.tools.is_empty() {
@@ -285,7 +304,7 @@ impl Provider for Llama {
             if generated >= limit || self.cached.len() >= self.n_ctx {
                 break StopReason::MaxTokens;
             }
-            let token = sampler.sample(&self.ctx, -1);
+            let token = self.next_token(&mut sampler)?;
             if vocab.is_eog(token) {
                 break StopReason::EndTurn;
             }
