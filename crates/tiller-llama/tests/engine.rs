@@ -194,6 +194,17 @@ fn bad_files_are_clear_errors() {
     let err = load_err(unsupported);
     assert!(err.to_string().contains("is a 'mamba' model"), "{err}");
 
+    // A tensor llama.cpp looks for under another name: its own words, not "null result".
+    let key = b"token_embd.weight";
+    let at = bytes.windows(key.len()).position(|w| w == key).unwrap();
+    let mut renamed = bytes.clone();
+    renamed[at..at + key.len()].copy_from_slice(b"token_embX.weight");
+    let path = dir.path().join("renamed.gguf");
+    std::fs::write(&path, renamed).unwrap();
+    let err = load_err(path);
+    assert!(matches!(err, LlamaError::Load { .. }), "{err}");
+    assert!(err.to_string().contains("tensor 'token_embd.weight' not found"), "{err}");
+
     let err = load_err(dir.path().join("missing.gguf"));
     assert!(matches!(err, LlamaError::Io { .. }), "{err}");
 
