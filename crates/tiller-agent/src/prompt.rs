@@ -31,7 +31,8 @@ pub fn system_prompt(workspace: &Path) -> String {
     let mut prompt = INSTRUCTIONS.to_string();
     let root = project_root(workspace);
     for file in agents_files(workspace) {
-        let Ok(text) = std::fs::read_to_string(&file) else {
+        // A pipe or device named AGENTS.md must not hang or flood the session.
+        let Ok(text) = tiller_types::file::read_text_bounded(&file, 1 << 20) else {
             continue;
         };
         let name = file.strip_prefix(root).unwrap_or(&file).display();

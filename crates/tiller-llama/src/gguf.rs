@@ -1,10 +1,10 @@
 //! A safe reader for GGUF headers: the metadata a model file carries and the tensor table, checked
 //! against the file's length. Everything llama.cpp would assert on (and abort the process for) is
-//! caught here first: a file that is not GGUF, one cut short, an unknown version or architecture.
-//! Tensor data is never read.
+//! caught here first: a file that is not GGUF, one cut short, an unknown version or architecture,
+//! layer, head and embedding counts out of range or at odds with each other or with the tensor
+//! table. Tensor data is never read.
 
 use std::collections::HashMap;
-use std::fs::File;
 use std::io::{BufReader, Read};
 use std::path::Path;
 
@@ -13,6 +13,9 @@ use crate::LlamaError;
 /// Architectures that have been run through this crate's tests. Add one here only together with
 /// a model of it passing `tests/engine.rs`.
 pub const SUPPORTED_ARCHITECTURES: &[&str] = &["llama", "gemma3"];
+
+/// The most layers llama.cpp takes (`LLAMA_MAX_LAYERS`).
+const MAX_LAYERS: u64 = 512;
 
 /// What a GGUF file says about its model.
 #[derive(Clone, Debug, PartialEq)]
@@ -93,7 +96,7 @@ impl GgufInfo {
 /// Reads and checks the header of the GGUF file at `path`.
 pub fn read(path: &Path) -> Result<GgufInfo, LlamaError> {
     let io = |source| LlamaError::Io { path: path.to_path_buf(), source };
-    let file = File::open(path).map_err(io)?;
+    let file = tiller_types::file::open_regular(path).map_err(io)?;
     let len = file.metadata().map_err(io)?.len();
     parse(BufReader::new(file), len).map_err(|e| e.at(path))
 }
@@ -304,22 +307,23 @@ fn parse<R: Read>(inner: R, len: u64) -> Result<GgufInfo, Fault> {
 
     // The tensor table, to check that every tensor's data lies inside the file.
     let mut extents = Vec::new();
+    let mut shapes = Vec::new();
     for _ in 0..tensor_count {
         let name = r.string("tensor name")?;
         let dims = r.u32(&name)?;
         if dims > 4 {
             return Err(Fault::Malformed(format!("tensor {name} has {dims} dimensions")));
         }
-        let mut elements: u64 = 1;
-        for _ in 0..dims {
-            elements = elements.saturating_mul(r.u64(&name)?);
-        }
+        let shape = (0..dims).map(|_| r.u64(&name)).collect::<Result<Vec<u64>, _>>()?;
+        let elements = shape.iter().fold(1u64, |n, &d| n.saturating_mul(d));
         let ty = r.u32(&name)?;
         let offset = r.u64(&name)?;
         if let Some((block, bytes)) = block_size(ty) {
-            extents.push((name, offset.saturating_add(elements / block * bytes)));
+            extents.push((name.clone(), offset.saturating_add(elements / block * bytes)));
         }
+        shapes.push((name, shape));
     }
+    check_hyperparameters(&architecture, &uint, &meta, &shapes)?;
     let data_start = r.pos.div_ceil(alignment) * alignment;
     for (name, end) in extents {
         if data_start.saturating_add(end) > len {
@@ -339,6 +343,80 @@ fn parse<R: Read>(inner: R, len: u64) -> Result<GgufInfo, Fault> {
         architecture,
         tensor_count,
     })
+}
+
+/// The counts llama.cpp asserts on (and aborts the process for), against each other and the
+/// tensor table: layers from 1 to [`MAX_LAYERS`] with tensors `blk.N` for each and none past
+/// them; heads and embedding width above zero, dividing as attention needs; the token
+/// embedding as wide as the model. Counts given per layer (arrays) are left to llama.cpp.
+fn check_hyperparameters(
+    arch: &str,
+    uint: &dyn Fn(&str) -> Option<u64>,
+    meta: &HashMap<String, Value>,
+    tensors: &[(String, Vec<u64>)],
+) -> Result<(), Fault> {
+    let get = |key: &str| uint(&format!("{arch}.{key}"));
+    let bad = |detail: String| Err(Fault::Malformed(detail));
+    let Some(layers) = get("block_count") else {
+        return Ok(());
+    };
+    if !(1..=MAX_LAYERS).contains(&layers) {
+        return bad(format!("{arch}.block_count is {layers}; llama.cpp takes 1 to {MAX_LAYERS}"));
+    }
+    let embd = get("embedding_length");
+    if embd == Some(0) {
+        return bad(format!("{arch}.embedding_length is 0"));
+    }
+    let heads = get("attention.head_count");
+    let kv_heads = get("attention.head_count_kv");
+    for (key, n) in [("head_count", heads), ("head_count_kv", kv_heads)] {
+        if n == Some(0) {
+            return bad(format!("{arch}.attention.{key} is 0"));
+        }
+    }
+    let head_width_given = meta.contains_key(&format!("{arch}.attention.key_length"));
+    if let (Some(embd), Some(heads), false) = (embd, heads, head_width_given)
+        && embd % heads != 0
+    {
+        return bad(format!(
+            "{arch}.embedding_length {embd} is not a multiple of {arch}.attention.head_count {heads}"
+        ));
+    }
+    if let (Some(heads), Some(kv)) = (heads, kv_heads)
+        && heads % kv != 0
+    {
+        return bad(format!(
+            "{arch}.attention.head_count {heads} is not a multiple of {arch}.attention.head_count_kv {kv}"
+        ));
+    }
+    let mut present = vec![false; layers as usize];
+    for (name, _) in tensors {
+        let layer = name.strip_prefix("blk.").and_then(|rest| rest.split('.').next());
+        let Some(n) = layer.and_then(|n| n.parse::<u64>().ok()) else { continue };
+        match present.get_mut(n as usize) {
+            Some(seen) => *seen = true,
+            None => {
+                return bad(format!(
+                    "tensor {name} is past the {layers} layers of {arch}.block_count"
+                ));
+            }
+        }
+    }
+    if let Some(missing) = present.iter().position(|seen| !seen) {
+        return bad(format!(
+            "no tensors for layer {missing} (blk.{missing}.*) of the {layers} in {arch}.block_count"
+        ));
+    }
+    let embedding = tensors.iter().find(|(name, _)| name == "token_embd.weight");
+    if let (Some((_, shape)), Some(embd)) = (embedding, embd)
+        && shape.first() != Some(&embd)
+    {
+        return bad(format!(
+            "token_embd.weight is {} wide, but {arch}.embedding_length is {embd}",
+            shape.first().copied().unwrap_or(0)
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@
 
 use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::SystemTime;
 
@@ -205,6 +206,25 @@ impl Llama {
         req.tool_choice == ToolChoice::Required && !req.tools.is_empty()
     }
 
+    /// The next token after the last decoded one. `LlamaSampler::sample` would do the same, but
+    /// llama.cpp aborts the process there when no token is left or when the grammar cannot
+    /// accept the one chosen (as with broken or random weights); here both fail the call.
+    fn next_token(&self, sampler: &mut LlamaSampler) -> Result<LlamaToken, LlamaError> {
+        let mut candidates = self.ctx.token_data_array_ith(-1);
+        candidates.apply_sampler(sampler);
+        let token = candidates.selected_token().ok_or_else(|| {
+            LlamaError::Grammar("no token is left that the tool-call grammar allows".into())
+        })?;
+        sampler.try_accept(token).map_err(|_| {
+            let piece = self.model.vocab().token_to_piece(token, true, None);
+            LlamaError::Grammar(format!(
+                "the model chose {:?}, which the tool-call grammar cannot take",
+                String::from_utf8_lossy(&piece)
+            ))
+        })?;
+        Ok(token)
+    }
+
     fn sampler(&self, req: &Request) -> Result<LlamaSampler, LlamaError> {
         let mut chain = Vec::new();
         if self.constrain && !req.tools.is_empty() {
@@ -285,7 +305,7 @@ impl Provider for Llama {
             if generated >= limit || self.cached.len() >= self.n_ctx {
                 break StopReason::MaxTokens;
             }
-            let token = sampler.sample(&self.ctx, -1);
+            let token = self.next_token(&mut sampler)?;
             if vocab.is_eog(token) {
                 break StopReason::EndTurn;
             }
@@ -344,20 +364,69 @@ fn engine(e: impl std::fmt::Display) -> ModelError {
     LlamaError::Engine(e.to_string()).into()
 }
 
-/// llama.cpp's backend, set up once per process, with its logging silenced unless
-/// `TILLER_LLAMA_LOG` is set.
+/// llama.cpp's backend, set up once per process, with its log kept off the terminal unless
+/// `TILLER_LLAMA_LOG` is set, but its errors kept to say why a load failed.
 fn backend() -> Result<&'static LlamaBackend, LlamaError> {
     static BACKEND: OnceLock<Result<LlamaBackend, String>> = OnceLock::new();
     BACKEND
         .get_or_init(|| {
-            let mut backend = LlamaBackend::init().map_err(|e| e.to_string())?;
-            if std::env::var_os("TILLER_LLAMA_LOG").is_none() {
-                backend.void_logs();
+            let backend = LlamaBackend::init().map_err(|e| e.to_string())?;
+            ECHO_LOG.store(std::env::var_os("TILLER_LLAMA_LOG").is_some(), Ordering::Relaxed);
+            #[allow(unsafe_code)]
+            // SAFETY: `log` has the signature llama.cpp expects and ignores the user data.
+            unsafe {
+                llama_cpp_sys_2::llama_log_set(Some(log), std::ptr::null_mut());
             }
             Ok(backend)
         })
         .as_ref()
         .map_err(|e| LlamaError::Engine(e.clone()))
+}
+
+/// Whether llama.cpp's log goes to stderr.
+static ECHO_LOG: AtomicBool = AtomicBool::new(false);
+/// The last error lines llama.cpp logged, newest last.
+static LOGGED_ERRORS: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+/// llama.cpp's log callback: echoes when asked to, and keeps the errors. It must not panic.
+#[allow(unsafe_code)]
+unsafe extern "C" fn log(
+    level: llama_cpp_sys_2::ggml_log_level,
+    text: *const std::ffi::c_char,
+    _: *mut std::ffi::c_void,
+) {
+    if text.is_null() {
+        return;
+    }
+    // SAFETY: llama.cpp passes a NUL-terminated string that lives for the call.
+    let text = unsafe { std::ffi::CStr::from_ptr(text) }.to_string_lossy();
+    if ECHO_LOG.load(Ordering::Relaxed) {
+        let _ = std::io::Write::write_all(&mut std::io::stderr(), text.as_bytes());
+    }
+    if level == llama_cpp_sys_2::GGML_LOG_LEVEL_ERROR {
+        let mut errors = LOGGED_ERRORS.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if errors.len() >= 16 {
+            errors.remove(0);
+        }
+        errors.push(text.trim().to_string());
+    }
+}
+
+/// The error lines llama.cpp logged since the last call, which it takes.
+fn take_logged_errors() -> Vec<String> {
+    std::mem::take(&mut *LOGGED_ERRORS.lock().unwrap_or_else(|poisoned| poisoned.into_inner()))
+}
+
+/// Why llama.cpp failed, from the errors it logged; `fallback` when it logged none.
+fn logged_reason(fallback: String) -> String {
+    let errors = take_logged_errors();
+    // "llama_model_load: error loading model: missing tensor 'blk.2.attn_norm.weight'"
+    let cause = errors.iter().find_map(|line| line.split_once("error loading model: "));
+    match cause {
+        Some((_, why)) => why.to_string(),
+        None if !errors.is_empty() => errors.join("; "),
+        None => fallback,
+    }
 }
 
 /// Models loaded so far, by file and its modification time and length.
@@ -384,8 +453,9 @@ fn load_shared(
         Some((_, model)) => *model,
         None => {
             let params = LlamaModelParams::default();
+            take_logged_errors();
             let model = LlamaModel::load_from_file(backend, path, &params).map_err(|e| {
-                LlamaError::Load { path: path.to_path_buf(), detail: e.to_string() }
+                LlamaError::Load { path: path.to_path_buf(), detail: logged_reason(e.to_string()) }
             })?;
             let model: &'static LlamaModel = Box::leak(Box::new(model));
             models.push((key, model));

@@ -194,6 +194,17 @@ fn bad_files_are_clear_errors() {
     let err = load_err(unsupported);
     assert!(err.to_string().contains("is a 'mamba' model"), "{err}");
 
+    // A tensor llama.cpp looks for under another name: its own words, not "null result".
+    let key = b"token_embd.weight";
+    let at = bytes.windows(key.len()).position(|w| w == key).unwrap();
+    let mut renamed = bytes.clone();
+    renamed[at..at + key.len()].copy_from_slice(b"token_embX.weight");
+    let path = dir.path().join("renamed.gguf");
+    std::fs::write(&path, renamed).unwrap();
+    let err = load_err(path);
+    assert!(matches!(err, LlamaError::Load { .. }), "{err}");
+    assert!(err.to_string().contains("tensor 'token_embd.weight' not found"), "{err}");
+
     let err = load_err(dir.path().join("missing.gguf"));
     assert!(matches!(err, LlamaError::Io { .. }), "{err}");
 
@@ -378,4 +389,83 @@ fn gemma3_base_model_uses_the_plain_transcript() {
     println!("{:?} {:?}", c.content, c.usage);
     assert!(c.usage.completion_tokens > 0);
     assert!(!c.content.contains("\nUser:"), "{}", c.content);
+}
+
+#[test]
+fn a_model_the_grammar_cannot_steer_fails_its_call_without_aborting() {
+    // NaN weights (every tensor byte in the second half of the file) leave the grammar nothing
+    // to steer: each turn either makes a call or is an error of that call, and the process
+    // lives on to take the next one.
+    let dir = tempfile::tempdir().unwrap();
+    let mut bytes = std::fs::read(fixture()).unwrap();
+    let half = bytes.len() / 2 / 2 * 2;
+    for pair in bytes[half..].chunks_exact_mut(2) {
+        pair.copy_from_slice(&[0x00, 0x7e]); // F16 NaN
+    }
+    let path = dir.path().join("nan.gguf");
+    std::fs::write(&path, bytes).unwrap();
+    let mut config = LlamaConfig::new(path.to_string_lossy());
+    config.context_length = Some(1024);
+    config.threads = Some(1);
+    let mut llama = Llama::load(&config).unwrap();
+    let (mut calls, mut failures) = (0, 0);
+    for i in 0..10 {
+        llama.set_seed(i);
+        let req = Request {
+            messages: vec![Message::user(TASKS[i as usize % TASKS.len()])],
+            tools: tools(),
+            max_tokens: Some(64),
+            temperature: Some(0.8),
+            stop: Vec::new(),
+            tool_choice: ToolChoice::Required,
+        };
+        match llama.complete(&req, &Cancel::default(), &mut |_| {}) {
+            Ok(c) => calls += c.tool_calls.len(),
+            Err(ModelError::Engine(message)) => {
+                assert!(message.contains("grammar"), "{message}");
+                failures += 1;
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+    println!("{calls} calls, {failures} grammar failures");
+    assert!(failures > 0, "NaN weights never upset the grammar");
+    // The engine still answers afterwards.
+    let (c, _) = run(&mut llama, &ask("hello world", 4));
+    assert!(c.usage.completion_tokens > 0);
+}
+
+#[test]
+fn hyperparameters_llama_cpp_would_abort_on_are_refused_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let bytes = std::fs::read(fixture()).unwrap();
+    // Each u32 value of the fixture's metadata, by key, patched in place.
+    let patched = |key_name: &str, value: u32| {
+        let key = key_name;
+        // Length-prefixed, so that `head_count` does not find `head_count_kv`.
+        let mut key = (key.len() as u64).to_le_bytes().to_vec();
+        key.extend(key_name.as_bytes());
+        let at = bytes.windows(key.len()).position(|w| w == key).unwrap() + key.len();
+        assert_eq!(bytes[at..at + 4], 4u32.to_le_bytes(), "{key_name} is a u32");
+        let mut out = bytes.clone();
+        out[at + 4..at + 8].copy_from_slice(&value.to_le_bytes());
+        let path = dir.path().join(format!("{key_name}-{value}.gguf"));
+        std::fs::write(&path, out).unwrap();
+        path
+    };
+    for (key, value, says) in [
+        ("llama.block_count", 0, "block_count"),
+        ("llama.block_count", 1000, "block_count"),
+        ("llama.block_count", 3, "no tensors for layer 2"),
+        ("llama.block_count", 1, "blk.1"),
+        ("llama.embedding_length", 0, "embedding_length"),
+        ("llama.embedding_length", 96, "token_embd.weight"),
+        ("llama.attention.head_count", 0, "head_count"),
+        ("llama.attention.head_count", 3, "head_count"),
+        ("llama.attention.head_count_kv", 3, "head_count_kv"),
+    ] {
+        let err = load_err(patched(key, value));
+        assert!(matches!(err, LlamaError::Malformed { .. }), "{key}={value}: {err}");
+        assert!(err.to_string().contains(says), "{key}={value}: {err}");
+    }
 }

@@ -13,8 +13,8 @@ use tiller_tools::git::{SESSION_TRAILER, commit, git};
 
 use crate::git::{is_test_path, require_clean, revert};
 use crate::project::{PROJECT_FILE, shell_quote};
-use crate::repro::clip;
 use crate::{Loop, LoopError, Outcome};
+use tiller_types::text::clip;
 
 /// Significance level of each measurement.
 const ALPHA: f64 = 0.05;

@@ -4,6 +4,7 @@
 
 use serde_json::json;
 use tiller_tools::git::{SESSION_TRAILER, commit};
+use tiller_types::text::clip;
 
 use crate::git::{TEST_TRAILER, changed_paths, is_test_path, require_clean, revert};
 use crate::{Failure, Loop, LoopError, Outcome, SuiteResult};
@@ -116,12 +117,4 @@ fn check(
         }
     }
     Ok(Ok(new))
-}
-
-/// `text` cut to `max` characters.
-pub(crate) fn clip(text: &str, max: usize) -> String {
-    match text.char_indices().nth(max) {
-        Some((at, _)) => format!("{}…", &text[..at]),
-        None => text.to_string(),
-    }
 }

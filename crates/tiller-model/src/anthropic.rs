@@ -235,6 +235,8 @@ struct Stream {
     output: u64,
     cache_read: u64,
     cache_creation: u64,
+    /// Whether a `message_start` came.
+    recognised: bool,
 }
 
 impl Decoder for Stream {
@@ -246,6 +248,7 @@ impl Decoder for Stream {
     ) -> Result<bool, ModelError> {
         match http::parse(endpoint, &ev.data)? {
             Event::MessageStart { message } => {
+                self.recognised = true;
                 self.model = message.model;
                 self.add_usage(message.usage);
             }
@@ -299,6 +302,49 @@ impl Decoder for Stream {
             Event::Other => {}
         }
         Ok(false)
+    }
+
+    /// A non-streamed message is replayed as the events that would have streamed it.
+    fn whole(
+        &mut self,
+        body: &str,
+        out: &mut Collector,
+        endpoint: &str,
+    ) -> Result<bool, ModelError> {
+        let message: Value = http::parse(endpoint, body)?;
+        if message["type"] != "message" {
+            // An error, or something else entirely.
+            let ev = SseEvent { event: String::new(), data: body.into() };
+            return self.event(&ev, out, endpoint);
+        }
+        let mut events = vec![json!({"type": "message_start", "message": {
+            "model": message["model"], "usage": message["usage"]}})];
+        let blocks = message["content"].as_array().map_or(&[][..], Vec::as_slice);
+        for (index, block) in blocks.iter().enumerate() {
+            events.push(
+                json!({"type": "content_block_start", "index": index, "content_block": block}),
+            );
+            if block["type"] == "tool_use" {
+                let partial_json = block.get("input").map_or_else(String::new, Value::to_string);
+                events.push(json!({"type": "content_block_delta", "index": index,
+                    "delta": {"type": "input_json_delta", "partial_json": partial_json}}));
+            }
+            events.push(json!({"type": "content_block_stop", "index": index}));
+        }
+        events.push(
+            json!({"type": "message_delta", "delta": {"stop_reason": message["stop_reason"]}}),
+        );
+        events.push(json!({"type": "message_stop"}));
+        let mut done = false;
+        for data in events {
+            let ev = SseEvent { event: String::new(), data: data.to_string() };
+            done = self.event(&ev, out, endpoint)?;
+        }
+        Ok(done)
+    }
+
+    fn recognised(&self) -> bool {
+        self.recognised
     }
 
     fn model(&mut self) -> Option<String> {

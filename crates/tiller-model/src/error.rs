@@ -9,6 +9,8 @@ pub enum ModelError {
     Status { endpoint: String, status: u16, body: String },
     #[error("{endpoint} was silent for {secs} s")]
     Timeout { endpoint: String, secs: u64 },
+    #[error("{endpoint} did not finish the answer within the call's deadline of {secs} s")]
+    Deadline { endpoint: String, secs: u64 },
     #[error("the stream from {endpoint} ended before the model finished")]
     Truncated { endpoint: String },
     #[error("malformed response from {endpoint}: {detail}")]

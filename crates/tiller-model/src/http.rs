@@ -1,5 +1,7 @@
 //! HTTP plumbing shared by the remote providers: the client built from an [`EndpointConfig`],
-//! one streamed POST with retries and backoff, and a server-sent-events reader.
+//! one streamed POST with retries and backoff under the call's deadline, and a
+//! server-sent-events reader. An endpoint that answers with a whole JSON completion instead of
+//! a stream is understood too; any other content type is named in the error.
 //!
 //! Each attempt runs on a worker thread that sends the request and splits the response into
 //! events, handing them over a bounded channel. The caller's thread decodes them and polls the
@@ -10,10 +12,11 @@
 use std::io::{self, BufRead, BufReader, Read};
 use std::sync::Arc;
 use std::sync::mpsc::{self, RecvTimeoutError, SyncSender};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use tiller_types::text::clip;
 use tiller_types::{ProviderKind, StreamEvent};
 
 use crate::{Cancel, Collector, Completion, EndpointConfig, ModelError, ModelInfo};
@@ -23,8 +26,6 @@ const POLL: Duration = Duration::from_millis(50);
 /// The first retry's delay when the endpoint gives none; doubled for each further retry.
 const BACKOFF_BASE: Duration = Duration::from_millis(500);
 const BACKOFF_CAP: Duration = Duration::from_secs(30);
-/// The longest `Retry-After` obeyed.
-const RETRY_AFTER_CAP: Duration = Duration::from_secs(60);
 /// The largest event accepted, so that a misbehaving endpoint cannot exhaust memory.
 const MAX_EVENT: usize = 16 << 20;
 
@@ -53,6 +54,19 @@ pub(crate) trait Decoder: Default {
     fn eof(&mut self, _out: &mut Collector) -> bool {
         false
     }
+
+    /// Handles a whole, non-streamed completion (`application/json`); returns true when it was
+    /// one and the answer is finished.
+    fn whole(
+        &mut self,
+        body: &str,
+        out: &mut Collector,
+        endpoint: &str,
+    ) -> Result<bool, ModelError>;
+
+    /// Whether anything seen so far was part of an answer in this wire format, so that a
+    /// stream of chunks of some other shape is not taken for an empty answer.
+    fn recognised(&self) -> bool;
 
     /// The model the endpoint said answered.
     fn model(&mut self) -> Option<String>;
@@ -123,9 +137,11 @@ impl Client {
             .into();
         let mut out = Collector::new(on_event);
         let mut retries = 0;
+        let deadline = Instant::now().checked_add(self.config.deadline);
         loop {
             let mut decoder = D::default();
-            let failure = match self.attempt(&url, headers, &body, cancel, &mut decoder, &mut out) {
+            let attempt = Attempt { url: &url, headers, body: &body, cancel, deadline };
+            let failure = match self.attempt(&attempt, &mut decoder, &mut out) {
                 Ok(status) => {
                     let model = decoder.model().unwrap_or_else(|| self.config.model.clone());
                     return Ok(out.finish(model, Some(status), retries));
@@ -139,8 +155,10 @@ impl Client {
                 return Err(failure.error);
             }
             retries += 1;
-            let delay =
-                failure.retry_after.map_or_else(|| backoff(retries), |d| d.min(RETRY_AFTER_CAP));
+            let delay = failure.retry_after.unwrap_or_else(|| backoff(retries));
+            if deadline.is_some_and(|end| Instant::now() + delay > end) {
+                return Err(past_deadline(failure, self.config.deadline));
+            }
             out.emit(StreamEvent::Retry {
                 attempt: retries,
                 delay_ms: delay.as_millis() as u64,
@@ -153,14 +171,12 @@ impl Client {
     /// One try: returns the HTTP status once the decoder saw the answer end.
     fn attempt<D: Decoder>(
         &self,
-        url: &str,
-        headers: &[(&str, String)],
-        body: &Arc<str>,
-        cancel: &Cancel,
+        a: &Attempt,
         decoder: &mut D,
         out: &mut Collector,
     ) -> Result<u16, Failure> {
-        if cancel.is_cancelled() {
+        let url = a.url;
+        if a.cancel.is_cancelled() {
             return Err(ModelError::Cancelled.into());
         }
         let mut req = self
@@ -168,42 +184,100 @@ impl Client {
             .post(url)
             .set("content-type", "application/json")
             .set("accept", "text/event-stream");
-        for (name, value) in headers {
+        for (name, value) in a.headers {
             req = req.set(name, value);
         }
         let (tx, rx) = mpsc::sync_channel(64);
-        let (body, idle) = (Arc::clone(body), self.config.idle_timeout);
+        let (body, idle, end) = (Arc::clone(a.body), self.config.idle_timeout, a.deadline);
         std::thread::Builder::new()
             .name("tiller-http".into())
-            .spawn(move || fetch(req, &body, idle, &tx))
+            .spawn(move || fetch(req, &body, idle, end, &tx))
             .map_err(|e| ModelError::Connect {
                 endpoint: url.into(),
                 reason: format!("cannot start the request thread: {e}"),
             })?;
 
         let mut status = 0;
+        // The first event, quoted when the stream turns out to hold no answer.
+        let mut first: Option<String> = None;
+        let past = || a.deadline.is_some_and(|end| Instant::now() >= end);
+        let secs = self.config.deadline.as_secs_f64().ceil() as u64;
+        let too_late = || Failure::from(ModelError::Deadline { endpoint: url.into(), secs });
         loop {
+            if past() {
+                return Err(too_late());
+            }
             let msg = match rx.recv_timeout(POLL) {
                 Ok(msg) => msg,
-                Err(RecvTimeoutError::Timeout) if !cancel.is_cancelled() => continue,
+                Err(RecvTimeoutError::Timeout) if !a.cancel.is_cancelled() => continue,
                 Err(RecvTimeoutError::Timeout) => return Err(ModelError::Cancelled.into()),
+                Err(RecvTimeoutError::Disconnected) if past() => return Err(too_late()),
                 Err(RecvTimeoutError::Disconnected) => return Err(truncated(url).into()),
             };
-            if cancel.is_cancelled() {
+            if a.cancel.is_cancelled() {
                 return Err(ModelError::Cancelled.into());
             }
-            match msg {
-                Msg::Open(code) => status = code,
-                Msg::Event(ev) => {
-                    if decoder.event(&ev, out, url)? {
-                        return Ok(status);
-                    }
+            let done = match msg {
+                Msg::Open(code) => {
+                    status = code;
+                    false
                 }
-                Msg::Eof if decoder.eof(out) => return Ok(status),
+                Msg::Event(ev) => {
+                    first.get_or_insert_with(|| ev.data.clone());
+                    decoder.event(&ev, out, url)?
+                }
+                Msg::Whole(body) => {
+                    first.get_or_insert_with(|| body.clone());
+                    decoder.whole(&body, out, url)?
+                        || return Err(unrecognised(url, "the JSON answer", &body).into())
+                }
+                Msg::Eof if decoder.eof(out) => true,
                 Msg::Eof => return Err(truncated(url).into()),
+                // The request thread's own timeout at the deadline reads as a silence.
+                Msg::Failed(_) if past() => return Err(too_late()),
                 Msg::Failed(failure) => return Err(failure),
+            };
+            if done && !decoder.recognised() && !out.has_output() {
+                let first = first.unwrap_or_default();
+                return Err(unrecognised(url, "the stream", &first).into());
+            }
+            if done {
+                return Ok(status);
             }
         }
+    }
+}
+
+/// What one attempt sends, and until when it may run.
+struct Attempt<'a> {
+    url: &'a str,
+    headers: &'a [(&'a str, String)],
+    body: &'a Arc<str>,
+    cancel: &'a Cancel,
+    /// None when the configured deadline is too far off to represent.
+    deadline: Option<Instant>,
+}
+
+/// An answer with nothing in it this wire format knows.
+fn unrecognised(endpoint: &str, what: &str, first: &str) -> ModelError {
+    ModelError::Malformed {
+        endpoint: endpoint.into(),
+        detail: format!("{what} held no answer this API sends; it began `{}`", excerpt(first, 120)),
+    }
+}
+
+/// The error for a failure whose next try would start after the deadline; a wait the endpoint
+/// asked for is named.
+fn past_deadline(failure: Failure, deadline: Duration) -> ModelError {
+    match (failure.error, failure.retry_after) {
+        (ModelError::Status { endpoint, status, body }, Some(wait)) => {
+            let (wait, deadline) = (wait.as_secs_f64().ceil(), deadline.as_secs_f64().ceil());
+            let body = format!(
+                "{body} (it asks to retry after {wait} s, past the call's deadline of {deadline} s)"
+            );
+            ModelError::Status { endpoint, status, body }
+        }
+        (error, _) => error,
     }
 }
 
@@ -212,6 +286,8 @@ enum Msg {
     /// The endpoint answered with this success status; events follow.
     Open(u16),
     Event(SseEvent),
+    /// A whole JSON body, sent instead of an event stream.
+    Whole(String),
     /// The body ended cleanly.
     Eof,
     Failed(Failure),
@@ -230,25 +306,79 @@ impl From<ModelError> for Failure {
 }
 
 /// The request thread: sends the request, then streams the response's events to `tx` until the
-/// body ends or the receiver is gone.
-fn fetch(req: ureq::Request, body: &str, idle: Duration, tx: &SyncSender<Msg>) {
+/// body ends, the receiver is gone or the deadline `end` passed.
+fn fetch(
+    req: ureq::Request,
+    body: &str,
+    idle: Duration,
+    end: Option<Instant>,
+    tx: &SyncSender<Msg>,
+) {
     let endpoint = req.url().to_string();
     let msg = match req.send_string(body) {
         Ok(resp) if (200..300).contains(&resp.status()) => {
             if tx.send(Msg::Open(resp.status())).is_err() {
                 return;
             }
-            let reader = BufReader::new(resp.into_reader());
-            match read_events(reader, |ev| tx.send(Msg::Event(ev)).is_ok()) {
-                Ok(()) => Msg::Eof,
-                Err(e) => Msg::Failed(io_error(&e, &endpoint, idle).into()),
-            }
+            let kind = resp
+                .header("content-type")
+                .map(|t| t.split(';').next().unwrap_or_default().trim().to_ascii_lowercase());
+            let reader = Until { inner: resp.into_reader(), end };
+            let result = match kind.as_deref() {
+                // Some servers send their stream without a content type.
+                None | Some("text/event-stream") => {
+                    read_events(BufReader::new(reader), |ev| tx.send(Msg::Event(ev)).is_ok())
+                        .map(|()| Msg::Eof)
+                }
+                Some(kind) => read_body(reader).map(|body| {
+                    if kind == "application/json" || kind.ends_with("+json") {
+                        return Msg::Whole(body);
+                    }
+                    Msg::Failed(
+                        ModelError::Malformed {
+                            endpoint: endpoint.clone(),
+                            detail: format!(
+                                "the answer is {kind}, not an event stream: `{}`",
+                                excerpt(&body, 120)
+                            ),
+                        }
+                        .into(),
+                    )
+                }),
+            };
+            result.unwrap_or_else(|e| Msg::Failed(io_error(&e, &endpoint, idle).into()))
         }
         Ok(resp) | Err(ureq::Error::Status(_, resp)) => Msg::Failed(status_failure(resp)),
         Err(ureq::Error::Transport(t)) => Msg::Failed(transport_error(&t, &endpoint, idle).into()),
     };
     // The receiver is gone when the call was cancelled; nobody is left to tell.
     let _ = tx.send(msg);
+}
+
+/// A reader that fails once its deadline passed, so that a request thread fed a steady stream
+/// of keep-alive comments ends with the call.
+struct Until<R> {
+    inner: R,
+    end: Option<Instant>,
+}
+
+impl<R: Read> Read for Until<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.end.is_some_and(|end| Instant::now() >= end) {
+            return Err(io::Error::new(io::ErrorKind::TimedOut, "past the call's deadline"));
+        }
+        self.inner.read(buf)
+    }
+}
+
+/// A whole response body, up to the largest event accepted.
+fn read_body(reader: impl Read) -> io::Result<String> {
+    let mut raw = Vec::new();
+    reader.take(MAX_EVENT as u64 + 1).read_to_end(&mut raw)?;
+    if raw.len() > MAX_EVENT {
+        return Err(io::Error::new(io::ErrorKind::InvalidData, "answer larger than 16 MiB"));
+    }
+    Ok(String::from_utf8_lossy(&raw).into_owned())
 }
 
 fn status_failure(resp: ureq::Response) -> Failure {
@@ -332,10 +462,7 @@ pub(crate) fn remote(endpoint: &str, kind: Option<String>, message: Option<Strin
 /// The first `max` characters of `text` on one line, marked when cut.
 fn excerpt(text: &str, max: usize) -> String {
     let line = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    match line.char_indices().nth(max) {
-        Some((cut, _)) => format!("{}…", &line[..cut]),
-        None => line,
-    }
+    clip(&line, max).into_owned()
 }
 
 /// Reads server-sent events, passing each to `on_event` until it returns false or the body
@@ -422,9 +549,9 @@ fn sleep(delay: Duration, cancel: &Cancel) -> Result<(), ModelError> {
 /// The delay a 429 or 503 asks for: `retry-after-ms` (OpenAI), or `Retry-After` in seconds or
 /// as an HTTP date.
 fn retry_after(resp: &ureq::Response) -> Option<Duration> {
+    // Absurd values (negative, infinite) count as none.
     let secs = |v: &str, scale: f64| {
-        let secs = v.trim().parse::<f64>().ok()? / scale;
-        (secs >= 0.0).then(|| Duration::from_secs_f64(secs.min(RETRY_AFTER_CAP.as_secs_f64())))
+        Duration::try_from_secs_f64(v.trim().parse::<f64>().ok()? / scale).ok()
     };
     if let Some(d) = resp.header("retry-after-ms").and_then(|v| secs(v, 1000.0)) {
         return Some(d);

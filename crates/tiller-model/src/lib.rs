@@ -135,6 +135,9 @@ pub struct EndpointConfig {
     pub connect_timeout: Duration,
     /// Longest silence tolerated from the endpoint, before or between streamed chunks.
     pub idle_timeout: Duration,
+    /// Longest a whole call may take, retries and their waits included, however steadily the
+    /// endpoint sends (keep-alive comments reset the idle timeout, not this).
+    pub deadline: Duration,
     pub max_retries: u32,
     /// Where connections may go; checked before the first request and at every connect.
     pub egress: EgressPolicy,

@@ -7,7 +7,8 @@
 //! `prompt_tokens_details` or DeepSeek's `prompt_cache_hit_tokens`) or else from llama.cpp's
 //! `timings`. A stream that closes cleanly after a `finish_reason` but without `data: [DONE]`
 //! counts as complete, since the answer is whole and only the trailing usage chunk may be lost;
-//! one that closes before any `finish_reason` is truncated.
+//! one that closes before any `finish_reason` is truncated. A non-streamed completion (a
+//! `message` in place of each `delta`) is read as one chunk.
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -115,6 +116,8 @@ struct Chunk {
 
 #[derive(Deserialize)]
 struct Choice {
+    /// `message` in a non-streamed completion.
+    #[serde(alias = "message")]
     delta: Option<Delta>,
     finish_reason: Option<String>,
 }
@@ -176,6 +179,8 @@ struct Stream {
     emitted_calls: usize,
     finish: Option<StopReason>,
     usage: Option<Usage>,
+    /// Whether any chunk had a choice.
+    recognised: bool,
 }
 
 impl Decoder for Stream {
@@ -197,6 +202,7 @@ impl Decoder for Stream {
             self.model = Some(model);
         }
         for choice in chunk.choices.into_iter().flatten() {
+            self.recognised = true;
             let delta = choice.delta.map_or((None, None), |d| (d.content, d.tool_calls));
             if let Some(text) = delta.0.filter(|t| !t.is_empty()) {
                 out.emit(StreamEvent::TextDelta { text });
@@ -220,6 +226,24 @@ impl Decoder for Stream {
             self.finish(out);
         }
         out.is_done()
+    }
+
+    fn whole(
+        &mut self,
+        body: &str,
+        out: &mut Collector,
+        endpoint: &str,
+    ) -> Result<bool, ModelError> {
+        let ev = SseEvent { event: String::new(), data: body.into() };
+        self.event(&ev, out, endpoint)?;
+        if self.recognised {
+            self.finish(out);
+        }
+        Ok(self.recognised)
+    }
+
+    fn recognised(&self) -> bool {
+        self.recognised
     }
 
     fn model(&mut self) -> Option<String> {

@@ -78,7 +78,8 @@ fn default_context() -> u64 {
 impl Scripted {
     pub fn load(path: &Path) -> Result<Self, ModelError> {
         let err = |detail: String| ModelError::Script { path: path.display().to_string(), detail };
-        let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
+        let text = tiller_types::file::read_text_bounded(path, 64 << 20)
+            .map_err(|e| err(e.to_string()))?;
         let script = serde_json::from_str(&text).map_err(|e| err(e.to_string()))?;
         Ok(Self::new(path.display().to_string(), script))
     }

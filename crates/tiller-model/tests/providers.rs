@@ -27,6 +27,10 @@ enum Reply {
     Sse(String, End),
     /// An error status, with extra header lines and a body.
     Status(u16, &'static str, &'static str),
+    /// 200 with this content type and whole body.
+    Body(&'static str, String),
+    /// 200 with an event stream of keep-alive comments that never ends.
+    KeepAlive,
 }
 
 /// How a streamed reply ends. The marker names the event after which the stream is cut (its
@@ -130,6 +134,27 @@ fn serve(mut conn: TcpStream, reply: &Reply, log: &Mutex<Vec<Received>>) {
                 body.len()
             );
         }
+        Reply::Body(content_type, body) => {
+            let _ = write!(
+                conn,
+                "HTTP/1.1 200 OK\r\ncontent-type: {content_type}\r\n\
+                 content-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+        Reply::KeepAlive => {
+            let _ = write!(
+                conn,
+                "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n\
+                 transfer-encoding: chunked\r\nconnection: close\r\n\r\n"
+            );
+            // Until the client hangs up.
+            let comment = ": keep-alive\n\n";
+            let chunk = format!("{:x}\r\n{comment}\r\n", comment.len());
+            while conn.write_all(chunk.as_bytes()).and_then(|()| conn.flush()).is_ok() {
+                thread::sleep(Duration::from_millis(20));
+            }
+        }
         Reply::Sse(fixture, end) => {
             let text = std::fs::read_to_string(format!(
                 "{}/tests/fixtures/{fixture}",
@@ -196,6 +221,7 @@ impl Api {
             context_length: 8192,
             connect_timeout: Duration::from_secs(2),
             idle_timeout: Duration::from_secs(5),
+            deadline: Duration::from_secs(60),
             max_retries: 2,
             egress: EgressPolicy::default(),
         };
@@ -271,6 +297,11 @@ for_both!(
     connection_refused,
     cancel_between_events,
     cancel_while_the_endpoint_is_silent,
+    keep_alive_forever_ends_at_the_deadline,
+    retry_after_past_the_deadline_gives_up_at_once,
+    non_streamed_completion,
+    html_with_status_200_names_its_content_type,
+    stream_of_unknown_chunks_is_an_error,
 );
 
 fn text_answer(api: Api) {
@@ -468,6 +499,91 @@ fn cancel_while_the_endpoint_is_silent(api: Api) {
     let result = provider.complete(&question(), &cancel, &mut |_| {});
     assert!(matches!(result, Err(ModelError::Cancelled)), "{result:?}");
     assert!(!server.stall_over(), "the call waited for the endpoint instead of the cancel");
+}
+
+fn keep_alive_forever_ends_at_the_deadline(api: Api) {
+    let server = Server::start(vec![Reply::KeepAlive]);
+    let short = |c: &mut EndpointConfig| c.deadline = Duration::from_millis(500);
+    let (result, events) = api.call_with(&server.url, short, &question());
+    match result {
+        Err(e @ ModelError::Deadline { .. }) => {
+            assert!(e.to_string().contains("deadline of 1 s"), "{e}");
+        }
+        other => panic!("expected the deadline, got {other:?}"),
+    }
+    assert_eq!((events, server.hits()), (vec![], 1));
+}
+
+fn retry_after_past_the_deadline_gives_up_at_once(api: Api) {
+    let server = Server::start(vec![
+        Reply::Status(429, "retry-after: 100000\r\n", r#"{"error":{"message":"slow down"}}"#),
+        api.sse("text", End::Whole),
+    ]);
+    let (result, events) = api.call(&server);
+    match result {
+        Err(ModelError::Status { status: 429, body, .. }) => assert_eq!(
+            body,
+            "slow down (it asks to retry after 100000 s, past the call's deadline of 60 s)"
+        ),
+        other => panic!("expected HTTP 429, got {other:?}"),
+    }
+    assert_eq!((events, server.hits()), (vec![], 1));
+}
+
+fn non_streamed_completion(api: Api) {
+    let body = api.pick(
+        json!({"id": "c", "object": "chat.completion", "model": "gpt-test-2",
+            "choices": [{"index": 0, "finish_reason": "tool_calls", "message": {
+                "role": "assistant", "content": "Hello, world.",
+                "tool_calls": [{"id": "call_abc", "type": "function", "function":
+                    {"name": "read_file", "arguments": "{\"path\": \"a\"}"}}]}}],
+            "usage": {"prompt_tokens": 12, "completion_tokens": 5}}),
+        json!({"id": "m", "type": "message", "role": "assistant", "model": "claude-test-1",
+            "content": [{"type": "text", "text": "Hello, world."},
+                {"type": "tool_use", "id": "call_abc", "name": "read_file", "input": {"path": "a"}}],
+            "stop_reason": "tool_use", "usage": {"input_tokens": 12, "output_tokens": 5}}),
+    );
+    let server = Server::start(vec![Reply::Body("application/json", body.to_string())]);
+    let (result, _) = api.call(&server);
+    let c = result.unwrap();
+    assert_eq!(
+        (c.content.as_str(), c.stop, c.model.as_str()),
+        ("Hello, world.", StopReason::ToolCalls, api.pick("gpt-test-2", "claude-test-1"))
+    );
+    let args: Value = serde_json::from_str(&c.tool_calls[0].arguments).unwrap();
+    assert_eq!((c.tool_calls[0].name.as_str(), args), ("read_file", json!({"path": "a"})));
+    assert_eq!(c.usage, Usage { prompt_tokens: 12, cached_tokens: 0, completion_tokens: 5 });
+    assert_eq!(server.hits(), 1);
+}
+
+fn html_with_status_200_names_its_content_type(api: Api) {
+    let page = "<html><body>Please sign in</body></html>".to_string();
+    let server = Server::start(vec![Reply::Body("text/html; charset=utf-8", page)]);
+    let (result, _) = api.call(&server);
+    match result {
+        Err(ModelError::Malformed { detail, .. }) => {
+            assert!(detail.contains("text/html") && detail.contains("Please sign in"), "{detail}");
+        }
+        other => panic!("expected a malformed answer, got {other:?}"),
+    }
+    assert_eq!(server.hits(), 1);
+    // JSON of no known shape is no answer either.
+    let server = Server::start(vec![Reply::Body("application/json", r#"{"ok":true}"#.into())]);
+    let (result, _) = api.call(&server);
+    assert!(matches!(result, Err(ModelError::Malformed { .. })), "{result:?}");
+}
+
+fn stream_of_unknown_chunks_is_an_error(api: Api) {
+    let server = Server::start(vec![api.sse("unknown", End::Whole)]);
+    let (result, events) = api.call(&server);
+    match result {
+        Err(ModelError::Malformed { detail, .. }) => {
+            assert!(detail.contains(api.pick("foo", "hello")), "{detail}");
+        }
+        other => panic!("expected a malformed answer, got {other:?}"),
+    }
+    assert!(!events.iter().any(|e| matches!(e, StreamEvent::TextDelta { .. })), "{events:?}");
+    assert_eq!(server.hits(), 1);
 }
 
 /// A conversation using every kind of message, and request options.

@@ -16,7 +16,7 @@ use tiller_types::{ChangeKind, ChangeSet, Selection};
 
 pub use duplicates::MIN_RUN;
 pub use repo::{report_files, report_range};
-pub use report::{Duplicate, FileStat, Function, Report};
+pub use report::{Duplicate, FileStat, Function, LeftOut, Report};
 
 /// One file as a step leaves it. `None`: the file does not exist on that side.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

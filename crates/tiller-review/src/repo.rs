@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::Stdio;
 
 use crate::lang::Lang;
-use crate::report::{Report, build};
+use crate::report::{LeftOut, Report, build};
 use crate::{FileState, ReviewError};
 
 /// Files larger than this are not read: generated or data, not code to hold.
@@ -53,17 +53,35 @@ pub fn report_range(repo: &Path, range: &str) -> Result<Report, ReviewError> {
         None => Some(None),
         Some(blob) => texts.get(&blob.oid).map(|t| Some(t.as_str())),
     };
+    let mut left_out = Vec::new();
     let files: Vec<FileState> = changed
         .iter()
         .filter_map(|&path| {
-            Some(FileState { path, old: side(old.get(path))?, new: side(new.get(path))? })
+            let (o, n) = (old.get(path), new.get(path));
+            let state = (|| Some(FileState { path, old: side(o)?, new: side(n)? }))();
+            if state.is_none() {
+                let unread = [o, n].into_iter().flatten().find(|b| !texts.contains_key(&b.oid));
+                let too_large = unread.is_some_and(|b| !b.small);
+                left_out.push(left(path, too_large));
+            }
+            state
         })
         .collect();
     let others: Vec<(String, String)> = new
         .iter()
         .filter_map(|(path, blob)| Some((path.clone(), texts.get(&blob.oid)?.clone())))
         .collect();
-    Ok(build(&files, &others))
+    Ok(Report { left_out, ..build(&files, &others) })
+}
+
+/// A file left out of the report: over [`MAX_FILE`], or else binary.
+fn left(path: &str, too_large: bool) -> LeftOut {
+    let reason = if too_large {
+        format!("over {} MiB", MAX_FILE >> 20)
+    } else {
+        "binary or not UTF-8".into()
+    };
+    LeftOut { path: path.into(), reason }
 }
 
 /// The commits (or empty tree) at the ends of `range`; `None` for an empty range in a repository
@@ -180,10 +198,20 @@ fn blobs(top: &Path, mut oids: Vec<&str>) -> Result<HashMap<String, String>, Rev
 
 /// With no commits yet: every file of the working tree is added.
 fn working_tree(top: &Path) -> Result<Report, ReviewError> {
-    let texts = read_all(top, listing(top)?.into_iter());
+    let paths = listing(top)?;
+    let texts = read_all(top, paths.iter().cloned());
     let files: Vec<FileState> =
         texts.iter().map(|(path, text)| FileState { path, old: None, new: Some(text) }).collect();
-    Ok(build(&files, &[]))
+    let read: std::collections::HashSet<&str> = texts.iter().map(|(p, _)| p.as_str()).collect();
+    let left_out = paths
+        .iter()
+        .filter(|p| !read.contains(p.as_str()))
+        .filter_map(|p| {
+            let meta = std::fs::symlink_metadata(top.join(p)).ok().filter(|m| m.is_file())?;
+            Some(left(p, meta.len() > MAX_FILE))
+        })
+        .collect();
+    Ok(Report { left_out, ..build(&files, &[]) })
 }
 
 /// The files under `root`, relative to it: tracked and untracked but not ignored in a git

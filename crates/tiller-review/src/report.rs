@@ -24,6 +24,17 @@ pub struct Report {
     pub duplicates: Vec<Duplicate>,
     /// The longest function (in lines, after the change) that the change touches.
     pub longest_function: Option<Function>,
+    /// Changed files not measured, and why (too large, binary), so that a report of nothing is
+    /// never taken for a change of nothing.
+    pub left_out: Vec<LeftOut>,
+}
+
+/// A changed file the report does not count.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct LeftOut {
+    pub path: String,
+    /// `over 1 MiB`, `binary or not UTF-8`.
+    pub reason: String,
 }
 
 /// Lines added and removed in one file.
@@ -83,6 +94,11 @@ impl Report {
                 " · longest function touched: {} ({}:{lines}, {} lines)",
                 f.name, f.path, f.length
             ));
+        }
+        if !self.left_out.is_empty() {
+            let files: Vec<String> =
+                self.left_out.iter().map(|f| format!("{} ({})", f.path, f.reason)).collect();
+            out.push_str(&format!(" · left out: {}", files.join(", ")));
         }
         out
     }
@@ -245,11 +261,13 @@ mod tests {
                 lines: [12, 88],
                 length: 77,
             }),
+            left_out: vec![LeftOut { path: "data.json".into(), reason: "over 1 MiB".into() }],
         };
         assert_eq!(
             report.render(),
             "+42 −7 in 1 file · duplicates: src/a.rs:10-17 ≈ src/b.rs:40-47 (same shape) · \
-             longest function touched: parse_args (src/cli.rs:12-88, 77 lines)"
+             longest function touched: parse_args (src/cli.rs:12-88, 77 lines) · \
+             left out: data.json (over 1 MiB)"
         );
         assert_eq!(Report::default().render(), "+0 −0 in 0 files · duplicates: none");
     }

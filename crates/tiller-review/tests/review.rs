@@ -218,3 +218,23 @@ fn the_environment_cannot_point_git_elsewhere() {
     assert!(passed, "{out}");
     assert_eq!(trap.fired(), None);
 }
+
+#[test]
+fn files_left_out_are_named() {
+    let repo = Repo::new();
+    repo.commit(&[("src/lib.rs", LIB)]);
+    let big = "x = 1\n".repeat(200_000);
+    repo.commit(&[("data.py", &big), ("logo.bin", "\0\x01\x02")]);
+    let report = repo.range("HEAD");
+    assert_eq!(report.files, []);
+    let left: Vec<_> =
+        report.left_out.iter().map(|f| (f.path.as_str(), f.reason.as_str())).collect();
+    assert_eq!(left, [("data.py", "over 1 MiB"), ("logo.bin", "binary or not UTF-8")]);
+    assert!(
+        report
+            .render()
+            .ends_with(" · left out: data.py (over 1 MiB), logo.bin (binary or not UTF-8)"),
+        "{}",
+        report.render()
+    );
+}

@@ -4,7 +4,8 @@
 //! Ignore rules (`.gitignore`, `.ignore`, git's excludes) apply even outside a git repository.
 //! Hidden files are shown, since `.github/` or `.env.example` often matter to the task; only
 //! `.git/` itself is skipped. The output is an indented tree, two spaces a level, directories
-//! with a trailing `/`: fewer tokens than full paths.
+//! with a trailing `/`: fewer tokens than full paths. A name that could be misread (a newline
+//! or other control character, blanks at an end, a leading quote) is shown quoted, with escapes.
 
 use std::path::Path;
 
@@ -100,7 +101,7 @@ impl Tool for ListDir {
             let indent = "  ".repeat(entry.depth() - 1);
             let name = entry.file_name().to_string_lossy();
             let slash = if is_dir { "/" } else { "" };
-            out.push_str(&format!("{indent}{name}{slash}\n"));
+            out.push_str(&format!("{indent}{}{slash}\n", quoted(&name)));
         }
         if total == 0 {
             return Ok(Outcome::from(format!("{}: empty directory", args.path)));
@@ -113,6 +114,13 @@ impl Tool for ListDir {
         }
         Ok(Outcome::from(out))
     }
+}
+
+/// `name` as it can be shown on one line of the tree.
+fn quoted(name: &str) -> std::borrow::Cow<'_, str> {
+    let plain =
+        !name.chars().any(char::is_control) && name.trim() == name && !name.starts_with('"');
+    if plain { name.into() } else { format!("{name:?}").into() }
 }
 
 #[cfg(test)]
@@ -142,6 +150,17 @@ mod tests {
         std::fs::write(ws.root().join(".gitignore"), "target/\n").unwrap();
         let out = list(&ws, serde_json::json!({}));
         assert_eq!(out, ".env.example\n.gitignore\na/\n  y/\n  z.rs\nb.txt\n", "{out}");
+    }
+
+    #[test]
+    fn names_that_could_be_misread_are_quoted() {
+        let (_d, ws) = ws();
+        for p in ["evil\nb.txt", "a\x1b[2J", " pad", "\"q", "plain é.txt"] {
+            touch(&ws, p);
+        }
+        let out = list(&ws, serde_json::json!({}));
+        let expected = "\" pad\"\n\"\\\"q\"\n\"a\\u{1b}[2J\"\n\"evil\\nb.txt\"\nplain é.txt\n";
+        assert_eq!(out, expected, "{out}");
     }
 
     #[test]

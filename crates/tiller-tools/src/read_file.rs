@@ -2,9 +2,13 @@
 //!
 //! One call shows at most [`MAX_LINES`] lines and about [`MAX_BYTES`] bytes; a final note says
 //! which lines were shown whenever that is not the whole file, so the model knows how to go on.
+//! The file is streamed, so a range of a huge file costs little memory.
+
+use std::io::{self, BufRead, BufReader};
 
 use serde::Deserialize;
 use tiller_types::ToolSpec;
+use tiller_types::text::clip_marked;
 
 use crate::{Observation, Outcome, Quote, Tool, ToolError, ToolKind, Workspace, parse_args};
 
@@ -55,12 +59,11 @@ impl Tool for ReadFile {
 
     fn run(&self, ws: &Workspace, args: serde_json::Value) -> Result<Outcome, ToolError> {
         let args: Args = parse_args(args)?;
-        let text = ws
-            .read_text(&args.path)?
-            .ok_or_else(|| ToolError::path(&args.path, "does not exist"))?;
-        let lines: Vec<&str> = text.lines().collect();
-        let total = lines.len();
+        let file =
+            ws.open(&args.path)?.ok_or_else(|| ToolError::path(&args.path, "does not exist"))?;
         let start = args.start_line.unwrap_or(1);
+        let (lines, total) = read_lines(file, start, args.end_line.unwrap_or(usize::MAX))
+            .map_err(|e| ToolError::path(&args.path, e.to_string()))?;
         if total == 0 {
             return match start {
                 1 => Ok(Outcome::from(format!("{}: empty file", args.path))),
@@ -82,22 +85,97 @@ impl Tool for ReadFile {
                 "end_line {end} is before start_line {start}"
             )));
         }
-        let (text, last) = number_lines(&lines, start, end);
+        let (text, last) = number_lines(&lines, start, end, total);
         let quote =
             Quote { path: ws.relative(&ws.resolve(&args.path)?), first: start as u32, last };
         Ok(Outcome::Text(Observation { text, quotes: vec![quote], exit_code: None }))
     }
 }
 
-/// Lines `start..=end` (1-based) of `lines`, numbered and capped, with a note when the result is
-/// not the whole file; and the last line shown.
-fn number_lines(lines: &[&str], start: usize, end: usize) -> (String, u32) {
-    let total = lines.len();
+/// Streams `file`, keeping lines `start..=end` (1-based) within the caps, each cut to
+/// [`MAX_LINE_CHARS`]; and counts its lines. Memory stays bounded whatever the file's size.
+fn read_lines(file: std::fs::File, start: usize, end: usize) -> io::Result<(Vec<String>, usize)> {
+    let mut reader = BufReader::with_capacity(64 << 10, file);
+    if reader.fill_buf()?.iter().take(8192).any(|&b| b == 0) {
+        return Err(io::Error::new(io::ErrorKind::InvalidData, "is a binary file"));
+    }
+    let (mut kept, mut bytes, mut total, mut offset) = (Vec::new(), 0, 0, 0);
+    let mut buf = Vec::new();
+    loop {
+        let wanted =
+            total + 1 >= start && total < end && kept.len() < MAX_LINES && bytes <= MAX_BYTES;
+        // Four bytes a character at most, and one more: a line cut here is cut below too.
+        let keep = if wanted { MAX_LINE_CHARS * 4 + 4 } else { 0 };
+        let Some((length, dropped)) = next_line(&mut reader, &mut buf, keep)? else {
+            break;
+        };
+        total += 1;
+        if wanted {
+            let (line, cut) = decode(&buf, dropped > 0).map_err(|at| {
+                let message = format!("is not valid UTF-8 (at byte {})", offset + at);
+                io::Error::new(io::ErrorKind::InvalidData, message)
+            })?;
+            let line = line.strip_suffix('\r').unwrap_or(line);
+            let more = |n| format!("… [{} more characters]", n + cut + dropped);
+            let line = clip_marked(line, MAX_LINE_CHARS, more);
+            bytes += line.len() + 8;
+            kept.push(line.into_owned());
+        }
+        offset += length;
+    }
+    Ok((kept, total))
+}
+
+/// One line of `reader` without its newline: its first `keep` bytes go to `buf`. Returns the
+/// bytes the line took, newline included, and the characters dropped past `keep`; `None` at
+/// the end.
+fn next_line(
+    reader: &mut impl BufRead,
+    buf: &mut Vec<u8>,
+    keep: usize,
+) -> io::Result<Option<(usize, usize)>> {
+    buf.clear();
+    let (mut length, mut dropped) = (0, 0);
+    loop {
+        let chunk = reader.fill_buf()?;
+        if chunk.is_empty() {
+            return Ok((length > 0).then_some((length, dropped)));
+        }
+        let newline = chunk.iter().position(|&b| b == b'\n');
+        let line = &chunk[..newline.unwrap_or(chunk.len())];
+        let room = keep.saturating_sub(buf.len()).min(line.len());
+        buf.extend_from_slice(&line[..room]);
+        // Characters are counted by their first bytes.
+        dropped += line[room..].iter().filter(|&&b| b & 0xC0 != 0x80).count();
+        let used = line.len() + usize::from(newline.is_some());
+        reader.consume(used);
+        length += used;
+        if newline.is_some() {
+            return Ok(Some((length, dropped)));
+        }
+    }
+}
+
+/// `bytes` as text, and how many characters were dropped: a character cut at the end of a
+/// capped line. The error is the offset of the first invalid byte.
+fn decode(bytes: &[u8], capped: bool) -> Result<(&str, usize), usize> {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => Ok((text, 0)),
+        Err(e) if capped && e.error_len().is_none() => {
+            Ok((std::str::from_utf8(&bytes[..e.valid_up_to()]).unwrap_or_default(), 1))
+        }
+        Err(e) => Err(e.valid_up_to()),
+    }
+}
+
+/// `lines` (numbered from `start`, already cut) up to line `end`, numbered and capped, with a
+/// note when the result is not the whole file of `total` lines; and the last line shown.
+fn number_lines(lines: &[String], start: usize, end: usize, total: usize) -> (String, u32) {
     let width = end.to_string().len();
     let mut out = String::new();
     let mut last = start - 1;
-    for (n, line) in (start..=end).zip(&lines[start - 1..end]) {
-        let entry = format!("{n:>width$}\t{}\n", cut_line(line));
+    for (n, line) in (start..=end).zip(lines) {
+        let entry = format!("{n:>width$}\t{line}\n");
         let over = n - start >= MAX_LINES || out.len() + entry.len() > MAX_BYTES;
         // Always show at least one line, or a huge first line would make no progress.
         if over && n > start {
@@ -115,17 +193,6 @@ fn number_lines(lines: &[&str], start: usize, end: usize) -> (String, u32) {
         out.push_str(&format!("(lines {start}-{last} of {total}{more})\n"));
     }
     (out, last as u32)
-}
-
-/// A line cut to [`MAX_LINE_CHARS`] characters, with a marker saying how much was dropped.
-fn cut_line(line: &str) -> std::borrow::Cow<'_, str> {
-    match line.char_indices().nth(MAX_LINE_CHARS) {
-        None => line.into(),
-        Some((at, _)) => {
-            let rest = line[at..].chars().count();
-            format!("{}… [{rest} more characters]", &line[..at]).into()
-        }
-    }
 }
 
 #[cfg(test)]
@@ -218,6 +285,39 @@ mod tests {
         let (_d, ws) = ws_with("long.txt", line.as_bytes());
         let out = read(&ws, serde_json::json!({"path": "long.txt"})).unwrap();
         assert!(out.ends_with("é… [5 more characters]\n"), "{out}");
+    }
+
+    #[test]
+    fn files_too_large_to_hold_are_read_in_parts() {
+        // Over the bound on whole reads, as two long lines and many short ones.
+        let mut text = format!("{}\n{}\n", "a".repeat(9 << 20), "b".repeat(9 << 20));
+        text.push_str(&numbered(100_000));
+        let (_d, ws) = ws_with("huge.txt", text.as_bytes());
+        let out =
+            read(&ws, serde_json::json!({"path": "huge.txt", "start_line": 2, "end_line": 3}))
+                .unwrap();
+        let b = format!(
+            "2\t{}… [{} more characters]\n",
+            "b".repeat(MAX_LINE_CHARS),
+            (9 << 20) - MAX_LINE_CHARS
+        );
+        assert!(out.starts_with(&b), "{}", &out[..100]);
+        assert!(
+            out.ends_with("3\tline 1\n(lines 2-3 of 100002; pass start_line=4 to read on)\n"),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn special_files_are_refused_without_blocking() {
+        let (dir, ws) = ws_with("a.txt", b"a\n");
+        let fifo = dir.path().join("fifo");
+        assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+        // Nobody writes to the pipe: reading it would wait for ever.
+        let err = read(&ws, serde_json::json!({"path": "fifo"})).unwrap_err();
+        assert!(err.contains("named pipe, not a regular file"), "{err}");
+        let err = ws.read_text("fifo").unwrap_err().to_string();
+        assert!(err.contains("named pipe"), "{err}");
     }
 
     #[test]

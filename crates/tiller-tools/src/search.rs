@@ -9,6 +9,7 @@ use grep_searcher::{BinaryDetection, Searcher, SearcherBuilder, Sink, SinkMatch}
 use ignore::overrides::OverrideBuilder;
 use serde::Deserialize;
 use tiller_types::ToolSpec;
+use tiller_types::text::clip;
 
 use crate::list_dir::walker;
 use crate::{Observation, Outcome, Quote, Tool, ToolError, ToolKind, Workspace, parse_args};
@@ -155,7 +156,7 @@ impl Sink for Collect {
                 break;
             }
             let text = String::from_utf8_lossy(line);
-            self.lines.push((n, cut_line(text.trim_end())));
+            self.lines.push((n, clip(text.trim_end(), MAX_LINE_CHARS).into_owned()));
         }
         Ok(self.lines.len() < self.limit)
     }
@@ -164,14 +165,6 @@ impl Sink for Collect {
         // Matches found before the binary data are dropped too: the file is skipped whole.
         self.binary = true;
         Ok(false)
-    }
-}
-
-/// A line cut to [`MAX_LINE_CHARS`] characters, with `…` when something was dropped.
-fn cut_line(line: &str) -> String {
-    match line.char_indices().nth(MAX_LINE_CHARS) {
-        None => line.to_string(),
-        Some((at, _)) => format!("{}…", &line[..at]),
     }
 }
 

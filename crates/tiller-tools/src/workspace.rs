@@ -3,14 +3,18 @@
 //! out). Writes are atomic: a temporary file in the same directory, renamed over the target.
 //! Files the user has withheld from the model (see [`Workspace::deny`]) cannot be read, and
 //! git's metadata and tiller's own configuration cannot be written (see
-//! [`Workspace::resolve_write`]).
+//! [`Workspace::resolve_write`]). Nothing but a regular file is read (a named pipe would hang
+//! the read, a device never end it).
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::{Component, Path, PathBuf};
 
 use globset::{Glob, GlobSet, GlobSetBuilder};
 
 use crate::ToolError;
+
+/// The largest file the tools take in whole (to edit it); `read_file` reads any size in parts.
+pub const MAX_TEXT: u64 = 16 << 20;
 
 #[derive(Clone, Debug)]
 pub struct Workspace {
@@ -138,29 +142,58 @@ impl Workspace {
         if s.is_empty() { ".".into() } else { s }
     }
 
-    /// Reads a text file: `Ok(None)` if it does not exist, an error naming the problem if it is
-    /// a directory, binary, or not UTF-8.
-    pub fn read_text(&self, path: &str) -> Result<Option<String>, ToolError> {
+    /// Opens a file for reading: `Ok(None)` if it does not exist, an error if it is withheld
+    /// or not a regular file. Never blocks, even on a named pipe.
+    pub fn open(&self, path: &str) -> Result<Option<std::fs::File>, ToolError> {
         let abs = self.resolve(path)?;
         if self.is_denied(&abs) {
             return Err(ToolError::path(path, "is withheld from the model by the `deny` setting"));
         }
-        let bytes = match std::fs::read(&abs) {
-            Ok(bytes) => bytes,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(_) if abs.is_dir() => return Err(ToolError::path(path, "is a directory")),
-            Err(e) => return Err(ToolError::io(&abs, e)),
+        match tiller_types::file::open_regular(&abs) {
+            Ok(file) => Ok(Some(file)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) if e.kind() == std::io::ErrorKind::InvalidInput => {
+                Err(ToolError::path(path, e.to_string()))
+            }
+            Err(_) if abs.is_dir() => Err(ToolError::path(path, "is a directory")),
+            Err(e) => Err(ToolError::io(&abs, e)),
+        }
+    }
+
+    /// Reads a text file whole: `Ok(None)` if it does not exist, an error naming the problem if
+    /// it is a directory or special file, binary, not UTF-8, or over [`MAX_TEXT`].
+    pub fn read_text(&self, path: &str) -> Result<Option<String>, ToolError> {
+        let Some(file) = self.open(path)? else {
+            return Ok(None);
         };
+        let mut bytes = Vec::new();
+        file.take(MAX_TEXT + 1)
+            .read_to_end(&mut bytes)
+            .map_err(|e| ToolError::path(path, e.to_string()))?;
+        if bytes.len() as u64 > MAX_TEXT {
+            let max = tiller_types::file::size(MAX_TEXT);
+            return Err(ToolError::path(
+                path,
+                format!(
+                    "is larger than {max}, too large to edit whole; read_file reads it in parts"
+                ),
+            ));
+        }
         text_of(path, bytes).map(Some)
     }
 
     /// Writes `content` to `path` atomically, creating parent directories and keeping the
-    /// permissions of a file it replaces.
+    /// permissions of a file it replaces; a new file gets those the umask gives any new file.
     pub fn write_atomic(&self, path: &str, content: &str) -> Result<(), ToolError> {
+        use std::os::unix::fs::PermissionsExt;
         let abs = self.resolve_write(path)?;
         let dir = abs.parent().ok_or_else(|| ToolError::path(path, "has no parent directory"))?;
         std::fs::create_dir_all(dir).map_err(|e| ToolError::io(dir, e))?;
-        let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| ToolError::io(dir, e))?;
+        // 0666 less the umask, as for any file a program creates (tempfile's own is 0600).
+        let mut tmp = tempfile::Builder::new()
+            .permissions(std::fs::Permissions::from_mode(0o666))
+            .tempfile_in(dir)
+            .map_err(|e| ToolError::io(dir, e))?;
         tmp.write_all(content.as_bytes()).map_err(|e| ToolError::io(tmp.path(), e))?;
         tmp.as_file().sync_all().map_err(|e| ToolError::io(tmp.path(), e))?;
         if let Ok(meta) = std::fs::metadata(&abs) {
@@ -312,6 +345,12 @@ mod tests {
         ws.write_atomic("sub/run.sh", "echo 2\n").unwrap();
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "echo 2\n");
         assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o755);
+        // A new file follows the umask, like one any other program creates.
+        std::fs::write(ws.root().join("plain"), "").unwrap();
+        let umasked = std::fs::metadata(ws.root().join("plain")).unwrap().permissions().mode();
+        ws.write_atomic("new.txt", "x\n").unwrap();
+        let mode = std::fs::metadata(ws.root().join("new.txt")).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, umasked & 0o777);
     }
 
     #[test]

@@ -45,6 +45,9 @@ impl Tool for WriteFile {
 
     fn run(&self, ws: &Workspace, args: serde_json::Value) -> Result<Outcome, ToolError> {
         let args: Args = parse_args(args)?;
+        if args.path.ends_with('/') {
+            return Err(ToolError::path(&args.path, "ends with `/`: name a file, not a directory"));
+        }
         let path = ws.relative(&ws.resolve_write(&args.path)?);
         let old = ws.read_text(&path)?;
         if old.as_deref() == Some(args.content.as_str()) {
@@ -132,6 +135,13 @@ mod tests {
         assert!(err(".").contains("directory"));
         assert!(err("b.bin").contains("binary"));
         assert!(err("../x").contains("outside"));
+        // A path for a directory is no file name, even where nothing exists yet.
+        assert!(err("new/").contains("ends with `/`"));
+        assert!(err("d/").contains("ends with `/`"));
+        assert!(!dir.path().join("new").exists());
+        // A file too large to take in whole is not replaced blind.
+        std::fs::write(dir.path().join("big"), "x\n".repeat(9 << 20)).unwrap();
+        assert!(err("big").contains("larger than 16 MiB"), "{}", err("big"));
         assert!(
             WriteFile
                 .run(&ws, serde_json::json!({"path": "a"}))

@@ -7,7 +7,8 @@ use unicode_width::UnicodeWidthChar;
 /// `text` as rows of at most `width` columns; an empty text is one empty row.
 pub fn rows(text: &str, width: usize) -> Vec<String> {
     let width = width.max(2);
-    let text = text.replace('\t', "    ");
+    // Escape sequences go whole (`ESC [2J`, not just its ESC), then any control left.
+    let text = tiller_types::text::printable(&text.replace('\t', "    ")).into_owned();
     let mut rows = Vec::new();
     let mut row = String::new();
     let mut used = 0;
@@ -51,7 +52,8 @@ mod tests {
         assert_eq!(rows("the quick brown fox", 10), ["the quick ", "brown fox"]);
         assert_eq!(rows("", 10), [""]);
         assert_eq!(rows("abcdefghij", 4), ["abcd", "efgh", "ij"]);
-        assert_eq!(rows("a\tb\u{1b}c", 20), ["a    bc"]);
+        assert_eq!(rows("a\tb\u{1b}c", 20), ["a    b"]);
+        assert_eq!(rows("x\u{1b}[2Jy\u{1b}]0;title\u{7}z", 20), ["xyz"]);
     }
 
     #[test]

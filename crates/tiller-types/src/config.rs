@@ -86,6 +86,8 @@ pub struct Profile {
     pub connect_timeout_secs: Option<u64>,
     /// Seconds of silence from the endpoint (before or during a stream) before giving up.
     pub idle_timeout_secs: Option<u64>,
+    /// Seconds one model call may take in all, retries and their waits included.
+    pub deadline_secs: Option<u64>,
     /// Retries after connect errors, 429 and 5xx.
     pub max_retries: Option<u32>,
     /// Offer an `answer` tool and require a tool call every turn (default: on for the embedded
@@ -107,6 +109,7 @@ impl Profile {
             temperature: o.temperature.or(self.temperature),
             connect_timeout_secs: o.connect_timeout_secs.or(self.connect_timeout_secs),
             idle_timeout_secs: o.idle_timeout_secs.or(self.idle_timeout_secs),
+            deadline_secs: o.deadline_secs.or(self.deadline_secs),
             max_retries: o.max_retries.or(self.max_retries),
             answer_tool: o.answer_tool.or(self.answer_tool),
         }

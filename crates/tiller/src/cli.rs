@@ -256,6 +256,9 @@ pub struct ModelArgs {
     /// Workspace directory (default: the current directory).
     #[arg(short = 'C', global = true, value_name = "DIR")]
     pub workspace: Option<PathBuf>,
+    /// Allow `/` or the home folder itself as the workspace, all of it writable to the model.
+    #[arg(long, global = true)]
+    pub allow_broad_workspace: bool,
     /// When to ask before acting: never, on-request or untrusted.
     #[arg(long, global = true, env = "TILLER_APPROVAL", value_parser = parse_approval)]
     pub approval: Option<ApprovalPolicy>,

@@ -61,6 +61,7 @@ impl From<ModelError> for CommandError {
             ModelError::Timeout { .. } => {
                 Some("raise idle_timeout_secs in the profile for slow endpoints")
             }
+            ModelError::Deadline { .. } => Some("raise deadline_secs in the profile"),
             _ => None,
         };
         if matches!(e, ModelError::Cancelled) {

@@ -33,7 +33,7 @@ pub fn run(cli: Cli) -> Result<(), CommandError> {
         Command::Models { json } => crate::engine::list(json),
         Command::Bench { command } => bench::run(&cli.model, command),
         Command::Completions { shell } => {
-            clap_complete::generate(shell, &mut Cli::command(), "tiller", &mut std::io::stdout());
+            clap_complete::generate(shell, &mut Cli::command(), "tiller", &mut crate::out::Stdout);
             Ok(())
         }
         Command::Doctor { json } => doctor::run(json),

@@ -107,7 +107,7 @@ fn names(config: &Config) -> String {
 }
 
 fn read_config(path: &Path, required: bool) -> Result<Config, CommandError> {
-    let text = match std::fs::read_to_string(path) {
+    let text = match tiller_types::file::read_text_bounded(path, 1 << 20) {
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => {
             return Ok(Config::default());
@@ -192,6 +192,7 @@ fn endpoint(
         context_length: profile.context_length.unwrap_or(default_context),
         connect_timeout: Duration::from_secs(profile.connect_timeout_secs.unwrap_or(10)),
         idle_timeout: Duration::from_secs(profile.idle_timeout_secs.unwrap_or(120)),
+        deadline: Duration::from_secs(profile.deadline_secs.unwrap_or(1200)),
         max_retries: profile.max_retries.unwrap_or(4),
         egress: policy,
     };

@@ -38,7 +38,7 @@ pub fn load(_: &Profile) -> Result<Box<dyn Provider>, CommandError> {
 pub fn list(json: bool) -> Result<(), CommandError> {
     for m in tiller_llama::list_models(&crate::paths::models_dir()) {
         if json {
-            println!(
+            outln!(
                 "{}",
                 serde_json::to_string(&m)
                     .map_err(|e| CommandError::new(Kind::Internal, e.to_string()))?
@@ -51,7 +51,7 @@ pub fn list(json: bool) -> Result<(), CommandError> {
             (None, true) => "chat template".into(),
             (None, false) => "no chat template (plain transcript)".into(),
         };
-        println!(
+        outln!(
             "{:<16} {:>7.1} MiB  {:<10} ctx {:<7} {:<8} {status}",
             m.name,
             m.size_bytes as f64 / (1024.0 * 1024.0),

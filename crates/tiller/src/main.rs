@@ -1,5 +1,8 @@
 //! The `tiller` command.
 
+#[macro_use]
+mod out;
+
 mod approve;
 mod cli;
 mod command_error;

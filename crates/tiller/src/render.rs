@@ -1,6 +1,6 @@
 //! Progress of a headless run: readable lines on stderr, or JSON lines on stdout (`--json`).
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 
 use tiller_types::{AgentEvent, Usage};
 
@@ -79,7 +79,12 @@ impl Progress {
             AgentEvent::Error { .. } => return,
             AgentEvent::Warning { message } => format!("warning: {message}"),
         };
-        eprintln!("{line}");
+        // What the model says and what tools print must not drive the terminal.
+        if std::io::stderr().is_terminal() {
+            eprintln!("{}", tiller_types::text::printable(&line));
+        } else {
+            eprintln!("{line}");
+        }
     }
 
     /// The closing line: tokens spent.
@@ -94,9 +99,5 @@ impl Progress {
 }
 
 fn clip(text: &str) -> String {
-    let one_line = text.replace('\n', "⏎");
-    match one_line.char_indices().nth(SHOWN) {
-        Some((at, _)) => format!("{}…", &one_line[..at]),
-        None => one_line,
-    }
+    tiller_types::text::clip(&text.replace('\n', "⏎"), SHOWN).into_owned()
 }

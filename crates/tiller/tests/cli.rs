@@ -4,7 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 
 struct Env {
     _dir: tempfile::TempDir,
@@ -36,16 +36,27 @@ fn script() -> String {
 }
 
 impl Env {
-    fn tiller(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_tiller"))
+    fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_tiller"));
+        command
             .args(args)
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap())
             .env("HOME", &self.home)
-            .current_dir(&self.repo)
-            .output()
-            .unwrap()
+            .current_dir(&self.repo);
+        command
     }
+
+    fn tiller(&self, args: &[&str]) -> Output {
+        self.command(args).output().unwrap()
+    }
+}
+
+/// Runs `command` with stdout a pipe whose reader is already gone (`tiller … | true`).
+fn into_closed_pipe(command: &mut Command) -> Output {
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    command.stdout(writer).stderr(Stdio::piped()).output().unwrap()
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -598,4 +609,126 @@ fn ctrl_c_stops_a_running_command_in_the_sandbox_with_all_it_started() {
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(130), "{}", text(&out.stderr));
     assert!(eventually(&|| sleeping() == 0), "a sleep survived Ctrl-C");
+}
+
+
+#[test]
+fn every_printing_subcommand_exits_quietly_into_a_closed_pipe() {
+    let env = env();
+    let exec = ["exec", "--provider", "scripted", "--model", &script(), "Make the test pass"];
+    let out = into_closed_pipe(&mut env.command(&exec));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let git = |args: &[&str]| {
+        let mut git = Command::new("git");
+        git.args(["-c", "user.name=t", "-c", "user.email=t@t"]).args(args);
+        assert!(git.current_dir(&env.repo).status().unwrap().success(), "git {args:?}");
+    };
+    git(&["add", "-A"]);
+    git(&["commit", "-q", "-m", "fix"]);
+    let models = env.home.join(".local/share/tiller/models");
+    std::fs::create_dir_all(&models).unwrap();
+    std::fs::write(models.join("broken.gguf"), b"not a model").unwrap();
+    let printing: &[&[&str]] = &[
+        &["sessions"],
+        &["sessions", "--json"],
+        &["ledger"],
+        &["ledger", "--json"],
+        &["ledger", "--by", "model"],
+        &["ledger", "verify"],
+        &["ledger", "verify", "--json"],
+        &["ledger", "export", "--csv"],
+        &["doctor"],
+        &["doctor", "--json"],
+        &["review", "HEAD"],
+        &["review", "HEAD", "--json"],
+        &["models"],
+        &["models", "--json"],
+        &["completions", "bash"],
+        &["project"],
+    ];
+    for args in printing {
+        // Each prints something when stdout is open.
+        let open = env.tiller(args);
+        assert!(!open.stdout.is_empty(), "{args:?} printed nothing: {}", text(&open.stderr));
+        let out = into_closed_pipe(&mut env.command(args));
+        let stderr = text(&out.stderr);
+        assert!(
+            !stderr.contains("panicked") && !stderr.contains("Broken pipe"),
+            "{args:?}: {stderr}"
+        );
+        assert_eq!(out.status.code(), open.status.code(), "{args:?}: {stderr}");
+    }
+}
+
+#[test]
+fn exec_strips_terminal_escapes_from_the_answer_on_a_terminal_only() {
+    let env = env();
+    let script = env.home.join("escapes.json");
+    let answer = "before\u{1b}[2J\u{1b}]0;pwned\u{7}after";
+    let turns = serde_json::json!({"model": "m", "turns": [{"text": answer}]});
+    std::fs::write(&script, turns.to_string()).unwrap();
+    let script = script.display().to_string();
+    let args = ["exec", "--provider", "scripted", "--model", &script, "hi"];
+    // Piped, the answer is data and passes untouched.
+    let out = env.tiller(&args);
+    assert_eq!(text(&out.stdout), format!("{answer}\n"), "{}", text(&out.stderr));
+    // On a terminal (util-linux `script` gives it one) nothing of the sequences is left.
+    let quote = |s: &str| format!("'{}'", s.replace('\'', r"'\''"));
+    let line: Vec<String> =
+        [env!("CARGO_BIN_EXE_tiller")].iter().chain(&args).map(|a| quote(a)).collect();
+    let out = Command::new("script")
+        .args(["-qec", &line.join(" "), "/dev/null"])
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap())
+        .env("HOME", &env.home)
+        .current_dir(&env.repo)
+        .stdin(Stdio::null())
+        .output()
+        .expect("util-linux `script` runs the test on a terminal");
+    let shown = text(&out.stdout);
+    assert!(out.status.success(), "{shown}");
+    assert!(shown.contains("beforeafter"), "{shown:?}");
+    assert!(!shown.contains('\u{1b}') && !shown.contains('\u{7}'), "{shown:?}");
+}
+
+#[test]
+fn the_root_or_home_folder_is_no_workspace_unless_asked_for() {
+    let env = env();
+    let exec = ["exec", "--provider", "scripted", "--model", &script(), "Make the test pass"];
+    let home = env.home.display().to_string();
+    for dir in ["/", home.as_str()] {
+        let out = env.tiller(&[&["-C", dir][..], &exec].concat());
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(stderr.contains("all of it writable to the model"), "{stderr}");
+        assert!(stderr.contains("hint:") && stderr.contains("--allow-broad-workspace"), "{stderr}");
+    }
+    // Asked for, the home folder is a workspace like any other.
+    for f in ["greet.py", "test_greet.py"] {
+        std::fs::copy(env.repo.join(f), env.home.join(f)).unwrap();
+    }
+    let out = env.tiller(&[&["-C", &home, "--allow-broad-workspace"][..], &exec].concat());
+    assert!(out.status.success(), "{}", text(&out.stderr));
+}
+
+#[test]
+fn special_files_named_on_the_command_line_are_refused_at_once() {
+    let env = env();
+    let fifo = env.home.join("pipe.gguf");
+    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    let fifo = fifo.display().to_string();
+    // Nobody writes to the pipe, so reading it would wait for ever; /dev/zero never ends.
+    let runs: &[&[&str]] = &[
+        &["--config", &fifo, "exec", "hi"],
+        &["--config", "/dev/zero", "exec", "hi"],
+        &["--provider", "scripted", "--model", &fifo, "exec", "hi"],
+        &["--provider", "scripted", "--model", "/dev/zero", "exec", "hi"],
+        &["--provider", "llama", "--model", &fifo, "exec", "hi"],
+    ];
+    for args in runs {
+        let out = env.tiller(args);
+        let stderr = text(&out.stderr);
+        assert!(!out.status.success(), "{args:?}");
+        assert!(stderr.contains("not a regular file"), "{args:?}: {stderr}");
+    }
 }

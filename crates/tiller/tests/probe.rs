@@ -115,6 +115,17 @@ fn run_compare_and_report_on_a_scripted_model() {
     assert!(html.contains("<svg") && html.contains(first.as_str()) && html.contains("good"));
     let table = text(&out.stdout);
     assert_eq!(table.lines().count(), 3, "{table}");
+    // Into a closed pipe (`| head -0`) each ends quietly, with the code it has otherwise.
+    for (args, code) in [(&["probe", "compare"][..], 1), (&["probe", "report", "--out", "r"], 0)] {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let mut command = Command::new(env!("CARGO_BIN_EXE_tiller"));
+        command.args(args).env_clear().env("HOME", home).current_dir(home);
+        let out = command.stdout(writer).stderr(std::process::Stdio::piped()).output().unwrap();
+        let stderr = text(&out.stderr);
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert_eq!(out.status.code(), Some(code), "{args:?}: {stderr}");
+    }
 
     let out =
         tiller(home, &["probe", "run", "--suite", "nope", "--provider", "scripted", "-m", "x"]);

@@ -29,9 +29,9 @@ fn render(tokens: usize) -> Result<(), CommandError> {
     let report = tiller_tui::bench::render(tokens, 120, 40).map_err(|e| {
         crate::command_error::CommandError::new(crate::command_error::Kind::Internal, e.to_string())
     })?;
-    println!("streamed {} tokens into a 120x40 terminal emulator", report.tokens);
-    println!("bytes written: {} ({:.1} per token)", report.bytes, report.bytes_per_token());
-    println!(
+    outln!("streamed {} tokens into a 120x40 terminal emulator", report.tokens);
+    outln!("bytes written: {} ({:.1} per token)", report.bytes, report.bytes_per_token());
+    outln!(
         "full-screen clears: {} ({:.3} per token)",
         report.full_clears,
         report.clears_per_token()
@@ -182,7 +182,7 @@ mod imp {
                 "speed": speed,
                 "turns": turns,
             });
-            println!("{report}");
+            outln!("{report}");
         } else {
             print_table(&setup, &speed, &turns);
         }
@@ -195,7 +195,7 @@ mod imp {
         std::io::stdin().read_to_string(&mut input).map_err(internal)?;
         let job: Job = serde_json::from_str(&input).map_err(internal)?;
         let run = bench::run_job(&job)?;
-        println!("{}", serde_json::to_string(&run).map_err(internal)?);
+        outln!("{}", serde_json::to_string(&run).map_err(internal)?);
         Ok(())
     }
 
@@ -229,22 +229,27 @@ mod imp {
     }
 
     fn print_table(setup: &Setup, s: &Comparison, turns: &[Turn]) {
-        println!(
+        outln!(
             "model {}, {} threads, context {}, prompt {} tokens, {} generated; medians of {} runs",
-            setup.model, setup.threads, s.n_ctx, s.prompt_tokens, s.gen_tokens, s.repetitions
+            setup.model,
+            setup.threads,
+            s.n_ctx,
+            s.prompt_tokens,
+            s.gen_tokens,
+            s.repetitions
         );
-        println!("{:<16} {:>10} {:>10} {:>7}", "", "engine", "reference", "ratio");
+        outln!("{:<16} {:>10} {:>10} {:>7}", "", "engine", "reference", "ratio");
         let rss = s.peak_rss_mib.iter().map(|f| ("peak RSS MiB", f));
         for (name, f) in [("prefill tok/s", &s.prefill_tps), ("decode tok/s", &s.decode_tps)]
             .into_iter()
             .chain(rss)
         {
-            println!("{name:<16} {:>10.1} {:>10.1} {:>7.3}", f.engine, f.reference, f.ratio);
+            outln!("{name:<16} {:>10.1} {:>10.1} {:>7.3}", f.engine, f.reference, f.ratio);
         }
-        println!();
-        println!("turn  prompt  cached  processed    new  reply  processed/new");
+        outln!();
+        outln!("turn  prompt  cached  processed    new  reply  processed/new");
         for (i, t) in turns.iter().enumerate() {
-            println!(
+            outln!(
                 "{:>4} {:>7} {:>7} {:>10} {:>6} {:>6} {:>14.2}",
                 i + 1,
                 t.prompt_tokens,

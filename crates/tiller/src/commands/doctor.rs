@@ -19,7 +19,7 @@ pub fn run(json: bool) -> Result<(), CommandError> {
             "warnings": d.warnings(),
             "fixes": d.fixes,
         });
-        println!("{row}");
+        outln!("{row}");
         return Ok(());
     }
     let landlock = d.landlock_abi.map_or("not available".to_owned(), |abi| format!("ABI {abi}"));
@@ -29,16 +29,16 @@ pub fn run(json: bool) -> Result<(), CommandError> {
         Err(e) => format!("not available: {e}"),
     };
     let bwrap = d.bwrap.as_ref().map_or("not installed".to_owned(), |p| p.display().to_string());
-    println!("Landlock         {landlock}");
-    println!("seccomp          {seccomp}");
-    println!("user namespaces  {userns}");
-    println!("bubblewrap       {bwrap}");
-    println!("in force         {}", d.summary());
+    outln!("Landlock         {landlock}");
+    outln!("seccomp          {seccomp}");
+    outln!("user namespaces  {userns}");
+    outln!("bubblewrap       {bwrap}");
+    outln!("in force         {}", d.summary());
     for warning in d.warnings() {
-        println!("warning: {warning}");
+        outln!("warning: {warning}");
     }
     for fix in &d.fixes {
-        println!("fix: {fix}");
+        outln!("fix: {fix}");
     }
     Ok(())
 }

@@ -56,9 +56,9 @@ pub fn run(model_args: &ModelArgs, args: &EvalArgs) -> Result<(), CommandError> 
         );
     })?;
     if args.json {
-        println!("{}", serde_json::to_string(&report).unwrap_or_default());
+        outln!("{}", serde_json::to_string(&report).unwrap_or_default());
     } else {
-        println!(
+        outln!(
             "{}: {} tasks, first try {:.0}%, second try {:.0}%, {} tokens, {:.0}s",
             report.suite,
             report.tasks.len(),

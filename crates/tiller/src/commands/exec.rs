@@ -44,7 +44,7 @@ pub fn exec(
     match result {
         Ok(answer) => {
             if !args.json {
-                println!("{}", answer.trim_end());
+                outln!("{}", for_terminal(answer.trim_end()));
             }
             Ok(())
         }
@@ -53,6 +53,13 @@ pub fn exec(
             Err(e.into())
         }
     }
+}
+
+/// `text` for stdout: stripped of terminal control sequences when stdout is a terminal, so
+/// that an answer cannot clear the screen or retitle the window; untouched when piped.
+fn for_terminal(text: &str) -> std::borrow::Cow<'_, str> {
+    use std::io::IsTerminal;
+    if std::io::stdout().is_terminal() { tiller_types::text::printable(text) } else { text.into() }
 }
 
 pub fn resume(model_args: &ModelArgs, args: &ResumeArgs) -> Result<(), CommandError> {

@@ -30,7 +30,7 @@ pub fn run(args: &LedgerArgs) -> Result<(), CommandError> {
     let ledger = open_for_reading()?;
     match &args.command {
         None => summary(&ledger, args.by, args.json),
-        Some(LedgerCommand::Export { .. }) => Ok(ledger.export_csv(std::io::stdout().lock())?),
+        Some(LedgerCommand::Export { .. }) => Ok(ledger.export_csv(crate::out::Stdout)?),
         Some(LedgerCommand::Verify { json }) => verify(&ledger, *json),
         Some(LedgerCommand::Sent { endpoint, json }) => sent(&ledger, endpoint.as_deref(), *json),
     }
@@ -46,19 +46,28 @@ fn summary(ledger: &Ledger, by: LedgerGroup, json: bool) -> Result<(), CommandEr
     let rows = ledger.summary(group, None)?;
     if json {
         for row in &rows {
-            println!("{}", serde_json::to_string(row).unwrap_or_default());
+            outln!("{}", serde_json::to_string(row).unwrap_or_default());
         }
         return Ok(());
     }
     let width = rows.iter().map(|r| r.key.len()).max().unwrap_or(0).max(title.len());
     let returned = if group == GroupBy::Model { "  returned" } else { "" };
-    println!(
+    outln!(
         "{title:width$}  {:>6} {:>6} {:>10} {:>10} {:>10} {:>6} {:>10}  {:>7} {:>7} {:>7}{returned}",
-        "calls", "failed", "prompt", "cached", "output", "cache", "cost", "p50", "p90", "p99"
+        "calls",
+        "failed",
+        "prompt",
+        "cached",
+        "output",
+        "cache",
+        "cost",
+        "p50",
+        "p90",
+        "p99"
     );
     for r in &rows {
         let unpriced = if r.unpriced_calls > 0 { "*" } else { " " };
-        println!(
+        outln!(
             "{:width$}  {:>6} {:>6} {:>10} {:>10} {:>10} {:>5.0}% {:>10.4}{unpriced} {:>6}ms {:>6}ms {:>6}ms",
             r.key,
             r.calls,
@@ -77,9 +86,7 @@ fn summary(ledger: &Ledger, by: LedgerGroup, json: bool) -> Result<(), CommandEr
         }
     }
     if rows.iter().any(|r| r.unpriced_calls > 0) {
-        println!(
-            "* some calls are to a model with no price in [prices]; their cost is not counted"
-        );
+        outln!("* some calls are to a model with no price in [prices]; their cost is not counted");
     }
     Ok(())
 }
@@ -87,12 +94,12 @@ fn summary(ledger: &Ledger, by: LedgerGroup, json: bool) -> Result<(), CommandEr
 fn verify(ledger: &Ledger, json: bool) -> Result<(), CommandError> {
     let result = ledger.verify()?;
     if json {
-        println!("{}", serde_json::to_string(&result).unwrap_or_default());
+        outln!("{}", serde_json::to_string(&result).unwrap_or_default());
     }
     match &result.broken {
         None => {
             if !json {
-                println!("ok: {} entries, hash chain intact", result.checked);
+                outln!("ok: {} entries, hash chain intact", result.checked);
             }
             Ok(())
         }
@@ -110,11 +117,11 @@ fn verify(ledger: &Ledger, json: bool) -> Result<(), CommandError> {
 fn sent(ledger: &Ledger, endpoint: Option<&str>, json: bool) -> Result<(), CommandError> {
     for s in ledger.sent(endpoint)? {
         if json {
-            println!("{}", serde_json::to_string(&s).unwrap_or_default());
+            outln!("{}", serde_json::to_string(&s).unwrap_or_default());
             continue;
         }
         let time = |ms: i64| utc_timestamp((ms / 1000).max(0) as u64);
-        println!(
+        outln!(
             "{}: {} requests, {} to {}",
             s.endpoint,
             s.requests,
@@ -127,7 +134,7 @@ fn sent(ledger: &Ledger, endpoint: Option<&str>, json: bool) -> Result<(), Comma
                 .iter()
                 .map(|[a, b]| if a == b { a.to_string() } else { format!("{a}-{b}") })
                 .collect();
-            println!("  {}: lines {}", file.path, ranges.join(", "));
+            outln!("  {}: lines {}", file.path, ranges.join(", "));
         }
     }
     Ok(())

@@ -36,13 +36,13 @@ pub fn project(model_args: &ModelArgs, args: &ProjectArgs) -> Result<(), Command
                 Some((field.to_string(), value))
             })
             .collect();
-        println!("{}", serde_json::Value::Object(object));
+        outln!("{}", serde_json::Value::Object(object));
         return Ok(());
     }
     for (field, command) in fields {
         match command {
-            Some(command) => println!("{field:<9} {command}  ({})", origin[field]),
-            None => println!("{field:<9} -  (set it in {PROJECT_FILE})"),
+            Some(command) => outln!("{field:<9} {command}  ({})", origin[field]),
+            None => outln!("{field:<9} -  (set it in {PROJECT_FILE})"),
         }
     }
     Ok(())
@@ -51,7 +51,7 @@ pub fn project(model_args: &ModelArgs, args: &ProjectArgs) -> Result<(), Command
 pub fn repro(model_args: &ModelArgs, args: &ReproArgs) -> Result<(), CommandError> {
     match run(model_args, &args.common, |lp| tiller_loops::repro(lp, &args.bug))? {
         Outcome::Accepted(r) => {
-            println!(
+            outln!(
                 "accepted: {} ({}) committed as {}",
                 r.tests.join(", "),
                 r.files.join(", "),
@@ -68,7 +68,7 @@ pub fn repro(model_args: &ModelArgs, args: &ReproArgs) -> Result<(), CommandErro
 pub fn fix(model_args: &ModelArgs, args: &FixArgs) -> Result<(), CommandError> {
     match run(model_args, &args.common, |lp| tiller_loops::fix(lp, args.test.as_deref()))? {
         Outcome::Accepted(f) => {
-            println!(
+            outln!(
                 "fixed: {} passes and the suite is green; committed as {} ({})",
                 f.test,
                 f.commit,
@@ -91,9 +91,9 @@ pub fn sweep(model_args: &ModelArgs, args: &SweepArgs) -> Result<(), CommandErro
     for pair in &done.pairs {
         if args.json {
             let line = serde_json::json!({ "bug": pair.bug, "test": pair.test, "test_commit": pair.test_commit, "fix_commit": pair.fix_commit });
-            println!("{line}");
+            outln!("{line}");
         } else {
-            println!(
+            outln!(
                 "{} {}  {}",
                 pair.test_commit,
                 pair.fix_commit,
@@ -124,7 +124,7 @@ pub fn perf(model_args: &ModelArgs, args: &PerfArgs) -> Result<(), CommandError>
     let options = PerfOptions { bench, runs: args.runs as usize, profile: !args.no_profile };
     match run(model_args, &args.common, |lp| tiller_loops::perf(lp, &options))? {
         Outcome::Accepted(sped) => {
-            println!(
+            outln!(
                 "kept: {}; committed as {} ({})",
                 sped.confirmation.summary(),
                 sped.commit,

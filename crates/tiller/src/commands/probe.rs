@@ -198,23 +198,20 @@ fn probe_run(model_args: &ModelArgs, args: &RunArgs) -> Result<(), CommandError>
     if args.json {
         let mut value = serde_json::to_value(&summary).unwrap_or_default();
         value["calibration"] = serde_json::to_value(&calibration).unwrap_or_default();
-        println!("{value}");
+        outln!("{value}");
     } else {
         let total = summary.trials.len();
         let rate = if total > 0 { 100.0 * summary.passed as f64 / total as f64 } else { 0.0 };
-        println!(
-            "run {}: {} of {total} trials passed ({rate:.1}%)",
-            summary.run_id, summary.passed
-        );
+        outln!("run {}: {} of {total} trials passed ({rate:.1}%)", summary.run_id, summary.passed);
         let outcomes: Vec<String> =
             summary.outcomes.iter().map(|(k, v)| format!("{k} {v}")).collect();
-        println!("outcomes: {}", outcomes.join(", "));
+        outln!("outcomes: {}", outcomes.join(", "));
         if !summary.skipped.is_empty() {
-            println!("skipped (interpreter missing): {}", summary.skipped.join(", "));
+            outln!("skipped (interpreter missing): {}", summary.skipped.join(", "));
         }
         if let Some(cal) = &calibration {
-            println!("always passed: {}", list(&cal.always_pass));
-            println!("always failed: {}", list(&cal.always_fail));
+            outln!("always passed: {}", list(&cal.always_pass));
+            outln!("always failed: {}", list(&cal.always_fail));
         }
     }
     if summary.cancelled {
@@ -243,9 +240,9 @@ fn probe_compare(args: &CompareArgs) -> Result<(), CommandError> {
     };
     let c = compare(&a, &b, &rule);
     if args.json {
-        println!("{}", serde_json::to_string(&c).unwrap_or_default());
+        outln!("{}", serde_json::to_string(&c).unwrap_or_default());
     } else {
-        print!("{}", text(&c));
+        out!("{}", text(&c));
     }
     if c.verdict == Verdict::Degraded {
         return Err(CommandError::new(
@@ -336,10 +333,10 @@ fn probe_report(args: &ReportArgs) -> Result<(), CommandError> {
     }
     if args.json {
         for p in &points {
-            println!("{}", serde_json::to_string(p).unwrap_or_default());
+            outln!("{}", serde_json::to_string(p).unwrap_or_default());
         }
     } else {
-        print!("{}", report::table(&points));
+        out!("{}", report::table(&points));
     }
     Ok(())
 }

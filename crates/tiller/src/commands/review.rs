@@ -13,13 +13,13 @@ pub fn run(model: &ModelArgs, args: &ReviewArgs) -> Result<(), CommandError> {
     let repo = model.workspace.as_deref().unwrap_or(Path::new("."));
     let report = report_range(repo, args.range.as_deref().unwrap_or(""))?;
     if args.json {
-        println!("{}", serde_json::to_string(&report).unwrap_or_default());
+        outln!("{}", serde_json::to_string(&report).unwrap_or_default());
         return Ok(());
     }
-    println!("{}", report.render());
+    outln!("{}", report.render());
     for file in &report.files {
         let (added, removed) = (format!("+{}", file.added), format!("−{}", file.removed));
-        println!("  {added:>6} {removed:>6}  {}", file.path);
+        outln!("  {added:>6} {removed:>6}  {}", file.path);
     }
     Ok(())
 }

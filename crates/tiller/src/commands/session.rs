@@ -1,7 +1,7 @@
 //! Starting a session: settings, model, workspace, sandbox, session log and ledger, put together
 //! into an [`Agent`]. Shared by `exec`, `resume` and the interactive front end.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use tiller_agent::{Agent, AgentConfig, Recorder, SessionLog, load_session, take_kept_rows};
@@ -43,6 +43,26 @@ pub struct Session {
     pub sandbox: Arc<Sandbox>,
 }
 
+/// Refuses `/` and the home folder itself as a workspace: the model could write anywhere in it.
+fn refuse_broad(root: &Path) -> Result<(), CommandError> {
+    let home = std::env::var_os("HOME").and_then(|h| Path::new(&h).canonicalize().ok());
+    let what = if root == Path::new("/") {
+        "the whole file system (/)"
+    } else if home.as_deref() == Some(root) {
+        "your whole home folder"
+    } else {
+        return Ok(());
+    };
+    Err(CommandError::new(
+        Kind::User,
+        format!("the workspace would be {what}, all of it writable to the model"),
+    )
+    .with_hint(format!(
+        "run tiller in a project folder or name one with -C DIR; pass --allow-broad-workspace to use {} anyway",
+        root.display()
+    )))
+}
+
 pub fn start(start: Start) -> Result<Session, CommandError> {
     let settings = config::settle(start.model_args)?;
     let root = match &start.model_args.workspace {
@@ -61,6 +81,9 @@ pub fn start(start: Start) -> Result<Session, CommandError> {
             .map_err(|e| CommandError::new(Kind::Config, e.to_string()))?;
     }
     let root = ws.root().to_path_buf();
+    if !start.model_args.allow_broad_workspace {
+        refuse_broad(&root)?;
+    }
     let sandbox = commands::sandbox::for_workspace(&root, start.network, &settings)?;
     let sandbox_notes = commands::sandbox::notes(&sandbox);
     let sandbox = Arc::new(sandbox);

@@ -24,9 +24,9 @@ pub fn list(json: bool) -> Result<(), CommandError> {
                 "model": s.meta.model,
                 "messages": s.messages.len(),
             });
-            println!("{row}");
+            outln!("{row}");
         } else {
-            println!(
+            outln!(
                 "{}  {}  {}/{}  {} messages  {}",
                 s.meta.id,
                 s.meta.created,

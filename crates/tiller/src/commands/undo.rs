@@ -32,7 +32,7 @@ pub fn run(model_args: &ModelArgs) -> Result<(), CommandError> {
         Err(_) => None,
     };
     let subject = undo::reset_step(&root).map_err(to_command)?;
-    println!("undid {subject}");
+    outln!("undid {subject}");
     let Some((mut log, saved)) = log else {
         eprintln!("session {session} is not recorded here; only the commit was undone");
         return Ok(());
@@ -40,7 +40,7 @@ pub fn run(model_args: &ModelArgs) -> Result<(), CommandError> {
     // The messages before the model's turn that proposed the change.
     let keep = step.keep.min(saved.messages.len());
     log.replace(&saved.messages[..keep])?;
-    println!(
+    outln!(
         "session {session} rewound to {keep} messages; `tiller --resume {session}` continues \
          there in the front end (`tiller resume` headless)"
     );
