@@ -1,16 +1,20 @@
 //! The loop: model turn, tool calls, observations, until the model answers.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::time::Instant;
 
 use tiller_ledger::{FileHashes, Redaction, Sent, ToolAction};
 use tiller_model::{Cancel, Completion, ModelError, Provider, Request, ToolChoice};
-use tiller_tools::{Observation, Outcome, Quote, Registry, ToolKind, Workspace, apply_changes};
+use tiller_tools::{
+    Observation, Outcome, Quote, Registry, ToolKind, Workspace, apply_changes, explain,
+};
 use tiller_types::{AgentEvent, ApprovalPolicy, Message, StreamEvent, ToolCall, ToolSpec, Usage};
 
 use crate::compact::{self, truncate_middle};
+use crate::ground;
 use crate::record::{self, Recorder};
 use crate::redact::{PLACEHOLDER_PREFIX, Redactor};
+use crate::repeat::Failures;
 use crate::session::close_dangling_calls;
 use crate::{
     AgentError, Approver, Review, SessionLog, Verdict, agents_files, needs_approval, system_prompt,
@@ -37,6 +41,15 @@ pub struct AgentConfig {
     /// Most changed lines (added plus removed) one edit may have; larger ones are refused, and
     /// the model is told so up front.
     pub step_budget: Option<usize>,
+    /// The provider samples tool calls under a grammar made from the tools' schemas (the
+    /// embedded engine): path arguments then list the workspace's paths, and `replace`'s text
+    /// the lines of the files read, so that a call cannot name what does not exist. Off for
+    /// remote models, which would be sent the lists.
+    pub constrained: bool,
+    /// Before the first turn, give the model the workspace's files, the project's test command
+    /// and, for a task about a failing test or a bug, what the tests say now (run once in the
+    /// sandbox, unless the approval policy asks before commands).
+    pub brief: bool,
 }
 
 impl Default for AgentConfig {
@@ -50,6 +63,8 @@ impl Default for AgentConfig {
             answer_tool: false,
             remote: false,
             step_budget: None,
+            constrained: false,
+            brief: false,
         }
     }
 }
@@ -74,6 +89,10 @@ pub struct Agent {
     system_quotes: Vec<Quote>,
     /// Whether the system prompt and earlier history have been redacted.
     prepared: bool,
+    /// Calls that failed, not to be run again.
+    failures: Failures,
+    /// The files the model has read, whose lines `replace` may take.
+    read: BTreeSet<String>,
 }
 
 impl Agent {
@@ -83,7 +102,13 @@ impl Agent {
         ws: Workspace,
         config: AgentConfig,
     ) -> Self {
-        let mut system = system_prompt(ws.root());
+        let compact =
+            config.answer_tool && provider.info().context_length <= ground::COMPACT_CONTEXT;
+        let mut system = if compact {
+            crate::prompt::compact_system_prompt(ws.root())
+        } else {
+            system_prompt(ws.root())
+        };
         if let Some(budget) = config.step_budget {
             system.push_str(&format!(
                 "\n\nKeep each edit small: at most {budget} changed lines (added plus removed) per \
@@ -112,6 +137,8 @@ impl Agent {
             quotes: HashMap::new(),
             system_quotes,
             prepared: false,
+            failures: Failures::default(),
+            read: BTreeSet::new(),
         }
     }
 
@@ -171,7 +198,14 @@ impl Agent {
     ) -> Result<String, AgentError> {
         self.cancel.reset();
         self.prepare();
-        let task = self.outbound(task.to_string(), "the task");
+        let task = if self.config.brief && self.history.is_empty() {
+            let budget = if self.compact() { 2400 } else { 8000 };
+            let run_tests = self.config.approval != ApprovalPolicy::Untrusted;
+            format!("{task}\n\n{}", ground::brief(&self.tools, &self.ws, task, budget, run_tests))
+        } else {
+            task.to_string()
+        };
+        let task = self.outbound(task, "the task");
         self.push(Message::user(task))?;
         for step in 1..=self.config.max_steps {
             events(&AgentEvent::TurnStarted { step });
@@ -194,10 +228,15 @@ impl Agent {
             }
             for call in &completion.tool_calls {
                 let started = Instant::now();
-                let (obs, files, is_error) = match self.call_tool(call, approver, events) {
+                let outcome = match self.failures.repeated(call) {
+                    Some(text) => Err(text),
+                    None => self.call_tool(call, approver, events),
+                };
+                let (obs, files, is_error) = match outcome {
                     Ok((obs, files)) => (obs, files, false),
                     Err(text) => (Observation { text, ..Observation::default() }, Vec::new(), true),
                 };
+                self.note_outcome(call, &obs, &files, is_error);
                 self.record_action(call, obs.exit_code, files, started.elapsed().as_millis());
                 if !obs.quotes.is_empty() {
                     self.quotes.insert(call.id.clone(), obs.quotes);
@@ -220,6 +259,9 @@ impl Agent {
                 })?;
             }
             self.flush()?;
+            if self.failures.stuck() {
+                return Err(AgentError::Repeating(crate::repeat::MAX_REPEATS));
+            }
         }
         Err(AgentError::StepLimit(self.config.max_steps))
     }
@@ -333,11 +375,13 @@ impl Agent {
         Ok(())
     }
 
-    /// The text of an `answer` tool call, when the answer tool is on and the model called it.
+    /// The text of an `answer` tool call, when the answer tool is on and the model called it
+    /// with a text. A call whose arguments do not parse is no answer: it runs as a tool call,
+    /// which tells the model what was wrong.
     fn answer_call(&self, calls: &[ToolCall]) -> Option<String> {
         let call = calls.iter().find(|c| self.config.answer_tool && c.name == ANSWER_TOOL)?;
-        let args: serde_json::Value = serde_json::from_str(&call.arguments).unwrap_or_default();
-        Some(args["text"].as_str().map_or_else(|| call.arguments.clone(), str::to_string))
+        let args: serde_json::Value = serde_json::from_str(&call.arguments).ok()?;
+        args["text"].as_str().map(str::to_string)
     }
 
     /// One model call on the whole conversation, its stream passed on as events. A stream that
@@ -384,9 +428,16 @@ impl Agent {
     }
 
     fn request(&self, messages: Vec<Message>) -> Request {
+        let tools = ground::specs(
+            &self.tools,
+            &self.ws,
+            self.config.constrained,
+            self.compact(),
+            &self.read,
+        );
         Request {
             messages,
-            tools: self.tools.specs(),
+            tools,
             max_tokens: self.config.max_tokens,
             temperature: self.config.temperature,
             stop: Vec::new(),
@@ -419,6 +470,13 @@ impl Agent {
         approver: &mut dyn Approver,
         events: &mut dyn FnMut(&AgentEvent),
     ) -> Result<(Observation, Vec<FileHashes>), String> {
+        if self.config.answer_tool && call.name == ANSWER_TOOL {
+            return Err(format!(
+                "The answer was not understood: its arguments are not a JSON object with a \
+                 `text` string ({}). Call answer again with {{\"text\": \"...\"}}.",
+                truncate_middle(&call.arguments, 200)
+            ));
+        }
         let Some(tool) = self.tools.get(&call.name) else {
             return Err(format!(
                 "There is no tool named `{}`. Available tools: {}.",
@@ -441,7 +499,7 @@ impl Agent {
             events(&AgentEvent::Rejected { call_id: call.id.clone(), feedback: feedback.clone() });
             return Err(with_feedback("The user declined to run this command.", feedback));
         }
-        let changes = match tool.run(&self.ws, args).map_err(|e| e.to_string())? {
+        let changes = match tool.run(&self.ws, args).map_err(|e| explain(&self.ws, &e))? {
             Outcome::Text(obs) => return Ok((obs, Vec::new())),
             Outcome::Change(changes) => changes,
         };
@@ -510,6 +568,32 @@ impl Agent {
         Ok((Observation { text, ..Observation::default() }, hashes))
     }
 
+    /// Remembers what a call did: a failure, not to be repeated; files read; a change written
+    /// (after which calls that failed may work).
+    fn note_outcome(
+        &mut self,
+        call: &ToolCall,
+        obs: &Observation,
+        files: &[FileHashes],
+        is_error: bool,
+    ) {
+        if is_error {
+            self.failures.record(call, &obs.text);
+        }
+        if !files.is_empty() {
+            self.failures.clear();
+        }
+        if call.name == "read_file" {
+            self.read.extend(obs.quotes.iter().map(|q| q.path.clone()));
+        }
+    }
+
+    /// Whether the model gets the compact prompt and tools: a small model (one given the answer
+    /// tool) with a small context.
+    fn compact(&self) -> bool {
+        self.config.answer_tool && self.provider.info().context_length <= ground::COMPACT_CONTEXT
+    }
+
     /// Compacts the history when the next prompt would take more than 80% of the input budget:
     /// older turns are summarised by the model, keeping the first message and the recent tail.
     fn fit_context(&mut self, events: &mut dyn FnMut(&AgentEvent)) -> Result<(), AgentError> {
@@ -522,7 +606,7 @@ impl Agent {
         let fixed = format!(
             "{}{}",
             self.system,
-            serde_json::to_string(&self.tools.specs()).unwrap_or_default()
+            serde_json::to_string(&self.request(Vec::new()).tools).unwrap_or_default()
         );
         let before = compact::count(self.provider.as_ref(), &fixed, &self.history);
         if before * 10 <= limit * 8 {

@@ -8,6 +8,8 @@ pub enum AgentError {
     Model(#[from] ModelError),
     #[error("no answer after {0} steps")]
     StepLimit(u32),
+    #[error("stopped: the model repeated calls that had already failed {0} times")]
+    Repeating(u32),
     #[error(
         "the conversation does not fit the model's context ({tokens} tokens, {limit} available) even after compaction"
     )]

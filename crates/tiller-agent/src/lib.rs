@@ -10,9 +10,11 @@ mod agent;
 mod approval;
 mod compact;
 mod error;
+mod ground;
 mod prompt;
 mod record;
 mod redact;
+mod repeat;
 mod session;
 
 pub use agent::{Agent, AgentConfig};
@@ -21,4 +23,5 @@ pub use error::AgentError;
 pub use prompt::{agents_files, system_prompt};
 pub use record::Recorder;
 pub use redact::{Finding, Redacted, Redactor};
+pub use repeat::MAX_REPEATS;
 pub use session::{SessionLog, SessionMeta, SessionSummary, list_sessions, load_session};

@@ -12,9 +12,9 @@ use tiller_stats::{Alternative, MannWhitney, mann_whitney, median};
 use tiller_tools::git::{SESSION_TRAILER, commit, git};
 
 use crate::git::{changed_paths, require_clean, revert};
-use crate::project::shell_quote;
 use crate::repro::clip;
 use crate::{Loop, LoopError, Outcome};
+use tiller_tools::shell_quote;
 
 /// Significance level of each measurement.
 const ALPHA: f64 = 0.05;

@@ -1,0 +1,162 @@
+//! What the agent knows of the workspace and gives the model so that it need not guess: before
+//! the first turn, the workspace's files, the project's test command and, for a task about a
+//! failing test or a bug, what the tests say now; on every turn, the tools' argument schemas held
+//! to paths and lines that exist (for a provider that samples calls under a grammar).
+
+use std::collections::BTreeSet;
+
+use tiller_tools::{
+    FileList, Outcome, ProjectCommands, Registry, Workspace, constrain_specs, parse_output,
+};
+use tiller_types::ToolSpec;
+
+/// Words that say a task is about a failing test or a bug, so that running the tests first is
+/// worth it.
+const FAILURE_WORDS: [&str; 7] = ["test", "fail", "bug", "error", "broken", "crash", "fix"];
+
+/// The brief given with the task before the model's first turn, in at most about `budget` bytes
+/// (half for the files, half for the test run): the workspace's files, shallow ones first; the
+/// project's test command; and, when the task is about a failure and the tests can run without
+/// asking (`run_tests`), which tests fail and the end of their output.
+pub(crate) fn brief(
+    tools: &Registry,
+    ws: &Workspace,
+    task: &str,
+    budget: usize,
+    run_tests: bool,
+) -> String {
+    let files = FileList::scan(ws).files;
+    let mut out = String::from("Files in the workspace:\n");
+    let mut listed = 0;
+    for file in &files {
+        if out.len() + file.len() > budget / 2 {
+            break;
+        }
+        out.push_str(file);
+        out.push('\n');
+        listed += 1;
+    }
+    if listed < files.len() {
+        out.push_str(&format!("({} more files)\n", files.len() - listed));
+    }
+    let Some((commands, _)) = ProjectCommands::discover(ws.root())
+        .or_else(|| ProjectCommands::load(ws.root()).ok().map(|(c, _)| (c, "")))
+    else {
+        return out;
+    };
+    out.push_str(&format!("\nThe project's tests run with: {}\n", commands.test));
+    let lower = task.to_lowercase();
+    let shell = tools.get("shell").filter(|s| run_tests && !s.always_ask());
+    let Some(shell) = shell.filter(|_| FAILURE_WORDS.iter().any(|w| lower.contains(w))) else {
+        return out;
+    };
+    let args = serde_json::json!({"command": commands.test});
+    let Ok(Outcome::Text(obs)) = shell.run(ws, args) else {
+        return out;
+    };
+    let result = parse_output(&obs.text, obs.exit_code == Some(0));
+    if result.green() {
+        out.push_str("They were run just now and pass.\n");
+        return out;
+    }
+    out.push_str("They were run just now and fail");
+    if !result.failed.is_empty() {
+        let names: Vec<&str> = result.failed.keys().map(String::as_str).collect();
+        out.push_str(&format!(" ({})", names.join(", ")));
+    }
+    out.push_str(&format!(". The end of their output:\n{}\n", result.excerpt(budget / 2)));
+    out
+}
+
+/// Tools offered to a model with a small context (8k tokens or less): fewer, simpler ones.
+const COMPACT_TOOLS: [&str; 3] = ["read_file", "replace", "shell"];
+
+/// Context lengths up to this get the compact prompt and tools.
+pub const COMPACT_CONTEXT: u64 = 8192;
+
+/// The tools as offered in one request. With `constrained`, path arguments list the workspace's
+/// paths and `replace`'s text the lines of the files in `read` (or, before any was read, of
+/// every file while they are few); otherwise the schemas are plain.
+pub(crate) fn specs(
+    tools: &Registry,
+    ws: &Workspace,
+    constrained: bool,
+    compact: bool,
+    read: &BTreeSet<String>,
+) -> Vec<ToolSpec> {
+    let mut specs = tools.specs();
+    if compact {
+        specs.retain(|s| COMPACT_TOOLS.contains(&s.name.as_str()));
+    }
+    let files = constrained.then(|| {
+        let mut files = FileList::scan(ws);
+        let lines_of: Vec<String> =
+            if read.is_empty() { files.files.clone() } else { read.iter().cloned().collect() };
+        files.read_lines(ws, &lines_of);
+        files
+    });
+    constrain_specs(&mut specs, files.as_ref());
+    specs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn the_brief_lists_files_and_the_failing_test() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("greet.py"), "def greet(name):\n    return \"Hello\"\n")
+            .unwrap();
+        std::fs::write(
+            dir.path().join("test_greet.py"),
+            "from greet import greet\nassert greet(\"Ada\") == \"Hello, Ada!\", greet(\"Ada\")\n",
+        )
+        .unwrap();
+        let ws = Workspace::new(dir.path()).unwrap();
+        let tools = Registry::default();
+        let brief = brief(&tools, &ws, "The test fails; fix greet.py.", 4000, true);
+        assert!(brief.starts_with("Files in the workspace:\ngreet.py\ntest_greet.py\n"), "{brief}");
+        assert!(
+            brief.contains("The project's tests run with: python3 -m unittest -v\n"),
+            "{brief}"
+        );
+        assert!(brief.contains("They were run just now and fail"), "{brief}");
+        assert!(brief.contains("AssertionError: Hello"), "{brief}");
+
+        let quiet = super::brief(&tools, &ws, "Describe the project.", 4000, true);
+        assert!(!quiet.contains("run just now"), "{quiet}");
+        let tight = super::brief(&tools, &ws, "Describe the project.", 80, false);
+        assert!(tight.contains("(1 more files)"), "{tight}");
+    }
+
+    #[test]
+    fn constrained_specs_hold_paths_and_lines_to_the_workspace() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("greet.py"), "def greet(name):\n    return \"Hello\"\n")
+            .unwrap();
+        std::fs::write(dir.path().join("test_greet.py"), "assert 1\n").unwrap();
+        let ws = Workspace::new(dir.path()).unwrap();
+        let tools = Registry::default();
+        let read = BTreeSet::from(["greet.py".to_string()]);
+
+        let plain = specs(&tools, &ws, false, false, &read);
+        assert!(!serde_json::to_string(&plain).unwrap().contains("x-tiller"));
+        assert_eq!(plain.len(), tools.specs().len());
+
+        let held = specs(&tools, &ws, true, true, &read);
+        let names: Vec<&str> = held.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["read_file", "replace", "shell"]);
+        assert_eq!(
+            held[0].parameters["properties"]["path"]["enum"],
+            json!(["greet.py", "test_greet.py"])
+        );
+        let alternatives = held[1].parameters["anyOf"].as_array().unwrap();
+        assert_eq!(alternatives.len(), 1, "only the file read");
+        assert_eq!(
+            alternatives[0]["properties"]["old"]["enum"],
+            json!(["def greet(name):", "    return \"Hello\""])
+        );
+    }
+}
