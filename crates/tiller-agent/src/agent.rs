@@ -199,9 +199,11 @@ impl Agent {
         self.cancel.reset();
         self.prepare();
         let task = if self.config.brief && self.history.is_empty() {
-            let budget = if self.compact() { 2400 } else { 8000 };
+            let budget = if self.compact() { 1600 } else { 6000 };
             let run_tests = self.config.approval != ApprovalPolicy::Untrusted;
-            format!("{task}\n\n{}", ground::brief(&self.tools, &self.ws, task, budget, run_tests))
+            let (brief, shown) = ground::brief(&self.tools, &self.ws, task, budget, run_tests);
+            self.read.extend(shown);
+            format!("{task}\n\n{brief}")
         } else {
             task.to_string()
         };
@@ -568,8 +570,8 @@ impl Agent {
         Ok((Observation { text, ..Observation::default() }, hashes))
     }
 
-    /// Remembers what a call did: a failure, not to be repeated; files read; a change written
-    /// (after which calls that failed may work).
+    /// Remembers what a call did: a failure or a read, not to be repeated; files read; a change
+    /// written (after which calls made before may give something else).
     fn note_outcome(
         &mut self,
         call: &ToolCall,
@@ -579,6 +581,8 @@ impl Agent {
     ) {
         if is_error {
             self.failures.record(call, &obs.text);
+        } else if self.tools.get(&call.name).is_some_and(|t| t.kind() == ToolKind::Read) {
+            self.failures.record_read(call);
         }
         if !files.is_empty() {
             self.failures.clear();

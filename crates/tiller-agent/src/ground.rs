@@ -15,21 +15,89 @@ use tiller_types::ToolSpec;
 const FAILURE_WORDS: [&str; 7] = ["test", "fail", "bug", "error", "broken", "crash", "fix"];
 
 /// The brief given with the task before the model's first turn, in at most about `budget` bytes
-/// (half for the files, half for the test run): the workspace's files, shallow ones first; the
-/// project's test command; and, when the task is about a failure and the tests can run without
-/// asking (`run_tests`), which tests fail and the end of their output.
+/// for each part: the workspace's files, shallow ones first; the project's test command; and,
+/// when the task is about a failure and the tests can run without asking (`run_tests`), which
+/// tests fail, the end of their output and the code they involve: the files the output names,
+/// then other small ones, whole. Returns the brief and the files it shows whole.
 pub(crate) fn brief(
     tools: &Registry,
     ws: &Workspace,
     task: &str,
     budget: usize,
     run_tests: bool,
-) -> String {
+) -> (String, Vec<String>) {
     let files = FileList::scan(ws).files;
+    let mut out = list_files(&files, budget / 2);
+    let Some((commands, _)) = ProjectCommands::discover(ws.root())
+        .or_else(|| ProjectCommands::load(ws.root()).ok().map(|(c, _)| (c, "")))
+    else {
+        return (out, Vec::new());
+    };
+    out.push_str(&format!("\nThe project's tests run with: {}\n", commands.test));
+    let lower = task.to_lowercase();
+    let shell = tools.get("shell").filter(|s| run_tests && !s.always_ask());
+    let Some(shell) = shell.filter(|_| FAILURE_WORDS.iter().any(|w| lower.contains(w))) else {
+        return (out, Vec::new());
+    };
+    let args = serde_json::json!({"command": commands.test});
+    let Ok(Outcome::Text(obs)) = shell.run(ws, args) else {
+        return (out, Vec::new());
+    };
+    let result = parse_output(&obs.text, obs.exit_code == Some(0));
+    if result.green() {
+        out.push_str("They were run just now and pass.\n");
+        return (out, Vec::new());
+    }
+    out.push_str("They were run just now and fail");
+    if !result.failed.is_empty() {
+        let names: Vec<&str> = result.failed.keys().map(String::as_str).collect();
+        out.push_str(&format!(" ({})", names.join(", ")));
+    }
+    out.push_str(&format!(". The end of their output:\n{}\n", result.excerpt(budget / 2)));
+    let shown = show_files(ws, &files, &obs.text, budget, &mut out);
+    (out, shown)
+}
+
+/// Appends to `out`, within `budget` bytes, whole code files: those `output` names first, then
+/// the others. Returns the files shown.
+fn show_files(
+    ws: &Workspace,
+    files: &[String],
+    output: &str,
+    budget: usize,
+    out: &mut String,
+) -> Vec<String> {
+    let (named, rest): (Vec<&String>, Vec<&String>) =
+        files.iter().filter(|f| !f.ends_with(".md")).partition(|f| names(output, f));
+    let mut shown = Vec::new();
+    let mut used = 0;
+    for file in named.into_iter().chain(rest) {
+        let Ok(Some(text)) = ws.read_text(file) else {
+            continue;
+        };
+        if used + text.len() > budget {
+            continue;
+        }
+        used += text.len();
+        out.push_str(&format!("\n{file}:\n{}\n", text.trim_end()));
+        shown.push(file.clone());
+    }
+    shown
+}
+
+/// Whether `output` names `path` (not as the end of a longer name).
+fn names(output: &str, path: &str) -> bool {
+    output
+        .match_indices(path)
+        .any(|(at, _)| !output[..at].ends_with(|c: char| c.is_alphanumeric() || "_-.".contains(c)))
+}
+
+/// The list of `files`, cut to about `budget` bytes.
+fn list_files(files: &[String], budget: usize) -> String {
     let mut out = String::from("Files in the workspace:\n");
     let mut listed = 0;
-    for file in &files {
-        if out.len() + file.len() > budget / 2 {
+    for file in files {
+        if out.len() + file.len() > budget {
             break;
         }
         out.push_str(file);
@@ -39,32 +107,6 @@ pub(crate) fn brief(
     if listed < files.len() {
         out.push_str(&format!("({} more files)\n", files.len() - listed));
     }
-    let Some((commands, _)) = ProjectCommands::discover(ws.root())
-        .or_else(|| ProjectCommands::load(ws.root()).ok().map(|(c, _)| (c, "")))
-    else {
-        return out;
-    };
-    out.push_str(&format!("\nThe project's tests run with: {}\n", commands.test));
-    let lower = task.to_lowercase();
-    let shell = tools.get("shell").filter(|s| run_tests && !s.always_ask());
-    let Some(shell) = shell.filter(|_| FAILURE_WORDS.iter().any(|w| lower.contains(w))) else {
-        return out;
-    };
-    let args = serde_json::json!({"command": commands.test});
-    let Ok(Outcome::Text(obs)) = shell.run(ws, args) else {
-        return out;
-    };
-    let result = parse_output(&obs.text, obs.exit_code == Some(0));
-    if result.green() {
-        out.push_str("They were run just now and pass.\n");
-        return out;
-    }
-    out.push_str("They were run just now and fail");
-    if !result.failed.is_empty() {
-        let names: Vec<&str> = result.failed.keys().map(String::as_str).collect();
-        out.push_str(&format!(" ({})", names.join(", ")));
-    }
-    out.push_str(&format!(". The end of their output:\n{}\n", result.excerpt(budget / 2)));
     out
 }
 
@@ -116,7 +158,7 @@ mod tests {
         .unwrap();
         let ws = Workspace::new(dir.path()).unwrap();
         let tools = Registry::default();
-        let brief = brief(&tools, &ws, "The test fails; fix greet.py.", 4000, true);
+        let (brief, shown) = brief(&tools, &ws, "The test fails; fix greet.py.", 4000, true);
         assert!(brief.starts_with("Files in the workspace:\ngreet.py\ntest_greet.py\n"), "{brief}");
         assert!(
             brief.contains("The project's tests run with: python3 -m unittest -v\n"),
@@ -124,10 +166,15 @@ mod tests {
         );
         assert!(brief.contains("They were run just now and fail"), "{brief}");
         assert!(brief.contains("AssertionError: Hello"), "{brief}");
+        assert_eq!(shown, ["test_greet.py", "greet.py"], "the file the output names first");
+        assert!(
+            brief.ends_with("\ngreet.py:\ndef greet(name):\n    return \"Hello\"\n"),
+            "{brief}"
+        );
 
-        let quiet = super::brief(&tools, &ws, "Describe the project.", 4000, true);
+        let (quiet, _) = super::brief(&tools, &ws, "Describe the project.", 4000, true);
         assert!(!quiet.contains("run just now"), "{quiet}");
-        let tight = super::brief(&tools, &ws, "Describe the project.", 80, false);
+        let (tight, _) = super::brief(&tools, &ws, "Describe the project.", 80, false);
         assert!(tight.contains("(1 more files)"), "{tight}");
     }
 

@@ -15,7 +15,7 @@ without calling a tool.";
 /// The instructions for a small model: one way to work, in few words.
 const COMPACT_INSTRUCTIONS: &str = "\
 You are tiller, fixing code in the user's project. Paths are relative to the project root.
-1. read_file the file that the failing test points to.
+1. Find the wrong line in the code shown, or read_file the file the failing test points to.
 2. replace the wrong line: old is the line as it is, new is the corrected line.
 3. Run the tests with shell.
 4. When they pass, call answer with one sentence saying what you changed.";

@@ -1,7 +1,8 @@
-//! Calls that already failed are not run again. Small models repeat a refused call over and over
-//! (the same missing file, the same patch that does not apply) until their steps run out; the
-//! agent tells the model that the call failed before and what it can do instead, and after
-//! [`MAX_REPEATS`] such repeats it stops the run.
+//! Calls that already failed are not run again, nor reads whose result is already in the
+//! conversation. Small models repeat a refused call over and over (the same missing file, the
+//! same patch that does not apply) or read the same file again and again until their steps run
+//! out; the agent tells the model that it made the call before and what it can do instead, and
+//! after [`MAX_REPEATS`] such repeats it stops the run.
 
 use std::collections::HashMap;
 
@@ -10,34 +11,41 @@ use tiller_types::ToolCall;
 /// Repeats of failed calls after which the run stops.
 pub const MAX_REPEATS: u32 = 3;
 
-/// The calls that failed since the workspace last changed, with what they were told.
+/// The calls that failed, and the reads made, since the workspace last changed; with what
+/// became of each.
 #[derive(Debug, Default)]
 pub(crate) struct Failures {
-    failed: HashMap<(String, String), String>,
+    made: HashMap<(String, String), String>,
     repeats: u32,
 }
 
 impl Failures {
-    /// For a call that failed before: the observation to give instead of running it again.
+    /// For a call made before: the observation to give instead of running it again.
     pub fn repeated(&mut self, call: &ToolCall) -> Option<String> {
-        let error = self.failed.get(&key(call))?;
+        let before = self.made.get(&key(call))?;
         self.repeats += 1;
         Some(format!(
-            "Not run: you made this same call before and it failed with: {error}\nIt would fail \
-             the same way again. Do something different: call another tool or give other \
-             arguments (a path from the workspace's file list, text that is in the file), or \
-             answer if the task cannot be done."
+            "Not run: you made this same call before and {before}\nDo something different: \
+             call another tool or give other arguments (a path from the workspace's file list, \
+             text that is in the file), or answer if the task cannot be done."
         ))
     }
 
     /// Remembers that `call` failed with `error`.
     pub fn record(&mut self, call: &ToolCall, error: &str) {
-        self.failed.insert(key(call), error.to_string());
+        let what = format!("it failed with: {error}\nIt would fail the same way again.");
+        self.made.insert(key(call), what);
     }
 
-    /// The workspace changed: calls that failed before may work now.
+    /// Remembers that `call`, which only reads, succeeded: its result is in the conversation.
+    pub fn record_read(&mut self, call: &ToolCall) {
+        let what = "its result is above; nothing has changed since.".to_string();
+        self.made.insert(key(call), what);
+    }
+
+    /// The workspace changed: calls made before may give something else now.
     pub fn clear(&mut self) {
-        self.failed.clear();
+        self.made.clear();
     }
 
     /// Whether the model has repeated failed calls often enough to stop.
@@ -76,5 +84,8 @@ mod tests {
         assert!(f.stuck());
         f.clear();
         assert_eq!(f.repeated(&call(r#"{"path": "/tmp/a"}"#)), None);
+        f.record_read(&call(r#"{"path": "a"}"#));
+        let again = f.repeated(&call(r#"{"path": "a"}"#)).unwrap();
+        assert!(again.contains("its result is above"), "{again}");
     }
 }

@@ -245,7 +245,7 @@ fn compacts_older_turns_when_the_context_fills() {
     let (provider, requests) = scripted(
         json!([
             { "text": big, "tool_calls": [ { "name": "list_dir", "arguments": {} } ] },
-            { "text": big, "tool_calls": [ { "name": "list_dir", "arguments": {} } ] },
+            { "text": big, "tool_calls": [ { "name": "list_dir", "arguments": { "depth": 1 } } ] },
             { "text": "SUMMARY: listed the directory twice." },
             { "text": "done" }
         ]),
