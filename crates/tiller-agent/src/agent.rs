@@ -115,13 +115,15 @@ impl Agent {
                  edit. Larger edits are refused; split them into several steps."
             ));
         }
-        let system_quotes = agents_files(ws.root())
+        let system_quotes: Vec<Quote> = agents_files(ws.root())
             .into_iter()
             .map(|file| {
                 let lines = std::fs::read_to_string(&file).map_or(0, |t| t.lines().count());
                 Quote { path: ws.relative(&file), first: 1, last: lines as u32 }
             })
             .collect();
+        // The AGENTS.md files are in the system prompt: read already.
+        let read: BTreeSet<String> = system_quotes.iter().map(|q| q.path.clone()).collect();
         Agent {
             redactor: config.remote.then(Redactor::new),
             provider,
@@ -138,7 +140,7 @@ impl Agent {
             system_quotes,
             prepared: false,
             failures: Failures::default(),
-            read: BTreeSet::new(),
+            read,
         }
     }
 
@@ -230,7 +232,8 @@ impl Agent {
             }
             for call in &completion.tool_calls {
                 let started = Instant::now();
-                let outcome = match self.failures.repeated(call) {
+                let repeated = self.failures.repeated(call);
+                let outcome = match repeated.clone() {
                     Some(text) => Err(text),
                     None => self.call_tool(call, approver, events),
                 };
@@ -238,7 +241,9 @@ impl Agent {
                     Ok((obs, files)) => (obs, files, false),
                     Err(text) => (Observation { text, ..Observation::default() }, Vec::new(), true),
                 };
-                self.note_outcome(call, &obs, &files, is_error);
+                if repeated.is_none() {
+                    self.note_outcome(call, &obs, &files, is_error);
+                }
                 self.record_action(call, obs.exit_code, files, started.elapsed().as_millis());
                 if !obs.quotes.is_empty() {
                     self.quotes.insert(call.id.clone(), obs.quotes);

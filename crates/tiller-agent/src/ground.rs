@@ -117,7 +117,7 @@ const COMPACT_TOOLS: [&str; 3] = ["read_file", "replace", "shell"];
 pub const COMPACT_CONTEXT: u64 = 8192;
 
 /// The tools as offered in one request. With `constrained`, path arguments list the workspace's
-/// paths and `replace`'s text the lines of the files in `read` (or, before any was read, of
+/// paths and `replace`'s text the lines of the code files in `read` (or, before any was read, of
 /// every file while they are few); otherwise the schemas are plain.
 pub(crate) fn specs(
     tools: &Registry,
@@ -132,13 +132,43 @@ pub(crate) fn specs(
     }
     let files = constrained.then(|| {
         let mut files = FileList::scan(ws);
-        let lines_of: Vec<String> =
-            if read.is_empty() { files.files.clone() } else { read.iter().cloned().collect() };
+        // Code read so far (AGENTS.md counts as read, being in the system prompt, but is rarely
+        // what a task edits); before any, every file while they are few.
+        let code: Vec<String> = read.iter().filter(|f| !f.ends_with(".md")).cloned().collect();
+        let lines_of = if code.is_empty() { files.files.clone() } else { code };
         files.read_lines(ws, &lines_of);
         files
     });
     constrain_specs(&mut specs, files.as_ref());
+    if let Some(files) = &files {
+        hold_reads_to_unread_files(&mut specs, files, read);
+    }
     specs
+}
+
+/// `read_file` may name only files not read yet (their content is in the conversation already,
+/// and small models read one file over and over); once every file has been read it is not
+/// offered at all.
+fn hold_reads_to_unread_files(
+    specs: &mut Vec<ToolSpec>,
+    files: &FileList,
+    read: &BTreeSet<String>,
+) {
+    if files.truncated {
+        return;
+    }
+    let unread: Vec<&String> = files.files.iter().filter(|f| !read.contains(*f)).collect();
+    if unread.is_empty() {
+        specs.retain(|s| s.name != "read_file");
+        return;
+    }
+    for spec in specs.iter_mut().filter(|s| s.name == "read_file") {
+        if let Some(path) = spec.parameters.pointer_mut("/properties/path")
+            && path.get("enum").is_some()
+        {
+            path["enum"] = serde_json::json!(unread);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -197,7 +227,8 @@ mod tests {
         assert_eq!(names, ["read_file", "replace", "shell"]);
         assert_eq!(
             held[0].parameters["properties"]["path"]["enum"],
-            json!(["greet.py", "test_greet.py"])
+            json!(["test_greet.py"]),
+            "only the file not read yet"
         );
         let alternatives = held[1].parameters["anyOf"].as_array().unwrap();
         assert_eq!(alternatives.len(), 1, "only the file read");
@@ -205,5 +236,10 @@ mod tests {
             alternatives[0]["properties"]["old"]["enum"],
             json!(["def greet(name):", "    return \"Hello\""])
         );
+
+        let all = BTreeSet::from(["greet.py".to_string(), "test_greet.py".to_string()]);
+        let names: Vec<String> =
+            specs(&tools, &ws, true, true, &all).into_iter().map(|s| s.name).collect();
+        assert_eq!(names, ["replace", "shell"], "nothing left to read");
     }
 }
