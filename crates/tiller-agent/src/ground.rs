@@ -6,7 +6,8 @@
 use std::collections::BTreeSet;
 
 use tiller_tools::{
-    FileList, Outcome, ProjectCommands, Registry, Workspace, constrain_specs, parse_output,
+    FileList, Outcome, ProjectCommands, Registry, Workspace, constrain_specs, is_test_path,
+    parse_output,
 };
 use tiller_types::ToolSpec;
 
@@ -118,7 +119,8 @@ pub const COMPACT_CONTEXT: u64 = 8192;
 
 /// The tools as offered in one request. With `constrained`, path arguments list the workspace's
 /// paths and `replace`'s text the lines of the code files in `read` (or, before any was read, of
-/// every file while they are few); otherwise the schemas are plain.
+/// every file while they are few), test files only where there is no other code; otherwise the
+/// schemas are plain.
 pub(crate) fn specs(
     tools: &Registry,
     ws: &Workspace,
@@ -134,8 +136,12 @@ pub(crate) fn specs(
         let mut files = FileList::scan(ws);
         // Code read so far (AGENTS.md counts as read, being in the system prompt, but is rarely
         // what a task edits); before any, every file while they are few.
+        // Tests are left out while there is other code: a failing test is fixed in the code.
         let code: Vec<String> = read.iter().filter(|f| !f.ends_with(".md")).cloned().collect();
         let lines_of = if code.is_empty() { files.files.clone() } else { code };
+        let (tests, code): (Vec<String>, Vec<String>) =
+            lines_of.into_iter().partition(|f| is_test_path(f));
+        let lines_of = if code.is_empty() { tests } else { code };
         files.read_lines(ws, &lines_of);
         files
     });

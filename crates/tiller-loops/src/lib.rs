@@ -23,7 +23,6 @@ mod verify;
 
 pub use context::{Loop, Outcome, Step};
 pub use fix::{Fixed, fix};
-pub use git::is_test_path;
 pub use perf::{Measurement, PerfOptions, Sped, perf};
 pub use repro::{Repro, repro};
 pub use sweep::{Pair, Sweep, SweepOptions, sweep};

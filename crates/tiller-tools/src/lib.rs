@@ -30,7 +30,7 @@ pub use files::{FileList, LINES_KEY, MAX_CHOICES, PATH_KEY, constrain_specs, exp
 pub use list_dir::ListDir;
 pub use parse::{Failure, SuiteResult, parse_output};
 pub use patch::{Chunk, ChunkLine, Patch, PatchError, PatchOp, apply_chunks, parse_patch};
-pub use project::{Origin, PROJECT_FILE, ProjectCommands, shell_quote};
+pub use project::{Origin, PROJECT_FILE, ProjectCommands, is_test_path, shell_quote};
 pub use read_file::ReadFile;
 pub use replace::Replace;
 pub use search::Search;

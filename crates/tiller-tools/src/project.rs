@@ -175,6 +175,20 @@ fn has_python_tests(root: &Path) -> bool {
     })
 }
 
+/// Whether `path` looks like a test file by the usual conventions of Rust, Python, Go and
+/// JavaScript.
+pub fn is_test_path(path: &str) -> bool {
+    let p = Path::new(path);
+    let name = p.file_name().map_or(String::new(), |n| n.to_string_lossy().into_owned());
+    let in_tests = p.components().any(|c| matches!(c.as_os_str().to_str(), Some("tests" | "test")));
+    in_tests
+        || name.starts_with("test_")
+        || name == "conftest.py"
+        || ["_test.py", "_test.go", "_test.rs", ".test.js", ".test.ts", ".spec.js", ".spec.ts"]
+            .iter()
+            .any(|end| name.ends_with(end))
+}
+
 /// `text` as one word for bash.
 pub fn shell_quote(text: &str) -> String {
     format!("'{}'", text.replace('\'', r"'\''"))
