@@ -1,17 +1,19 @@
 //! The loop: model turn, tool calls, observations, until the model answers.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::time::Instant;
 
 use tiller_ledger::{FileHashes, Redaction, Sent, ToolAction};
 use tiller_model::{Cancel, Completion, ModelError, Provider, Request, ToolChoice};
-use tiller_tools::{Observation, Quote, Registry, TreeWatch, Workspace};
+use tiller_tools::{Observation, Quote, Registry, ToolKind, TreeWatch, Workspace};
 use tiller_types::{AgentEvent, ApprovalPolicy, Message, StreamEvent, ToolCall, ToolSpec, Usage};
 
 use crate::compact::{self, truncate_middle};
+use crate::ground;
 use crate::ids::CallIds;
 use crate::record::{self, Recorder};
 use crate::redact::Redactor;
+use crate::repeat::Failures;
 use crate::session::close_dangling_calls;
 use crate::{AgentError, Approver, SessionLog, agents_files, system_prompt};
 
@@ -38,6 +40,15 @@ pub struct AgentConfig {
     /// Most changed lines (added plus removed) one edit may have; larger ones are refused, and
     /// the model is told so up front.
     pub step_budget: Option<usize>,
+    /// The provider samples tool calls under a grammar made from the tools' schemas (the
+    /// embedded engine): path arguments then list the workspace's paths, and `replace`'s text
+    /// the lines of the files read, so that a call cannot name what does not exist. Off for
+    /// remote models, which would be sent the lists.
+    pub constrained: bool,
+    /// Before the first turn, give the model the workspace's files, the project's test command
+    /// and, for a task about a failing test or a bug, what the tests say now (run once in the
+    /// sandbox, unless the approval policy asks before commands).
+    pub brief: bool,
 }
 
 impl Default for AgentConfig {
@@ -51,6 +62,8 @@ impl Default for AgentConfig {
             answer_tool: false,
             remote: false,
             step_budget: None,
+            constrained: false,
+            brief: false,
         }
     }
 }
@@ -83,6 +96,10 @@ pub struct Agent {
     warning: Option<String>,
     /// The working tree as of the last command, to see what the next one changes.
     tree: TreeWatch,
+    /// Calls that failed, not to be run again.
+    failures: Failures,
+    /// The files the model has read, whose lines `replace` may take.
+    read: BTreeSet<String>,
 }
 
 impl Agent {
@@ -92,14 +109,20 @@ impl Agent {
         ws: Workspace,
         config: AgentConfig,
     ) -> Self {
-        let mut system = system_prompt(ws.root());
+        let compact =
+            config.answer_tool && provider.info().context_length <= ground::COMPACT_CONTEXT;
+        let mut system = if compact {
+            crate::prompt::compact_system_prompt(ws.root())
+        } else {
+            system_prompt(ws.root())
+        };
         if let Some(budget) = config.step_budget {
             system.push_str(&format!(
                 "\n\nKeep each edit small: at most {budget} changed lines (added plus removed) per \
                  edit. Larger edits are refused; split them into several steps."
             ));
         }
-        let system_quotes = agents_files(ws.root())
+        let system_quotes: Vec<Quote> = agents_files(ws.root())
             .into_iter()
             .map(|file| {
                 let lines = std::fs::read_to_string(&file).map_or(0, |t| t.lines().count());
@@ -109,6 +132,8 @@ impl Agent {
         // One flag stops both the model call and a running command.
         let cancel = Cancel::default();
         tools.share_cancel(&cancel);
+        // The AGENTS.md files are in the system prompt: read already.
+        let read: BTreeSet<String> = system_quotes.iter().map(|q| q.path.clone()).collect();
         Agent {
             redactor: config.remote.then(Redactor::new),
             provider,
@@ -128,6 +153,8 @@ impl Agent {
             ledger_down: false,
             warning: None,
             tree: TreeWatch::default(),
+            failures: Failures::default(),
+            read,
         }
     }
 
@@ -203,7 +230,16 @@ impl Agent {
             let prefix = self.log.as_ref().map_or_else(|| "tiller".to_string(), |l| l.id());
             self.ids = Some(CallIds::new(&prefix, &self.history));
         }
-        let task = self.outbound(task.to_string(), "the task");
+        let task = if self.config.brief && self.history.is_empty() {
+            let budget = if self.compact_mode() { 1600 } else { 6000 };
+            let run_tests = self.config.approval != ApprovalPolicy::Untrusted;
+            let (brief, shown) = ground::brief(&self.tools, &self.ws, task, budget, run_tests);
+            self.read.extend(shown);
+            format!("{task}\n\n{brief}")
+        } else {
+            task.to_string()
+        };
+        let task = self.outbound(task, "the task");
         self.push(Message::user(task))?;
         for step in 1..=self.config.max_steps {
             events(&AgentEvent::TurnStarted { step });
@@ -228,10 +264,18 @@ impl Agent {
             }
             for call in &completion.tool_calls {
                 let started = Instant::now();
-                let (obs, files, is_error) = match self.call_tool(call, approver, events) {
+                let repeated = self.failures.repeated(call);
+                let outcome = match repeated.clone() {
+                    Some(text) => Err(text),
+                    None => self.call_tool(call, approver, events),
+                };
+                let (obs, files, is_error) = match outcome {
                     Ok((obs, files)) => (obs, files, false),
                     Err(text) => (Observation { text, ..Observation::default() }, Vec::new(), true),
                 };
+                if repeated.is_none() {
+                    self.note_outcome(call, &obs, &files, is_error);
+                }
                 self.record_action(call, obs.exit_code, files, started.elapsed().as_millis())?;
                 self.warn(events);
                 if !obs.quotes.is_empty() {
@@ -257,6 +301,9 @@ impl Agent {
                 if self.cancel.is_cancelled() {
                     return Err(ModelError::Cancelled.into());
                 }
+            }
+            if self.failures.stuck() {
+                return Err(AgentError::Repeating(crate::repeat::MAX_REPEATS));
             }
         }
         Err(AgentError::StepLimit(self.config.max_steps))
@@ -405,11 +452,41 @@ impl Agent {
         }
     }
 
-    /// The text of an `answer` tool call, when the answer tool is on and the model called it.
+    /// Remembers what a call did: a failure or a read, not to be repeated; files read; a change
+    /// written (after which calls made before may give something else).
+    fn note_outcome(
+        &mut self,
+        call: &ToolCall,
+        obs: &Observation,
+        files: &[FileHashes],
+        is_error: bool,
+    ) {
+        if is_error {
+            self.failures.record(call, &obs.text);
+        } else if self.tools.get(&call.name).is_some_and(|t| t.kind() == ToolKind::Read) {
+            self.failures.record_read(call);
+        }
+        if !files.is_empty() {
+            self.failures.clear();
+        }
+        if call.name == "read_file" {
+            self.read.extend(obs.quotes.iter().map(|q| q.path.clone()));
+        }
+    }
+
+    /// Whether the model gets the compact prompt and tools: a small model (one given the answer
+    /// tool) with a small context.
+    fn compact_mode(&self) -> bool {
+        self.config.answer_tool && self.provider.info().context_length <= ground::COMPACT_CONTEXT
+    }
+
+    /// The text of an `answer` tool call, when the answer tool is on and the model called it
+    /// with a text. A call whose arguments do not parse is no answer: it runs as a tool call,
+    /// which tells the model what was wrong.
     fn answer_call(&self, calls: &[ToolCall]) -> Option<String> {
         let call = calls.iter().find(|c| self.config.answer_tool && c.name == ANSWER_TOOL)?;
-        let args: serde_json::Value = serde_json::from_str(&call.arguments).unwrap_or_default();
-        Some(args["text"].as_str().map_or_else(|| call.arguments.clone(), str::to_string))
+        let args: serde_json::Value = serde_json::from_str(&call.arguments).ok()?;
+        args["text"].as_str().map(str::to_string)
     }
 
     /// One model call on the whole conversation, its stream passed on as events. A stream that
@@ -471,9 +548,16 @@ impl Agent {
     }
 
     fn request(&self, messages: Vec<Message>) -> Request {
+        let tools = ground::specs(
+            &self.tools,
+            &self.ws,
+            self.config.constrained,
+            self.compact_mode(),
+            &self.read,
+        );
         Request {
             messages,
-            tools: self.tools.specs(),
+            tools,
             max_tokens: self.config.max_tokens,
             temperature: self.config.temperature,
             stop: Vec::new(),
@@ -511,7 +595,7 @@ impl Agent {
         let fixed = format!(
             "{}{}",
             self.system,
-            serde_json::to_string(&self.tools.specs()).unwrap_or_default()
+            serde_json::to_string(&self.request(Vec::new()).tools).unwrap_or_default()
         );
         let before = compact::count(self.provider.as_ref(), &fixed, &self.history);
         if before * 10 <= limit * 8 {

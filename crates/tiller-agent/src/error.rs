@@ -9,6 +9,10 @@ pub enum AgentError {
     #[error("no answer after {0} steps")]
     StepLimit(u32),
     #[error(
+        "stopped: the model repeated calls it had already made (with nothing changed) {0} times"
+    )]
+    Repeating(u32),
+    #[error(
         "the conversation does not fit the model's context ({tokens} tokens, {limit} available) even after compaction"
     )]
     ContextFull { tokens: u64, limit: u64 },

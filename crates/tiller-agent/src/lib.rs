@@ -10,10 +10,12 @@ mod agent;
 mod approval;
 mod compact;
 mod error;
+mod ground;
 mod ids;
 mod prompt;
 mod record;
 mod redact;
+mod repeat;
 mod session;
 
 pub use agent::{Agent, AgentConfig};
@@ -22,6 +24,7 @@ pub use error::AgentError;
 pub use prompt::{agents_files, system_prompt};
 pub use record::Recorder;
 pub use redact::{Finding, Redacted, Redactor};
+pub use repeat::MAX_REPEATS;
 pub use session::{
     SessionLog, SessionMeta, SessionSummary, list_sessions, load_session, take_kept_rows,
 };

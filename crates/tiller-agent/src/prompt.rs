@@ -13,6 +13,14 @@ reject it, in part or whole (a rejected change is undone); if so, read their fee
 When the task is done, reply with a short summary of what you changed and how you checked it, \
 without calling a tool.";
 
+/// The instructions for a small model: one way to work, in few words.
+const COMPACT_INSTRUCTIONS: &str = "\
+You are tiller, fixing code in the user's project. Paths are relative to the project root.
+1. Find the wrong line in the code shown, or read_file the file the failing test points to.
+2. replace the wrong line: old is the line as it is, new is the corrected line.
+3. Run the tests with shell.
+4. When they pass, call answer with one sentence saying what you changed.";
+
 /// The AGENTS.md files that apply to `workspace`, outermost first: from the project root (the
 /// nearest ancestor holding `.git`, else the workspace itself) down to the workspace.
 pub fn agents_files(workspace: &Path) -> Vec<PathBuf> {
@@ -28,7 +36,16 @@ fn project_root(workspace: &Path) -> &Path {
 
 /// The system prompt for a session in `workspace`.
 pub fn system_prompt(workspace: &Path) -> String {
-    let mut prompt = INSTRUCTIONS.to_string();
+    prompt_with(INSTRUCTIONS, workspace)
+}
+
+/// The system prompt for a small model with a small context.
+pub(crate) fn compact_system_prompt(workspace: &Path) -> String {
+    prompt_with(COMPACT_INSTRUCTIONS, workspace)
+}
+
+fn prompt_with(instructions: &str, workspace: &Path) -> String {
+    let mut prompt = instructions.to_string();
     let root = project_root(workspace);
     for file in agents_files(workspace) {
         // A pipe or device named AGENTS.md must not hang or flood the session.

@@ -119,7 +119,10 @@ fn reads_searches_patches_runs_and_answers() {
     let last = requests.lock().unwrap().last().cloned().unwrap();
     insta::assert_json_snapshot!("final_prompt", last.messages);
     let tools: Vec<&str> = last.tools.iter().map(|t| t.name.as_str()).collect();
-    assert_eq!(tools, ["read_file", "list_dir", "search", "apply_patch", "write_file", "shell"]);
+    assert_eq!(
+        tools,
+        ["read_file", "list_dir", "search", "replace", "apply_patch", "write_file", "shell"]
+    );
 }
 
 #[test]
@@ -241,11 +244,11 @@ fn stops_at_the_step_limit() {
 #[test]
 fn compacts_older_turns_when_the_context_fills() {
     let repo = repo();
-    let big = "x".repeat(3600);
+    let big = "x".repeat(3500);
     let (provider, requests) = scripted(
         json!([
             { "text": big, "tool_calls": [ { "name": "list_dir", "arguments": {} } ] },
-            { "text": big, "tool_calls": [ { "name": "list_dir", "arguments": {} } ] },
+            { "text": big, "tool_calls": [ { "name": "list_dir", "arguments": { "depth": 1 } } ] },
             { "text": "SUMMARY: listed the directory twice." },
             { "text": "done" }
         ]),
@@ -342,6 +345,82 @@ fn with_the_answer_tool_every_turn_is_a_call_and_answer_ends_the_task() {
     assert!(requests.iter().all(|r| r.tool_choice == ToolChoice::Required));
     assert_eq!(names(&requests[0]).last().map(String::as_str), Some("answer"));
     assert_eq!(names(&requests[4]), ["answer"]);
+}
+
+#[test]
+fn a_malformed_answer_is_no_answer_and_the_model_is_told() {
+    let repo = repo();
+    let broken = json!({ "tool_calls": [ { "name": "answer", "arguments": "{\"text\": \"}}</tool_call>" } ] });
+    let answer =
+        json!({ "tool_calls": [ { "name": "answer", "arguments": { "text": "Fixed." } } ] });
+    let (provider, requests) = scripted(json!([broken, answer]), 8192);
+    let config = AgentConfig { answer_tool: true, max_steps: 3, ..AgentConfig::default() };
+    let mut agent = Agent::new(
+        Box::new(provider),
+        Registry::default(),
+        Workspace::new(repo.path()).unwrap(),
+        config,
+    );
+    let mut shown = Vec::new();
+    let answer = agent.run("fix", &mut AcceptAll, &mut |e| shown.push(e.clone())).unwrap();
+    assert_eq!(answer, "Fixed.");
+    let answers: Vec<_> = shown.iter().filter(|e| matches!(e, AgentEvent::Answer { .. })).collect();
+    assert_eq!(answers, [&AgentEvent::Answer { text: "Fixed.".into() }]);
+    let second = serde_json::to_string(&requests.lock().unwrap()[1].messages).unwrap();
+    assert!(second.contains("The answer was not understood"), "{second}");
+}
+
+#[test]
+fn a_call_that_failed_is_not_run_again_and_repeats_stop_the_run() {
+    let repo = repo();
+    let outside = json!({ "tool_calls": [ { "name": "read_file", "arguments": { "path": "/tmp/test_greet.py" } } ] });
+    let (provider, requests) = scripted(json!([outside, outside, outside, outside, outside]), 8192);
+    let config = AgentConfig { max_steps: 10, ..AgentConfig::default() };
+    let mut agent = Agent::new(
+        Box::new(provider),
+        Registry::default(),
+        Workspace::new(repo.path()).unwrap(),
+        config,
+    );
+    let err = agent.run("fix", &mut AcceptAll, &mut |_| {}).unwrap_err();
+    assert!(matches!(err, AgentError::Repeating(3)), "{err}");
+    assert_eq!(requests.lock().unwrap().len(), 4, "the first call and three repeats");
+    let results: Vec<&str> = agent
+        .history()
+        .iter()
+        .filter_map(|m| match m {
+            Message::Tool { content, .. } => Some(content.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        results[0].contains("is outside the workspace. Paths are relative to the workspace root; the closest that exist: test_greet.py"),
+        "{}",
+        results[0]
+    );
+    assert!(results[1..].iter().all(|r| r.starts_with("Not run: you made this same call before")));
+}
+
+#[test]
+fn on_a_constrained_engine_paths_are_listed_and_small_contexts_get_few_tools() {
+    let repo = repo();
+    let answer = json!({ "tool_calls": [ { "name": "answer", "arguments": { "text": "ok" } } ] });
+    let (provider, requests) = scripted(json!([answer.clone(), answer]), 8192);
+    let config = AgentConfig { answer_tool: true, constrained: true, ..AgentConfig::default() };
+    let ws = Workspace::new(repo.path()).unwrap();
+    let mut agent = Agent::new(Box::new(provider), Registry::default(), ws, config);
+    agent.run("fix", &mut AcceptAll, &mut |_| {}).unwrap();
+    let request = requests.lock().unwrap()[0].clone();
+    let names: Vec<&str> = request.tools.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(names, ["read_file", "replace", "shell", "answer"]);
+    assert_eq!(
+        request.tools[0].parameters["properties"]["path"]["enum"],
+        json!(["greet.py", "test_greet.py"]),
+        "AGENTS.md is in the system prompt already"
+    );
+    let replace = serde_json::to_string(&request.tools[1].parameters).unwrap();
+    assert!(replace.contains(r#""enum":["def greet(name):","    return \"Hello\""]"#), "{replace}");
+    assert!(!serde_json::to_string(&request.tools).unwrap().contains("x-tiller"));
 }
 
 /// A fake GitHub token in the right format (prefix, 36 alphanumerics).

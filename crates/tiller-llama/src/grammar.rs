@@ -3,8 +3,8 @@
 //! with arguments shaped by each tool's JSON schema; the parser for such a call; and a validator
 //! for the schema subset the grammar enforces.
 //!
-//! Schemas map to rules as follows: objects list their properties in map order, required ones
-//! always and the others optionally; `string`, `integer`, `number`, `boolean`, `null`, arrays
+//! Schemas map to rules as follows: objects list their required properties first, in the order
+//! `required` gives, then the others, optional, in map order; `string`, `integer`, `number`, `boolean`, `null`, arrays
 //! (with or without `items`), `enum`, `const`, `anyOf`/`oneOf` and type lists are followed;
 //! anything else becomes any JSON value. Whitespace is fixed (one space after `:` and `,`) and
 //! numbers have bounded digits, so that a small model cannot wander off into endless spaces.
@@ -70,6 +70,26 @@ pub fn parse_call(text: &str) -> Option<(String, String)> {
         Some(value) => value.clone(),
     };
     Some((name, json_text(&arguments)))
+}
+
+/// What can be read of a call that [`parse_call`] refuses (cut off by the token limit, or
+/// malformed): the tool's name where it can be found (else empty) and the rest as raw arguments,
+/// which the agent reports to the model as not valid JSON. The markup itself is never returned.
+pub fn salvage_call(text: &str) -> (String, String) {
+    let body = text.trim();
+    let body = body.strip_prefix(TOOL_CALL_START).unwrap_or(body);
+    let body = body.trim().strip_suffix(TOOL_CALL_END).unwrap_or(body).trim();
+    let name = body
+        .split_once("\"name\"")
+        .and_then(|(_, rest)| rest.trim_start().strip_prefix(':'))
+        .and_then(|rest| rest.trim_start().strip_prefix('"'))
+        .and_then(|rest| rest.split_once('"'))
+        .map_or_else(String::new, |(name, _)| name.to_string());
+    let arguments = match body.split_once("\"arguments\"") {
+        Some((_, rest)) => rest.trim_start().trim_start_matches(':').trim().to_string(),
+        None => body.to_string(),
+    };
+    (name, arguments)
 }
 
 /// Checks `value` against the subset of JSON Schema that [`tool_call_grammar`] enforces (`type`,
@@ -222,19 +242,22 @@ impl Grammar {
         required: Option<&Value>,
         name: &str,
     ) -> String {
-        let is_required = |key: &str| {
+        let position = |key: &str| {
             required
                 .and_then(Value::as_array)
-                .is_some_and(|r| r.iter().any(|k| k.as_str() == Some(key)))
+                .and_then(|r| r.iter().position(|k| k.as_str() == Some(key)))
         };
         let mut fields = Vec::new();
         for (i, (key, sub)) in props.iter().enumerate() {
             let value = self.rule_for(sub, &format!("{name}-{i}"));
             let kv =
                 format!("{} {value}", literal(&format!("{}: ", json_text(&key.as_str().into()))));
-            fields.push((is_required(key), kv));
+            fields.push((position(key), kv));
         }
-        let (req, opt): (Vec<_>, Vec<_>) = fields.into_iter().partition(|(r, _)| *r);
+        let (mut req, opt): (Vec<_>, Vec<_>) = fields.into_iter().partition(|(r, _)| r.is_some());
+        // Required fields come in the order `required` lists them: a tool puts the path before
+        // the text that goes into it, whatever the map's order.
+        req.sort_by_key(|(r, _)| *r);
         let req: Vec<String> = req.into_iter().map(|(_, kv)| kv).collect();
         let opt: Vec<String> = opt.into_iter().map(|(_, kv)| kv).collect();
 
@@ -318,6 +341,19 @@ mod tests {
     }
 
     #[test]
+    fn required_fields_come_in_the_order_required_lists_them() {
+        let mut g = Grammar::default();
+        let props = json!({"new": {"type": "string"}, "old": {"type": "string"},
+                           "path": {"type": "string"}, "message": {"type": "string"}});
+        let Value::Object(props) = props else { unreachable!() };
+        g.object(&props, Some(&json!(["path", "old", "new"])), "o");
+        assert_eq!(
+            g.rules["o"],
+            r#""{" "\"path\": " string ", " "\"old\": " string ", " "\"new\": " string ( ", " "\"message\": " string )? "}""#
+        );
+    }
+
+    #[test]
     fn objects_without_required_fields_may_start_with_any() {
         let mut g = Grammar::default();
         let props = json!({"a": {"type": "string"}, "b": {"type": "number"}});
@@ -348,6 +384,14 @@ mod tests {
         assert_eq!(parse_call(r#"{"name": "x"}"#), Some(("x".into(), "{}".into())));
         assert_eq!(parse_call(r#"<tool_call>{"name": "x", "arguments": {"#), None);
         assert_eq!(parse_call(r#"{"arguments": {}}"#), None);
+    }
+
+    #[test]
+    fn salvages_what_it_can_of_a_broken_call() {
+        let cut = r#"<tool_call>{"name": "answer", "arguments": {"text": "Fixed it by"#;
+        assert_eq!(salvage_call(cut), ("answer".into(), r#"{"text": "Fixed it by"#.into()));
+        let (name, args) = salvage_call("<tool_call>{\"nam");
+        assert_eq!((name.as_str(), args.as_str()), ("", "{\"nam"));
     }
 
     #[test]

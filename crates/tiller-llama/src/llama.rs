@@ -26,7 +26,7 @@ use tiller_model::{
 use tiller_types::{ProviderKind, StopReason, StreamEvent, ToolCall, Usage};
 
 use crate::gguf::{self, GgufInfo};
-use crate::grammar::{parse_call, tool_call_grammar};
+use crate::grammar::{parse_call, salvage_call, tool_call_grammar};
 use crate::stream::{Output, Step};
 use crate::template::{ChatFormat, TOOL_CALL_START};
 use crate::{LlamaError, resolve_model};
@@ -332,17 +332,14 @@ impl Provider for Llama {
         }
         let mut stop = stop;
         if let Some(call) = text.call() {
-            match parse_call(call) {
-                Some((name, arguments)) => {
-                    self.calls += 1;
-                    let id = format!("call_{}", self.calls);
-                    out.emit(StreamEvent::ToolCall { call: ToolCall { id, name, arguments } });
-                    if stop != StopReason::Cancelled {
-                        stop = StopReason::ToolCalls;
-                    }
-                }
-                // An unfinished or malformed call stays visible as text.
-                None => out.emit(StreamEvent::TextDelta { text: call.to_string() }),
+            // An unfinished or malformed call still goes to the agent as a call, whose arguments
+            // it reports as broken: its markup is never shown or taken for an answer.
+            let (name, arguments) = parse_call(call).unwrap_or_else(|| salvage_call(call));
+            self.calls += 1;
+            let id = format!("call_{}", self.calls);
+            out.emit(StreamEvent::ToolCall { call: ToolCall { id, name, arguments } });
+            if stop != StopReason::Cancelled {
+                stop = StopReason::ToolCalls;
             }
         }
         let usage = Usage {

@@ -1,6 +1,8 @@
 //! Turns the bytes of sampled tokens into what the caller sees: text deltas that never split a
 //! UTF-8 character, never show part of a stop sequence, and stop before a tool call, whose text
-//! is gathered apart until its end marker.
+//! is gathered apart until its end marker. An end marker inside the call's JSON (in a string, or
+//! before the object closes) does not end the call: small models write `</tool_call>` into an
+//! argument, and cutting there would leave a call that cannot be parsed.
 
 use crate::template::{TOOL_CALL_END, TOOL_CALL_START};
 
@@ -45,7 +47,7 @@ impl Output {
         let text = take_utf8(&mut self.partial);
         if let Some(call) = &mut self.call {
             call.push_str(&text);
-            return if call.contains(TOOL_CALL_END) {
+            return if close_call(call) {
                 Step::CallEnd(String::new())
             } else {
                 Step::Text(String::new())
@@ -62,9 +64,9 @@ impl Output {
                 Step::Stop(before)
             }
             (_, Some(c)) => {
-                let call = self.held.split_off(c);
+                let mut call = self.held.split_off(c);
                 let before = std::mem::take(&mut self.held);
-                let done = call.contains(TOOL_CALL_END);
+                let done = close_call(&mut call);
                 self.call = Some(call);
                 if done { Step::CallEnd(before) } else { Step::Text(before) }
             }
@@ -87,6 +89,11 @@ impl Output {
                 call.push_str(&text);
                 String::new()
             }
+            // Generation stopped inside the call's start marker: an unfinished call, not text.
+            None if self.tools && !text.is_empty() && TOOL_CALL_START.starts_with(&text) => {
+                self.call = Some(text);
+                String::new()
+            }
             None => text,
         }
     }
@@ -107,6 +114,22 @@ impl Output {
             .max()
             .unwrap_or(0)
     }
+}
+
+/// Whether `call` (from its start marker on) holds a complete call: a JSON object followed by
+/// the end marker. If so, anything after that marker is dropped.
+fn close_call(call: &mut String) -> bool {
+    let body_start = TOOL_CALL_START.len().min(call.len());
+    let mut from = body_start;
+    while let Some(at) = call[from..].find(TOOL_CALL_END).map(|i| from + i) {
+        let body = &call[body_start..at];
+        if serde_json::from_str::<serde_json::Value>(body).is_ok_and(|v| v.is_object()) {
+            call.truncate(at + TOOL_CALL_END.len());
+            return true;
+        }
+        from = at + TOOL_CALL_END.len();
+    }
+    false
 }
 
 /// The length of the longest proper suffix of `text` that is a prefix of `marker`.
@@ -203,6 +226,32 @@ mod tests {
     }
 
     #[test]
+    fn an_end_marker_inside_the_json_does_not_end_the_call() {
+        let mut out = Output::new(vec![], true);
+        let steps = run(
+            &mut out,
+            &[b"<tool_call>{\"name\": \"answer\", \"arguments\": {\"text\": \"", b"}}</tool_call>"],
+        );
+        assert_eq!(steps, vec![text(""), text("")], "the marker is inside a string");
+        assert_eq!(out.push(b"\"}}</tool_call>"), Step::CallEnd(String::new()));
+        let call = out.call().unwrap();
+        assert_eq!(
+            crate::grammar::parse_call(call),
+            Some(("answer".into(), r#"{"text": "}}</tool_call>"}"#.into()))
+        );
+    }
+
+    #[test]
+    fn text_after_the_end_marker_is_dropped() {
+        let mut out = Output::new(vec![], true);
+        assert_eq!(
+            out.push(b"<tool_call>{\"name\": \"x\"}</tool_call>\nmore"),
+            Step::CallEnd("".into())
+        );
+        assert_eq!(out.call(), Some("<tool_call>{\"name\": \"x\"}</tool_call>"));
+    }
+
+    #[test]
     fn a_call_in_one_piece_ends_at_once() {
         let mut out = Output::new(vec!["STOP".into()], true);
         let step = out.push(b"ok <tool_call>{}</tool_call>");
@@ -223,6 +272,14 @@ mod tests {
         out.push(&"é".as_bytes()[..1]);
         assert_eq!(out.flush(), "");
         assert_eq!(out.call(), Some("<tool_call>{\"na\u{FFFD}"));
+    }
+
+    #[test]
+    fn a_stop_inside_the_start_marker_leaves_an_unfinished_call() {
+        let mut out = Output::new(vec![], true);
+        assert_eq!(out.push(b"<tool_"), text(""));
+        assert_eq!(out.flush(), "");
+        assert_eq!(out.call(), Some("<tool_"));
     }
 
     #[test]

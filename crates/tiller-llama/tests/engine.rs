@@ -227,6 +227,58 @@ fn models_are_listed_with_their_facts() {
 // --- SmolLM2-135M-Instruct, when installed -----------------------------------------------------
 
 /// SmolLM2 from the models folder, or `None` (with a notice) when it is not installed.
+#[test]
+fn under_the_grammar_even_random_weights_name_only_listed_paths_and_lines() {
+    let mut llama = tiny();
+    let read = ToolSpec {
+        name: "read_file".into(),
+        description: "Read a file.".into(),
+        parameters: json!({"type": "object", "properties": {
+            "path": {"type": "string", "enum": ["greet.py", "src/test_greet.py"]}},
+            "required": ["path"]}),
+    };
+    let replace = ToolSpec {
+        name: "replace".into(),
+        description: "Replace a line.".into(),
+        parameters: json!({"anyOf": [{"type": "object", "properties": {
+            "path": {"const": "greet.py"},
+            "old": {"enum": ["def greet(name):", "    return \"Hello\""]}},
+            "required": ["path", "old"]}]}),
+    };
+    for seed in 0..4 {
+        llama.set_seed(seed);
+        let mut req = ask("Fix the bug.", 400);
+        req.temperature = Some(1.0);
+        req.tools = vec![read.clone(), replace.clone()];
+        req.tool_choice = ToolChoice::Required;
+        let (c, _) = run(&mut llama, &req);
+        assert!(!c.content.contains("<tool_call>"), "{}", c.content);
+        assert_eq!(c.tool_calls.len(), 1, "{c:?}");
+        let call = &c.tool_calls[0];
+        let spec = if call.name == "read_file" { &read } else { &replace };
+        let args: Value = serde_json::from_str(&call.arguments).unwrap();
+        assert_eq!(validate(&spec.parameters, &args), Ok(()), "{}", call.arguments);
+    }
+}
+
+#[test]
+fn a_call_cut_off_by_the_token_limit_is_a_call_not_text() {
+    let mut llama = tiny();
+    let mut req = ask("Answer.", 8);
+    req.tools = vec![ToolSpec {
+        name: "answer".into(),
+        description: "Finish.".into(),
+        parameters: json!({"type": "object", "properties": {"text": {"type": "string"}},
+            "required": ["text"]}),
+    }];
+    req.tool_choice = ToolChoice::Required;
+    let (c, events) = run(&mut llama, &req);
+    assert_eq!(c.content, "", "no markup is shown");
+    assert!(events.iter().all(|e| !matches!(e, StreamEvent::TextDelta { .. })));
+    assert_eq!(c.tool_calls.len(), 1, "{c:?}");
+    assert!(serde_json::from_str::<Value>(&c.tool_calls[0].arguments).is_err());
+}
+
 fn smollm2(constrain: bool) -> Option<Llama> {
     let mut config = LlamaConfig::new("smollm2");
     config.context_length = Some(4096);

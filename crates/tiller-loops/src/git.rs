@@ -4,6 +4,7 @@
 use std::path::Path;
 
 use tiller_tools::git::git;
+pub(crate) use tiller_tools::is_test_path;
 
 use crate::LoopError;
 
@@ -57,20 +58,6 @@ pub fn revert(root: &Path, paths: &[String]) -> Result<(), LoopError> {
         }
     }
     Ok(())
-}
-
-/// Whether `path` looks like a test file by the usual conventions of Rust, Python, Go and
-/// JavaScript.
-pub fn is_test_path(path: &str) -> bool {
-    let p = Path::new(path);
-    let name = p.file_name().map_or(String::new(), |n| n.to_string_lossy().into_owned());
-    let in_tests = p.components().any(|c| matches!(c.as_os_str().to_str(), Some("tests" | "test")));
-    in_tests
-        || name.starts_with("test_")
-        || name == "conftest.py"
-        || ["_test.py", "_test.go", "_test.rs", ".test.js", ".test.ts", ".spec.js", ".spec.ts"]
-            .iter()
-            .any(|end| name.ends_with(end))
 }
 
 /// The newest commit (of the last 200) whose test trailer is `test` (any test when `None`):

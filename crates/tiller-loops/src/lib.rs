@@ -16,24 +16,18 @@
 mod context;
 mod fix;
 mod git;
-mod parse;
 mod perf;
-mod project;
 mod repro;
 mod sweep;
 mod verify;
 
 pub use context::{Loop, Outcome, Step};
 pub use fix::{Fixed, fix};
-pub use git::is_test_path;
-pub use parse::{Failure, SuiteResult, parse_output};
 pub use perf::{Measurement, PerfOptions, Sped, perf};
-pub use project::{Origin, PROJECT_FILE, ProjectCommands};
 pub use repro::{Repro, repro};
 pub use sweep::{Pair, Sweep, SweepOptions, sweep};
+pub use tiller_tools::{Failure, Origin, PROJECT_FILE, ProjectCommands, SuiteResult, parse_output};
 pub use verify::Verifier;
-
-use std::path::PathBuf;
 
 /// Everything that can stop a loop before it reaches a verdict.
 #[derive(Debug, thiserror::Error)]
@@ -46,8 +40,6 @@ pub enum LoopError {
     Sandbox(#[from] tiller_sandbox::SandboxError),
     #[error(transparent)]
     Ledger(#[from] tiller_ledger::LedgerError),
-    #[error("{}: {detail}", path.display())]
-    Project { path: PathBuf, detail: String },
     /// The loop cannot start from this state of the project.
     #[error("{0}")]
     Precondition(String),

@@ -11,9 +11,9 @@ use tiller_sandbox::Sandbox;
 use tiller_stats::{Alternative, MannWhitney, mann_whitney, median};
 use tiller_tools::git::{SESSION_TRAILER, commit, git};
 
-use crate::git::{is_test_path, require_clean, revert};
-use crate::project::{PROJECT_FILE, shell_quote};
+use crate::git::{require_clean, revert};
 use crate::{Loop, LoopError, Outcome};
+use tiller_tools::{PROJECT_FILE, is_test_path, shell_quote};
 use tiller_types::text::clip;
 
 /// Significance level of each measurement.

@@ -14,6 +14,9 @@ pub enum ToolError {
     Io { path: PathBuf, source: std::io::Error },
     #[error(transparent)]
     Patch(#[from] PatchError),
+    /// The project's commands (`.tiller/project.toml`) cannot be read or found.
+    #[error("{}: {detail}", path.display())]
+    Project { path: PathBuf, detail: String },
     #[error("{0}")]
     Other(String),
 }

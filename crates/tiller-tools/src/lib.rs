@@ -7,10 +7,14 @@
 mod apply_patch;
 mod change;
 mod error;
+mod files;
 pub mod git;
 mod list_dir;
+mod parse;
 mod patch;
+mod project;
 mod read_file;
+mod replace;
 mod search;
 mod shell;
 mod tree;
@@ -23,9 +27,13 @@ use tiller_types::{Cancel, ChangeSet, ToolSpec};
 pub use apply_patch::ApplyPatch;
 pub use change::{apply_changes, diff_file, unified_diff};
 pub use error::ToolError;
+pub use files::{FileList, LINES_KEY, MAX_CHOICES, PATH_KEY, constrain_specs, explain};
 pub use list_dir::ListDir;
+pub use parse::{Failure, SuiteResult, parse_output};
 pub use patch::{Chunk, ChunkLine, Patch, PatchError, PatchOp, apply_chunks, parse_patch};
+pub use project::{Origin, PROJECT_FILE, ProjectCommands, is_test_path, shell_quote};
 pub use read_file::ReadFile;
+pub use replace::Replace;
 pub use search::Search;
 pub use shell::{
     CommandExit, CommandOutput, Ending, Shell, is_known_safe, run_command, run_command_until,
@@ -124,6 +132,7 @@ impl Registry {
                 Box::new(ReadFile),
                 Box::new(ListDir),
                 Box::new(Search),
+                Box::new(Replace),
                 Box::new(ApplyPatch),
                 Box::new(WriteFile),
                 Box::new(shell),

@@ -63,7 +63,7 @@ impl Tool for ListDir {
             parameters: serde_json::json!({
                 "type": "object",
                 "properties": {
-                    "path": {"type": "string", "description": "Directory, relative to the workspace root. Default \".\"."},
+                    "path": {"type": "string", (crate::PATH_KEY): "dir", "description": "Directory, relative to the workspace root. Default \".\"."},
                     "depth": {"type": "integer", "minimum": 1, "maximum": MAX_DEPTH, "description": "Levels to descend; 1 lists only direct children. Default 2."}
                 },
                 "additionalProperties": false

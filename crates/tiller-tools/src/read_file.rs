@@ -43,7 +43,7 @@ impl Tool for ReadFile {
             parameters: serde_json::json!({
                 "type": "object",
                 "properties": {
-                    "path": {"type": "string", "description": "File path, relative to the workspace root."},
+                    "path": {"type": "string", (crate::PATH_KEY): "file", "description": "File path, relative to the workspace root."},
                     "start_line": {"type": "integer", "minimum": 1, "description": "First line to show. Default 1."},
                     "end_line": {"type": "integer", "minimum": 1, "description": "Last line to show. Default: as far as the caps allow."}
                 },

@@ -60,7 +60,7 @@ impl Tool for Search {
                 "type": "object",
                 "properties": {
                     "pattern": {"type": "string", "description": "Regex to find, or plain text when literal is true."},
-                    "path": {"type": "string", "description": "File or directory to search, relative to the workspace root. Default \".\"."},
+                    "path": {"type": "string", (crate::PATH_KEY): "any", "description": "File or directory to search, relative to the workspace root. Default \".\"."},
                     "glob": {"type": "string", "description": "Only search files matching this glob, e.g. \"*.rs\" or \"src/**/*.py\"."},
                     "ignore_case": {"type": "boolean", "description": "Match case-insensitively. Default false."},
                     "literal": {"type": "boolean", "description": "Treat pattern as plain text, not a regex. Default false."},

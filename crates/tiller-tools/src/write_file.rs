@@ -29,7 +29,7 @@ impl Tool for WriteFile {
             parameters: serde_json::json!({
                 "type": "object",
                 "properties": {
-                    "path": {"type": "string", "description": "File path, relative to the workspace root."},
+                    "path": {"type": "string", (crate::PATH_KEY): "new", "description": "File path, relative to the workspace root."},
                     "content": {"type": "string", "description": "The complete new content of the file."},
                     "message": crate::commit_message_schema()
                 },

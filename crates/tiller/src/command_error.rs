@@ -86,6 +86,8 @@ impl From<AgentError> for CommandError {
             AgentError::Model(m) => m.into(),
             AgentError::StepLimit(_) => CommandError::new(Kind::Task, e.to_string())
                 .with_hint("raise --max-steps, or split the task"),
+            AgentError::Repeating(_) => CommandError::new(Kind::Task, e.to_string())
+                .with_hint("the model is stuck: try a larger model, or name the files in the task"),
             AgentError::ContextFull { .. } => CommandError::new(Kind::Task, e.to_string())
                 .with_hint("use a model with a longer context, or a smaller task"),
             AgentError::Session { .. } => CommandError::new(Kind::Internal, e.to_string()),
@@ -105,7 +107,13 @@ impl From<AgentError> for CommandError {
 
 impl From<tiller_tools::ToolError> for CommandError {
     fn from(e: tiller_tools::ToolError) -> Self {
-        CommandError::new(Kind::User, e.to_string())
+        match e {
+            tiller_tools::ToolError::Project { .. } => {
+                CommandError::new(Kind::Config, e.to_string())
+                    .with_hint("set the project's commands in .tiller/project.toml (docs/loops.md)")
+            }
+            _ => CommandError::new(Kind::User, e.to_string()),
+        }
     }
 }
 
@@ -130,8 +138,6 @@ impl From<tiller_loops::LoopError> for CommandError {
             LoopError::Tool(e) => e.into(),
             LoopError::Sandbox(e) => e.into(),
             LoopError::Ledger(e) => e.into(),
-            LoopError::Project { .. } => CommandError::new(Kind::Config, e.to_string())
-                .with_hint("set the project's commands in .tiller/project.toml (docs/loops.md)"),
             LoopError::Precondition(_) => CommandError::new(Kind::User, e.to_string()),
         }
     }

@@ -611,7 +611,6 @@ fn ctrl_c_stops_a_running_command_in_the_sandbox_with_all_it_started() {
     assert!(eventually(&|| sleeping() == 0), "a sleep survived Ctrl-C");
 }
 
-
 #[test]
 fn every_printing_subcommand_exits_quietly_into_a_closed_pipe() {
     let env = env();

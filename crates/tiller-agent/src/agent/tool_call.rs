@@ -2,7 +2,9 @@
 //! tree) the review, the step budget and writing or undoing the result.
 
 use tiller_ledger::FileHashes;
-use tiller_tools::{Observation, Outcome, ToolKind, Workspace, apply_changes, keep_accepted};
+use tiller_tools::{
+    Observation, Outcome, ToolKind, Workspace, apply_changes, explain, keep_accepted,
+};
 use tiller_types::{AgentEvent, ChangeSet, ToolCall};
 
 use super::Agent;
@@ -19,6 +21,13 @@ impl Agent {
         approver: &mut dyn Approver,
         events: &mut dyn FnMut(&AgentEvent),
     ) -> Result<(Observation, Vec<FileHashes>), String> {
+        if self.config.answer_tool && call.name == super::ANSWER_TOOL {
+            return Err(format!(
+                "The answer was not understood: its arguments are not a JSON object with a \
+                 `text` string ({}). Call answer again with {{\"text\": \"...\"}}.",
+                crate::compact::truncate_middle(&call.arguments, 200)
+            ));
+        }
         let Some(tool) = self.tools.get(&call.name) else {
             return Err(format!(
                 "There is no tool named `{}`. Available tools: {}.",
@@ -49,7 +58,7 @@ impl Agent {
                 format!("Not run: cannot note the working tree before the command ({e}).")
             })?;
         }
-        let (changes, ran) = match tool.run(&self.ws, args).map_err(|e| e.to_string())? {
+        let (changes, ran) = match tool.run(&self.ws, args).map_err(|e| explain(&self.ws, &e))? {
             Outcome::Text(obs) if !watch => return Ok((obs, Vec::new())),
             Outcome::Text(mut obs) => {
                 let seen = self.tree.after(&self.ws).map_err(|e| {

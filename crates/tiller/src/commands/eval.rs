@@ -85,6 +85,8 @@ fn agent(root: &Path, settings: &Settings, max_steps: u32) -> Result<Agent, Comm
         temperature: settings.profile.temperature,
         answer_tool: settings.profile.answer_tool.unwrap_or(info.provider == ProviderKind::Llama),
         remote: model.remote,
+        constrained: info.provider == ProviderKind::Llama,
+        brief: info.provider == ProviderKind::Llama,
         ..AgentConfig::default()
     };
     let session = format!("eval-{}", root.file_name().unwrap_or_default().to_string_lossy());

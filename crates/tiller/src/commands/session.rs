@@ -118,6 +118,8 @@ pub fn start(start: Start) -> Result<Session, CommandError> {
         temperature: settings.profile.temperature,
         answer_tool: settings.profile.answer_tool.unwrap_or(info.provider == ProviderKind::Llama),
         remote: model.remote,
+        constrained: info.provider == ProviderKind::Llama,
+        brief: info.provider == ProviderKind::Llama,
         step_budget: settings.step_budget.or(start.step_budget),
         ..AgentConfig::default()
     };

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::LoopError;
+use crate::ToolError;
 
 /// Where a project keeps its own commands, relative to its root.
 pub const PROJECT_FILE: &str = ".tiller/project.toml";
@@ -43,13 +43,13 @@ struct Overrides {
 
 impl ProjectCommands {
     /// The commands for the project at `root`: discovered ones overridden by the project file.
-    pub fn load(root: &Path) -> Result<(ProjectCommands, Origin), LoopError> {
+    pub fn load(root: &Path) -> Result<(ProjectCommands, Origin), ToolError> {
         let path = root.join(PROJECT_FILE);
         let overrides = match std::fs::read_to_string(&path) {
             Ok(text) => toml::from_str::<Overrides>(&text)
-                .map_err(|e| LoopError::Project { path: path.clone(), detail: e.to_string() })?,
+                .map_err(|e| ToolError::Project { path: path.clone(), detail: e.to_string() })?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Overrides::default(),
-            Err(e) => return Err(LoopError::Project { path, detail: e.to_string() }),
+            Err(e) => return Err(ToolError::Project { path, detail: e.to_string() }),
         };
         let (found, marker) = match Self::discover(root) {
             Some((commands, marker)) => (Some(commands), marker),
@@ -73,7 +73,7 @@ impl ProjectCommands {
             test_one: pick("test_one", overrides.test_one, f.test_one),
             build: pick("build", overrides.build, f.build),
             bench: pick("bench", overrides.bench, f.bench),
-            test: test.ok_or_else(|| LoopError::Project {
+            test: test.ok_or_else(|| ToolError::Project {
                 path,
                 detail: "no test command: none was discovered (Cargo.toml, pyproject.toml, \
                          setup.py, test_*.py, go.mod, package.json) and none is set here"
@@ -134,9 +134,9 @@ impl ProjectCommands {
     }
 
     /// Writes these commands to the project file under `root`.
-    pub fn save(&self, root: &Path) -> Result<(), LoopError> {
+    pub fn save(&self, root: &Path) -> Result<(), ToolError> {
         let path = root.join(PROJECT_FILE);
-        let err = |detail: String| LoopError::Project { path: path.clone(), detail };
+        let err = |detail: String| ToolError::Project { path: path.clone(), detail };
         let text = toml::to_string(self).map_err(|e| err(e.to_string()))?;
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(|e| err(e.to_string()))?;
@@ -175,8 +175,22 @@ fn has_python_tests(root: &Path) -> bool {
     })
 }
 
+/// Whether `path` looks like a test file by the usual conventions of Rust, Python, Go and
+/// JavaScript.
+pub fn is_test_path(path: &str) -> bool {
+    let p = Path::new(path);
+    let name = p.file_name().map_or(String::new(), |n| n.to_string_lossy().into_owned());
+    let in_tests = p.components().any(|c| matches!(c.as_os_str().to_str(), Some("tests" | "test")));
+    in_tests
+        || name.starts_with("test_")
+        || name == "conftest.py"
+        || ["_test.py", "_test.go", "_test.rs", ".test.js", ".test.ts", ".spec.js", ".spec.ts"]
+            .iter()
+            .any(|end| name.ends_with(end))
+}
+
 /// `text` as one word for bash.
-pub(crate) fn shell_quote(text: &str) -> String {
+pub fn shell_quote(text: &str) -> String {
     format!("'{}'", text.replace('\'', r"'\''"))
 }
 

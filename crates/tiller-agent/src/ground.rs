@@ -1,0 +1,251 @@
+//! What the agent knows of the workspace and gives the model so that it need not guess: before
+//! the first turn, the workspace's files, the project's test command and, for a task about a
+//! failing test or a bug, what the tests say now; on every turn, the tools' argument schemas held
+//! to paths and lines that exist (for a provider that samples calls under a grammar).
+
+use std::collections::BTreeSet;
+
+use tiller_tools::{
+    FileList, Outcome, ProjectCommands, Registry, Workspace, constrain_specs, is_test_path,
+    parse_output,
+};
+use tiller_types::ToolSpec;
+
+/// Words that say a task is about a failing test or a bug, so that running the tests first is
+/// worth it.
+const FAILURE_WORDS: [&str; 7] = ["test", "fail", "bug", "error", "broken", "crash", "fix"];
+
+/// The brief given with the task before the model's first turn, in at most about `budget` bytes
+/// for each part: the workspace's files, shallow ones first; the project's test command; and,
+/// when the task is about a failure and the tests can run without asking (`run_tests`), which
+/// tests fail, the end of their output and the code they involve: the files the output names,
+/// then other small ones, whole. Returns the brief and the files it shows whole.
+pub(crate) fn brief(
+    tools: &Registry,
+    ws: &Workspace,
+    task: &str,
+    budget: usize,
+    run_tests: bool,
+) -> (String, Vec<String>) {
+    let files = FileList::scan(ws).files;
+    let mut out = list_files(&files, budget / 2);
+    let Some((commands, _)) = ProjectCommands::discover(ws.root())
+        .or_else(|| ProjectCommands::load(ws.root()).ok().map(|(c, _)| (c, "")))
+    else {
+        return (out, Vec::new());
+    };
+    out.push_str(&format!("\nThe project's tests run with: {}\n", commands.test));
+    let lower = task.to_lowercase();
+    let shell = tools.get("shell").filter(|s| run_tests && !s.always_ask());
+    let Some(shell) = shell.filter(|_| FAILURE_WORDS.iter().any(|w| lower.contains(w))) else {
+        return (out, Vec::new());
+    };
+    let args = serde_json::json!({"command": commands.test});
+    let Ok(Outcome::Text(obs)) = shell.run(ws, args) else {
+        return (out, Vec::new());
+    };
+    let result = parse_output(&obs.text, obs.exit_code == Some(0));
+    if result.green() {
+        out.push_str("They were run just now and pass.\n");
+        return (out, Vec::new());
+    }
+    out.push_str("They were run just now and fail");
+    if !result.failed.is_empty() {
+        let names: Vec<&str> = result.failed.keys().map(String::as_str).collect();
+        out.push_str(&format!(" ({})", names.join(", ")));
+    }
+    out.push_str(&format!(". The end of their output:\n{}\n", result.excerpt(budget / 2)));
+    let shown = show_files(ws, &files, &obs.text, budget, &mut out);
+    (out, shown)
+}
+
+/// Appends to `out`, within `budget` bytes, whole code files: those `output` names first, then
+/// the others. Returns the files shown.
+fn show_files(
+    ws: &Workspace,
+    files: &[String],
+    output: &str,
+    budget: usize,
+    out: &mut String,
+) -> Vec<String> {
+    let (named, rest): (Vec<&String>, Vec<&String>) =
+        files.iter().filter(|f| !f.ends_with(".md")).partition(|f| names(output, f));
+    let mut shown = Vec::new();
+    let mut used = 0;
+    for file in named.into_iter().chain(rest) {
+        let Ok(Some(text)) = ws.read_text(file) else {
+            continue;
+        };
+        if used + text.len() > budget {
+            continue;
+        }
+        used += text.len();
+        out.push_str(&format!("\n{file}:\n{}\n", text.trim_end()));
+        shown.push(file.clone());
+    }
+    shown
+}
+
+/// Whether `output` names `path` (not as the end of a longer name).
+fn names(output: &str, path: &str) -> bool {
+    output
+        .match_indices(path)
+        .any(|(at, _)| !output[..at].ends_with(|c: char| c.is_alphanumeric() || "_-.".contains(c)))
+}
+
+/// The list of `files`, cut to about `budget` bytes.
+fn list_files(files: &[String], budget: usize) -> String {
+    let mut out = String::from("Files in the workspace:\n");
+    let mut listed = 0;
+    for file in files {
+        if out.len() + file.len() > budget {
+            break;
+        }
+        out.push_str(file);
+        out.push('\n');
+        listed += 1;
+    }
+    if listed < files.len() {
+        out.push_str(&format!("({} more files)\n", files.len() - listed));
+    }
+    out
+}
+
+/// Tools offered to a model with a small context (8k tokens or less): fewer, simpler ones.
+const COMPACT_TOOLS: [&str; 3] = ["read_file", "replace", "shell"];
+
+/// Context lengths up to this get the compact prompt and tools.
+pub const COMPACT_CONTEXT: u64 = 8192;
+
+/// The tools as offered in one request. With `constrained`, path arguments list the workspace's
+/// paths and `replace`'s text the lines of the code files in `read` (or, before any was read, of
+/// every file while they are few), test files only where there is no other code; otherwise the
+/// schemas are plain.
+pub(crate) fn specs(
+    tools: &Registry,
+    ws: &Workspace,
+    constrained: bool,
+    compact: bool,
+    read: &BTreeSet<String>,
+) -> Vec<ToolSpec> {
+    let mut specs = tools.specs();
+    if compact {
+        specs.retain(|s| COMPACT_TOOLS.contains(&s.name.as_str()));
+    }
+    let files = constrained.then(|| {
+        let mut files = FileList::scan(ws);
+        // Code read so far (AGENTS.md counts as read, being in the system prompt, but is rarely
+        // what a task edits); before any, every file while they are few.
+        // Tests are left out while there is other code: a failing test is fixed in the code.
+        let code: Vec<String> = read.iter().filter(|f| !f.ends_with(".md")).cloned().collect();
+        let lines_of = if code.is_empty() { files.files.clone() } else { code };
+        let (tests, code): (Vec<String>, Vec<String>) =
+            lines_of.into_iter().partition(|f| is_test_path(f));
+        let lines_of = if code.is_empty() { tests } else { code };
+        files.read_lines(ws, &lines_of);
+        files
+    });
+    constrain_specs(&mut specs, files.as_ref());
+    if let Some(files) = &files {
+        hold_reads_to_unread_files(&mut specs, files, read);
+    }
+    specs
+}
+
+/// `read_file` may name only files not read yet (their content is in the conversation already,
+/// and small models read one file over and over); once every file has been read it is not
+/// offered at all.
+fn hold_reads_to_unread_files(
+    specs: &mut Vec<ToolSpec>,
+    files: &FileList,
+    read: &BTreeSet<String>,
+) {
+    if files.truncated {
+        return;
+    }
+    let unread: Vec<&String> = files.files.iter().filter(|f| !read.contains(*f)).collect();
+    if unread.is_empty() {
+        specs.retain(|s| s.name != "read_file");
+        return;
+    }
+    for spec in specs.iter_mut().filter(|s| s.name == "read_file") {
+        if let Some(path) = spec.parameters.pointer_mut("/properties/path")
+            && path.get("enum").is_some()
+        {
+            path["enum"] = serde_json::json!(unread);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn the_brief_lists_files_and_the_failing_test() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("greet.py"), "def greet(name):\n    return \"Hello\"\n")
+            .unwrap();
+        std::fs::write(
+            dir.path().join("test_greet.py"),
+            "from greet import greet\nassert greet(\"Ada\") == \"Hello, Ada!\", greet(\"Ada\")\n",
+        )
+        .unwrap();
+        let ws = Workspace::new(dir.path()).unwrap();
+        let tools = Registry::default();
+        let (brief, shown) = brief(&tools, &ws, "The test fails; fix greet.py.", 4000, true);
+        assert!(brief.starts_with("Files in the workspace:\ngreet.py\ntest_greet.py\n"), "{brief}");
+        assert!(
+            brief.contains("The project's tests run with: python3 -m unittest -v\n"),
+            "{brief}"
+        );
+        assert!(brief.contains("They were run just now and fail"), "{brief}");
+        assert!(brief.contains("AssertionError: Hello"), "{brief}");
+        assert_eq!(shown, ["test_greet.py", "greet.py"], "the file the output names first");
+        assert!(
+            brief.ends_with("\ngreet.py:\ndef greet(name):\n    return \"Hello\"\n"),
+            "{brief}"
+        );
+
+        let (quiet, _) = super::brief(&tools, &ws, "Describe the project.", 4000, true);
+        assert!(!quiet.contains("run just now"), "{quiet}");
+        let (tight, _) = super::brief(&tools, &ws, "Describe the project.", 80, false);
+        assert!(tight.contains("(1 more files)"), "{tight}");
+    }
+
+    #[test]
+    fn constrained_specs_hold_paths_and_lines_to_the_workspace() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("greet.py"), "def greet(name):\n    return \"Hello\"\n")
+            .unwrap();
+        std::fs::write(dir.path().join("test_greet.py"), "assert 1\n").unwrap();
+        let ws = Workspace::new(dir.path()).unwrap();
+        let tools = Registry::default();
+        let read = BTreeSet::from(["greet.py".to_string()]);
+
+        let plain = specs(&tools, &ws, false, false, &read);
+        assert!(!serde_json::to_string(&plain).unwrap().contains("x-tiller"));
+        assert_eq!(plain.len(), tools.specs().len());
+
+        let held = specs(&tools, &ws, true, true, &read);
+        let names: Vec<&str> = held.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["read_file", "replace", "shell"]);
+        assert_eq!(
+            held[0].parameters["properties"]["path"]["enum"],
+            json!(["test_greet.py"]),
+            "only the file not read yet"
+        );
+        let alternatives = held[1].parameters["anyOf"].as_array().unwrap();
+        assert_eq!(alternatives.len(), 1, "only the file read");
+        assert_eq!(
+            alternatives[0]["properties"]["old"]["enum"],
+            json!(["def greet(name):", "    return \"Hello\""])
+        );
+
+        let all = BTreeSet::from(["greet.py".to_string(), "test_greet.py".to_string()]);
+        let names: Vec<String> =
+            specs(&tools, &ws, true, true, &all).into_iter().map(|s| s.name).collect();
+        assert_eq!(names, ["replace", "shell"], "nothing left to read");
+    }
+}
