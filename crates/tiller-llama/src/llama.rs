@@ -28,7 +28,7 @@ use tiller_types::{ProviderKind, StopReason, StreamEvent, ToolCall, Usage};
 use crate::gguf::{self, GgufInfo};
 use crate::grammar::{parse_call, salvage_call, tool_call_grammar};
 use crate::stream::{Output, Step};
-use crate::template::{ChatFormat, TOOL_CALL_START};
+use crate::template::{ChatFormat, Prompt, TOOL_CALL_START};
 use crate::{LlamaError, resolve_model};
 
 /// Context length used when the configuration gives none, if the model allows that much.
@@ -147,16 +147,49 @@ impl Llama {
         Ok(self.format.render(&req.messages, &req.tools)?.text)
     }
 
+    /// The tokens `req` renders to (for inspection and tests).
+    pub fn prompt_tokens(&self, req: &Request) -> Result<Vec<LlamaToken>, LlamaError> {
+        Ok(self.tokenize_prompt(&self.format.render(&req.messages, &req.tools)?))
+    }
+
+    /// The token that `text` names when read as a special token, if it is one.
+    pub fn special_token(&self, text: &str) -> Option<LlamaToken> {
+        match self.model.vocab().tokenize(text.as_bytes(), false, true)[..] {
+            [token] => Some(token),
+            _ => None,
+        }
+    }
+
     /// Tokenizes a rendered prompt, with a BOS token when the model wants one and the template
-    /// did not write it.
-    fn tokenize_prompt(&self, text: &str) -> Vec<LlamaToken> {
+    /// did not write it. Only the template's own text may hold special tokens: where an input's
+    /// range ([`Prompt::plain`]) holds text that reads as one, the prompt is tokenized in pieces
+    /// and those ranges as plain text. (Otherwise in one piece, as llama.cpp does.)
+    fn tokenize_prompt(&self, prompt: &Prompt) -> Vec<LlamaToken> {
         let vocab = self.model.vocab();
+        let text = prompt.text.as_bytes();
         let mut tokens = Vec::new();
-        let wants_bos = vocab.should_add_bos() && !text.starts_with(&self.bos_text);
-        if wants_bos {
+        if vocab.should_add_bos() && !prompt.text.starts_with(&self.bos_text) {
             tokens.push(vocab.bos());
         }
-        tokens.extend(vocab.tokenize(text.as_bytes(), false, true));
+        let valid = |r: &&std::ops::Range<usize>| r.start <= r.end && r.end <= text.len();
+        let smuggled = |r: &std::ops::Range<usize>| {
+            vocab.tokenize(&text[r.clone()], false, true)
+                != vocab.tokenize(&text[r.clone()], false, false)
+        };
+        if !prompt.plain.iter().filter(valid).any(smuggled) {
+            tokens.extend(vocab.tokenize(text, false, true));
+            return tokens;
+        }
+        let mut at = 0;
+        for range in prompt.plain.iter().filter(valid) {
+            if range.start < at {
+                continue;
+            }
+            tokens.extend(vocab.tokenize(&text[at..range.start], false, true));
+            tokens.extend(vocab.tokenize(&text[range.clone()], false, false));
+            at = range.end;
+        }
+        tokens.extend(vocab.tokenize(&text[at..], false, true));
         tokens
     }
 
@@ -278,7 +311,7 @@ impl Provider for Llama {
         if prefilled {
             prompt.text.push_str(TOOL_CALL_START);
         }
-        let tokens = self.tokenize_prompt(&prompt.text);
+        let tokens = self.tokenize_prompt(&prompt);
         if tokens.is_empty() || tokens.len() >= self.n_ctx {
             return Err(
                 LlamaError::PromptTooLong { prompt: tokens.len(), context: self.n_ctx }.into()

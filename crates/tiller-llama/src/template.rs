@@ -49,6 +49,10 @@ pub struct Prompt {
     pub text: String,
     /// Stop sequences the format needs on top of the caller's.
     pub stop: Vec<String>,
+    /// Byte ranges of `text` that came from the conversation's inputs (the system prompt, the
+    /// user's words, tool results), in order: text from files and commands, to be tokenized as
+    /// plain text, so that a `<|im_start|>` in a file is never a control token.
+    pub plain: Vec<std::ops::Range<usize>>,
 }
 
 /// One message as templates see it.
@@ -95,14 +99,15 @@ impl ChatFormat {
             .render_str(
                 template,
                 context! {
-                    messages => minijinja::value::Serde(turns),
+                    messages => minijinja::value::Serde(&turns),
                     add_generation_prompt => true,
                     bos_token => &self.bos,
                     eos_token => &self.eos,
                 },
             )
             .map_err(|e| LlamaError::Template(format!("{e:#}")))?;
-        Ok(Prompt { text, stop: Vec::new() })
+        let plain = input_ranges(&text, &turns);
+        Ok(Prompt { text, stop: Vec::new(), plain })
     }
 }
 
@@ -230,8 +235,28 @@ fn normalise(messages: &[Message], tools: &[ToolSpec]) -> Vec<Turn> {
     turns
 }
 
+/// Where each input turn's content sits in the rendered `text`, found in order (templates that
+/// trim a message are allowed for); the model's own turns are left to the template's tokenizing.
+fn input_ranges(text: &str, turns: &[Turn]) -> Vec<std::ops::Range<usize>> {
+    let mut ranges = Vec::new();
+    let mut at = 0;
+    for turn in turns {
+        let found = [turn.content.as_str(), turn.content.trim()]
+            .into_iter()
+            .filter(|c| !c.is_empty())
+            .find_map(|c| text[at..].find(c).map(|start| at + start..at + start + c.len()));
+        let Some(range) = found else { continue };
+        at = range.end;
+        if turn.role != "assistant" {
+            ranges.push(range);
+        }
+    }
+    ranges
+}
+
 fn plain(turns: &[Turn]) -> Prompt {
     let mut text = String::new();
+    let mut ranges = Vec::new();
     for turn in turns {
         let label = match turn.role {
             "system" => "",
@@ -239,11 +264,15 @@ fn plain(turns: &[Turn]) -> Prompt {
             _ => "Assistant: ",
         };
         text.push_str(label);
+        let start = text.len();
         text.push_str(turn.content.trim());
+        if turn.role != "assistant" {
+            ranges.push(start..text.len());
+        }
         text.push_str("\n\n");
     }
     text.push_str("Assistant:");
-    Prompt { text, stop: vec!["\nUser:".into()] }
+    Prompt { text, stop: vec!["\nUser:".into()], plain: ranges }
 }
 
 /// The current UTC time formatted with the strftime directives templates use
