@@ -113,18 +113,18 @@ fn tree(model: &ModelArgs, files: usize, rounds: usize) -> Result<(), CommandErr
     }
     let (unchanged, one_changed, launch) = (median(unchanged), median(one_changed), median(launch));
     let ratio = |d: Duration| d.as_secs_f64() / launch.as_secs_f64();
-    println!("tree: {files} files (and 1000 ignored), {rounds} rounds, medians");
-    println!("sandbox: {}", sandbox.detection().summary());
-    println!("launching `true` in the sandbox: {launch:.2?}");
-    println!(
+    outln!("tree: {files} files (and 1000 ignored), {rounds} rounds, medians");
+    outln!("sandbox: {}", sandbox.detection().summary());
+    outln!("launching `true` in the sandbox: {launch:.2?}");
+    outln!(
         "first note of the tree (reads every file once): {first:.2?} ({:.2}x launch)",
         ratio(first)
     );
-    println!(
+    outln!(
         "before + after a command that changed nothing: {unchanged:.2?} ({:.2}x launch)",
         ratio(unchanged)
     );
-    println!(
+    outln!(
         "before + after a command that changed one file: {one_changed:.2?} ({:.2}x launch)",
         ratio(one_changed)
     );

@@ -82,7 +82,7 @@ fn summary(ledger: &Ledger, by: LedgerGroup, json: bool) -> Result<(), CommandEr
             r.latency_p99_ms
         );
         if !r.returned.is_empty() {
-            println!("  {}", r.returned.join(", "));
+            outln!("  {}", r.returned.join(", "));
         }
     }
     if rows.iter().any(|r| r.unpriced_calls > 0) {
