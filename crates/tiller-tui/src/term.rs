@@ -117,7 +117,7 @@ pub fn run(agent: Agent, options: Options) -> io::Result<()> {
     drop(restore);
     // The agent thread ends with the task it is on; its channel is closed, so it asks nothing.
     drop(worker.tasks);
-    println!();
+    let _ = writeln!(io::stdout());
     Ok(())
 }
 
