@@ -616,6 +616,8 @@ impl Agent {
             self.compact(cut, limit)?;
             after = compact::count(self.provider.as_ref(), &fixed, &self.history);
             events(&AgentEvent::Compacted { tokens_before: before, tokens_after: after });
+            // What was read may be summarised away now: reading it again is no repeat.
+            self.failures.clear();
             if after <= limit {
                 return Ok(());
             }

@@ -244,7 +244,7 @@ fn stops_at_the_step_limit() {
 #[test]
 fn compacts_older_turns_when_the_context_fills() {
     let repo = repo();
-    let big = "x".repeat(3500);
+    let big = "x".repeat(3300);
     let (provider, requests) = scripted(
         json!([
             { "text": big, "tool_calls": [ { "name": "list_dir", "arguments": {} } ] },
@@ -415,7 +415,7 @@ fn on_a_constrained_engine_paths_are_listed_and_small_contexts_get_few_tools() {
     assert_eq!(names, ["read_file", "replace", "shell", "answer"]);
     assert_eq!(
         request.tools[0].parameters["properties"]["path"]["enum"],
-        json!(["greet.py", "test_greet.py"]),
+        json!([".gitignore", "greet.py", "test_greet.py"]),
         "AGENTS.md is in the system prompt already"
     );
     let replace = serde_json::to_string(&request.tools[1].parameters).unwrap();
@@ -641,7 +641,8 @@ impl tiller_model::Provider for Worker {
             let call = ToolCall {
                 id: "call_1".into(),
                 name: "read_file".into(),
-                arguments: r#"{"path":"greet.py"}"#.into(),
+                // A different range each turn: the same read twice would be refused.
+                arguments: format!(r#"{{"path":"greet.py","end_line":{}}}"#, self.done),
             };
             (format!("Turn {}: {}", self.done, "w".repeat(600)), vec![call])
         } else {

@@ -384,12 +384,10 @@ fn perf_keeps_nothing_that_edits_the_benchmark_or_the_tests() {
         ] }),
         json!({ "text": "The benchmark is much faster now." }),
     ]]));
+    // The edit tool is refused in review, and so is what the command changed, which is undone:
+    // the attempt changes nothing.
     let Outcome::Rejected(why) = outcome else { panic!("{outcome:?}") };
-    assert_eq!(
-        why,
-        "the change touched the benchmark or the tests (bench.py, test_cart.py), which were \
-         restored"
-    );
+    assert_eq!(why, "nothing changed");
     let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/python");
     for file in ["bench.py", "test_cart.py"] {
         assert_eq!(repo.read(file), std::fs::read_to_string(fixture.join(file)).unwrap());

@@ -181,6 +181,15 @@ fn start(tmux: &Tmux, dir: &Path, repo: &Path, home: &Path, width: u16) {
     assert!(tmux.run(&["pipe-pane", "-o", "-t", "t", &pipe]).status.success());
 }
 
+/// The text of the one session file in `sessions` (beside it lies its lock file).
+fn session_log(sessions: &Path) -> String {
+    let entries = std::fs::read_dir(sessions).unwrap().map(|e| e.unwrap().path());
+    let logs: Vec<PathBuf> =
+        entries.filter(|p| p.extension().is_some_and(|x| x == "jsonl")).collect();
+    assert_eq!(logs.len(), 1, "{logs:?}");
+    std::fs::read_to_string(&logs[0]).unwrap()
+}
+
 fn captured(dir: &Path) -> Vec<u8> {
     std::fs::read(dir.join("bytes.out")).unwrap_or_default()
 }
@@ -227,8 +236,7 @@ fn pasted_lines_are_one_task_the_idle_screen_writes_nothing_and_resizing_never_c
     tmux.keys(&["Enter"]);
     tmux.wait_for("three lines of the task");
     let sessions = home.join(".local/share/tiller/sessions");
-    let log = std::fs::read_dir(&sessions).unwrap().next().unwrap().unwrap().path();
-    let log = std::fs::read_to_string(log).unwrap();
+    let log = session_log(&sessions);
     assert!(log.contains("first line\\nsecond line\\nthird line"), "{log}");
 
     // Narrower: no full-screen clear, and the transcript is still on screen.
@@ -271,8 +279,7 @@ fn slash_commands_mentions_history_and_resume_in_tmux() {
     tmux.keys(&["C-a", "re-", "Enter"]);
     tmux.wait_for("Looked again.");
     let sessions = home.join(".local/share/tiller/sessions");
-    let log = std::fs::read_dir(&sessions).unwrap().next().unwrap().unwrap().path();
-    let log = std::fs::read_to_string(log).unwrap();
+    let log = session_log(&sessions);
     assert!(
         log.contains("explain @greet.py please\\n\\ngreet.py (lines 1-10):\\ndef greet"),
         "{log}"
