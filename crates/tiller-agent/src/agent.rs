@@ -586,6 +586,20 @@ impl Agent {
     /// older turns (and any earlier summary) are summarised by the model into one summary after
     /// the task, keeping the recent tail; the conversation comes out smaller every time.
     fn fit_context(&mut self, events: &mut dyn FnMut(&AgentEvent)) -> Result<(), AgentError> {
+        self.fit_context_or_compact(false, events)
+    }
+
+    /// Summarises all but the last turn now, whatever the context holds (`/compact`). Nothing
+    /// happens to a conversation too short to split.
+    pub fn compact_now(&mut self, events: &mut dyn FnMut(&AgentEvent)) -> Result<(), AgentError> {
+        self.fit_context_or_compact(true, events)
+    }
+
+    fn fit_context_or_compact(
+        &mut self,
+        force: bool,
+        events: &mut dyn FnMut(&AgentEvent),
+    ) -> Result<(), AgentError> {
         let info = self.provider.info();
         let reserve = u64::from(self.config.max_tokens.unwrap_or(0))
             .max(info.context_length / 4)
@@ -598,7 +612,7 @@ impl Agent {
             serde_json::to_string(&self.request(Vec::new()).tools).unwrap_or_default()
         );
         let before = compact::count(self.provider.as_ref(), &fixed, &self.history);
-        if before * 10 <= limit * 8 {
+        if before * 10 <= limit * 8 && !force {
             return Ok(());
         }
         // Aim at 60% of the budget for the fixed part, the summary and the recent turns kept,
@@ -607,7 +621,9 @@ impl Agent {
         let fixed_tokens = compact::count(self.provider.as_ref(), &fixed, &[]);
         let tail = (limit * 6 / 10).saturating_sub(fixed_tokens + summary_budget(limit));
         let mut after = before;
-        for tail_budget in [tail, 0] {
+        // Asked for, it keeps only the last turn: a conversation that fits keeps everything else.
+        let budgets: &[u64] = if force { &[0] } else { &[tail, 0] };
+        for &tail_budget in budgets {
             let Some(cut) =
                 compact::split_point(self.provider.as_ref(), &self.history, tail_budget)
             else {
@@ -618,7 +634,7 @@ impl Agent {
             events(&AgentEvent::Compacted { tokens_before: before, tokens_after: after });
             // What was read may be summarised away now: reading it again is no repeat.
             self.failures.clear();
-            if after <= limit {
+            if after <= limit || force {
                 return Ok(());
             }
         }

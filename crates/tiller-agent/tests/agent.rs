@@ -928,3 +928,33 @@ fn each_approval_policy_asks_what_docs_config_md_says() {
         assert!(repo.path().join("a.txt").exists() && repo.path().join("b.txt").exists());
     }
 }
+
+#[test]
+fn compact_now_summarises_all_but_the_last_turn() {
+    let repo = repo();
+    let (provider, requests) = scripted(
+        json!([
+            { "tool_calls": [ { "name": "list_dir", "arguments": {} } ] },
+            { "tool_calls": [ { "name": "list_dir", "arguments": { "depth": 1 } } ] },
+            { "text": "done" },
+            { "text": "SUMMARY: listed the directory twice." }
+        ]),
+        8192,
+    );
+    let mut agent = agent(provider, repo.path(), ApprovalPolicy::Never);
+    agent.run("the task", &mut AcceptAll, &mut |_| {}).unwrap();
+    let before = agent.history().len();
+    let mut compacted = None;
+    agent
+        .compact_now(&mut |e| {
+            if let AgentEvent::Compacted { tokens_before, tokens_after } = e {
+                compacted = Some((*tokens_before, *tokens_after));
+            }
+        })
+        .unwrap();
+    let (tokens_before, tokens_after) = compacted.expect("compaction fired");
+    assert!(tokens_after < tokens_before, "{tokens_before} -> {tokens_after}");
+    assert!(agent.history().len() < before);
+    assert!(agent.history()[0].text().contains("SUMMARY: listed the directory twice."));
+    assert!(requests.lock().unwrap()[3].tools.is_empty(), "the summary call offers no tools");
+}

@@ -173,6 +173,10 @@ fn slash_command(app: &mut App, command: Slash, worker: &worker::Worker, options
                 Err(e) => say(bad, format!("✗ {e}")),
             }
         }
+        Slash::Compact => {
+            let _ = worker.tasks.send(Job::Compact);
+            say(dim, "compacting…".into());
+        }
         Slash::Clear => {
             let _ = worker.tasks.send(Job::Rewind(0, false));
             say(dim, "new conversation: the model starts afresh".into());

@@ -31,6 +31,8 @@ pub enum Job {
     Task(String),
     /// Forget the conversation after its first N messages; `true` cuts the session file too.
     Rewind(usize, bool),
+    /// Summarise the older turns now.
+    Compact,
 }
 
 /// The running agent thread.
@@ -50,6 +52,17 @@ pub fn spawn(mut agent: Agent, to_ui: Sender<FromAgent>) -> Worker {
         for job in inbox {
             let task = match job {
                 Job::Task(task) => task,
+                Job::Compact => {
+                    let ui = to_ui.clone();
+                    let mut events = |e: &AgentEvent| {
+                        let _ = ui.send(FromAgent::Event(e.clone()));
+                    };
+                    if let Err(e) = agent.compact_now(&mut events) {
+                        let error = AgentEvent::Error { message: e.to_string() };
+                        let _ = to_ui.send(FromAgent::Event(error));
+                    }
+                    continue;
+                }
                 Job::Rewind(keep, cut_log) => {
                     if let Err(e) = agent.rewind(keep, cut_log) {
                         let error = AgentEvent::Error { message: e.to_string() };

@@ -288,6 +288,9 @@ fn slash_commands_mentions_history_and_resume_in_tmux() {
 
     tmux.keys(&["/cost", "Enter"]);
     tmux.wait_for("this session: 2 calls (0 failed)");
+    // The third turn of the script is the summary.
+    tmux.keys(&["/compact", "Enter"]);
+    tmux.wait_for("compacted: ");
     tmux.keys(&["/undo", "Enter"]);
     tmux.wait_for("the last commit is not a step tiller made");
     tmux.keys(&["/quit", "Enter"]);
@@ -309,7 +312,8 @@ fn slash_commands_mentions_history_and_resume_in_tmux() {
     let args = ["new-session", "-d", "-s", "t", "-x", "100", "-y", "20", "-c", &repo_dir, &command];
     assert!(tmux.run(&args).status.success());
     let screen = tmux.wait_for("resumed; the conversation so far:");
-    assert!(screen.contains("› re-explain @greet.py please"), "{screen}");
+    // Compacted: the first task (with the summary) and the last turn.
+    assert!(screen.contains("› explain @greet.py please\nLooked again."), "{screen}");
     tmux.keys(&["/resume", "Enter"]);
     tmux.wait_for("no other session in this workspace");
     tmux.keys(&["and now?", "Enter"]);
