@@ -8,7 +8,7 @@ use tiller_model::{Cancel, Completion, ModelError, Provider, Request, ToolChoice
 use tiller_tools::{Observation, Quote, Registry, ToolKind, TreeWatch, Workspace};
 use tiller_types::{AgentEvent, ApprovalPolicy, Message, StreamEvent, ToolCall, ToolSpec, Usage};
 
-use crate::compact::{self, truncate_middle};
+use crate::compact::truncate_middle;
 use crate::ground;
 use crate::ids::CallIds;
 use crate::record::{self, Recorder};
@@ -17,6 +17,7 @@ use crate::repeat::Failures;
 use crate::session::close_dangling_calls;
 use crate::{AgentError, Approver, SessionLog, agents_files, system_prompt};
 
+mod context;
 mod tool_call;
 
 /// How the agent works.
@@ -581,100 +582,6 @@ impl Agent {
         let eighth_of_context = self.provider.info().context_length as usize * 4 / 8;
         self.config.max_observation_bytes.min(eighth_of_context.max(1024))
     }
-
-    /// Compacts the history when the next prompt would take more than 80% of the input budget:
-    /// older turns (and any earlier summary) are summarised by the model into one summary after
-    /// the task, keeping the recent tail; the conversation comes out smaller every time.
-    fn fit_context(&mut self, events: &mut dyn FnMut(&AgentEvent)) -> Result<(), AgentError> {
-        self.fit_context_or_compact(false, events)
-    }
-
-    /// Summarises all but the last turn now, whatever the context holds (`/compact`). Nothing
-    /// happens to a conversation too short to split.
-    pub fn compact_now(&mut self, events: &mut dyn FnMut(&AgentEvent)) -> Result<(), AgentError> {
-        self.fit_context_or_compact(true, events)
-    }
-
-    fn fit_context_or_compact(
-        &mut self,
-        force: bool,
-        events: &mut dyn FnMut(&AgentEvent),
-    ) -> Result<(), AgentError> {
-        let info = self.provider.info();
-        let reserve = u64::from(self.config.max_tokens.unwrap_or(0))
-            .max(info.context_length / 4)
-            .min(info.context_length / 2);
-        let limit = info.context_length - reserve;
-        // The tools' schemas are part of every prompt, whichever way a provider sends them.
-        let fixed = format!(
-            "{}{}",
-            self.system,
-            serde_json::to_string(&self.request(Vec::new()).tools).unwrap_or_default()
-        );
-        let before = compact::count(self.provider.as_ref(), &fixed, &self.history);
-        if before * 10 <= limit * 8 && !force {
-            return Ok(());
-        }
-        // Aim at 60% of the budget for the fixed part, the summary and the recent turns kept,
-        // so that the next compaction is turns away; when that still does not fit, keep only
-        // the last turn.
-        let fixed_tokens = compact::count(self.provider.as_ref(), &fixed, &[]);
-        let tail = (limit * 6 / 10).saturating_sub(fixed_tokens + summary_budget(limit));
-        let mut after = before;
-        // Asked for, it keeps only the last turn: a conversation that fits keeps everything else.
-        let budgets: &[u64] = if force { &[0] } else { &[tail, 0] };
-        for &tail_budget in budgets {
-            let Some(cut) =
-                compact::split_point(self.provider.as_ref(), &self.history, tail_budget)
-            else {
-                break;
-            };
-            self.compact(cut, limit)?;
-            after = compact::count(self.provider.as_ref(), &fixed, &self.history);
-            events(&AgentEvent::Compacted { tokens_before: before, tokens_after: after });
-            // What was read may be summarised away now: reading it again is no repeat.
-            self.failures.clear();
-            if after <= limit || force {
-                return Ok(());
-            }
-        }
-        if after <= limit { Ok(()) } else { Err(AgentError::ContextFull { tokens: after, limit }) }
-    }
-
-    /// Replaces the messages before `cut` by the task and one summary of them. The summary
-    /// covers the previous one (part of the first message), so summaries never pile up, and it
-    /// is cut to its token budget should the model overrun it.
-    fn compact(&mut self, cut: usize, limit: u64) -> Result<(), AgentError> {
-        let max_tokens = summary_budget(limit);
-        let transcript = compact::transcript(&self.history[..cut], (limit as usize * 4) * 6 / 10);
-        let summary_request = Request {
-            messages: vec![Message::system(compact::SUMMARY_PROMPT), Message::user(transcript)],
-            tools: Vec::new(),
-            max_tokens: Some(max_tokens as u32),
-            temperature: self.config.temperature,
-            stop: Vec::new(),
-            tool_choice: ToolChoice::Auto,
-        };
-        let quoted = self.quotes_in(&self.history[1..cut]);
-        let summary = self.call_model(&summary_request, quoted, &mut |_| {})?;
-        self.usage += summary.usage;
-        let task = self.history[0].text();
-        let task = task.split(compact::SUMMARY_HEADING).next().unwrap_or(task).trim_end();
-        let summary = truncate_middle(summary.content.trim(), max_tokens as usize * 4);
-        let first = format!("{task}{}{summary}", compact::SUMMARY_HEADING);
-        let mut compacted = vec![Message::user(first)];
-        compacted.extend(self.history.drain(cut..));
-        self.history = compacted;
-        if let Some(log) = &mut self.log {
-            log.replace(&self.history)?;
-        }
-        Ok(())
-    }
-}
-
-/// Tokens a summary may take when `limit` tokens are available for the prompt.
-fn summary_budget(limit: u64) -> u64 {
-    (limit / 8).clamp(64, 1024)
 }
 
 const ANSWER_TOOL: &str = "answer";
