@@ -74,11 +74,12 @@ fn setup(dir: &Path) -> (PathBuf, PathBuf) {
     (repo, home)
 }
 
-/// Starts `tiller` on `dir/script.json` in `repo`, in a tmux session of the test's own.
-fn launch(dir: &Path, repo: &Path, home: &Path, name: &str) -> Tmux {
+/// Starts `tiller ARGS` on `dir/script.json` in `repo`, in a tmux session of the test's own,
+/// 100 columns wide, with every byte it writes to the terminal copied to `dir/bytes.out`.
+fn launch(dir: &Path, repo: &Path, home: &Path, name: &str, args: &str) -> Tmux {
     let tmux = Tmux { socket: format!("tiller-test-{}-{name}", std::process::id()) };
     let command = format!(
-        "env -i PATH=\"$PATH\" HOME={home} TERM=xterm-256color {tiller} --provider scripted -m {script}; echo EXITED $?; sleep 60",
+        "env -i PATH=\"$PATH\" HOME={home} TERM=xterm-256color {tiller} {args} --provider scripted -m {script}; echo EXITED $?; sleep 60",
         home = home.display(),
         tiller = env!("CARGO_BIN_EXE_tiller"),
         script = dir.join("script.json").display(),
@@ -98,6 +99,8 @@ fn launch(dir: &Path, repo: &Path, home: &Path, name: &str) -> Tmux {
         &command,
     ]);
     assert!(started.status.success(), "{}", String::from_utf8_lossy(&started.stderr));
+    let pipe = format!("cat >> {}", dir.join("bytes.out").display());
+    assert!(tmux.run(&["pipe-pane", "-o", "-t", "t", &pipe]).status.success());
     tmux
 }
 
@@ -105,7 +108,7 @@ fn launch(dir: &Path, repo: &Path, home: &Path, name: &str) -> Tmux {
 fn review_two_hunks_in_tmux_commit_the_accepted_one_then_undo() {
     let dir = tempfile::tempdir().unwrap();
     let (repo, home) = setup(dir.path());
-    let tmux = launch(dir.path(), &repo, &home, "a");
+    let tmux = launch(dir.path(), &repo, &home, "a", "");
     tmux.wait_for("scripted/tui-script");
     tmux.keys(&["fix the greetings", "Enter"]);
     let screen = tmux.wait_for("greet.py hunk 1/2");
@@ -153,34 +156,6 @@ fn review_two_hunks_in_tmux_commit_the_accepted_one_then_undo() {
     assert_eq!(row["messages"], 1, "only the task is left: {row}");
 }
 
-/// Starts `tiller` on `script.json` in tmux at `width` columns, with every byte it writes to
-/// the terminal copied to `bytes.out` in `dir`.
-fn start(tmux: &Tmux, dir: &Path, repo: &Path, home: &Path, width: u16) {
-    let command = format!(
-        "env -i PATH=\"$PATH\" HOME={home} TERM=xterm-256color {tiller} --provider scripted -m {script}; echo EXITED $?; sleep 60",
-        home = home.display(),
-        tiller = env!("CARGO_BIN_EXE_tiller"),
-        script = dir.join("script.json").display(),
-    );
-    let (repo, width) = (repo.display().to_string(), width.to_string());
-    let started = tmux.run(&[
-        "new-session",
-        "-d",
-        "-s",
-        "t",
-        "-x",
-        &width,
-        "-y",
-        "20",
-        "-c",
-        &repo,
-        &command,
-    ]);
-    assert!(started.status.success(), "{}", String::from_utf8_lossy(&started.stderr));
-    let pipe = format!("cat >> {}", dir.join("bytes.out").display());
-    assert!(tmux.run(&["pipe-pane", "-o", "-t", "t", &pipe]).status.success());
-}
-
 /// The text of the one session file in `sessions` (beside it lies its lock file).
 fn session_log(sessions: &Path) -> String {
     let entries = std::fs::read_dir(sessions).unwrap().map(|e| e.unwrap().path());
@@ -218,8 +193,7 @@ fn pasted_lines_are_one_task_the_idle_screen_writes_nothing_and_resizing_never_c
         { "text": "Read all three lines of the task. This answer is long enough to wrap on a narrow terminal, word by word.\n" }
     ]});
     std::fs::write(dir.path().join("script.json"), script.to_string()).unwrap();
-    let tmux = Tmux { socket: format!("tiller-test-paste-{}", std::process::id()) };
-    start(&tmux, dir.path(), &repo, &home, 100);
+    let tmux = launch(dir.path(), &repo, &home, "paste", "");
     tmux.wait_for("scripted/tui-script");
 
     // Idle: once drawn, nothing more is written while nothing changes.
@@ -261,8 +235,7 @@ fn slash_commands_mentions_history_and_resume_in_tmux() {
         { "text": "Looked at it." }, { "text": "Looked again." }, { "text": "Resumed fine." }
     ]});
     std::fs::write(dir.path().join("script.json"), script.to_string()).unwrap();
-    let tmux = Tmux { socket: format!("tiller-test-slash-{}", std::process::id()) };
-    start(&tmux, dir.path(), &repo, &home, 100);
+    let tmux = launch(dir.path(), &repo, &home, "slash", "");
     tmux.wait_for("scripted/tui-script");
 
     tmux.keys(&["/frob", "Enter"]);
@@ -301,16 +274,7 @@ fn slash_commands_mentions_history_and_resume_in_tmux() {
     let script =
         serde_json::json!({ "model": "tui-script", "turns": [{ "text": "Resumed fine." }]});
     std::fs::write(dir.path().join("script.json"), script.to_string()).unwrap();
-    let tmux = Tmux { socket: format!("tiller-test-slash2-{}", std::process::id()) };
-    let command = format!(
-        "env -i PATH=\"$PATH\" HOME={home} TERM=xterm-256color {tiller} -c --provider scripted -m {script}; echo EXITED $?; sleep 60",
-        home = home.display(),
-        tiller = env!("CARGO_BIN_EXE_tiller"),
-        script = dir.path().join("script.json").display(),
-    );
-    let repo_dir = repo.display().to_string();
-    let args = ["new-session", "-d", "-s", "t", "-x", "100", "-y", "20", "-c", &repo_dir, &command];
-    assert!(tmux.run(&args).status.success());
+    let tmux = launch(dir.path(), &repo, &home, "slash2", "-c");
     let screen = tmux.wait_for("resumed; the conversation so far:");
     // Compacted: the first task (with the summary) and the last turn.
     assert!(screen.contains("› explain @greet.py please\nLooked again."), "{screen}");
@@ -331,7 +295,7 @@ fn a_sed_run_by_the_shell_tool_is_reviewed_hunk_by_hunk_in_tmux() {
         { "text": "Done." }
     ]});
     std::fs::write(dir.path().join("script.json"), script.to_string()).unwrap();
-    let tmux = launch(dir.path(), &repo, &home, "sed");
+    let tmux = launch(dir.path(), &repo, &home, "sed", "");
     tmux.wait_for("scripted/tui-script");
     tmux.keys(&["fix the greetings with sed", "Enter"]);
     // The command ran; what it changed is held for review as two hunks.
