@@ -26,5 +26,6 @@ pub use record::Recorder;
 pub use redact::{Finding, Redacted, Redactor};
 pub use repeat::MAX_REPEATS;
 pub use session::{
-    SessionLog, SessionMeta, SessionSummary, list_sessions, load_session, take_kept_rows,
+    SessionLog, SessionMeta, SessionSummary, list_sessions, load_session, parse_session,
+    take_kept_rows,
 };

@@ -187,6 +187,12 @@ fn pending_marker(path: &Path) -> PathBuf {
 /// Reads a session file: every line that can be read, the rest counted in `skipped_lines`.
 pub fn load_session(path: &Path) -> Result<SessionSummary, AgentError> {
     let bytes = std::fs::read(path).map_err(|e| io_err(path, e))?;
+    Ok(parse_session(path, &bytes))
+}
+
+/// The session in `bytes`, the content of the file at `path` (whose name and time stand in for
+/// a lost meta line): any bytes give a session, damaged lines counted and skipped.
+pub fn parse_session(path: &Path, bytes: &[u8]) -> SessionSummary {
     let mut meta = None;
     let mut messages = Vec::new();
     let mut kept_rows = Vec::new();
@@ -210,14 +216,14 @@ pub fn load_session(path: &Path) -> Result<SessionSummary, AgentError> {
             .map_or_else(String::new, |d| utc_timestamp(d.as_secs()));
         SessionMeta { id, created, ..SessionMeta::default() }
     });
-    Ok(SessionSummary {
+    SessionSummary {
         meta,
         path: path.to_path_buf(),
         messages,
         skipped_lines,
         missing_meta,
         kept_rows,
-    })
+    }
 }
 
 /// The sessions in `dir`, least recently active first: by the time their file was last

@@ -226,7 +226,7 @@ struct WireError {
 
 /// The decoder's state during one attempt.
 #[derive(Default)]
-struct Stream {
+pub(crate) struct Stream {
     model: Option<String>,
     /// Open `tool_use` blocks, by block index.
     calls: Vec<(usize, ToolCall)>,

@@ -526,6 +526,36 @@ fn read_events(
     Ok(())
 }
 
+/// Runs `body` through the event reader and the stream decoder of the Anthropic API (`true`) or
+/// of OpenAI-compatible endpoints, as a response body would go: any bytes give an answer or an
+/// error, never a panic. For the fuzz targets.
+#[doc(hidden)]
+pub fn decode_body(anthropic: bool, body: &[u8]) -> Result<Completion, ModelError> {
+    fn run<D: Decoder>(body: &[u8]) -> Result<Completion, ModelError> {
+        let mut sink = |_: &StreamEvent| {};
+        let mut out = Collector::new(&mut sink);
+        let mut decoder = D::default();
+        let mut failed = None;
+        let read = read_events(body, |ev| match decoder.event(&ev, &mut out, "fuzz") {
+            Ok(done) => !done,
+            Err(e) => {
+                failed = Some(e);
+                false
+            }
+        });
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        read.map_err(|e| io_error(&e, "fuzz", Duration::ZERO))?;
+        decoder.eof(&mut out);
+        Ok(out.finish("fuzz".into(), None, 0))
+    }
+    match anthropic {
+        true => run::<crate::anthropic::Stream>(body),
+        false => run::<crate::openai::Stream>(body),
+    }
+}
+
 /// The delay before retry number `n` (from 1) when the endpoint named none.
 fn backoff(n: u32) -> Duration {
     BACKOFF_BASE.saturating_mul(1 << n.saturating_sub(1).min(16)).min(BACKOFF_CAP)

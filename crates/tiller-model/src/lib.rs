@@ -21,6 +21,8 @@ pub use anthropic::Anthropic;
 pub use collect::Collector;
 pub use egress::{EgressPolicy, Reach, reach};
 pub use error::ModelError;
+#[doc(hidden)]
+pub use http::decode_body;
 pub use openai::OpenAi;
 pub use scripted::{Script, Scripted, Turn};
 /// Moved to `tiller-types`, where the tools see it too; kept here for the providers' callers.

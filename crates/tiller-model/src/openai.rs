@@ -172,7 +172,7 @@ struct WireError {
 
 /// The decoder's state during one attempt.
 #[derive(Default)]
-struct Stream {
+pub(crate) struct Stream {
     model: Option<String>,
     /// Tool calls being assembled, by stream index, in order of appearance.
     calls: Vec<(usize, ToolCall)>,
