@@ -114,7 +114,8 @@ mod tests {
     #[test]
     fn tab_completes_commands_and_paths() {
         let files = vec!["greet.py".to_string(), "src/lib.rs".into(), "src/main.rs".into()];
-        assert_eq!(complete("/co", &files).as_deref(), Some("/cost "));
+        assert_eq!(complete("/cos", &files).as_deref(), Some("/cost "));
+        assert_eq!(complete("/co", &files).as_deref(), Some("/co"), "/cost or /compact");
         assert_eq!(complete("/", &files).as_deref(), Some("/"));
         assert_eq!(complete("@gr", &files).as_deref(), Some("@greet.py "));
         assert_eq!(complete("@src/", &files).as_deref(), Some("@src/"));
