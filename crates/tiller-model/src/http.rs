@@ -9,7 +9,7 @@
 //! (a blocked socket read cannot be interrupted). An abandoned worker ends, closing its
 //! connection, as soon as its read returns or times out.
 
-use std::io::{self, BufRead, BufReader, Read};
+use std::io::{self, BufReader, Read};
 use std::sync::Arc;
 use std::sync::mpsc::{self, RecvTimeoutError, SyncSender};
 use std::time::{Duration, Instant, SystemTime};
@@ -19,6 +19,7 @@ use serde::de::DeserializeOwned;
 use tiller_types::text::clip;
 use tiller_types::{ProviderKind, StreamEvent};
 
+use crate::sse::read_events;
 use crate::{Cancel, Collector, Completion, EndpointConfig, ModelError, ModelInfo};
 
 /// How often a waiting call looks at the cancel flag.
@@ -27,7 +28,7 @@ const POLL: Duration = Duration::from_millis(50);
 const BACKOFF_BASE: Duration = Duration::from_millis(500);
 const BACKOFF_CAP: Duration = Duration::from_secs(30);
 /// The largest event accepted, so that a misbehaving endpoint cannot exhaust memory.
-const MAX_EVENT: usize = 16 << 20;
+pub(crate) const MAX_EVENT: usize = 16 << 20;
 
 /// One server-sent event.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -424,7 +425,7 @@ fn transport_error(t: &ureq::Transport, endpoint: &str, idle: Duration) -> Model
 }
 
 /// A failed read: a timeout, bytes that are no event stream, or a dropped connection.
-fn io_error(e: &io::Error, endpoint: &str, idle: Duration) -> ModelError {
+pub(crate) fn io_error(e: &io::Error, endpoint: &str, idle: Duration) -> ModelError {
     match e.kind() {
         // Unix reports a socket read timeout as `WouldBlock`.
         io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => ModelError::Timeout {
@@ -463,97 +464,6 @@ pub(crate) fn remote(endpoint: &str, kind: Option<String>, message: Option<Strin
 fn excerpt(text: &str, max: usize) -> String {
     let line = text.split_whitespace().collect::<Vec<_>>().join(" ");
     clip(&line, max).into_owned()
-}
-
-/// Reads server-sent events, passing each to `on_event` until it returns false or the body
-/// ends. Comments and fields other than `event` and `data` are skipped; a partial last line is
-/// dropped (the caller sees the stream end without its end marker).
-fn read_events(
-    mut reader: impl BufRead,
-    mut on_event: impl FnMut(SseEvent) -> bool,
-) -> io::Result<()> {
-    let too_long = || io::Error::new(io::ErrorKind::InvalidData, "event larger than 16 MiB");
-    let mut ev = SseEvent::default();
-    let mut has_data = false;
-    let mut line = Vec::new();
-    loop {
-        line.clear();
-        let n = (&mut reader).take(MAX_EVENT as u64 + 1).read_until(b'\n', &mut line)?;
-        if n > MAX_EVENT {
-            return Err(too_long());
-        }
-        if !line.ends_with(b"\n") {
-            break;
-        }
-        line.pop();
-        if line.ends_with(b"\r") {
-            line.pop();
-        }
-        if line.is_empty() {
-            // A blank `data:` is a keep-alive some proxies send: not an event.
-            if has_data && !ev.data.trim().is_empty() && !on_event(std::mem::take(&mut ev)) {
-                return Ok(());
-            }
-            (ev, has_data) = (SseEvent::default(), false);
-            continue;
-        }
-        let text = std::str::from_utf8(&line)
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
-        let (field, value) = match text.split_once(':') {
-            Some((field, value)) => (field, value.strip_prefix(' ').unwrap_or(value)),
-            None => (text, ""),
-        };
-        match field {
-            // An empty field name is a comment (`: keep-alive`).
-            "data" => {
-                if has_data {
-                    ev.data.push('\n');
-                }
-                ev.data.push_str(value);
-                has_data = true;
-                if ev.data.len() > MAX_EVENT {
-                    return Err(too_long());
-                }
-            }
-            "event" => ev.event = value.to_string(),
-            _ => {}
-        }
-    }
-    // Some servers close right after an event's last line, without the blank line.
-    if has_data {
-        on_event(ev);
-    }
-    Ok(())
-}
-
-/// Runs `body` through the event reader and the stream decoder of the Anthropic API (`true`) or
-/// of OpenAI-compatible endpoints, as a response body would go: any bytes give an answer or an
-/// error, never a panic. For the fuzz targets.
-#[doc(hidden)]
-pub fn decode_body(anthropic: bool, body: &[u8]) -> Result<Completion, ModelError> {
-    fn run<D: Decoder>(body: &[u8]) -> Result<Completion, ModelError> {
-        let mut sink = |_: &StreamEvent| {};
-        let mut out = Collector::new(&mut sink);
-        let mut decoder = D::default();
-        let mut failed = None;
-        let read = read_events(body, |ev| match decoder.event(&ev, &mut out, "fuzz") {
-            Ok(done) => !done,
-            Err(e) => {
-                failed = Some(e);
-                false
-            }
-        });
-        if let Some(e) = failed {
-            return Err(e);
-        }
-        read.map_err(|e| io_error(&e, "fuzz", Duration::ZERO))?;
-        decoder.eof(&mut out);
-        Ok(out.finish("fuzz".into(), None, 0))
-    }
-    match anthropic {
-        true => run::<crate::anthropic::Stream>(body),
-        false => run::<crate::openai::Stream>(body),
-    }
 }
 
 /// The delay before retry number `n` (from 1) when the endpoint named none.

@@ -11,6 +11,7 @@ mod error;
 mod http;
 mod openai;
 mod scripted;
+mod sse;
 
 use std::time::Duration;
 
@@ -21,10 +22,10 @@ pub use anthropic::Anthropic;
 pub use collect::Collector;
 pub use egress::{EgressPolicy, Reach, reach};
 pub use error::ModelError;
-#[doc(hidden)]
-pub use http::decode_body;
 pub use openai::OpenAi;
 pub use scripted::{Script, Scripted, Turn};
+#[doc(hidden)]
+pub use sse::decode_body;
 /// Moved to `tiller-types`, where the tools see it too; kept here for the providers' callers.
 pub use tiller_types::Cancel;
 
