@@ -129,11 +129,11 @@ impl Detection {
         match self.tier() {
             Tier::A => {}
             Tier::B => warnings.push(
-                "without namespaces, unix sockets that exist as files (under /run, /var, \
-                 $XDG_RUNTIME_DIR, $HOME) stay reachable, secret folders such as ~/.ssh and \
-                 tiller's own data and config stay readable, .git stays writable (so a command \
-                 can plant what git runs later), and a process that calls setsid can outlive \
-                 the timeout"
+                "without namespaces, secret folders such as ~/.ssh and tiller's own data and \
+                 config stay readable, .git stays writable (so a command can plant what git \
+                 runs later), unix sockets, where allowed, reach every socket file (under /run, \
+                 $XDG_RUNTIME_DIR, ~/.ssh), and a process that calls setsid can outlive the \
+                 timeout"
                     .to_owned(),
             ),
             Tier::C => {
@@ -276,7 +276,7 @@ mod tests {
             b.summary(),
             "tier B (Landlock and seccomp, no namespaces): user namespaces are unavailable: denied"
         );
-        assert!(b.warnings()[0].contains("unix sockets that exist as files"));
+        assert!(b.warnings()[0].contains("secret folders such as ~/.ssh"));
         let root = Detection { root: true, ..detection(Some(7), true, true) };
         assert!(
             root.warnings()[0].contains("as root, the kernel does not apply the process limit")

@@ -66,7 +66,7 @@ fn confine(mut args: impl Iterator<Item = OsString>) -> Result<Infallible, Sandb
     no_new_privs()?;
     set_limits(&policy.limits)?;
     restrict_files(&policy)?;
-    seccomp::deny_sockets(policy.network)?;
+    seccomp::deny_sockets(policy.network, policy.unix_sockets)?;
     seccomp::deny_io_uring()?;
     Err(exec(program, args))
 }

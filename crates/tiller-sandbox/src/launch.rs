@@ -7,7 +7,6 @@
 //! Both start the command with a minimal environment ([`Policy::passes_env`]).
 
 use std::ffi::{OsStr, OsString};
-use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Mutex, PoisonError};
@@ -18,10 +17,6 @@ use crate::{Detection, HELPER_ARG, Policy, SandboxError, Tier};
 
 /// Where the private temporary directory appears inside tier A.
 const INNER_TMP: &str = "/tmp";
-
-/// Folders never searched for unix sockets: kernel file systems, the system's own folders
-/// (which hold none on common systems, and many files), and `/tmp`, replaced in tier A.
-const NOT_SEARCHED: &[&str] = &["/proc", "/sys", "/dev", "/usr", "/etc", "/boot", INNER_TMP];
 
 /// Confines commands by one policy, for as long as it lives (typically one agent session).
 #[derive(Debug)]
@@ -153,8 +148,8 @@ impl Sandbox {
     /// network), a read-only root, fresh `/dev` and `/proc`, the hidden paths outside the
     /// writable roots (so a writable root inside one, such as a workspace under `/var`, is
     /// bound back into the empty folder), the private `/tmp`, the writable roots, the hidden
-    /// paths inside them, the read-only ones (also where hidden), the unix sockets found, and
-    /// the helper itself (in case it lives somewhere hidden).
+    /// paths inside them, the read-only ones (also where hidden), and the helper itself (in
+    /// case it lives somewhere hidden).
     fn bwrap_args(&self, writable: &[PathBuf], cwd: &Path) -> Vec<OsString> {
         let mut args: Vec<OsString> = ["--unshare-all", "--die-with-parent", "--new-session"]
             .into_iter()
@@ -188,15 +183,6 @@ impl Sandbox {
         for r in existing(&self.policy.read_only) {
             push("--ro-bind", &[&r, &r]);
         }
-        let skip: Vec<PathBuf> = NOT_SEARCHED
-            .iter()
-            .filter_map(|p| Path::new(p).canonicalize().ok())
-            .chain(writable.iter().cloned())
-            .chain(hidden.iter().cloned())
-            .collect();
-        for s in sockets(&existing(&self.policy.socket_search), &skip) {
-            push("--ro-bind", &[Path::new("/dev/null"), &s]);
-        }
         push("--ro-bind", &[&self.helper, &self.helper]);
         push("--chdir", &[cwd]);
         args
@@ -220,28 +206,6 @@ fn hiding(path: &Path) -> (&'static str, Vec<&Path>) {
     } else {
         ("--ro-bind", vec![Path::new("/dev/null"), path])
     }
-}
-
-/// The unix sockets in `roots` and up to three levels beneath them, outside `skip`. Symbolic
-/// links are not followed.
-fn sockets(roots: &[PathBuf], skip: &[PathBuf]) -> Vec<PathBuf> {
-    let mut found = Vec::new();
-    let mut dirs: Vec<(PathBuf, u8)> = roots.iter().map(|r| (r.clone(), 1)).collect();
-    while let Some((dir, level)) = dirs.pop() {
-        if skip.iter().any(|s| dir.starts_with(s)) {
-            continue;
-        }
-        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
-            match entry.file_type() {
-                Ok(t) if t.is_socket() => found.push(entry.path()),
-                Ok(t) if t.is_dir() && level < 3 => dirs.push((entry.path(), level + 1)),
-                _ => {}
-            }
-        }
-    }
-    found.sort();
-    found.dedup();
-    found
 }
 
 fn canonical(path: &Path) -> Result<PathBuf, SandboxError> {
@@ -402,20 +366,6 @@ mod tests {
         // child gets exactly these).
         assert!(envs.contains(&(OsStr::new("CARGO_PKG_NAME"), Some(OsStr::new("tiller-sandbox")))));
         assert!(!envs.iter().any(|(k, _)| *k == "CARGO_MANIFEST_DIR"), "{envs:?}");
-    }
-
-    #[test]
-    fn sockets_are_found_three_levels_down_outside_skipped_folders() {
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path().canonicalize().unwrap();
-        for d in ["a/b", "skip", "a/b/c/d"] {
-            std::fs::create_dir_all(root.join(d)).unwrap();
-        }
-        let bind = |p: &str| std::os::unix::net::UnixListener::bind(root.join(p)).unwrap();
-        let _held = ["top.sock", "a/b/three.sock", "skip/s.sock", "a/b/c/four.sock"].map(bind);
-        std::fs::write(root.join("a/file"), "").unwrap();
-        let found = sockets(std::slice::from_ref(&root), &[root.join("skip")]);
-        assert_eq!(found, [root.join("a/b/three.sock"), root.join("top.sock")]);
     }
 
     #[test]

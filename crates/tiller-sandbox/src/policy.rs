@@ -84,13 +84,13 @@ pub struct Policy {
     /// (`/run`, `/var`, `$XDG_RUNTIME_DIR`, …), secrets (`~/.ssh`, `~/.aws`, …) and tiller's
     /// own config and data. Missing ones are skipped.
     pub hidden: Vec<PathBuf>,
-    /// Folders searched three levels deep for unix sockets before each command; each one found
-    /// outside the writable roots is covered (tier A).
-    pub socket_search: Vec<PathBuf>,
     /// Environment variables passed on by name besides [`BASE_ENV`] and `LC_*`.
     pub env: Vec<String>,
     /// Whether sockets other than unix ones may be created.
     pub network: bool,
+    /// Whether unix sockets may be created (a stream socket pair always may). Such a socket can
+    /// connect to any socket file the command sees, wherever it lies and whenever it was made.
+    pub unix_sockets: bool,
     pub limits: Limits,
 }
 
@@ -139,9 +139,9 @@ impl Policy {
             readable: vec![PathBuf::from("/")],
             read_only: git_metadata(root),
             hidden,
-            socket_search: [Some(PathBuf::from("/")), home].into_iter().flatten().collect(),
             env: Vec::new(),
             network: false,
+            unix_sockets: false,
             limits: Limits::default(),
         }
     }
@@ -190,10 +190,9 @@ mod tests {
         );
         assert_eq!(p.writable, [Path::new("/home/u/proj")]);
         assert_eq!(p.readable, [Path::new("/")]);
-        assert!(!p.network);
+        assert!(!p.network && !p.unix_sockets);
         assert_eq!(p.limits, Limits::default());
         assert_eq!(p.read_only, [Path::new("/home/u/proj/.git")]);
-        assert_eq!(p.socket_search, [Path::new("/"), Path::new("/home/u")]);
         for h in [
             "/run",
             "/var",
@@ -221,7 +220,6 @@ mod tests {
         // An empty variable counts as unset.
         let p = Policy::for_workspace_with(Path::new("/w"), env(&[("HOME", "")]));
         assert_eq!(p.hidden.len(), SYSTEM_HIDDEN.len());
-        assert_eq!(p.socket_search, [Path::new("/")]);
     }
 
     #[test]
@@ -260,6 +258,7 @@ mod tests {
     fn round_trips_through_json() {
         let mut p = Policy::for_workspace_with(Path::new("/w"), env(&[]));
         p.network = true;
+        p.unix_sockets = true;
         p.limits.processes = 7;
         p.env = vec!["A".into()];
         let back: Policy = serde_json::from_str(&serde_json::to_string(&p).unwrap()).unwrap();

@@ -2,6 +2,12 @@
 //! the program prints a clear message: "Address family not supported by protocol" for a
 //! refused socket, "Function not implemented" for io_uring (which libraries take as "fall back
 //! to plain system calls").
+//!
+//! Unix sockets are refused where they are made rather than where they connect: seccomp cannot
+//! read the path `connect` and `sendto` are given, so a command that may make a unix socket may
+//! reach every socket file it can see, including ones made after it started. A stream socket
+//! pair is already connected and cannot be pointed anywhere else, so pipelines and programs
+//! that talk to their own children keep working.
 
 use std::collections::BTreeMap;
 
@@ -16,17 +22,28 @@ use crate::SandboxError;
 /// calls through (they share the x86_64 audit value), so each rule is repeated for them.
 const X32_SYSCALL_BIT: i64 = 0x4000_0000;
 
-/// Refuses sockets that reach beyond the machine: with `network` off every family but
+/// The bits of `socket`'s and `socketpair`'s type argument that hold the type (the kernel's
+/// `SOCK_TYPE_MASK`).
+const SOCK_TYPE_MASK: u64 = 0xf;
+
+/// Refuses sockets that reach beyond the command: with `network` off every family but
 /// `AF_UNIX` (so IPv4, IPv6, netlink, vsock, packet…), with it on still `AF_VSOCK`, which no
-/// network namespace isolates.
-pub(crate) fn deny_sockets(network: bool) -> Result<(), SandboxError> {
-    let rule = if network {
-        arg0(SeccompCmpOp::Eq, libc::AF_VSOCK)?
+/// network namespace isolates; and unless `unix` allows them, new unix sockets and datagram
+/// socket pairs (a datagram socket may send to any socket file, connected or not).
+pub(crate) fn deny_sockets(network: bool, unix: bool) -> Result<(), SandboxError> {
+    let other = if network {
+        arg(0, SeccompCmpOp::Eq, libc::AF_VSOCK)?
     } else {
-        arg0(SeccompCmpOp::Ne, libc::AF_UNIX)?
+        arg(0, SeccompCmpOp::Ne, libc::AF_UNIX)?
     };
-    let rules = [libc::SYS_socket, libc::SYS_socketpair].map(|nr| (nr, vec![rule.clone()]));
-    install(&rules, libc::EAFNOSUPPORT)
+    let (mut socket, mut pair) = (vec![other.clone()], vec![other]);
+    if !unix {
+        socket.push(arg(0, SeccompCmpOp::Eq, libc::AF_UNIX)?);
+        // The type argument also carries SOCK_NONBLOCK and SOCK_CLOEXEC.
+        let kind = SeccompCmpOp::MaskedEq(SOCK_TYPE_MASK);
+        pair.push(arg(1, kind, libc::SOCK_DGRAM)?);
+    }
+    install(&[(libc::SYS_socket, socket), (libc::SYS_socketpair, pair)], libc::EAFNOSUPPORT)
 }
 
 /// Refuses io_uring, which can open sockets and files without the system calls the other
@@ -42,17 +59,17 @@ pub(crate) fn deny_io_uring() -> Result<(), SandboxError> {
 /// `ENOSYS` (so the C library falls back to `clone`).
 pub(crate) fn deny_user_namespaces() -> Result<(), SandboxError> {
     let new_user = libc::CLONE_NEWUSER;
-    let flagged = arg0(SeccompCmpOp::MaskedEq(new_user as u64), new_user)?;
+    let flagged = arg(0, SeccompCmpOp::MaskedEq(new_user as u64), new_user)?;
     let rules = [libc::SYS_unshare, libc::SYS_clone].map(|nr| (nr, vec![flagged.clone()]));
     install(&rules, libc::EPERM)?;
     install(&[(libc::SYS_clone3, Vec::new())], libc::ENOSYS)
 }
 
-/// A rule on the first argument, compared as a 32-bit int.
-fn arg0(op: SeccompCmpOp, value: libc::c_int) -> Result<SeccompRule, SandboxError> {
+/// A rule on argument `index`, compared as a 32-bit int.
+fn arg(index: u8, op: SeccompCmpOp, value: libc::c_int) -> Result<SeccompRule, SandboxError> {
     // The kernel passes the int sign-extended only in the upper half, which Dword ignores.
     let value = u64::from(value as u32);
-    SeccompCondition::new(0, SeccompCmpArgLen::Dword, op, value)
+    SeccompCondition::new(index, SeccompCmpArgLen::Dword, op, value)
         .and_then(|cond| SeccompRule::new(vec![cond]))
         .map_err(error)
 }

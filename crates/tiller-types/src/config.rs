@@ -57,7 +57,7 @@ impl Egress {
     pub const DEFAULT_DENY: [&str; 5] = [".env*", "*.pem", "*.key", "id_*", ".netrc"];
 }
 
-/// What the commands the agent runs get from tiller's environment.
+/// What the commands the agent runs may have besides the sandbox's defaults.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SandboxSettings {
@@ -65,6 +65,10 @@ pub struct SandboxSettings {
     /// (`PATH`, `HOME`, `LANG`, …). The model endpoint's API key variable is never passed on.
     #[serde(default)]
     pub env: Vec<String>,
+    /// Let commands make unix sockets (a test server on a socket in the workspace, Python's
+    /// forkserver). They can then connect to any socket file outside the hidden folders.
+    #[serde(default)]
+    pub unix_sockets: bool,
 }
 
 /// Everything that selects and tunes one model endpoint. Every field is optional so that a
@@ -183,6 +187,7 @@ mod tests {
             local_only = false
             [sandbox]
             env = ["NPM_TOKEN"]
+            unix_sockets = true
             [prices."gpt-4o*"]
             prompt = 2.5
             completion = 10.0
@@ -192,6 +197,7 @@ mod tests {
         assert_eq!(cfg.egress.allow, ["api.openai.com"]);
         assert_eq!(cfg.egress.local_only, Some(false));
         assert_eq!(cfg.sandbox.env, ["NPM_TOKEN"]);
+        assert!(cfg.sandbox.unix_sockets);
         assert!(cfg.prices.price("gpt-4o-mini").is_some());
     }
 

@@ -10,7 +10,7 @@
 
 use std::io::Read;
 use std::net::{TcpListener, UdpSocket};
-use std::os::unix::net::UnixListener;
+use std::os::unix::net::{UnixDatagram, UnixListener};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
@@ -37,8 +37,11 @@ def io_uring():
         raise OSError(err, os.strerror(err))
 "#;
 
-/// A TCP attempt in python, for a shell script.
-const ATTEMPT_SH: &str = "python3 -c 'import socket\ntry: socket.socket()\nexcept OSError as e: print(\"tcp4:\", e.strerror)';";
+/// A TCP and a unix socket attempt in python, for a shell script.
+const ATTEMPT_SH: &str = "python3 -c 'import socket\n\
+    for name, family in (\"tcp4\", socket.AF_INET), (\"unix\", socket.AF_UNIX):\n\
+    \x20 try: socket.socket(family)\n\
+    \x20 except OSError as e: print(name + \":\", e.strerror)';";
 
 fn tiller() -> PathBuf {
     std::env::var_os("TILLER_BIN").map_or(env!("CARGO_BIN_EXE_tiller").into(), PathBuf::from)
@@ -114,6 +117,15 @@ impl Env {
     fn tiller(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(tiller());
         cmd.args(args).env_clear().env("PATH", PATH).env("HOME", &self.home).current_dir(&self.ws);
+        cmd
+    }
+
+    /// `tiller --config FILE sandbox -- PROGRAM ARGS`, FILE holding `config`.
+    fn tiller_with(&self, config: &str, program: &str, args: &[&str]) -> Command {
+        let file = self.base.join("config.toml");
+        std::fs::write(&file, config).unwrap();
+        let mut cmd = self.tiller(&["--config", file.to_str().unwrap(), "sandbox", "--", program]);
+        cmd.args(args);
         cmd
     }
 
@@ -464,64 +476,169 @@ fn network_flag_allows_tcp() {
     assert_eq!(got, "hi");
 }
 
-/// Connecting to a listening unix socket at `path` works outside the sandbox and fails inside
-/// it with `error`: "No such file or directory" where the folder holding it is hidden,
-/// "Connection refused" where the socket itself is covered.
-fn assert_unix_socket_hidden(env: &Env, path: &Path, extra_env: &[(&str, &Path)], error: &str) {
-    let listener = UnixListener::bind(path).unwrap();
-    listener.set_nonblocking(true).unwrap();
-    let code = format!(
-        "attempt('unix', lambda: socket.socket(socket.AF_UNIX).connect('{}'))\n",
-        path.display()
-    );
-    let outside =
-        Command::new("python3").args(["-c", &format!("{ATTEMPT}{code}")]).output().unwrap();
-    assert_eq!(String::from_utf8_lossy(&outside.stdout), "unix: ESCAPED\n", "control failed");
-    assert!(listener.accept().is_ok());
-    let mut cmd = env.tiller(&["sandbox", "--", "python3", "-c", &format!("{ATTEMPT}{code}")]);
+/// A unix socket listening at `path`, stream or datagram, for an attempt to reach.
+enum Listener {
+    Stream(UnixListener),
+    Datagram(UnixDatagram),
+}
+
+impl Listener {
+    fn bind(path: &Path, datagram: bool) -> Listener {
+        let listener = if datagram {
+            Listener::Datagram(UnixDatagram::bind(path).unwrap())
+        } else {
+            Listener::Stream(UnixListener::bind(path).unwrap())
+        };
+        match &listener {
+            Listener::Stream(l) => l.set_nonblocking(true).unwrap(),
+            Listener::Datagram(d) => d.set_nonblocking(true).unwrap(),
+        }
+        listener
+    }
+
+    /// Whether a connection or a datagram arrived since the last call.
+    fn reached(&self) -> bool {
+        match self {
+            Listener::Stream(l) => l.accept().is_ok(),
+            Listener::Datagram(d) => d.recv(&mut [0; 64]).is_ok(),
+        }
+    }
+}
+
+/// Python attempts on the unix socket at `PATH`: connecting a new socket, and sending a
+/// datagram from a socket pair, by `sendto` and after `connect` (a datagram socket may change
+/// its peer).
+const UNIX_STREAM: &str = "attempt('unix', lambda: socket.socket(socket.AF_UNIX).connect(PATH))\n";
+const UNIX_DATAGRAM: &str = "def pair():\n    return socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)[0]\n\
+    attempt('sendto', lambda: pair().sendto(b'x', PATH))\n\
+    attempt('connect', lambda: (lambda s: (s.connect(PATH), s.send(b'x')))(pair()))\n";
+
+/// Runs `code` (with `PATH` the socket's path) against a socket listening at `path`: first
+/// unconfined, where it must get through, then in the sandbox with `config` (a config file's
+/// text) and `extra_env`. Returns what the sandboxed attempt printed; fails if a connection or
+/// datagram got through while it printed no `ESCAPED`.
+fn unix_attempt(
+    env: &Env,
+    path: &Path,
+    code: &str,
+    config: &str,
+    extra_env: &[(&str, &Path)],
+) -> String {
+    let listener = Listener::bind(path, code == UNIX_DATAGRAM);
+    let code = format!("{ATTEMPT}PATH = '{}'\n{code}", path.display());
+    let outside = Command::new("python3").args(["-c", &code]).output().unwrap();
+    let outside = String::from_utf8_lossy(&outside.stdout);
+    assert!(!outside.is_empty() && outside.lines().all(|l| l.ends_with(": ESCAPED")), "{outside}");
+    while listener.reached() {}
+    let mut cmd = env.tiller_with(config, "python3", &["-c", &code]);
     cmd.envs(extra_env.iter().copied());
     let out = output(&mut cmd);
-    assert_eq!(out.stdout, format!("unix: {error}\n"), "{}", out.stderr);
-    assert!(listener.accept().is_err(), "a connection got through");
+    let escaped = out.stdout.contains("ESCAPED");
+    assert!(escaped || !listener.reached(), "got through unseen: {}", out.stdout);
+    assert!(!out.stdout.is_empty(), "{}", out.stderr);
+    out.stdout
 }
 
-#[test]
-fn unix_socket_under_run_is_unreachable() {
-    need_tier_a!();
-    let env = env();
-    let path = PathBuf::from(format!("/run/tiller-escape-{}.sock", std::process::id()));
-    if is_root() {
-        assert_unix_socket_hidden(&env, &path, &[], HIDDEN);
-        std::fs::remove_file(&path).unwrap();
-    } else {
-        eprintln!(
-            "NOTE: not root, so no socket can be made under /run; the runtime-dir test covers it"
-        );
-    }
-    // $XDG_RUNTIME_DIR (normally /run/user/UID) and an ssh-agent socket in ~/.ssh.
-    let runtime = env.base.join("runtime");
-    std::fs::create_dir(&runtime).unwrap();
-    assert_unix_socket_hidden(&env, &runtime.join("bus"), &[("XDG_RUNTIME_DIR", &runtime)], HIDDEN);
-    std::fs::create_dir(env.home.join(".ssh")).unwrap();
-    assert_unix_socket_hidden(&env, &env.home.join(".ssh/agent.sock"), &[], HIDDEN);
-}
-
+/// The error of a refused `socket` or `socketpair`.
+const NO_FAMILY: &str = "Address family not supported by protocol";
+/// Where the folder holding a socket is hidden.
 const HIDDEN: &str = "No such file or directory";
+/// The config that lets commands make unix sockets.
+const UNIX_ALLOWED: &str = "[sandbox]\nunix_sockets = true\n";
 
-/// Unix sockets outside the runtime and secret folders: under `/var` (hidden whole) and
-/// anywhere in `$HOME` down to three levels (each covered).
+/// With unix sockets allowed, a socket under `/run`, `$XDG_RUNTIME_DIR` (normally
+/// /run/user/UID), `/var` or an ssh-agent's in `~/.ssh` is still out of sight.
 #[test]
-fn unix_sockets_elsewhere_are_unreachable() {
+fn unix_sockets_in_hidden_folders_stay_out_of_sight() {
     need_tier_a!();
     let env = env();
-    let var = PathBuf::from(format!("/var/tmp/tiller-escape-{}.sock", std::process::id()));
-    let _ = std::fs::remove_file(&var);
-    assert_unix_socket_hidden(&env, &var, &[], HIDDEN);
-    std::fs::remove_file(&var).unwrap();
-    std::fs::create_dir_all(env.home.join(".cache/app")).unwrap();
-    let refused = "Connection refused";
-    assert_unix_socket_hidden(&env, &env.home.join("x.sock"), &[], refused);
-    assert_unix_socket_hidden(&env, &env.home.join(".cache/app/x.sock"), &[], refused);
+    let id = std::process::id();
+    let mut system = vec![PathBuf::from(format!("/var/tmp/tiller-escape-{id}.sock"))];
+    if is_root() {
+        system.push(PathBuf::from(format!("/run/tiller-escape-{id}.sock")));
+    } else {
+        eprintln!("NOTE: not root, so no socket can be made under /run; the runtime dir covers it");
+    }
+    for path in &system {
+        let _ = std::fs::remove_file(path);
+        let out = unix_attempt(&env, path, UNIX_STREAM, UNIX_ALLOWED, &[]);
+        std::fs::remove_file(path).unwrap();
+        assert_eq!(out, format!("unix: {HIDDEN}\n"));
+    }
+    let runtime = env.base.join("runtime");
+    std::fs::create_dir_all(&runtime).unwrap();
+    std::fs::create_dir(env.home.join(".ssh")).unwrap();
+    let extra = [("XDG_RUNTIME_DIR", runtime.as_path())];
+    let out = unix_attempt(&env, &runtime.join("bus"), UNIX_STREAM, UNIX_ALLOWED, &extra);
+    assert_eq!(out, format!("unix: {HIDDEN}\n"));
+    let out = unix_attempt(&env, &env.home.join(".ssh/agent.sock"), UNIX_STREAM, UNIX_ALLOWED, &[]);
+    assert_eq!(out, format!("unix: {HIDDEN}\n"));
+}
+
+/// By default no unix socket outside the sandbox can be reached, wherever it lies: in a
+/// hidden folder, in `$HOME`, five levels down, or one a datagram socket pair sends to.
+#[test]
+fn unix_sockets_outside_are_unreachable_wherever_they_lie() {
+    need_tier_a!();
+    let env = env();
+    let deep = env.home.join("a/b/c/d");
+    std::fs::create_dir_all(&deep).unwrap();
+    std::fs::create_dir(env.home.join(".ssh")).unwrap();
+    let out = unix_attempt(&env, &deep.join("log.sock"), UNIX_DATAGRAM, "", &[]);
+    assert_eq!(out, format!("sendto: {NO_FAMILY}\nconnect: {NO_FAMILY}\n"));
+    for path in [deep.join("x.sock"), env.home.join("x.sock"), env.home.join(".ssh/agent.sock")] {
+        let out = unix_attempt(&env, &path, UNIX_STREAM, "", &[]);
+        assert_eq!(out, format!("unix: {NO_FAMILY}\n"), "{}", path.display());
+    }
+}
+
+/// A socket made after the command started (by another program of the user) is as
+/// unreachable as one that was there before.
+#[test]
+fn a_unix_socket_made_after_the_command_started_is_unreachable() {
+    need_tier_a!();
+    let env = env();
+    let path = env.home.join("late.sock");
+    let code = format!(
+        "{ATTEMPT}print('ready', flush=True)\nsys.stdin.readline()\n\
+         attempt('unix', lambda: socket.socket(socket.AF_UNIX).connect('{}'))\n",
+        path.display()
+    );
+    let mut child = env
+        .tiller(&["sandbox", "--", "python3", "-c", &code])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut stdout, &mut line).unwrap();
+    assert_eq!(line, "ready\n");
+    let listener = Listener::bind(&path, false);
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), b"go\n").unwrap();
+    let mut rest = String::new();
+    stdout.read_to_string(&mut rest).unwrap();
+    assert!(child.wait().unwrap().success());
+    assert_eq!(rest, format!("unix: {NO_FAMILY}\n"));
+    assert!(!listener.reached(), "a connection got through");
+}
+
+/// A server and a client on a socket in the workspace: refused by default, working where
+/// the config allows unix sockets.
+#[test]
+fn unix_sockets_in_the_workspace_work_where_allowed() {
+    need_tier_a!();
+    let env = env();
+    let code = "def serve():\n\
+                \x20   s = socket.socket(socket.AF_UNIX); s.bind('srv.sock'); s.listen()\n\
+                \x20   c = socket.socket(socket.AF_UNIX); c.connect('srv.sock'); c.sendall(b'hi')\n\
+                \x20   print(s.accept()[0].recv(2).decode())\n\
+                attempt('serve', serve)\n";
+    assert_eq!(env.python(&[], code).stdout, format!("serve: {NO_FAMILY}\n"));
+    let code = format!("{ATTEMPT}{code}");
+    let out = output(&mut env.tiller_with(UNIX_ALLOWED, "python3", &["-c", &code]));
+    assert_eq!(out.stdout, "hi\nserve: ESCAPED\n", "{}", out.stderr);
 }
 
 fn is_root() -> bool {
@@ -666,14 +783,15 @@ fn tier_b_is_chosen_without_user_namespaces() {
     assert!(out.stderr.contains("tier B (Landlock and seccomp, no namespaces)"), "{}", out.stderr);
     assert!(out.stderr.contains("user namespaces are unavailable"), "{}", out.stderr);
     assert!(
-        out.stderr.contains("warning: without namespaces, unix sockets that exist as files"),
+        out.stderr.contains("warning: without namespaces, secret folders such as ~/.ssh"),
         "{}",
         out.stderr
     );
     assert!(out.stderr.contains("Permission denied"), "{}", out.stderr);
     assert!(!env.base.join("outside").exists());
     assert_eq!(
-        out.stdout, "tcp4: Address family not supported by protocol\ntoken=none\nhi\n",
+        out.stdout,
+        format!("tcp4: {NO_FAMILY}\nunix: {NO_FAMILY}\ntoken=none\nhi\n"),
         "{}",
         out.stderr
     );

@@ -18,7 +18,8 @@ use crate::config::{self, Settings};
 const TIMED_OUT: i32 = 124;
 
 /// The sandbox for commands run in `root`: the default policy, with the config file in use
-/// hidden too and the `[sandbox] env` variables passed on, except the API key's.
+/// hidden too, the `[sandbox] env` variables passed on (except the API key's) and unix
+/// sockets as `[sandbox] unix_sockets` says.
 pub fn for_workspace(
     root: &Path,
     network: bool,
@@ -29,6 +30,7 @@ pub fn for_workspace(
     })?;
     let mut policy = Policy::for_workspace(root);
     policy.network = network;
+    policy.unix_sockets = settings.sandbox.unix_sockets;
     if !policy.hidden.iter().any(|h| settings.config_path.starts_with(h)) {
         policy.hidden.push(settings.config_path.clone());
     }
