@@ -3,26 +3,34 @@
 //! A command writes the tree directly, so the content a file had before it ran must be known
 //! beforehand to show hunks and to restore rejected ones. The choice made here, [`TreeWatch`]:
 //!
-//! - Before each command, the tree is walked (tracked and untracked files; what `.gitignore`
-//!   and `.git/info/exclude` ignore, `.git` itself, symlinks and denied files are left out) and
-//!   each file's stat stamp (size, mtime, ctime, inode) is taken. A file whose stamp matches the
-//!   one kept from the last walk keeps its kept content; only new or changed files are read.
-//!   So the first walk reads the tree once and every later one reads just what changed since
-//!   (the model's own edits, a previous command's output): on an unchanged tree a command costs
-//!   one stat per file, no reads.
-//! - After the command, the tree is walked again; a file whose stamp differs, or whose mtime is
-//!   too recent for the stamp to be trusted (git's "racy clean" case), is read and compared
-//!   with the kept content.
+//! - The first note walks the tree (tracked and untracked files; what `.gitignore` and
+//!   `.git/info/exclude` ignore, `.git` itself, symlinks and denied files are left out), takes
+//!   each file's stat stamp (size, mtime, ctime, inode, links) and keeps its content, and puts
+//!   an inotify watch on every folder it walked (`tree/events.rs`).
+//! - Every later look, before and after each command, walks again only the folders the events
+//!   name: the folder a file was written, made, removed or renamed in, the whole of a folder
+//!   made, removed or moved, or whose ignore rules changed. A file there whose stamp differs,
+//!   or whose mtime is too recent for the stamp to be trusted (git's "racy clean" case), is
+//!   read and compared with the kept content. So a command that changed nothing costs two
+//!   reads of the event queue, and one that changed a file the walk of one folder.
+//! - A file with more than one link can change through a name in another folder; such files
+//!   are always looked at again.
+//! - Where inotify is unavailable or overflows, the look walks the whole tree, reading only
+//!   the files whose stamps changed.
 //! - Contents are kept in memory for text files up to [`MAX_FILE_BYTES`]. Binary and larger
 //!   files are watched by stamp only: when a command changes one, it is named to the model and
 //!   the user but cannot be reviewed hunk by hunk or restored.
 //!
-//! The alternatives were worse: git's objects hold HEAD and the index, but the working tree may
-//! differ from both while steps are pending, and untracked files are in neither; writing the
-//! whole tree as objects before every command (`git stash create` with untracked files) costs a
-//! hash of every changed file and two processes per command, and needs a repository.
+//! The alternatives were worse: walking the whole tree by stat before and after every command
+//! costs a stat per file twice (on 10,000 files, several times the sandbox's launch); git's
+//! objects hold HEAD and the index, but the working tree may differ from both while steps are
+//! pending, and untracked files are in neither; writing the whole tree as objects before every
+//! command (`git stash create` with untracked files) costs a hash of every changed file and two
+//! processes per command, and needs a repository.
 
-use std::collections::HashMap;
+mod events;
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::sync::Arc;
@@ -31,6 +39,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use tiller_types::{ChangeKind, ChangeSet, Selection};
 
 use crate::{ToolError, Workspace, diff_file};
+use events::{Dirty, Events};
 
 /// Largest file whose content is kept, and so can be reviewed and restored.
 pub const MAX_FILE_BYTES: u64 = 1 << 20;
@@ -46,6 +55,7 @@ struct Stamp {
     mtime: i128,
     ctime: i128,
     inode: u64,
+    links: u64,
 }
 
 #[derive(Clone, Debug)]
@@ -55,12 +65,20 @@ struct Entry {
     text: Option<Arc<str>>,
 }
 
-/// The working tree as of the last walk; see the module docs.
+/// The working tree as of the last note; see the module docs.
 #[derive(Default)]
 pub struct TreeWatch {
-    files: HashMap<String, Entry>,
-    /// When the last walk started, in nanoseconds since the epoch.
+    files: BTreeMap<String, Entry>,
+    /// When the last note started, in nanoseconds since the epoch.
     walked_at: i128,
+    /// The watches, from the first note on; `None` before it or where inotify failed.
+    events: Option<Events>,
+    /// Whether the first note was taken.
+    started: bool,
+    /// Where something changed since the last note.
+    dirty: Dirty,
+    /// The kept files with more than one link.
+    linked: BTreeSet<String>,
 }
 
 /// What one command changed.
@@ -73,29 +91,40 @@ pub struct TreeChanges {
 }
 
 impl TreeWatch {
-    /// Notes the tree as it is now, reading only files new or changed since the last walk.
+    /// Notes the tree as it is now, reading only files new or changed since the last note.
     pub fn before(&mut self, ws: &Workspace) -> Result<(), ToolError> {
         let now = now_nanos();
-        let mut files = HashMap::with_capacity(self.files.len());
-        for (path, stamp) in stamps(ws)? {
+        let (scope, seen) = self.look(ws)?;
+        let covered = self.covered(&scope);
+        let mut fresh = BTreeMap::new();
+        for (path, stamp) in seen {
             let entry = match self.files.remove(&path) {
                 Some(entry) if entry.stamp == stamp => entry,
                 _ => Entry { stamp, text: read_kept(ws, &path, stamp) },
             };
-            files.insert(path, entry);
+            fresh.insert(path, entry);
         }
-        self.files = files;
+        for path in covered {
+            self.files.remove(&path);
+        }
+        if scope.all {
+            self.linked.clear();
+        }
+        self.linked.retain(|p| self.files.get(p).is_some_and(|e| e.stamp.links > 1));
+        self.linked.extend(fresh.iter().filter(|(_, e)| e.stamp.links > 1).map(|(p, _)| p.clone()));
+        self.files.append(&mut fresh);
         self.walked_at = now;
         Ok(())
     }
 
-    /// What changed since [`Self::before`]. The watch itself is left as it was: the next
-    /// `before` catches up with whatever review made of the changes.
-    pub fn after(&self, ws: &Workspace) -> Result<TreeChanges, ToolError> {
+    /// What changed since [`Self::before`]. The kept tree is left as it was: the next `before`
+    /// catches up with whatever review made of the changes.
+    pub fn after(&mut self, ws: &Workspace) -> Result<TreeChanges, ToolError> {
         let mut out = TreeChanges::default();
-        let mut now = stamps(ws)?;
-        now.sort_by(|a, b| a.0.cmp(&b.0));
-        let mut seen = std::collections::HashSet::with_capacity(now.len());
+        let (scope, now) = self.look(ws)?;
+        // Put back for the next `before`, which must see these folders again.
+        self.dirty = scope;
+        let mut seen = HashSet::with_capacity(now.len());
         for (path, stamp) in now {
             seen.insert(path.clone());
             let old = self.files.get(&path);
@@ -119,10 +148,8 @@ impl TreeWatch {
                 _ => out.opaque.push(path),
             }
         }
-        let mut gone: Vec<(&String, &Entry)> =
-            self.files.iter().filter(|(path, _)| !seen.contains(*path)).collect();
-        gone.sort_by(|a, b| a.0.cmp(b.0));
-        for (path, entry) in gone {
+        for path in self.covered(&self.dirty).iter().filter(|p| !seen.contains(*p)) {
+            let Some(entry) = self.files.get(path) else { continue };
             match &entry.text {
                 Some(old) => out.changes.files.push(diff_file(
                     path,
@@ -133,7 +160,136 @@ impl TreeWatch {
                 None => out.opaque.push(path.clone()),
             }
         }
+        out.changes.files.sort_by(|a, b| {
+            (a.kind == ChangeKind::Delete, &a.path).cmp(&(b.kind == ChangeKind::Delete, &b.path))
+        });
+        out.opaque.sort();
         Ok(out)
+    }
+
+    /// Where to look (what the events name, and files with several links), taken out of the
+    /// pending set, and the stamps of the files found there.
+    fn look(&mut self, ws: &Workspace) -> Result<(Dirty, Vec<(String, Stamp)>), ToolError> {
+        let mut scope = std::mem::take(&mut self.dirty);
+        match &mut self.events {
+            Some(events) => events.drain(&mut scope),
+            None => scope.all = true,
+        }
+        if !self.started {
+            self.started = true;
+            self.events = Events::new();
+            scope.all = true;
+        }
+        let mut seen = Vec::new();
+        if scope.all {
+            self.walk(ws, ".", true, &mut seen)?;
+        } else {
+            for tree in &scope.trees {
+                self.walk(ws, tree, true, &mut seen)?;
+            }
+            for dir in scope.dirs.iter().filter(|d| !scope.trees.iter().any(|t| t == *d)) {
+                self.walk(ws, dir, false, &mut seen)?;
+            }
+            seen.sort_by(|a, b| a.0.cmp(&b.0));
+            seen.dedup_by(|a, b| a.0 == b.0);
+        }
+        // A file with several links changes through any of its names: the ones kept, and the
+        // other names of one that gained a link.
+        let inodes: HashSet<u64> =
+            seen.iter().filter(|(_, s)| s.links > 1).map(|(_, s)| s.inode).collect();
+        let mut extra: BTreeSet<String> = self.linked.clone();
+        if !inodes.is_empty() {
+            let same = self.files.iter().filter(|(_, e)| inodes.contains(&e.stamp.inode));
+            extra.extend(same.map(|(p, _)| p.clone()));
+        }
+        extra.retain(|p| !scope.covers(p));
+        for path in extra {
+            if let Ok(meta) = ws.root().join(&path).symlink_metadata() {
+                seen.push((path.clone(), stamp_of(&meta)));
+            }
+            scope.files.insert(path);
+        }
+        Ok((scope, seen))
+    }
+
+    /// The kept files that lie in `scope`.
+    fn covered(&self, scope: &Dirty) -> Vec<String> {
+        if scope.all || scope.trees.contains(".") {
+            return self.files.keys().cloned().collect();
+        }
+        let under = |prefix: String| {
+            let files = self.files.range(prefix.clone()..).map(|(p, _)| p);
+            files.take_while(move |p| p.starts_with(&prefix))
+        };
+        let mut out: Vec<String> = Vec::new();
+        for tree in &scope.trees {
+            out.extend(under(format!("{tree}/")).cloned());
+        }
+        for dir in &scope.dirs {
+            let prefix = if dir == "." { String::new() } else { format!("{dir}/") };
+            let len = prefix.len();
+            out.extend(under(prefix).filter(|p| !p[len..].contains('/')).cloned());
+        }
+        out.extend(scope.files.iter().filter(|p| self.files.contains_key(*p)).cloned());
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    /// Adds the stamp of every file beneath `dir` (only in it unless `deep`) to `out`, and
+    /// watches every folder walked; a refused watch makes the next look walk everything. Any
+    /// folder but the root is walked from its parent, so that its parent's ignore rules apply
+    /// to it too.
+    fn walk(
+        &mut self,
+        ws: &Workspace,
+        dir: &str,
+        deep: bool,
+        out: &mut Vec<(String, Stamp)>,
+    ) -> Result<(), ToolError> {
+        let (start, first) = match dir.rsplit_once('/') {
+            _ if dir == "." => (ws.root().to_path_buf(), 0),
+            Some((parent, _)) => (ws.root().join(parent), 1),
+            None => (ws.root().to_path_buf(), 1),
+        };
+        let target = ws.root().join(dir);
+        let walk = ignore::WalkBuilder::new(start)
+            .hidden(false)
+            .require_git(false)
+            .max_depth(if deep { None } else { Some(first + 1) })
+            .filter_entry(move |e| {
+                e.file_name() != ".git" && (e.depth() != 1 || first == 0 || e.path() == target)
+            })
+            .build();
+        for entry in walk {
+            let entry = match entry {
+                Ok(entry) => entry,
+                // Removed since the event: nothing there to note.
+                Err(e)
+                    if e.io_error().is_some_and(|e| e.kind() == std::io::ErrorKind::NotFound) =>
+                {
+                    continue;
+                }
+                Err(e) => return Err(ToolError::Other(format!("cannot walk the tree: {e}"))),
+            };
+            let Some(kind) = entry.file_type() else { continue };
+            if kind.is_dir() && entry.depth() >= first && (deep || entry.depth() == first) {
+                let rel = ws.relative(entry.path());
+                if let Some(events) = &mut self.events
+                    && !events.watch(entry.path(), rel)
+                {
+                    self.events = None;
+                }
+                continue;
+            }
+            if !kind.is_file() || ws.is_denied(entry.path()) {
+                continue;
+            }
+            // A file removed between listing and stat is simply not there.
+            let Ok(meta) = entry.metadata() else { continue };
+            out.push((ws.relative(entry.path()), stamp_of(&meta)));
+        }
+        Ok(())
     }
 }
 
@@ -165,26 +321,6 @@ pub fn keep_accepted(
     Ok(kept)
 }
 
-/// The stamp of every file in the tree, by workspace-relative path.
-fn stamps(ws: &Workspace) -> Result<Vec<(String, Stamp)>, ToolError> {
-    let walk = ignore::WalkBuilder::new(ws.root())
-        .hidden(false)
-        .require_git(false)
-        .filter_entry(|e| e.file_name() != ".git")
-        .build();
-    let mut out = Vec::new();
-    for entry in walk {
-        let entry = entry.map_err(|e| ToolError::Other(format!("cannot walk the tree: {e}")))?;
-        if !entry.file_type().is_some_and(|t| t.is_file()) || ws.is_denied(entry.path()) {
-            continue;
-        }
-        // A file removed between listing and stat is simply not there.
-        let Ok(meta) = entry.metadata() else { continue };
-        out.push((ws.relative(entry.path()), stamp_of(&meta)));
-    }
-    Ok(out)
-}
-
 fn stamp_of(meta: &std::fs::Metadata) -> Stamp {
     let nanos = |secs: i64, nsec: i64| i128::from(secs) * 1_000_000_000 + i128::from(nsec);
     Stamp {
@@ -192,6 +328,7 @@ fn stamp_of(meta: &std::fs::Metadata) -> Stamp {
         mtime: nanos(meta.mtime(), meta.mtime_nsec()),
         ctime: nanos(meta.ctime(), meta.ctime_nsec()),
         inode: meta.ino(),
+        links: meta.nlink(),
     }
 }
 
@@ -283,5 +420,72 @@ mod tests {
         let seen = watch.after(&ws).unwrap().changes;
         assert_eq!(seen.files.len(), 1);
         assert_eq!(seen.files[0].new.as_deref(), Some("bbbb\n"));
+    }
+
+    /// Summary of what `after` saw: each file's path and kind.
+    fn seen(watch: &mut TreeWatch, ws: &Workspace) -> Vec<(String, ChangeKind)> {
+        let seen = watch.after(ws).unwrap().changes;
+        seen.files.into_iter().map(|f| (f.path, f.kind)).collect()
+    }
+
+    #[test]
+    fn folders_made_moved_and_removed_are_seen_to_the_bottom() {
+        let (dir, ws) = temp_workspace();
+        sh(dir.path(), "mkdir -p sub/inner old; echo s > sub/inner/s; echo o > old/o");
+        let mut watch = TreeWatch::default();
+        watch.before(&ws).unwrap();
+        sh(
+            dir.path(),
+            "mkdir -p new/a/b; echo n > new/a/b/n; mv sub moved; rm -r old; \
+             echo gen/ > .gitignore; mkdir gen; echo g > gen/g",
+        );
+        use ChangeKind::*;
+        let expected = [
+            (".gitignore", Add),
+            ("moved/inner/s", Add),
+            ("new/a/b/n", Add),
+            ("old/o", Delete),
+            ("sub/inner/s", Delete),
+        ]
+        .map(|(p, k)| (p.to_owned(), k));
+        assert_eq!(seen(&mut watch, &ws), expected);
+        // Folders made by the command are watched from then on.
+        watch.before(&ws).unwrap();
+        sh(dir.path(), "echo more >> new/a/b/n; echo m >> moved/inner/s");
+        let expected = [("moved/inner/s", Update), ("new/a/b/n", Update)];
+        assert_eq!(seen(&mut watch, &ws), expected.map(|(p, k)| (p.to_owned(), k)));
+    }
+
+    #[test]
+    fn a_file_changed_through_a_link_elsewhere_is_seen() {
+        let (dir, ws) = temp_workspace();
+        sh(dir.path(), "mkdir sub other; echo a > sub/a; echo b > sub/b; ln sub/b other/b");
+        let mut watch = TreeWatch::default();
+        watch.before(&ws).unwrap();
+        // A link made by the command, and one that was there before.
+        sh(dir.path(), "ln sub/a other/a; echo A >> other/a; echo B >> other/b");
+        use ChangeKind::*;
+        let expected =
+            [("other/a", Add), ("other/b", Update), ("sub/a", Update), ("sub/b", Update)];
+        assert_eq!(seen(&mut watch, &ws), expected.map(|(p, k)| (p.to_owned(), k)));
+    }
+
+    #[test]
+    fn changes_between_commands_are_not_the_next_commands() {
+        let (dir, ws) = temp_workspace();
+        sh(dir.path(), "mkdir sub; echo 1 > sub/f");
+        let mut watch = TreeWatch::default();
+        watch.before(&ws).unwrap();
+        assert_eq!(seen(&mut watch, &ws), []);
+        // An edit between two commands (the model's, or the user's in an editor).
+        sh(dir.path(), "echo 2 > sub/f; echo n > sub/new");
+        watch.before(&ws).unwrap();
+        assert_eq!(seen(&mut watch, &ws), []);
+        sh(dir.path(), "echo 3 > sub/f");
+        let seen = watch.after(&ws).unwrap().changes;
+        assert_eq!(
+            (seen.files[0].old.as_deref(), seen.files[0].new.as_deref()),
+            (Some("2\n"), Some("3\n"))
+        );
     }
 }
