@@ -15,10 +15,14 @@ use crate::record::{self, Recorder};
 use crate::redact::Redactor;
 use crate::repeat::Failures;
 use crate::session::close_dangling_calls;
-use crate::{AgentError, Approver, SessionLog, agents_files, system_prompt};
+use crate::{AgentError, Approver, SessionLog, agents_files};
 
 mod context;
+mod switch;
 mod tool_call;
+
+pub use switch::ModelSwitch;
+use switch::system_for;
 
 /// How the agent works.
 #[derive(Clone, Debug)]
@@ -69,7 +73,7 @@ impl Default for AgentConfig {
     }
 }
 
-/// An agent working in one workspace with one model.
+/// An agent working in one workspace with one model at a time.
 pub struct Agent {
     provider: Box<dyn Provider>,
     tools: Registry,
@@ -110,19 +114,7 @@ impl Agent {
         ws: Workspace,
         config: AgentConfig,
     ) -> Self {
-        let compact =
-            config.answer_tool && provider.info().context_length <= ground::COMPACT_CONTEXT;
-        let mut system = if compact {
-            crate::prompt::compact_system_prompt(ws.root())
-        } else {
-            system_prompt(ws.root())
-        };
-        if let Some(budget) = config.step_budget {
-            system.push_str(&format!(
-                "\n\nKeep each edit small: at most {budget} changed lines (added plus removed) per \
-                 edit. Larger edits are refused; split them into several steps."
-            ));
-        }
+        let system = system_for(provider.as_ref(), &ws, &config);
         let system_quotes: Vec<Quote> = agents_files(ws.root())
             .into_iter()
             .map(|file| {

@@ -18,7 +18,7 @@ mod redact;
 mod repeat;
 mod session;
 
-pub use agent::{Agent, AgentConfig};
+pub use agent::{Agent, AgentConfig, ModelSwitch};
 pub use approval::{AcceptAll, Approver, Review, Verdict, needs_approval};
 pub use error::AgentError;
 pub use prompt::{agents_files, system_prompt};

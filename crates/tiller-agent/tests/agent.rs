@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex};
 
 use serde_json::json;
 use tiller_agent::{
-    AcceptAll, Agent, AgentConfig, AgentError, Approver, Recorder, Review, SessionLog, Verdict,
-    load_session,
+    AcceptAll, Agent, AgentConfig, AgentError, Approver, ModelSwitch, Recorder, Review, SessionLog,
+    Verdict, load_session,
 };
 use tiller_ledger::Ledger;
 use tiller_model::{Request, Scripted, ToolChoice};
@@ -490,6 +490,52 @@ fn a_remote_model_never_sees_secrets_or_denied_files_and_the_ledger_says_what_le
         let bytes = std::fs::read(&file).unwrap_or_default();
         assert!(!bytes.windows(TOKEN.len()).any(|w| w == TOKEN.as_bytes()), "{file:?}");
     }
+}
+
+/// `/model` mid-session: from the embedded engine to a remote model and back. What the remote
+/// model is sent is redacted (the conversation from before the switch too), unconstrained and
+/// recorded as sent; denied files are withheld from it; back on a local model, nothing is
+/// redacted or recorded as sent any more.
+#[test]
+fn switching_models_mid_session_switches_what_depends_on_where_the_model_runs() {
+    let repo = repo();
+    std::fs::write(repo.path().join(".env"), "DB_PASSWORD=s3cr3t-pa55w0rd-x\n").unwrap();
+    let read = |path: &str| json!({ "tool_calls": [ { "name": "read_file", "arguments": { "path": path } } ] });
+    let (local, local_requests) = scripted(json!([read("greet.py"), { "text": "Read." }]), 8192);
+    let db = repo.path().join("ledger.sqlite");
+    let recorder = Recorder::new(Ledger::open(&db).unwrap(), "s1", Default::default());
+    let config = AgentConfig { constrained: true, ..AgentConfig::default() };
+    let ws = Workspace::new(repo.path()).unwrap();
+    let mut agent =
+        Agent::new(Box::new(local), Registry::default(), ws, config.clone()).with_ledger(recorder);
+    let task = format!("My token is {TOKEN}; read greet.py.");
+    agent.run(&task, &mut AcceptAll, &mut |_| {}).unwrap();
+    let local_sent = serde_json::to_string(&*local_requests.lock().unwrap()).unwrap();
+    assert!(local_sent.contains(TOKEN) && local_sent.contains("\"enum\""));
+
+    let (remote, remote_requests) =
+        scripted(json!([read(".env"), { "text": "Withheld." }]), 128_000);
+    let ws = Workspace::new(repo.path()).unwrap().deny(&[".env*".into()]).unwrap();
+    let remote_config = AgentConfig { remote: true, constrained: false, ..config.clone() };
+    agent.switch_model(ModelSwitch { provider: Box::new(remote), ws, config: remote_config });
+    agent.run("and .env?", &mut AcceptAll, &mut |_| {}).unwrap();
+    let sent = serde_json::to_string(&*remote_requests.lock().unwrap()).unwrap();
+    assert!(!sent.contains(&TOKEN[4..]), "the token from before the switch left the machine");
+    assert!(sent.contains("[REDACTED:github-token:1]"), "{sent}");
+    assert!(!sent.contains("s3cr3t-pa55w0rd") && sent.contains("withheld"), "{sent}");
+    assert!(!sent.contains("\"enum\""), "a remote model was sent the workspace's paths");
+    let what_left = Ledger::open(&db).unwrap().sent(None).unwrap();
+    assert_eq!(what_left[0].requests, 2);
+    let files: Vec<&str> = what_left[0].files.iter().map(|f| f.path.as_str()).collect();
+    assert_eq!(files, ["AGENTS.md", "greet.py"], "read before the switch, sent after it");
+
+    let (back, back_requests) = scripted(json!([{ "text": "Local again." }]), 8192);
+    let ws = Workspace::new(repo.path()).unwrap();
+    agent.switch_model(ModelSwitch { provider: Box::new(back), ws, config });
+    agent.run(&format!("again {TOKEN}"), &mut AcceptAll, &mut |_| {}).unwrap();
+    let back_sent = serde_json::to_string(&*back_requests.lock().unwrap()).unwrap();
+    assert!(back_sent.contains(&format!("again {TOKEN}")), "a local model's task was redacted");
+    assert_eq!(Ledger::open(&db).unwrap().sent(None).unwrap()[0].requests, 2);
 }
 
 #[test]

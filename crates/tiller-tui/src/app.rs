@@ -48,6 +48,8 @@ pub struct Status {
     /// The session's cost so far, from the ledger; `None` when a call had no price.
     pub cost: Option<f64>,
     pub step: u32,
+    /// The model runs off this machine.
+    pub remote: bool,
 }
 
 pub enum Mode {
@@ -80,6 +82,8 @@ pub struct App {
     pub notice: Option<String>,
     /// The workspace's files, for completing `@` mentions.
     pub files: Vec<String>,
+    /// The names `/model` takes: profiles and local models, for completion.
+    pub models: Vec<String>,
     /// Whether each accepted change becomes a commit.
     commits: bool,
     /// The message for the commit of the change being written.
@@ -104,6 +108,7 @@ impl App {
             help: false,
             notice: None,
             files: Vec::new(),
+            models: Vec::new(),
             commits,
             commit_message: None,
             last_output: None,
@@ -141,6 +146,19 @@ impl App {
                 self.end_live();
                 self.print(Tone::Accent, format!("? run `{command}` ({})", call.id));
                 self.mode = Mode::Approve { command, reply, asking_why: false };
+            }
+            FromAgent::Switched { info, remote } => {
+                let place = match remote {
+                    true => "remote: secrets are redacted, denied files withheld",
+                    false => "on this machine",
+                };
+                let (provider, model) = (info.provider.name(), &info.model);
+                let context = info.context_length;
+                let line = format!("model: {provider}/{model} ({place}; context {context} tokens)");
+                self.print(Tone::Good, line);
+                self.status.model = info.model;
+                self.status.context_length = context;
+                self.status.remote = remote;
             }
             FromAgent::Finished(result) => {
                 self.end_live();
@@ -258,8 +276,8 @@ impl App {
         let enter = key.code == KeyCode::Enter && key.modifiers.is_empty();
         match &mut self.mode {
             Mode::Idle | Mode::Running if key.code == KeyCode::Tab => {
-                let files = &self.files;
-                self.input.complete(|word| slash::complete(word, files));
+                let (files, models) = (&self.files, &self.models);
+                self.input.complete(|before, word| slash::complete(before, word, files, models));
             }
             Mode::Idle if enter && self.input.text().trim_start().starts_with('/') => {
                 let text = self.input.take();
@@ -272,6 +290,7 @@ impl App {
                         self.help = true;
                     }
                     Ok(Slash::Quit) => return vec![Effect::Quit],
+                    Ok(Slash::Model(None)) => self.show_model(),
                     Ok(command) => return vec![Effect::Slash(command)],
                     Err(e) => self.print(Tone::Bad, format!("✗ {e}")),
                 }
@@ -310,6 +329,17 @@ impl App {
             Mode::Review(_) => return self.review_key(key, enter),
         }
         Vec::new()
+    }
+
+    /// `/model` alone: the model in use, and the names `/model NAME` takes.
+    fn show_model(&mut self) {
+        let place = if self.status.remote { "remote" } else { "on this machine" };
+        self.print(Tone::Dim, format!("model: {} ({place})", self.status.model));
+        let names = match self.models.is_empty() {
+            true => "no profiles or local models found".to_string(),
+            false => self.models.join(", "),
+        };
+        self.print(Tone::Dim, format!("/model NAME switches to one of: {names}"));
     }
 
     /// Text pasted into the terminal: into the field being typed, as one piece.

@@ -132,13 +132,14 @@ impl Field {
         }
     }
 
-    /// Tab: completes the last word by `complete` when the cursor is at the end of the text.
-    pub fn complete(&mut self, complete: impl Fn(&str) -> Option<String>) {
+    /// Tab: completes the last word by `complete` (given the text before it, and the word)
+    /// when the cursor is at the end of the text.
+    pub fn complete(&mut self, complete: impl Fn(&str, &str) -> Option<String>) {
         let text = self.text();
         let DataCursor(row, col) = self.area.cursor();
         let at_end = self.on_last_line() && col == self.area.lines()[row].chars().count();
         let start = text.rfind(char::is_whitespace).map_or(0, |i| i + 1);
-        if let Some(done) = at_end.then(|| complete(&text[start..])).flatten() {
+        if let Some(done) = at_end.then(|| complete(&text[..start], &text[start..])).flatten() {
             self.set(&format!("{}{done}", &text[..start]));
         }
     }

@@ -21,7 +21,7 @@ mod wrap;
 pub use app::{App, Effect, Mode, Status};
 pub use term::{Options, run};
 pub use view::{HEIGHT, Theme, draw};
-pub use worker::FromAgent;
+pub use worker::{FromAgent, LoadModel};
 
 /// What a printed line is, which decides how it looks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

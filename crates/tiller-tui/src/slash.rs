@@ -4,6 +4,7 @@
 /// The slash commands, with what each does, for `/help` and completion.
 pub const COMMANDS: &[(&str, &str)] = &[
     ("/help", "these commands and the keys"),
+    ("/model", "the model in use; `/model NAME` switches to a profile or a local model"),
     ("/cost", "tokens and cost of this session, from the ledger"),
     ("/diff", "uncommitted changes in the workspace"),
     ("/review", "holdability report of the steps committed in this session"),
@@ -18,6 +19,8 @@ pub const COMMANDS: &[(&str, &str)] = &[
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Slash {
     Help,
+    /// Show the model, or switch to the profile or local model named.
+    Model(Option<String>),
     Cost,
     Diff,
     Review,
@@ -36,6 +39,7 @@ impl Slash {
         let arg = words.next().map(str::to_string);
         Ok(match name {
             "/help" | "/?" => Slash::Help,
+            "/model" => Slash::Model(arg),
             "/cost" => Slash::Cost,
             "/diff" => Slash::Diff,
             "/review" => Slash::Review,
@@ -49,16 +53,20 @@ impl Slash {
     }
 }
 
-/// The completion of `word` (the word before the cursor): a slash command when it starts with
-/// `/`, a workspace path after `@`. With several candidates, their longest common start.
-pub fn complete(word: &str, files: &[String]) -> Option<String> {
-    let candidates: Vec<&str> = if word.starts_with('/') {
-        COMMANDS.iter().map(|(name, _)| *name).filter(|n| n.starts_with(word)).collect()
+/// The completion of `word`, the word before the cursor, after `before`: a slash command when
+/// it starts with `/`, a workspace path after `@`, a model (of `models`) after `/model`. With
+/// several candidates, their longest common start.
+pub fn complete(before: &str, word: &str, files: &[String], models: &[String]) -> Option<String> {
+    let (names, prefix): (Vec<&str>, &str) = if before.trim() == "/model" {
+        (models.iter().map(String::as_str).collect(), word)
+    } else if word.starts_with('/') {
+        (COMMANDS.iter().map(|(name, _)| *name).collect(), word)
     } else if let Some(path) = word.strip_prefix('@') {
-        files.iter().map(String::as_str).filter(|f| f.starts_with(path)).collect()
+        (files.iter().map(String::as_str).collect(), path)
     } else {
         return None;
     };
+    let candidates: Vec<&str> = names.into_iter().filter(|n| n.starts_with(prefix)).collect();
     let first = candidates.first()?;
     let common = candidates.iter().fold(first.len(), |len, c| {
         first.bytes().zip(c.bytes()).take(len).take_while(|(a, b)| a == b).count()
@@ -108,20 +116,29 @@ mod tests {
     fn commands_parse_and_unknown_ones_are_errors() {
         assert_eq!(Slash::parse("/cost"), Ok(Slash::Cost));
         assert_eq!(Slash::parse("/resume abc "), Ok(Slash::Resume(Some("abc".into()))));
+        assert_eq!(Slash::parse("/model"), Ok(Slash::Model(None)));
+        assert_eq!(Slash::parse("/model fast"), Ok(Slash::Model(Some("fast".into()))));
         assert!(Slash::parse("/frobnicate").unwrap_err().contains("unknown command /frobnicate"));
     }
 
     #[test]
     fn tab_completes_commands_and_paths() {
         let files = vec!["greet.py".to_string(), "src/lib.rs".into(), "src/main.rs".into()];
-        assert_eq!(complete("/cos", &files).as_deref(), Some("/cost "));
-        assert_eq!(complete("/co", &files).as_deref(), Some("/co"), "/cost or /compact");
-        assert_eq!(complete("/", &files).as_deref(), Some("/"));
-        assert_eq!(complete("@gr", &files).as_deref(), Some("@greet.py "));
-        assert_eq!(complete("@src/", &files).as_deref(), Some("@src/"));
-        assert_eq!(complete("@src/m", &files).as_deref(), Some("@src/main.rs "));
-        assert_eq!(complete("@zzz", &files), None);
-        assert_eq!(complete("plain", &files), None);
+        let models = vec!["smollm2".to_string(), "gemma3-270m".into(), "gpt".into()];
+        let complete = |before, word| complete(before, word, &files, &models);
+        assert_eq!(complete("", "/cos").as_deref(), Some("/cost "));
+        assert_eq!(complete("", "/co").as_deref(), Some("/co"), "/cost or /compact");
+        assert_eq!(complete("", "/").as_deref(), Some("/"));
+        assert_eq!(complete("", "/mo").as_deref(), Some("/model "));
+        assert_eq!(complete("/model ", "sm").as_deref(), Some("smollm2 "));
+        assert_eq!(complete("/model ", "g").as_deref(), Some("g"), "gemma3-270m or gpt");
+        assert_eq!(complete("/model ", "x"), None);
+        assert_eq!(complete("look at ", "@gr").as_deref(), Some("@greet.py "));
+        assert_eq!(complete("", "@src/").as_deref(), Some("@src/"));
+        assert_eq!(complete("", "@src/m").as_deref(), Some("@src/main.rs "));
+        assert_eq!(complete("", "@zzz"), None);
+        assert_eq!(complete("", "plain"), None);
+        assert_eq!(complete("/cost ", "sm"), None);
     }
 
     #[test]

@@ -49,15 +49,18 @@ pub struct Options {
     pub start_head: Option<String>,
     /// The workspace's files, for completing `@` mentions.
     pub files: Vec<String>,
+    /// The names `/model` takes, for completion.
+    pub models: Vec<String>,
 }
 
-/// Runs the interactive session until the user quits.
-pub fn run(agent: Agent, options: Options) -> io::Result<()> {
+/// Runs the interactive session until the user quits; `/model` switches with `load_model`.
+pub fn run(agent: Agent, options: Options, load_model: worker::LoadModel) -> io::Result<()> {
     let theme = Theme::from_env();
     let commits = options.commits && git::is_repo(&options.root);
     let history = options.history.as_deref().map(load_history).unwrap_or_default();
     let mut app = App::new(options.status.clone(), commits, history);
     app.files = options.files.clone();
+    app.models = options.models.clone();
     for event in options.intro.iter().cloned() {
         app.on_agent(FromAgent::Event(event));
     }
@@ -66,7 +69,7 @@ pub fn run(agent: Agent, options: Options) -> io::Result<()> {
         app.out.push((crate::Tone::Dim, "not a git repository: changes are not committed".into()));
     }
     let (to_ui, from_agent) = mpsc::channel();
-    let worker = worker::spawn(agent, to_ui);
+    let worker = worker::spawn(agent, to_ui, load_model);
     enable_raw_mode()?;
     let restore = Restore;
     execute!(io::stdout(), EnableBracketedPaste)?;
@@ -182,7 +185,11 @@ fn slash_command(app: &mut App, command: Slash, worker: &worker::Worker, options
             say(dim, "new conversation: the model starts afresh".into());
         }
         Slash::Resume(id) => say(dim, past_sessions(options, id.as_deref())),
-        Slash::Help | Slash::Quit => {}
+        Slash::Model(Some(name)) => {
+            let _ = worker.tasks.send(Job::Model(name.clone()));
+            say(dim, format!("switching to {name}…"));
+        }
+        Slash::Help | Slash::Quit | Slash::Model(None) => {}
     }
 }
 

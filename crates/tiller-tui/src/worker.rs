@@ -3,8 +3,8 @@
 
 use std::sync::mpsc::{self, Receiver, Sender};
 
-use tiller_agent::{Agent, Approver, Review, Verdict};
-use tiller_model::Cancel;
+use tiller_agent::{Agent, Approver, ModelSwitch, Review, Verdict};
+use tiller_model::{Cancel, ModelInfo};
 use tiller_types::{AgentEvent, ChangeSet, ToolCall};
 
 /// What the agent thread tells the front end.
@@ -24,7 +24,16 @@ pub enum FromAgent {
     },
     /// The task ended: the answer, or why it failed.
     Finished(Result<String, String>),
+    /// The agent continues with another model; `remote` when it runs off this machine.
+    Switched {
+        info: ModelInfo,
+        remote: bool,
+    },
 }
+
+/// Makes the model a name stands for (a profile, or a local model), ready for the agent: the
+/// CLI's config settling, passed in so that this crate holds no config code.
+pub type LoadModel = Box<dyn Fn(&str) -> Result<ModelSwitch, String> + Send>;
 
 /// What the front end asks of the agent thread.
 pub enum Job {
@@ -33,6 +42,8 @@ pub enum Job {
     Rewind(usize, bool),
     /// Summarise the older turns now.
     Compact,
+    /// Continue with the model this name stands for.
+    Model(String),
 }
 
 /// The running agent thread.
@@ -42,8 +53,8 @@ pub struct Worker {
 }
 
 /// Starts `agent` on its own thread; it runs each task sent to [`Worker::tasks`] in turn and
-/// stops when that sender is dropped.
-pub fn spawn(mut agent: Agent, to_ui: Sender<FromAgent>) -> Worker {
+/// stops when that sender is dropped. `load` makes the models `/model` switches to.
+pub fn spawn(mut agent: Agent, to_ui: Sender<FromAgent>, load: LoadModel) -> Worker {
     let (tasks, inbox) = mpsc::channel::<Job>();
     let cancel = agent.cancel_handle();
     // Not joined: on quit the process ends, and with it a task still running.
@@ -61,6 +72,18 @@ pub fn spawn(mut agent: Agent, to_ui: Sender<FromAgent>) -> Worker {
                         let error = AgentEvent::Error { message: e.to_string() };
                         let _ = to_ui.send(FromAgent::Event(error));
                     }
+                    continue;
+                }
+                Job::Model(name) => {
+                    let message = match load(&name) {
+                        Ok(switch) => {
+                            let (info, remote) = (switch.provider.info(), switch.config.remote);
+                            agent.switch_model(switch);
+                            FromAgent::Switched { info, remote }
+                        }
+                        Err(message) => FromAgent::Event(AgentEvent::Error { message }),
+                    };
+                    let _ = to_ui.send(message);
                     continue;
                 }
                 Job::Rewind(keep, cut_log) => {

@@ -219,3 +219,54 @@ fn a_failing_command_is_marked_as_failed() {
     assert!(lines.contains(&"✗ shell: exit code: 1 (+1 lines, Ctrl-O shows them)"), "{lines:?}");
     assert!(lines.contains(&"✓ shell: exit code: 0 (+1 lines, Ctrl-O shows them)"), "{lines:?}");
 }
+
+fn typed(app: &mut App, text: &str) -> Vec<Effect> {
+    text.chars().flat_map(|c| key(app, KeyCode::Char(c))).collect()
+}
+
+fn printed(app: &mut App) -> String {
+    let lines: Vec<String> = app.out.drain(..).map(|(_, line)| line).collect();
+    lines.join("\n")
+}
+
+#[test]
+fn model_shows_completes_and_switches() {
+    let mut app = app();
+    app.models = vec!["fast".into(), "smollm2".into(), "smollm3".into()];
+    typed(&mut app, "/mo");
+    key(&mut app, KeyCode::Tab);
+    assert_eq!(app.input.text(), "/model ");
+    key(&mut app, KeyCode::Enter);
+    let shown = printed(&mut app);
+    assert!(shown.contains("model: qwen2.5-coder (on this machine)"), "{shown}");
+    assert!(shown.contains("switches to one of: fast, smollm2, smollm3"), "{shown}");
+
+    typed(&mut app, "/model s");
+    key(&mut app, KeyCode::Tab);
+    assert_eq!(app.input.text(), "/model smollm", "smollm2 or smollm3");
+    typed(&mut app, "2");
+    let effects = key(&mut app, KeyCode::Enter);
+    assert_eq!(effects, [Effect::Slash(tiller_tui::slash::Slash::Model(Some("smollm2".into())))]);
+    assert!(matches!(app.mode, tiller_tui::Mode::Idle), "a switch is no task");
+    assert_eq!(printed(&mut app), "› /model smollm2");
+
+    // The worker switched: the status line and `/model` follow.
+    let info = tiller_model::ModelInfo {
+        provider: tiller_types::ProviderKind::Openai,
+        model: "gpt-4o".into(),
+        context_length: 128_000,
+        endpoint: Some("https://api.openai.com/v1".into()),
+    };
+    app.on_agent(FromAgent::Switched { info, remote: true });
+    let shown = printed(&mut app);
+    assert_eq!(
+        shown,
+        "model: openai/gpt-4o (remote: secrets are redacted, denied files withheld; context \
+         128000 tokens)"
+    );
+    assert!(frame(&app).contains("gpt-4o"), "{}", frame(&app));
+    assert!(!frame(&app).contains("qwen2.5-coder"));
+    typed(&mut app, "/model");
+    key(&mut app, KeyCode::Enter);
+    assert!(printed(&mut app).contains("model: gpt-4o (remote)"));
+}

@@ -237,7 +237,7 @@ pub struct BenchEngineArgs {
 }
 
 /// Which model to use and how to reach it.
-#[derive(Debug, Args, Default)]
+#[derive(Clone, Debug, Args, Default)]
 pub struct ModelArgs {
     /// Config profile to start from.
     #[arg(long, global = true, env = "TILLER_PROFILE")]

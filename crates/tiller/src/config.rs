@@ -101,6 +101,33 @@ pub fn settle(args: &ModelArgs) -> Result<Settings, CommandError> {
     })
 }
 
+/// The settings `/model NAME` switches to: the config's profile NAME, else the installed local
+/// model NAME on the embedded engine. The flags that chose the model at the start no longer
+/// apply; everything else does.
+pub fn settle_named(args: &ModelArgs, name: &str) -> Result<Settings, CommandError> {
+    let args = ModelArgs {
+        profile: None,
+        provider: None,
+        model: None,
+        base_url: None,
+        api_key_env: None,
+        ..args.clone()
+    };
+    if profile_names(&args).iter().any(|p| p == name) {
+        return settle(&ModelArgs { profile: Some(name.into()), ..args });
+    }
+    let mut settings = settle(&args)?;
+    let model = Some(name.to_string());
+    settings.profile = Profile { provider: Some(ProviderKind::Llama), model, ..Profile::default() };
+    Ok(settings)
+}
+
+/// The names of the config file's profiles; none where it cannot be read.
+pub fn profile_names(args: &ModelArgs) -> Vec<String> {
+    let path = args.config.clone().unwrap_or_else(paths::config_file);
+    read_config(&path, false).map(|c| c.profiles.into_keys().collect()).unwrap_or_default()
+}
+
 fn names(config: &Config) -> String {
     let list: Vec<&str> = config.profiles.keys().map(String::as_str).collect();
     if list.is_empty() { "none".into() } else { list.join(", ") }

@@ -33,6 +33,17 @@ pub fn load(_: &Profile) -> Result<Box<dyn Provider>, CommandError> {
     Err(missing())
 }
 
+/// The names of the installed models.
+#[cfg(feature = "llama")]
+pub fn names() -> Vec<String> {
+    tiller_llama::list_models(&crate::paths::models_dir()).into_iter().map(|m| m.name).collect()
+}
+
+#[cfg(not(feature = "llama"))]
+pub fn names() -> Vec<String> {
+    Vec::new()
+}
+
 /// `tiller models`: the installed models.
 #[cfg(feature = "llama")]
 pub fn list(json: bool) -> Result<(), CommandError> {

@@ -323,3 +323,45 @@ fn a_sed_run_by_the_shell_tool_is_reviewed_hunk_by_hunk_in_tmux() {
     let code = std::fs::read_to_string(repo.join("greet.py")).unwrap();
     assert!(code.contains("return \"Bye\"") && code.contains("Hello, {name}"), "{code}");
 }
+
+#[test]
+fn model_switches_to_a_configured_profile_in_tmux() {
+    let dir = tempfile::tempdir().unwrap();
+    let (repo, home) = setup(dir.path());
+    let script = serde_json::json!({ "model": "tui-script", "turns": [{ "text": "First model." }]});
+    std::fs::write(dir.path().join("script.json"), script.to_string()).unwrap();
+    let other = serde_json::json!({ "model": "other-script", "context_length": 4096,
+        "turns": [{ "text": "Second model here." }]});
+    let other_path = dir.path().join("other.json");
+    std::fs::write(&other_path, other.to_string()).unwrap();
+    let config = dir.path().join("config.toml");
+    let profile =
+        format!("[profiles.other]\nprovider = 'scripted'\nmodel = '{}'\n", other_path.display());
+    std::fs::write(&config, profile).unwrap();
+    let tmux = launch(dir.path(), &repo, &home, "model", &format!("--config {}", config.display()));
+    tmux.wait_for("scripted/tui-script");
+    tmux.keys(&["hello", "Enter"]);
+    tmux.wait_for("First model.");
+
+    tmux.keys(&["/model", "Enter"]);
+    tmux.wait_for("/model NAME switches to one of: other");
+    tmux.keys(&["/model ot", "Tab"]);
+    tmux.wait_for("› /model other");
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("model: scripted/other-script (on this machine; context 4096 tokens)");
+    // No such profile: a local model, and none is installed (or the build has no engine).
+    tmux.keys(&["/model nowhere", "Enter"]);
+    let screen = tmux.wait_for("✗ ");
+    assert!(
+        screen.contains("✗ no model named 'nowhere'") || screen.contains("no embedded llama.cpp"),
+        "{screen}"
+    );
+    tmux.keys(&["and you?", "Enter"]);
+    let screen = tmux.wait_for("Second model here.");
+    assert!(screen.contains("other-script"), "the status line names the new model:\n{screen}");
+    tmux.keys(&["C-c"]);
+    tmux.keys(&["C-c"]);
+    tmux.wait_for("EXITED 0");
+    let log = session_log(&home.join(".local/share/tiller/sessions"));
+    assert!(log.contains("Second model here."), "{log}");
+}

@@ -2,13 +2,13 @@
 
 use std::io::IsTerminal;
 
-use tiller_tui::{Options, Status, Tone};
+use tiller_tui::{LoadModel, Options, Status, Tone};
 use tiller_types::{ApprovalPolicy, Message};
 
 use crate::cli::ModelArgs;
 use crate::command_error::{CommandError, Kind};
 use crate::commands::{exec, ledger, session};
-use crate::paths;
+use crate::{config, engine, paths};
 
 /// Changed lines per edit when the config sets no budget: small enough to read in one go.
 const STEP_BUDGET: usize = 60;
@@ -40,8 +40,18 @@ pub fn run(
         model: s.info.model.clone(),
         context_length: s.info.context_length,
         cost: Some(0.0),
+        remote: s.agent.config().remote,
         ..Status::default()
     };
+    let (args, root, config) = (model_args.clone(), s.root.clone(), s.agent.config().clone());
+    let load_model: LoadModel = Box::new(move |name| {
+        session::switch(&args, name, &root, &config).map_err(|e| match e.hint {
+            Some(hint) => format!("{}\nhint: {hint}", e.message),
+            None => e.message,
+        })
+    });
+    let mut models = config::profile_names(model_args);
+    models.extend(engine::names());
     let git = |args: &[&str]| tiller_tools::git::git(&s.root, args).ok();
     let files = git(&["ls-files", "-z"]).unwrap_or_default();
     let transcript = transcript(s.agent.history());
@@ -49,6 +59,7 @@ pub fn run(
         history: Some(paths::history_file(&s.root)),
         start_head: git(&["rev-parse", "HEAD"]).map(|h| h.trim().to_string()),
         files: files.split('\0').filter(|f| !f.is_empty()).map(str::to_string).collect(),
+        models,
         root: s.root,
         session_id: s.id,
         session_path: s.path,
@@ -58,7 +69,7 @@ pub fn run(
         intro: vec![s.started],
         transcript,
     };
-    tiller_tui::run(s.agent, options)
+    tiller_tui::run(s.agent, options, load_model)
         .map_err(|e| CommandError::new(Kind::Internal, format!("terminal: {e}")))
 }
 

@@ -4,7 +4,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use tiller_agent::{Agent, AgentConfig, Recorder, SessionLog, load_session, take_kept_rows};
+use tiller_agent::{
+    Agent, AgentConfig, ModelSwitch, Recorder, SessionLog, load_session, take_kept_rows,
+};
 use tiller_model::ModelInfo;
 use tiller_sandbox::Sandbox;
 use tiller_tools::{Registry, Shell, Workspace};
@@ -72,14 +74,7 @@ pub fn start(start: Start) -> Result<Session, CommandError> {
         }
     };
     let model = config::model(&settings)?;
-    // Where the workspace holds tiller's own configuration or data, tools write neither.
-    let own = [paths::config_file().with_file_name(""), paths::data_dir()];
-    let mut ws = Workspace::new(&root)?.protect(&own);
-    if model.remote {
-        ws = ws
-            .deny(&settings.deny())
-            .map_err(|e| CommandError::new(Kind::Config, e.to_string()))?;
-    }
+    let ws = workspace(&root, &settings, model.remote)?;
     let root = ws.root().to_path_buf();
     if !start.model_args.allow_broad_workspace {
         refuse_broad(&root)?;
@@ -114,15 +109,10 @@ pub fn start(start: Start) -> Result<Session, CommandError> {
             .or(settings.max_steps)
             .unwrap_or(AgentConfig::default().max_steps),
         approval: settings.approval.unwrap_or(start.approval),
-        max_tokens: settings.profile.max_tokens,
-        temperature: settings.profile.temperature,
-        answer_tool: settings.profile.answer_tool.unwrap_or(info.provider == ProviderKind::Llama),
-        remote: model.remote,
-        constrained: info.provider == ProviderKind::Llama,
-        brief: info.provider == ProviderKind::Llama,
         step_budget: settings.step_budget.or(start.step_budget),
         ..AgentConfig::default()
     };
+    let agent_config = for_model(agent_config, &settings, &info, model.remote);
     let recorder = Recorder::new(ledger, id.clone(), settings.prices.clone());
     let agent = Agent::new(provider, Registry::with_shell(shell), ws, agent_config)
         .with_history(history)
@@ -136,4 +126,50 @@ pub fn start(start: Start) -> Result<Session, CommandError> {
         sandbox: sandbox_notes,
     };
     Ok(Session { agent, started, id, path, root, info, settings, sandbox })
+}
+
+/// What `/model NAME` continues a session in `root` with (see [`config::settle_named`]);
+/// `config` is the session's, whose model-dependent fields follow the new model.
+pub fn switch(
+    model_args: &ModelArgs,
+    name: &str,
+    root: &Path,
+    config: &AgentConfig,
+) -> Result<ModelSwitch, CommandError> {
+    let settings = config::settle_named(model_args, name)?;
+    let model = config::model(&settings)?;
+    let ws = workspace(root, &settings, model.remote)?;
+    let config = for_model(config.clone(), &settings, &model.provider.info(), model.remote);
+    Ok(ModelSwitch { provider: model.provider, ws, config })
+}
+
+/// The workspace as a model may see it: tiller's own configuration and data never written
+/// (where the workspace holds them), and for a remote model the denied files withheld.
+fn workspace(root: &Path, settings: &Settings, remote: bool) -> Result<Workspace, CommandError> {
+    let own = [paths::config_file().with_file_name(""), paths::data_dir()];
+    let ws = Workspace::new(root)?.protect(&own);
+    if !remote {
+        return Ok(ws);
+    }
+    ws.deny(&settings.deny()).map_err(|e| CommandError::new(Kind::Config, e.to_string()))
+}
+
+/// `config` with the fields that follow the model: what its profile tunes, and what depends on
+/// where it runs (redaction, constrained tool calls and the brief on the embedded engine).
+fn for_model(
+    config: AgentConfig,
+    settings: &Settings,
+    info: &ModelInfo,
+    remote: bool,
+) -> AgentConfig {
+    let llama = info.provider == ProviderKind::Llama;
+    AgentConfig {
+        max_tokens: settings.profile.max_tokens,
+        temperature: settings.profile.temperature,
+        answer_tool: settings.profile.answer_tool.unwrap_or(llama),
+        remote,
+        constrained: llama,
+        brief: llama,
+        ..config
+    }
 }
