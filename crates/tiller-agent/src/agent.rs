@@ -6,7 +6,9 @@ use std::time::Instant;
 use tiller_ledger::{FileHashes, Redaction, Sent, ToolAction};
 use tiller_model::{Cancel, Completion, ModelError, Provider, Request, ToolChoice};
 use tiller_tools::{Observation, Quote, Registry, ToolKind, TreeWatch, Workspace};
-use tiller_types::{AgentEvent, ApprovalPolicy, Message, StreamEvent, ToolCall, ToolSpec, Usage};
+use tiller_types::{
+    AgentEvent, ApprovalPolicy, Message, StopReason, StreamEvent, ToolCall, ToolSpec, Usage,
+};
 
 use crate::compact::truncate_middle;
 use crate::ground;
@@ -26,7 +28,8 @@ pub struct AgentConfig {
     /// Model turns per task before giving up.
     pub max_steps: u32,
     pub approval: ApprovalPolicy,
-    /// Output tokens per model call.
+    /// Output tokens per model call; by default the provider's (`default_max_tokens`). A reply
+    /// cut at the limit is never taken as finished.
     pub max_tokens: Option<u32>,
     pub temperature: Option<f32>,
     /// Upper bound on one observation; smaller models get less (an eighth of their context).
@@ -250,6 +253,10 @@ impl Agent {
             let completion = completion?;
             self.usage += completion.usage;
             events(&AgentEvent::Usage { call: completion.usage, total: self.usage });
+            if completion.stop == StopReason::MaxTokens {
+                self.cut_reply(completion, events)?;
+                continue;
+            }
             if let Some(answer) = self.answer_call(&completion.tool_calls) {
                 self.push(Message::assistant(&answer))?;
                 events(&AgentEvent::Answer { text: answer.clone() });
@@ -559,11 +566,17 @@ impl Agent {
         Request {
             messages,
             tools,
-            max_tokens: self.config.max_tokens,
+            max_tokens: Some(self.max_tokens()),
             temperature: self.config.temperature,
             stop: Vec::new(),
             tool_choice: ToolChoice::Auto,
         }
+    }
+
+    /// The output limit of each reply.
+    fn max_tokens(&self) -> u32 {
+        let info = self.provider.info();
+        self.config.max_tokens.unwrap_or_else(|| tiller_model::default_max_tokens(&info))
     }
 
     fn full_history(&self) -> Vec<Message> {

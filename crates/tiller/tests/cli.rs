@@ -731,3 +731,80 @@ fn special_files_named_on_the_command_line_are_refused_at_once() {
         assert!(stderr.contains("not a regular file"), "{args:?}: {stderr}");
     }
 }
+
+/// A loopback server that answers the n-th request with the n-th recorded response (a fixture
+/// under tests/fixtures, sent as an event stream) and keeps the request bodies.
+fn replay(fixtures: &[&str]) -> (String, std::sync::Arc<std::sync::Mutex<Vec<serde_json::Value>>>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/v1", listener.local_addr().unwrap());
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let bodies: Vec<String> =
+        fixtures.iter().map(|f| std::fs::read_to_string(dir.join(f)).unwrap()).collect();
+    let received = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = std::sync::Arc::clone(&received);
+    std::thread::spawn(move || {
+        for (n, stream) in listener.incoming().enumerate() {
+            let mut stream = stream.unwrap();
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut length = 0;
+            loop {
+                let mut line = String::new();
+                reader.read_line(&mut line).unwrap();
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = v.trim().parse().unwrap();
+                }
+                if line == "\r\n" || line.is_empty() {
+                    break;
+                }
+            }
+            let mut body = Vec::new();
+            reader.take(length).read_to_end(&mut body).unwrap();
+            log.lock().unwrap().push(serde_json::from_slice(&body).unwrap());
+            let body = &bodies[n.min(bodies.len() - 1)];
+            let head =
+                "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n";
+            write!(stream, "{head}content-length: {}\r\n\r\n{body}", body.len()).unwrap();
+        }
+    });
+    (url, received)
+}
+
+/// An Anthropic session (recorded responses replayed on loopback): each request marks the
+/// prompt-cache breakpoints, and the ledger shows the cache reads they earned.
+#[test]
+fn an_anthropic_session_reads_its_prompt_from_the_cache_and_the_ledger_shows_it() {
+    let env = env();
+    let (url, received) = replay(&["anthropic_read.sse", "anthropic_answer.sse"]);
+    let model = ["--provider", "anthropic", "--base-url", &url, "-m", "claude-sonnet-4-5"];
+    let out = env.tiller(&[&["exec"][..], &model, &["Why does the test fail?"]].concat());
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "greet returns \"Hello\" without the name.\n");
+
+    let received = received.lock().unwrap();
+    assert_eq!(received.len(), 2);
+    for body in received.iter() {
+        assert_eq!(body["max_tokens"], 32_000);
+        assert_eq!(body["system"][0]["cache_control"]["type"], "ephemeral");
+        let tools = body["tools"].as_array().unwrap();
+        assert_eq!(tools.last().unwrap()["cache_control"]["type"], "ephemeral");
+        let last = body["messages"].as_array().unwrap().last().unwrap().clone();
+        assert_eq!(
+            last["content"].as_array().unwrap().last().unwrap()["cache_control"]["type"],
+            "ephemeral"
+        );
+    }
+
+    let out = env.tiller(&["ledger", "--by", "model"]);
+    let table = text(&out.stdout);
+    println!("{table}");
+    let out = env.tiller(&["ledger", "--by", "model", "--json"]);
+    let row: serde_json::Value = serde_json::from_str(text(&out.stdout).trim()).unwrap();
+    assert_eq!(row["calls"], 2, "{row}");
+    // 9 + 3412 written, then 7 + 121 + 3412 with 3412 read from the cache.
+    assert_eq!(
+        (row["prompt_tokens"].as_u64(), row["cached_tokens"].as_u64()),
+        (Some(6961), Some(3412))
+    );
+    assert!(table.lines().nth(1).unwrap().contains(" 49%"), "{table}");
+}

@@ -31,9 +31,8 @@ impl Agent {
         events: &mut dyn FnMut(&AgentEvent),
     ) -> Result<(), AgentError> {
         let info = self.provider.info();
-        let reserve = u64::from(self.config.max_tokens.unwrap_or(0))
-            .max(info.context_length / 4)
-            .min(info.context_length / 2);
+        let reserve =
+            u64::from(self.max_tokens()).max(info.context_length / 4).min(info.context_length / 2);
         let limit = info.context_length - reserve;
         // The tools' schemas are part of every prompt, whichever way a provider sends them.
         let fixed = format!(
