@@ -34,8 +34,21 @@ pub struct OpenAi {
     official: bool,
     /// The endpoint is on Ollama's port: ask whether it is Ollama before the first call.
     ollama_port: bool,
-    /// Whether the endpoint was asked if it is Ollama, and the context budgeted to its answer.
-    ollama_checked: bool,
+    /// What is known of Ollama's context for the model.
+    ollama: Known,
+    /// The context configured, which Ollama's may lower.
+    configured_context: u64,
+}
+
+/// How far the context of a model behind Ollama is known.
+#[derive(Clone, Copy, PartialEq)]
+enum Known {
+    /// Nothing asked yet.
+    Nothing,
+    /// Ollama's answer for a model not loaded yet: asked again after the next call, which loads it.
+    Guess,
+    /// The loaded model's context, or the endpoint is not Ollama.
+    Settled,
 }
 
 impl OpenAi {
@@ -45,8 +58,9 @@ impl OpenAi {
         let official = url.as_ref().and_then(|u| u.host_str()) == Some(OPENAI_HOST);
         // On any other port, Ollama is recognised by its first answer.
         let ollama_port = url.and_then(|u| u.port()) == Some(ollama::PORT);
+        let configured_context = config.context_length;
         let client = Client::new(config)?;
-        Ok(OpenAi { client, official, ollama_port, ollama_checked: false })
+        Ok(OpenAi { client, official, ollama_port, ollama: Known::Nothing, configured_context })
     }
 
     /// The models the endpoint serves (`GET /models`).
@@ -63,10 +77,12 @@ impl OpenAi {
 
     /// Budgets to the context Ollama runs the model with, when the endpoint is Ollama.
     fn check_ollama(&mut self) {
-        self.ollama_checked = true;
-        if let Some(context) = ollama::context(&self.client, &self.client.config.model) {
-            let budget = &mut self.client.config.context_length;
-            *budget = (*budget).min(context);
+        self.ollama = Known::Settled;
+        if let Some((context, loaded)) = ollama::context(&self.client, &self.client.config.model) {
+            self.client.config.context_length = self.configured_context.min(context);
+            if !loaded {
+                self.ollama = Known::Guess;
+            }
         }
     }
 }
@@ -82,7 +98,7 @@ impl Provider for OpenAi {
         cancel: &Cancel,
         on_event: &mut dyn FnMut(&StreamEvent),
     ) -> Result<Completion, ModelError> {
-        if self.ollama_port && !self.ollama_checked {
+        if self.ollama_port && self.ollama == Known::Nothing {
             self.check_ollama();
         }
         let config = &self.client.config;
@@ -109,7 +125,8 @@ impl Provider for OpenAi {
             cancel,
             on_event,
         )?;
-        if stream.fingerprint.as_deref() == Some(ollama::FINGERPRINT) && !self.ollama_checked {
+        let from_ollama = stream.fingerprint.as_deref() == Some(ollama::FINGERPRINT);
+        if from_ollama && self.ollama != Known::Settled {
             self.check_ollama();
         }
         Ok(completion)

@@ -893,3 +893,30 @@ fn lists_the_endpoints_models() {
     assert_eq!(received[0].path, "/v1/models");
     assert_eq!(received[0].header("authorization"), Some("Bearer sk-test"));
 }
+
+/// A model Ollama had not loaded yet is asked about again once a call loaded it: the server's
+/// own default (here 32,768 via OLLAMA_CONTEXT_LENGTH) shows only then, and the budget rises to
+/// it, never past the context configured.
+#[test]
+fn ollama_is_asked_again_once_the_model_is_loaded() {
+    let json = |body: &str| Reply::Body("application/json", body.into());
+    let chat = Reply::Sse("openai_ollama.sse".into(), End::Whole);
+    let version = json(r#"{"version":"0.12.6"}"#);
+    let loaded = r#"{"models":[{"name":"test-model:latest","context_length":32768}]}"#;
+    let server = Server::start(vec![
+        chat.clone(),
+        version.clone(),
+        json(r#"{"models":[]}"#),
+        json(r#"{"parameters":""}"#),
+        chat.clone(),
+        version,
+        json(loaded),
+        chat,
+    ]);
+    let mut provider = Api::OpenAi.provider(&server.url, |c| c.context_length = 16_384);
+    for budget in [4096, 16_384, 16_384] {
+        provider.complete(&question(), &Cancel::default(), &mut |_| {}).unwrap();
+        assert_eq!(provider.info().context_length, budget);
+    }
+    assert_eq!(server.hits(), 8, "settled: nothing more is asked");
+}
