@@ -6,9 +6,7 @@ use std::time::Instant;
 use tiller_ledger::{FileHashes, Redaction, Sent, ToolAction};
 use tiller_model::{Cancel, Completion, ModelError, Provider, Request, ToolChoice};
 use tiller_tools::{Observation, Quote, Registry, ToolKind, TreeWatch, Workspace};
-use tiller_types::{
-    AgentEvent, ApprovalPolicy, Message, StopReason, StreamEvent, ToolCall, ToolSpec, Usage,
-};
+use tiller_types::{AgentEvent, ApprovalPolicy, Message, StreamEvent, ToolCall, ToolSpec, Usage};
 
 use crate::compact::truncate_middle;
 use crate::ground;
@@ -253,7 +251,7 @@ impl Agent {
             let completion = completion?;
             self.usage += completion.usage;
             events(&AgentEvent::Usage { call: completion.usage, total: self.usage });
-            if completion.stop == StopReason::MaxTokens {
+            if completion.stop == tiller_types::StopReason::MaxTokens {
                 self.cut_reply(completion, events)?;
                 continue;
             }
@@ -571,12 +569,6 @@ impl Agent {
             stop: Vec::new(),
             tool_choice: ToolChoice::Auto,
         }
-    }
-
-    /// The output limit of each reply.
-    fn max_tokens(&self) -> u32 {
-        let info = self.provider.info();
-        self.config.max_tokens.unwrap_or_else(|| tiller_model::default_max_tokens(&info))
     }
 
     fn full_history(&self) -> Vec<Message> {

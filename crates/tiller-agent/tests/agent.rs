@@ -1047,3 +1047,27 @@ fn a_reply_cut_at_the_output_limit_is_not_taken_as_finished() {
         &received[1]["messages"].as_array().unwrap().iter().rev().nth(1).unwrap()["tool_calls"][0];
     assert_eq!(call["function"]["arguments"], "{}");
 }
+
+/// With the answer tool every reply is a call, so a cut reply without one is a call cut before
+/// it parsed: the model is told and tries again, and the run goes on to its answer.
+#[test]
+fn with_the_answer_tool_a_cut_reply_is_told_to_the_model() {
+    let repo = repo();
+    let cut = json!({"choices": [{"delta": {"content": "<tool_call>{\"name\": \"answer\", \"arguments\": {\"text\": \"It is"}, "finish_reason": "length"}]});
+    let answer = json!({"choices": [{"delta": {"tool_calls": [{"index": 0, "id": "a1",
+        "function": {"name": "answer", "arguments": "{\"text\": \"done\"}"}}]}, "finish_reason": "tool_calls"}]});
+    let (url, received) = chat_server(vec![vec![cut], vec![answer]]);
+    let provider = tiller_model::OpenAi::new(endpoint(&url, 4096)).unwrap();
+    let config = AgentConfig { answer_tool: true, ..AgentConfig::default() };
+    let ws = Workspace::new(repo.path()).unwrap();
+    let mut agent = Agent::new(Box::new(provider), Registry::default(), ws, config);
+    let answer = agent.run("Say done.", &mut AcceptAll, &mut |_| {}).unwrap();
+    assert_eq!(answer, "done");
+    let received = received.lock().unwrap();
+    let told = received[1]["messages"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(told["role"], "user");
+    assert!(
+        told["content"].as_str().unwrap().contains("cut at the output limit of 1024"),
+        "{told}"
+    );
+}

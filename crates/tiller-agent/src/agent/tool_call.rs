@@ -16,17 +16,26 @@ use crate::{AgentError, Approver, Review, Verdict, needs_approval};
 
 impl Agent {
     /// A reply the endpoint cut at the output limit. Without tool calls it was to be the answer,
-    /// and the user is told it is unfinished. Its tool calls are not run (the last one is
-    /// incomplete): each result tells the model, which can then write in smaller pieces.
+    /// and the user is told it is unfinished, unless every reply must be a call (the answer
+    /// tool): then it was a call cut before it parsed, and the model is told. The tool calls of a
+    /// cut reply are not run (the last one is incomplete): each result tells the model, which
+    /// can then write in smaller pieces.
     pub(super) fn cut_reply(
         &mut self,
         mut completion: Completion,
         events: &mut dyn FnMut(&AgentEvent),
     ) -> Result<(), AgentError> {
         let limit = self.max_tokens();
+        let output = format!(
+            "Not run: your reply was cut at the output limit of {limit} tokens before this call \
+             was complete. Make smaller calls: split a long file into several writes or edits."
+        );
         if completion.tool_calls.is_empty() {
             self.push(completion.message())?;
-            return Err(AgentError::Cut { limit });
+            if !self.config.answer_tool {
+                return Err(AgentError::Cut { limit });
+            }
+            return self.push(Message::user(output));
         }
         // Arguments cut mid-way are no JSON, which some servers refuse to find in the history.
         for call in &mut completion.tool_calls {
@@ -35,10 +44,6 @@ impl Agent {
             }
         }
         self.push(completion.message())?;
-        let output = format!(
-            "Not run: your reply was cut at the output limit of {limit} tokens before this call \
-             was complete. Make smaller calls: split a long file into several writes or edits."
-        );
         for call in &completion.tool_calls {
             let (call_id, name) = (call.id.clone(), call.name.clone());
             events(&AgentEvent::ToolResult {
