@@ -30,7 +30,8 @@ pub struct AgentConfig {
     /// Model turns per task before giving up.
     pub max_steps: u32,
     pub approval: ApprovalPolicy,
-    /// Output tokens per model call.
+    /// Output tokens per model call; by default the provider's (`default_max_tokens`). A reply
+    /// cut at the limit is never taken as finished.
     pub max_tokens: Option<u32>,
     pub temperature: Option<f32>,
     /// Upper bound on one observation; smaller models get less (an eighth of their context).
@@ -242,6 +243,10 @@ impl Agent {
             let completion = completion?;
             self.usage += completion.usage;
             events(&AgentEvent::Usage { call: completion.usage, total: self.usage });
+            if completion.stop == tiller_types::StopReason::MaxTokens {
+                self.cut_reply(completion, events)?;
+                continue;
+            }
             if let Some(answer) = self.answer_call(&completion.tool_calls) {
                 self.push(Message::assistant(&answer))?;
                 events(&AgentEvent::Answer { text: answer.clone() });
@@ -551,7 +556,7 @@ impl Agent {
         Request {
             messages,
             tools,
-            max_tokens: self.config.max_tokens,
+            max_tokens: Some(self.max_tokens()),
             temperature: self.config.temperature,
             stop: Vec::new(),
             tool_choice: ToolChoice::Auto,

@@ -6,6 +6,11 @@ use tiller_model::ModelError;
 pub enum AgentError {
     #[error(transparent)]
     Model(#[from] ModelError),
+    /// The final reply ran into the output limit: what came is not the whole answer.
+    #[error(
+        "the model's reply was cut at the output limit of {limit} tokens, so it is not a finished answer"
+    )]
+    Cut { limit: u32 },
     #[error("no answer after {0} steps")]
     StepLimit(u32),
     #[error(

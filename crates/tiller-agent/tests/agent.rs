@@ -1004,3 +1004,116 @@ fn compact_now_summarises_all_but_the_last_turn() {
     assert!(agent.history()[0].text().contains("SUMMARY: listed the directory twice."));
     assert!(requests.lock().unwrap()[3].tools.is_empty(), "the summary call offers no tools");
 }
+
+/// A loopback server speaking OpenAI's streamed chat completions: the n-th request gets the
+/// n-th list of chunks (each sent as one event, then `[DONE]`); request bodies are kept.
+fn chat_server(
+    replies: Vec<Vec<serde_json::Value>>,
+) -> (String, Arc<Mutex<Vec<serde_json::Value>>>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/v1", listener.local_addr().unwrap());
+    let received = Arc::new(Mutex::new(Vec::new()));
+    let log = Arc::clone(&received);
+    std::thread::spawn(move || {
+        for (n, stream) in listener.incoming().enumerate() {
+            let mut stream = stream.unwrap();
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut length = 0;
+            loop {
+                let mut line = String::new();
+                reader.read_line(&mut line).unwrap();
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = v.trim().parse().unwrap();
+                }
+                if line == "\r\n" || line.is_empty() {
+                    break;
+                }
+            }
+            let mut body = Vec::new();
+            reader.take(length).read_to_end(&mut body).unwrap();
+            log.lock().unwrap().push(serde_json::from_slice(&body).unwrap());
+            let events: String = replies[n.min(replies.len() - 1)]
+                .iter()
+                .map(|chunk| format!("data: {chunk}\n\n"))
+                .chain(["data: [DONE]\n\n".to_string()])
+                .collect();
+            let head =
+                "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n";
+            write!(stream, "{head}content-length: {}\r\n\r\n{events}", events.len()).unwrap();
+        }
+    });
+    (url, received)
+}
+
+fn endpoint(url: &str, context_length: u64) -> tiller_model::EndpointConfig {
+    tiller_model::EndpointConfig {
+        base_url: url.into(),
+        model: "m".into(),
+        api_key: None,
+        context_length,
+        connect_timeout: std::time::Duration::from_secs(5),
+        idle_timeout: std::time::Duration::from_secs(10),
+        deadline: std::time::Duration::from_secs(30),
+        max_retries: 0,
+        egress: tiller_model::EgressPolicy::default(),
+    }
+}
+
+/// A reply cut at the output limit is never the answer: its tool call is not run and the model
+/// is told; a cut final answer is an error for the user. Every request carries a limit.
+#[test]
+fn a_reply_cut_at_the_output_limit_is_not_taken_as_finished() {
+    let repo = repo();
+    let write = json!({"choices": [{"delta": {"tool_calls": [{"index": 0, "id": "c1",
+        "function": {"name": "write_file", "arguments": "{\"path\": \"big.py\", \"content\": \"x = 1\\n"}}]},
+        "finish_reason": "length"}]});
+    let text = json!({"choices": [{"delta": {"content": "The answer is that the"}, "finish_reason": "length"}]});
+    let (url, received) = chat_server(vec![vec![write], vec![text]]);
+    let provider = tiller_model::OpenAi::new(endpoint(&url, 8192)).unwrap();
+    let config = AgentConfig { approval: ApprovalPolicy::Never, ..AgentConfig::default() };
+    let ws = Workspace::new(repo.path()).unwrap();
+    let mut agent = Agent::new(Box::new(provider), Registry::default(), ws, config);
+    let mut events = Vec::new();
+    let err =
+        agent.run("Write big.py.", &mut AcceptAll, &mut |e| events.push(e.clone())).unwrap_err();
+
+    assert!(matches!(err, AgentError::Cut { limit: 2048 }), "{err}");
+    assert!(!repo.path().join("big.py").exists(), "a cut call was run");
+    assert!(!events.iter().any(|e| matches!(e, AgentEvent::Answer { .. })), "{events:?}");
+    let received = received.lock().unwrap();
+    assert_eq!(received.len(), 2);
+    // A quarter of the context by default, sent as `max_tokens` to a server that is not OpenAI.
+    assert!(received.iter().all(|r| r["max_tokens"] == 2048), "{received:?}");
+    let told = received[1]["messages"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(told["role"], "tool");
+    assert!(told["content"].as_str().unwrap().contains("cut at the output limit of 2048 tokens"));
+    // The incomplete arguments are not sent back as they were.
+    let call =
+        &received[1]["messages"].as_array().unwrap().iter().rev().nth(1).unwrap()["tool_calls"][0];
+    assert_eq!(call["function"]["arguments"], "{}");
+}
+
+/// With the answer tool every reply is a call, so a cut reply without one is a call cut before
+/// it parsed: the model is told and tries again, and the run goes on to its answer.
+#[test]
+fn with_the_answer_tool_a_cut_reply_is_told_to_the_model() {
+    let repo = repo();
+    let cut = json!({"choices": [{"delta": {"content": "<tool_call>{\"name\": \"answer\", \"arguments\": {\"text\": \"It is"}, "finish_reason": "length"}]});
+    let answer = json!({"choices": [{"delta": {"tool_calls": [{"index": 0, "id": "a1",
+        "function": {"name": "answer", "arguments": "{\"text\": \"done\"}"}}]}, "finish_reason": "tool_calls"}]});
+    let (url, received) = chat_server(vec![vec![cut], vec![answer]]);
+    let provider = tiller_model::OpenAi::new(endpoint(&url, 4096)).unwrap();
+    let config = AgentConfig { answer_tool: true, ..AgentConfig::default() };
+    let ws = Workspace::new(repo.path()).unwrap();
+    let mut agent = Agent::new(Box::new(provider), Registry::default(), ws, config);
+    let answer = agent.run("Say done.", &mut AcceptAll, &mut |_| {}).unwrap();
+    assert_eq!(answer, "done");
+    let received = received.lock().unwrap();
+    let told = received[1]["messages"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(told["role"], "user");
+    assert!(
+        told["content"].as_str().unwrap().contains("cut at the output limit of 1024"),
+        "{told}"
+    );
+}

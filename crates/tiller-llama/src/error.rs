@@ -33,14 +33,21 @@ pub enum LlamaError {
     Grammar(String),
     #[error("llama.cpp: {0}")]
     Engine(String),
+    #[error("no Ollama model '{name}' in {store}: {reason}")]
+    OllamaModel { name: String, store: PathBuf, reason: String },
+    /// What to pull is unclear or not there.
+    #[error("{0}")]
+    Pull(String),
+    #[error(transparent)]
+    Fetch(#[from] ModelError),
 }
 
 impl From<LlamaError> for ModelError {
     fn from(e: LlamaError) -> Self {
         match e {
-            LlamaError::ModelNotFound { .. } | LlamaError::NoModelsDir => {
-                ModelError::Config(e.to_string())
-            }
+            LlamaError::ModelNotFound { .. }
+            | LlamaError::NoModelsDir
+            | LlamaError::OllamaModel { .. } => ModelError::Config(e.to_string()),
             e => ModelError::Engine(e.to_string()),
         }
     }

@@ -12,6 +12,8 @@ pub mod gguf;
 pub mod grammar;
 mod llama;
 mod models;
+pub mod ollama;
+pub mod pull;
 mod stream;
 pub mod template;
 

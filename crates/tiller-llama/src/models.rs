@@ -41,9 +41,12 @@ pub fn default_models_dir() -> Option<PathBuf> {
     Some(data.join("tiller/models"))
 }
 
-/// The file `model` names: a path as is, or `NAME` as `NAME.gguf` in `dir` (the default folder
-/// when `None`).
+/// The file `model` names: a path as is, `ollama:NAME` in Ollama's store, or `NAME` as
+/// `NAME.gguf` in `dir` (the default folder when `None`).
 pub fn resolve_model(model: &str, dir: Option<&Path>) -> Result<PathBuf, LlamaError> {
+    if let Some(name) = model.strip_prefix(crate::ollama::PREFIX) {
+        return crate::ollama::resolve(name);
+    }
     if model.contains(std::path::MAIN_SEPARATOR) || model.contains('/') || model.ends_with(".gguf")
     {
         return Ok(PathBuf::from(model));
@@ -81,7 +84,7 @@ pub fn list_models(dir: &Path) -> Vec<ModelSummary> {
     paths.into_iter().map(|p| summarise(&p)).collect()
 }
 
-fn summarise(path: &Path) -> ModelSummary {
+pub(crate) fn summarise(path: &Path) -> ModelSummary {
     let name = path.file_stem().map_or_else(String::new, |s| s.to_string_lossy().into_owned());
     let size_bytes = std::fs::metadata(path).map_or(0, |m| m.len());
     let mut summary = ModelSummary {

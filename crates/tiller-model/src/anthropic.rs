@@ -3,6 +3,10 @@
 //! System messages become the top-level `system` prompt; tool calls are `tool_use` blocks of
 //! the assistant turn and tool results `tool_result` blocks of the next user turn, with
 //! consecutive messages of one role merged, as the API requires turns to alternate.
+//!
+//! Each request marks four prompt-cache breakpoints (the API's most): the tools, the system
+//! prompt, and the ends of the last two user turns, so that each call reads the conversation so
+//! far from the cache (`cache_read_input_tokens`) and writes only what is new.
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -11,13 +15,11 @@ use tiller_types::{Message, ProviderKind, StopReason, StreamEvent, ToolCall, Usa
 use crate::http::{self, Client, Decoder, SseEvent};
 use crate::{
     Cancel, Collector, Completion, EndpointConfig, ModelError, ModelInfo, Provider, Request,
-    ToolChoice,
+    ToolChoice, default_max_tokens,
 };
 
 /// The API version this module speaks.
 const VERSION: &str = "2023-06-01";
-/// The output limit sent when the request sets none (the API requires one).
-const DEFAULT_MAX_TOKENS: u32 = 4096;
 
 /// A model behind the Anthropic Messages API.
 pub struct Anthropic {
@@ -43,17 +45,29 @@ impl Provider for Anthropic {
         on_event: &mut dyn FnMut(&StreamEvent),
     ) -> Result<Completion, ModelError> {
         let config = &self.client.config;
-        let (system, messages) = turns(&req.messages);
+        let (system, mut messages) = turns(&req.messages);
+        let mut tools: Vec<Value> = req
+            .tools
+            .iter()
+            .map(|t| json!({"name": t.name, "description": t.description, "input_schema": t.parameters}))
+            .collect();
+        let ephemeral = || json!({"type": "ephemeral"});
+        let system = system
+            .map(|text| vec![json!({"type": "text", "text": text, "cache_control": ephemeral()})]);
+        if let Some(last) = tools.last_mut() {
+            last["cache_control"] = ephemeral();
+        }
+        let user_turns = messages.iter_mut().rev().filter(|t| t.role == "user").take(2);
+        for block in user_turns.filter_map(|t| t.content.last_mut()) {
+            block["cache_control"] = ephemeral();
+        }
         let body = Body {
             model: &config.model,
-            max_tokens: req.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS),
+            // The API requires a limit.
+            max_tokens: req.max_tokens.unwrap_or_else(|| default_max_tokens(&self.info())),
             system,
             messages,
-            tools: req
-                .tools
-                .iter()
-                .map(|t| json!({"name": t.name, "description": t.description, "input_schema": t.parameters}))
-                .collect(),
+            tools,
             tool_choice: (req.tool_choice == ToolChoice::Required && !req.tools.is_empty())
                 .then(|| json!({"type": "any"})),
             temperature: req.temperature,
@@ -62,7 +76,9 @@ impl Provider for Anthropic {
         };
         let mut headers = vec![("anthropic-version", VERSION.to_string())];
         headers.extend(config.api_key.clone().map(|key| ("x-api-key", key)));
-        self.client.stream::<Stream>("messages", &headers, &body, cancel, on_event)
+        let (completion, _) =
+            self.client.stream::<Stream>("messages", &headers, &body, cancel, on_event)?;
+        Ok(completion)
     }
 }
 
@@ -72,7 +88,7 @@ struct Body<'a> {
     model: &'a str,
     max_tokens: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
-    system: Option<String>,
+    system: Option<Vec<Value>>,
     messages: Vec<Turn>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     tools: Vec<Value>,

@@ -24,6 +24,11 @@ pub enum ModelError {
     Script { path: String, detail: String },
     #[error("{0}")]
     Config(String),
+    /// A local file a download writes.
+    #[error("{path}: {reason}")]
+    File { path: String, reason: String },
+    #[error("{url} has sha256 {got}, not the {want} expected; the download was removed")]
+    Checksum { url: String, want: String, got: String },
     #[error("{0}")]
     Engine(String),
 }

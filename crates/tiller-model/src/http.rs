@@ -76,7 +76,7 @@ pub(crate) trait Decoder: Default {
 /// An endpoint and the HTTP agent that talks to it.
 pub(crate) struct Client {
     pub config: EndpointConfig,
-    agent: ureq::Agent,
+    pub agent: ureq::Agent,
 }
 
 impl Client {
@@ -121,9 +121,9 @@ impl Client {
         }
     }
 
-    /// POSTs `body` as JSON to `{base_url}/{path}` and decodes the streamed answer with `D`.
-    /// Transient failures are retried up to `max_retries` times, but never once part of the
-    /// answer was passed on.
+    /// POSTs `body` as JSON to `{base_url}/{path}` and decodes the streamed answer with `D`,
+    /// which comes back with it. Transient failures are retried up to `max_retries` times, but
+    /// never once part of the answer was passed on.
     pub fn stream<D: Decoder>(
         &self,
         path: &str,
@@ -131,7 +131,7 @@ impl Client {
         body: &impl Serialize,
         cancel: &Cancel,
         on_event: &mut dyn FnMut(&StreamEvent),
-    ) -> Result<Completion, ModelError> {
+    ) -> Result<(Completion, D), ModelError> {
         let url = format!("{}/{path}", self.config.base_url.trim_end_matches('/'));
         let body: Arc<str> = serde_json::to_string(body)
             .map_err(|e| ModelError::Config(format!("cannot encode the request: {e}")))?
@@ -145,7 +145,7 @@ impl Client {
             let failure = match self.attempt(&attempt, &mut decoder, &mut out) {
                 Ok(status) => {
                     let model = decoder.model().unwrap_or_else(|| self.config.model.clone());
-                    return Ok(out.finish(model, Some(status), retries));
+                    return Ok((out.finish(model, Some(status), retries), decoder));
                 }
                 Err(failure) => failure,
             };
@@ -295,8 +295,8 @@ enum Msg {
 }
 
 /// A failed attempt, with the delay the endpoint asked for before the next one.
-struct Failure {
-    error: ModelError,
+pub(crate) struct Failure {
+    pub error: ModelError,
     retry_after: Option<Duration>,
 }
 
@@ -382,7 +382,7 @@ fn read_body(reader: impl Read) -> io::Result<String> {
     Ok(String::from_utf8_lossy(&raw).into_owned())
 }
 
-fn status_failure(resp: ureq::Response) -> Failure {
+pub(crate) fn status_failure(resp: ureq::Response) -> Failure {
     let (endpoint, status) = (resp.get_url().to_string(), resp.status());
     let retry_after = retry_after(&resp);
     let mut raw = Vec::new();
@@ -408,7 +408,7 @@ fn error_message(body: &str) -> String {
     excerpt(message.unwrap_or(body), 300)
 }
 
-fn transport_error(t: &ureq::Transport, endpoint: &str, idle: Duration) -> ModelError {
+pub(crate) fn transport_error(t: &ureq::Transport, endpoint: &str, idle: Duration) -> ModelError {
     let io = std::error::Error::source(t).and_then(|s| s.downcast_ref::<io::Error>());
     match (t.kind(), io) {
         (ureq::ErrorKind::Dns | ureq::ErrorKind::ConnectionFailed, _) => ModelError::Connect {
@@ -467,7 +467,7 @@ fn excerpt(text: &str, max: usize) -> String {
 }
 
 /// The delay before retry number `n` (from 1) when the endpoint named none.
-fn backoff(n: u32) -> Duration {
+pub(crate) fn backoff(n: u32) -> Duration {
     BACKOFF_BASE.saturating_mul(1 << n.saturating_sub(1).min(16)).min(BACKOFF_CAP)
 }
 

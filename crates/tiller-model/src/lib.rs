@@ -8,7 +8,9 @@ mod anthropic;
 mod collect;
 mod egress;
 mod error;
+mod fetch;
 mod http;
+mod ollama;
 mod openai;
 mod scripted;
 mod sse;
@@ -22,6 +24,7 @@ pub use anthropic::Anthropic;
 pub use collect::Collector;
 pub use egress::{EgressPolicy, Reach, reach};
 pub use error::ModelError;
+pub use fetch::{Download, Fetcher, part_path};
 pub use openai::OpenAi;
 pub use scripted::{Script, Scripted, Turn};
 #[doc(hidden)]
@@ -53,6 +56,24 @@ pub trait Provider: Send {
 /// A rough token count (about four bytes a token for English and code).
 pub fn estimate_tokens(text: &str) -> u64 {
     (text.len() as u64).div_ceil(4)
+}
+
+/// The per-reply output limit used when none is configured, so that a model that runs on is cut
+/// rather than filling its context. Anthropic: the most its current models take (32,000; 8,192
+/// for Claude 3.5, 4,096 for older Claude 3), so that a large file write fits. Others: a quarter
+/// of the context, the part the agent keeps free for the reply, up to 16,384 tokens.
+pub fn default_max_tokens(info: &ModelInfo) -> u32 {
+    if info.provider == ProviderKind::Anthropic {
+        let model = info.model.as_str();
+        return if model.starts_with("claude-3-5") {
+            8192
+        } else if model.starts_with("claude-3-") && !model.starts_with("claude-3-7") {
+            4096
+        } else {
+            32_000
+        };
+    }
+    (info.context_length / 4).clamp(256, 16_384) as u32
 }
 
 /// Static facts about a provider's model.

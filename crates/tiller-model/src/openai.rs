@@ -9,6 +9,10 @@
 //! counts as complete, since the answer is whole and only the trailing usage chunk may be lost;
 //! one that closes before any `finish_reason` is truncated. A non-streamed completion (a
 //! `message` in place of each `delta`) is read as one chunk.
+//!
+//! Every request carries an output limit: `max_completion_tokens` for OpenAI itself, which
+//! wants it for its newer models, and `max_tokens`, which llama.cpp's server, vLLM, Ollama and
+//! LM Studio all take, for the rest. Behind Ollama, the context is Ollama's (`ollama.rs`).
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -17,18 +21,69 @@ use tiller_types::{Message, ProviderKind, StopReason, StreamEvent, ToolCall, Usa
 use crate::http::{self, Client, Decoder, SseEvent};
 use crate::{
     Cancel, Collector, Completion, EndpointConfig, ModelError, ModelInfo, Provider, Request,
-    ToolChoice,
+    ToolChoice, default_max_tokens, ollama,
 };
+
+/// OpenAI's own endpoint, which takes `max_completion_tokens`.
+const OPENAI_HOST: &str = "api.openai.com";
 
 /// A model behind an OpenAI-compatible endpoint.
 pub struct OpenAi {
     client: Client,
+    /// The endpoint is OpenAI's own.
+    official: bool,
+    /// The endpoint is on Ollama's port: ask whether it is Ollama before the first call.
+    ollama_port: bool,
+    /// What is known of Ollama's context for the model.
+    ollama: Known,
+    /// The context configured, which Ollama's may lower.
+    configured_context: u64,
+}
+
+/// How far the context of a model behind Ollama is known.
+#[derive(Clone, Copy, PartialEq)]
+enum Known {
+    /// Nothing asked yet.
+    Nothing,
+    /// Ollama's answer for a model not loaded yet: asked again after the next call, which loads it.
+    Guess,
+    /// The loaded model's context, or the endpoint is not Ollama.
+    Settled,
 }
 
 impl OpenAi {
     /// Checks the endpoint's URL; nothing is sent until the first call.
     pub fn new(config: EndpointConfig) -> Result<Self, ModelError> {
-        Ok(OpenAi { client: Client::new(config)? })
+        let url = url::Url::parse(&config.base_url).ok();
+        let official = url.as_ref().and_then(|u| u.host_str()) == Some(OPENAI_HOST);
+        // On any other port, Ollama is recognised by its first answer.
+        let ollama_port = url.and_then(|u| u.port()) == Some(ollama::PORT);
+        let configured_context = config.context_length;
+        let client = Client::new(config)?;
+        Ok(OpenAi { client, official, ollama_port, ollama: Known::Nothing, configured_context })
+    }
+
+    /// The models the endpoint serves (`GET /models`).
+    pub fn models(&self) -> Result<Vec<String>, ModelError> {
+        let url = format!("{}/models", self.client.config.base_url.trim_end_matches('/'));
+        let list = self.client.json(&url, None, self.auth().as_slice())?;
+        let ids = list["data"].as_array().into_iter().flatten();
+        Ok(ids.filter_map(|m| m["id"].as_str().map(str::to_string)).collect())
+    }
+
+    fn auth(&self) -> Option<(&'static str, String)> {
+        self.client.config.api_key.as_ref().map(|key| ("authorization", format!("Bearer {key}")))
+    }
+
+    /// Budgets to the context Ollama runs the model with, when the endpoint is Ollama.
+    fn check_ollama(&mut self) {
+        self.ollama = Known::Settled;
+        if let Some((context, loaded)) = ollama::context(&self.client, &self.client.config.model) {
+            self.client.config.context_length = self.configured_context.min(context);
+            if !loaded {
+                self.ollama = Known::Guess;
+            }
+        }
     }
 }
 
@@ -43,7 +98,12 @@ impl Provider for OpenAi {
         cancel: &Cancel,
         on_event: &mut dyn FnMut(&StreamEvent),
     ) -> Result<Completion, ModelError> {
+        if self.ollama_port && self.ollama == Known::Nothing {
+            self.check_ollama();
+        }
         let config = &self.client.config;
+        let limit = req.max_tokens.unwrap_or_else(|| default_max_tokens(&self.info()));
+        let (max_tokens, max_completion_tokens) = limit_fields(self.official, limit);
         let body = Body {
             model: &config.model,
             messages: req.messages.iter().map(message).collect(),
@@ -52,12 +112,24 @@ impl Provider for OpenAi {
             tools: req.tools.iter().map(|t| json!({"type": "function", "function": t})).collect(),
             tool_choice: (req.tool_choice == ToolChoice::Required && !req.tools.is_empty())
                 .then_some("required"),
-            max_tokens: req.max_tokens,
+            max_tokens,
+            max_completion_tokens,
             temperature: req.temperature,
             stop: &req.stop,
         };
-        let auth = config.api_key.as_ref().map(|key| ("authorization", format!("Bearer {key}")));
-        self.client.stream::<Stream>("chat/completions", auth.as_slice(), &body, cancel, on_event)
+        let auth = self.auth();
+        let (completion, stream) = self.client.stream::<Stream>(
+            "chat/completions",
+            auth.as_slice(),
+            &body,
+            cancel,
+            on_event,
+        )?;
+        let from_ollama = stream.fingerprint.as_deref() == Some(ollama::FINGERPRINT);
+        if from_ollama && self.ollama != Known::Settled {
+            self.check_ollama();
+        }
+        Ok(completion)
     }
 }
 
@@ -75,9 +147,17 @@ struct Body<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     max_tokens: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    max_completion_tokens: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     temperature: Option<f32>,
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
     stop: &'a [String],
+}
+
+/// `max_tokens` and `max_completion_tokens`: OpenAI's newer models refuse the first, and other
+/// servers know only it.
+fn limit_fields(official: bool, limit: u32) -> (Option<u32>, Option<u32>) {
+    if official { (None, Some(limit)) } else { (Some(limit), None) }
 }
 
 fn message(m: &Message) -> Value {
@@ -108,6 +188,7 @@ fn message(m: &Message) -> Value {
 #[derive(Deserialize)]
 struct Chunk {
     model: Option<String>,
+    system_fingerprint: Option<String>,
     choices: Option<Vec<Choice>>,
     usage: Option<WireUsage>,
     timings: Option<Timings>,
@@ -174,6 +255,8 @@ struct WireError {
 #[derive(Default)]
 pub(crate) struct Stream {
     model: Option<String>,
+    /// The server's `system_fingerprint`.
+    fingerprint: Option<String>,
     /// Tool calls being assembled, by stream index, in order of appearance.
     calls: Vec<(usize, ToolCall)>,
     emitted_calls: usize,
@@ -201,6 +284,7 @@ impl Decoder for Stream {
         if let Some(model) = chunk.model.filter(|m| !m.is_empty()) {
             self.model = Some(model);
         }
+        self.fingerprint = chunk.system_fingerprint.or(self.fingerprint.take());
         for choice in chunk.choices.into_iter().flatten() {
             self.recognised = true;
             let delta = choice.delta.map_or((None, None), |d| (d.content, d.tool_calls));
@@ -356,6 +440,14 @@ mod tests {
             done = stream.event(&ev, &mut out, "test").unwrap();
         }
         (events, done)
+    }
+
+    #[test]
+    fn openai_itself_gets_max_completion_tokens() {
+        assert_eq!(limit_fields(true, 9), (None, Some(9)));
+        assert_eq!(limit_fields(false, 9), (Some(9), None));
+        let host = |url: &str| url::Url::parse(url).unwrap().host_str().map(str::to_string);
+        assert_eq!(host("https://api.openai.com/v1").as_deref(), Some(OPENAI_HOST));
     }
 
     #[test]

@@ -116,12 +116,12 @@ fn serve(mut conn: TcpStream, reply: &Reply, log: &Mutex<Vec<Received>>) {
         .map(|(k, v)| (k.to_ascii_lowercase(), v.trim().to_string()))
         .collect();
     let received = Received { path, headers, body: Value::Null };
-    let len: usize = received.header("content-length").unwrap().parse().unwrap();
+    let len: usize = received.header("content-length").map_or(0, |v| v.parse().unwrap());
     // A socket closed with unread input answers with a reset: leave one byte for that.
     let reset = matches!(reply, Reply::Sse(_, End::Reset(_)));
     let mut body = vec![0; len - usize::from(reset)];
     conn.read_exact(&mut body).unwrap();
-    let body = if reset { Value::Null } else { serde_json::from_slice(&body).unwrap() };
+    let body = if reset || len == 0 { Value::Null } else { serde_json::from_slice(&body).unwrap() };
     log.lock().unwrap().push(Received { body, ..received });
 
     // Write errors are ignored: the client may have given up, which some tests want.
@@ -661,7 +661,8 @@ fn openai_request_body_and_headers() {
         "temperature": 0.2,
         "stop": ["</done>"],
     });
-    // A second call without a key sends no authorization, nor empty options.
+    // A second call without a key sends no authorization, nor empty options; the output limit
+    // is always there.
     let keyless = |c: &mut EndpointConfig| c.api_key = None;
     Api::OpenAi.call_with(&server.url, keyless, &question()).0.unwrap();
 
@@ -675,7 +676,7 @@ fn openai_request_body_and_headers() {
     assert_eq!(with_key.header("content-type"), Some("application/json"));
     assert_eq!(keyless.header("authorization"), None);
     let plain = json!({"model": "test-model", "messages": [{"role": "user", "content": "Say hello."}],
-                       "stream": true, "stream_options": {"include_usage": true}});
+                       "stream": true, "stream_options": {"include_usage": true}, "max_tokens": 2048});
     assert_eq!(keyless.body, plain);
 }
 
@@ -685,12 +686,17 @@ fn anthropic_request_body_and_headers() {
     let (result, _) = Api::Anthropic.call_with(&server.url, |_| {}, &conversation());
     result.unwrap();
     let text = |t: &str| json!({"type": "text", "text": t});
+    // Cache breakpoints: the tools, the system prompt, the last two user turns.
+    let cached = |mut block: Value| {
+        block["cache_control"] = json!({"type": "ephemeral"});
+        block
+    };
     let expected = json!({
         "model": "test-model",
         "max_tokens": 256,
-        "system": "Be brief.",
+        "system": [cached(text("Be brief."))],
         "messages": [
-            {"role": "user", "content": [text("Read main.rs")]},
+            {"role": "user", "content": [cached(text("Read main.rs"))]},
             {"role": "assistant", "content": [
                 text("Looking."),
                 {"type": "tool_use", "id": "c1", "name": "read_file", "input": {"path": "src/main.rs"}},
@@ -701,10 +707,10 @@ fn anthropic_request_body_and_headers() {
                 {"type": "tool_result", "tool_use_id": "c1", "content": "fn main() {}"},
                 {"type": "tool_result", "tool_use_id": "c2", "content": "no such directory",
                  "is_error": true},
-                text("Thanks."),
+                cached(text("Thanks.")),
             ]},
         ],
-        "tools": [{"name": "read_file", "description": "Read a file.", "input_schema": schema()}],
+        "tools": [cached(json!({"name": "read_file", "description": "Read a file.", "input_schema": schema()}))],
         "tool_choice": {"type": "any"},
         "temperature": 0.2,
         "stop_sequences": ["</done>"],
@@ -722,8 +728,9 @@ fn anthropic_request_body_and_headers() {
     assert_eq!(full.header("x-api-key"), Some("sk-test"));
     assert_eq!(full.header("anthropic-version"), Some("2023-06-01"));
     assert_eq!(full.header("authorization"), None);
-    assert_eq!(plain.body["max_tokens"], 4096);
-    assert_eq!(plain.body["messages"], json!([{"role": "user", "content": [text("Say hello.")]}]));
+    assert_eq!(plain.body["max_tokens"], 32_000);
+    let say_hello = cached(text("Say hello."));
+    assert_eq!(plain.body["messages"], json!([{"role": "user", "content": [say_hello]}]));
 }
 
 #[test]
@@ -751,4 +758,165 @@ fn anthropic_overloaded_before_output_is_retried() {
         panic!("expected a retry first: {events:?}");
     };
     assert!(reason.contains("overloaded_error"), "{reason}");
+}
+
+/// Every request carries an output limit: a quarter of the context for an OpenAI-compatible
+/// server (as `max_tokens`), the most current Claude models take for Anthropic.
+fn output_limit_is_always_sent(api: Api) {
+    let server = Server::start(vec![api.sse("text", End::Whole)]);
+    api.call(&server).0.unwrap();
+    let body = &server.received.lock().unwrap()[0].body;
+    assert_eq!(body["max_tokens"], api.pick(2048, 32_000), "{body}");
+    assert_eq!(body.get("max_completion_tokens"), None);
+}
+
+#[test]
+fn output_limit_is_always_sent_to_both() {
+    output_limit_is_always_sent(Api::OpenAi);
+    output_limit_is_always_sent(Api::Anthropic);
+}
+
+/// Anthropic gets four cache breakpoints: the tools, the system prompt, and the ends of the last
+/// two user turns (the conversation so far), and reports the cache reads they earn.
+#[test]
+fn anthropic_marks_cache_breakpoints_and_reads_the_cache() {
+    let server = Server::start(vec![Api::Anthropic.sse("text", End::Whole)]);
+    let call = ToolCall { id: "t1".into(), name: "read".into(), arguments: "{}".into() };
+    let spec = |name: &str| ToolSpec {
+        name: name.into(),
+        description: "d".into(),
+        parameters: json!({"type": "object"}),
+    };
+    let req = Request {
+        messages: vec![
+            Message::system("You are terse."),
+            Message::user("Read it."),
+            Message::Assistant { content: String::new(), tool_calls: vec![call] },
+            Message::Tool {
+                call_id: "t1".into(),
+                name: "read".into(),
+                content: "x".into(),
+                is_error: false,
+            },
+        ],
+        tools: vec![spec("read"), spec("write")],
+        ..Request::default()
+    };
+    let (result, _) = Api::Anthropic.call_with(&server.url, |_| {}, &req);
+    assert_eq!(result.unwrap().usage.cached_tokens, 100);
+    let body = &server.received.lock().unwrap()[0].body;
+    let mut marked = Vec::new();
+    let mut walk = vec![(String::new(), body.clone())];
+    while let Some((at, value)) = walk.pop() {
+        match value {
+            Value::Object(map) => {
+                if map.contains_key("cache_control") {
+                    marked.push(at.clone());
+                }
+                walk.extend(map.into_iter().map(|(k, v)| (format!("{at}/{k}"), v)));
+            }
+            Value::Array(items) => {
+                walk.extend(items.into_iter().enumerate().map(|(i, v)| (format!("{at}/{i}"), v)));
+            }
+            _ => {}
+        }
+    }
+    marked.sort();
+    assert_eq!(marked, ["/messages/0/content/0", "/messages/2/content/0", "/system/0", "/tools/1"]);
+    assert_eq!(body["system"][0]["text"], "You are terse.");
+}
+
+/// Ollama, recognised by its answer's fingerprint, is asked for the context the model runs with
+/// (`/api/ps` when loaded, else `num_ctx` from `/api/show`), and the next calls are budgeted to
+/// it rather than to the larger context configured.
+#[test]
+fn ollama_context_is_read_and_budgeted_to() {
+    let version = Reply::Body("application/json", r#"{"version":"0.12.6"}"#.into());
+    let ps = |models: &str| Reply::Body("application/json", format!(r#"{{"models":[{models}]}}"#));
+    let loaded =
+        r#"{"name":"test-model:latest","model":"test-model:latest","context_length":4096}"#;
+    let show = Reply::Body(
+        "application/json",
+        r#"{"parameters":"stop \"<|im_end|>\"\nnum_ctx                        2048","model_info":{"qwen2.context_length":32768}}"#.into(),
+    );
+    let chat = Reply::Sse("openai_ollama.sse".into(), End::Whole);
+    for (replies, want) in [
+        (vec![chat.clone(), version.clone(), ps(loaded)], 4096),
+        (vec![chat, version, ps(""), show], 2048),
+    ] {
+        let server = Server::start(replies);
+        let mut provider = Api::OpenAi.provider(&server.url, |c| c.context_length = 32_768);
+        let c = provider.complete(&question(), &Cancel::default(), &mut |_| {}).unwrap();
+        assert_eq!(c.content, "Hi.");
+        assert_eq!(provider.info().context_length, want);
+        let received = server.received.lock().unwrap();
+        let paths: Vec<&str> = received.iter().map(|r| r.path.as_str()).collect();
+        assert_eq!(paths[..3], ["/v1/chat/completions", "/api/version", "/api/ps"]);
+        if want == 2048 {
+            assert_eq!(
+                (paths[3], &received[3].body),
+                ("/api/show", &json!({"model": "test-model"}))
+            );
+        }
+    }
+}
+
+/// A server that is not Ollama is asked nothing more than the calls.
+#[test]
+fn other_servers_are_not_probed() {
+    let server = Server::start(vec![Api::OpenAi.sse("text", End::Whole)]);
+    let mut provider = Api::OpenAi.provider(&server.url, |_| {});
+    for _ in 0..2 {
+        provider.complete(&question(), &Cancel::default(), &mut |_| {}).unwrap();
+    }
+    assert_eq!(server.hits(), 2);
+    assert_eq!(provider.info().context_length, 8192);
+}
+
+#[test]
+fn lists_the_endpoints_models() {
+    let list = r#"{"object":"list","data":[{"id":"qwen2.5-coder-7b","object":"model"},{"id":"gemma3","object":"model"}]}"#;
+    let server = Server::start(vec![Reply::Body("application/json", list.into())]);
+    let config = EndpointConfig {
+        base_url: server.url.clone(),
+        model: String::new(),
+        api_key: Some("sk-test".into()),
+        context_length: 8192,
+        connect_timeout: Duration::from_secs(2),
+        idle_timeout: Duration::from_secs(5),
+        deadline: Duration::from_secs(60),
+        max_retries: 0,
+        egress: EgressPolicy::default(),
+    };
+    assert_eq!(OpenAi::new(config).unwrap().models().unwrap(), ["qwen2.5-coder-7b", "gemma3"]);
+    let received = server.received.lock().unwrap();
+    assert_eq!(received[0].path, "/v1/models");
+    assert_eq!(received[0].header("authorization"), Some("Bearer sk-test"));
+}
+
+/// A model Ollama had not loaded yet is asked about again once a call loaded it: the server's
+/// own default (here 32,768 via OLLAMA_CONTEXT_LENGTH) shows only then, and the budget rises to
+/// it, never past the context configured.
+#[test]
+fn ollama_is_asked_again_once_the_model_is_loaded() {
+    let json = |body: &str| Reply::Body("application/json", body.into());
+    let chat = Reply::Sse("openai_ollama.sse".into(), End::Whole);
+    let version = json(r#"{"version":"0.12.6"}"#);
+    let loaded = r#"{"models":[{"name":"test-model:latest","context_length":32768}]}"#;
+    let server = Server::start(vec![
+        chat.clone(),
+        version.clone(),
+        json(r#"{"models":[]}"#),
+        json(r#"{"parameters":""}"#),
+        chat.clone(),
+        version,
+        json(loaded),
+        chat,
+    ]);
+    let mut provider = Api::OpenAi.provider(&server.url, |c| c.context_length = 16_384);
+    for budget in [4096, 16_384, 16_384] {
+        provider.complete(&question(), &Cancel::default(), &mut |_| {}).unwrap();
+        assert_eq!(provider.info().context_length, budget);
+    }
+    assert_eq!(server.hits(), 8, "settled: nothing more is asked");
 }

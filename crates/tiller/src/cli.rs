@@ -47,12 +47,9 @@ pub enum Command {
     /// The holdability of a git range: lines added and removed, added code that repeats code
     /// elsewhere, and the longest function touched (docs/review.md).
     Review(ReviewArgs),
-    /// List the models installed for the embedded engine.
-    Models {
-        /// One JSON object per line.
-        #[arg(long)]
-        json: bool,
-    },
+    /// List the models installed for the embedded engine and those Ollama has pulled; with
+    /// `--provider openai`, the endpoint's models. `pull` gets one (docs/models.md).
+    Models(crate::commands::models::ModelsArgs),
     /// Measure the embedded engine.
     Bench {
         #[command(subcommand)]

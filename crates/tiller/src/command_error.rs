@@ -84,6 +84,9 @@ impl From<AgentError> for CommandError {
     fn from(e: AgentError) -> Self {
         match e {
             AgentError::Model(m) => m.into(),
+            AgentError::Cut { .. } => CommandError::new(Kind::Task, e.to_string()).with_hint(
+                "raise max_tokens in the profile (docs/config.md), or ask for a shorter answer",
+            ),
             AgentError::StepLimit(_) => CommandError::new(Kind::Task, e.to_string())
                 .with_hint("raise --max-steps, or split the task"),
             AgentError::Repeating(_) => CommandError::new(Kind::Task, e.to_string())

@@ -7,6 +7,7 @@ mod exec;
 mod interactive;
 pub mod ledger;
 mod loops;
+pub mod models;
 pub mod probe;
 mod review;
 pub mod sandbox;
@@ -30,7 +31,7 @@ pub fn run(cli: Cli) -> Result<(), CommandError> {
         Command::Sessions { json } => sessions::list(json),
         Command::Ledger(args) => ledger::run(&args),
         Command::Review(args) => review::run(&cli.model, &args),
-        Command::Models { json } => crate::engine::list(json),
+        Command::Models(args) => models::run(&cli.model, &args),
         Command::Bench { command } => bench::run(&cli.model, command),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "tiller", &mut crate::out::Stdout);

@@ -178,7 +178,7 @@ pub fn model(settings: &Settings) -> Result<Model, CommandError> {
 }
 
 /// The endpoint settings, and whether the endpoint is off this machine.
-fn endpoint(
+pub fn endpoint(
     profile: &Profile,
     egress: &Egress,
     model: String,
@@ -206,12 +206,6 @@ fn endpoint(
         _ if loopback => 8_192,
         _ => 128_000,
     };
-    let policy = EgressPolicy {
-        // A local model keeps everything on the machine unless the user says otherwise.
-        local_only: egress.local_only.unwrap_or(loopback),
-        allow: egress.allow.clone(),
-        proxy: egress.proxy.clone(),
-    };
     let config = EndpointConfig {
         base_url,
         model,
@@ -221,9 +215,19 @@ fn endpoint(
         idle_timeout: Duration::from_secs(profile.idle_timeout_secs.unwrap_or(120)),
         deadline: Duration::from_secs(profile.deadline_secs.unwrap_or(1200)),
         max_retries: profile.max_retries.unwrap_or(4),
-        egress: policy,
+        egress: egress_policy(egress, loopback),
     };
     Ok((config, !loopback))
+}
+
+/// The egress policy for connections to a site on loopback or not.
+pub fn egress_policy(egress: &Egress, loopback: bool) -> EgressPolicy {
+    EgressPolicy {
+        // A local model keeps everything on the machine unless the user says otherwise.
+        local_only: egress.local_only.unwrap_or(loopback),
+        allow: egress.allow.clone(),
+        proxy: egress.proxy.clone(),
+    }
 }
 
 #[cfg(test)]

@@ -24,6 +24,10 @@ pub fn load(profile: &Profile) -> Result<Box<dyn Provider>, CommandError> {
                 crate::paths::models_dir().display()
             )))
         }
+        Err(e @ tiller_llama::LlamaError::OllamaModel { .. }) => {
+            Err(CommandError::new(Kind::Config, e.to_string())
+                .with_hint("`tiller models` lists them; OLLAMA_MODELS names another store"))
+        }
         Err(e) => Err(CommandError::new(Kind::Model, e.to_string())),
     }
 }
@@ -44,10 +48,11 @@ pub fn names() -> Vec<String> {
     Vec::new()
 }
 
-/// `tiller models`: the installed models.
+/// `tiller models`: the installed models, then Ollama's.
 #[cfg(feature = "llama")]
 pub fn list(json: bool) -> Result<(), CommandError> {
-    for m in tiller_llama::list_models(&crate::paths::models_dir()) {
+    let ollama = tiller_llama::ollama::list();
+    for m in tiller_llama::list_models(&crate::paths::models_dir()).into_iter().chain(ollama) {
         if json {
             outln!(
                 "{}",

@@ -731,3 +731,306 @@ fn special_files_named_on_the_command_line_are_refused_at_once() {
         assert!(stderr.contains("not a regular file"), "{args:?}: {stderr}");
     }
 }
+
+/// A loopback server that answers the n-th request with the n-th recorded response (a fixture
+/// under tests/fixtures, sent as an event stream) and keeps the request bodies.
+fn replay(fixtures: &[&str]) -> (String, std::sync::Arc<std::sync::Mutex<Vec<serde_json::Value>>>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/v1", listener.local_addr().unwrap());
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let bodies: Vec<String> =
+        fixtures.iter().map(|f| std::fs::read_to_string(dir.join(f)).unwrap()).collect();
+    let received = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = std::sync::Arc::clone(&received);
+    std::thread::spawn(move || {
+        for (n, stream) in listener.incoming().enumerate() {
+            let mut stream = stream.unwrap();
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut length = 0;
+            loop {
+                let mut line = String::new();
+                reader.read_line(&mut line).unwrap();
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = v.trim().parse().unwrap();
+                }
+                if line == "\r\n" || line.is_empty() {
+                    break;
+                }
+            }
+            let mut body = Vec::new();
+            reader.take(length).read_to_end(&mut body).unwrap();
+            log.lock().unwrap().push(serde_json::from_slice(&body).unwrap_or_default());
+            let body = &bodies[n.min(bodies.len() - 1)];
+            let head =
+                "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n";
+            write!(stream, "{head}content-length: {}\r\n\r\n{body}", body.len()).unwrap();
+        }
+    });
+    (url, received)
+}
+
+/// An Anthropic session (recorded responses replayed on loopback): each request marks the
+/// prompt-cache breakpoints, and the ledger shows the cache reads they earned.
+#[test]
+fn an_anthropic_session_reads_its_prompt_from_the_cache_and_the_ledger_shows_it() {
+    let env = env();
+    let (url, received) = replay(&["anthropic_read.sse", "anthropic_answer.sse"]);
+    let model = ["--provider", "anthropic", "--base-url", &url, "-m", "claude-sonnet-4-5"];
+    let out = env.tiller(&[&["exec"][..], &model, &["Why does the test fail?"]].concat());
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "greet returns \"Hello\" without the name.\n");
+
+    let received = received.lock().unwrap();
+    assert_eq!(received.len(), 2);
+    for body in received.iter() {
+        assert_eq!(body["max_tokens"], 32_000);
+        assert_eq!(body["system"][0]["cache_control"]["type"], "ephemeral");
+        let tools = body["tools"].as_array().unwrap();
+        assert_eq!(tools.last().unwrap()["cache_control"]["type"], "ephemeral");
+        let last = body["messages"].as_array().unwrap().last().unwrap().clone();
+        assert_eq!(
+            last["content"].as_array().unwrap().last().unwrap()["cache_control"]["type"],
+            "ephemeral"
+        );
+    }
+
+    let out = env.tiller(&["ledger", "--by", "model"]);
+    let table = text(&out.stdout);
+    println!("{table}");
+    let out = env.tiller(&["ledger", "--by", "model", "--json"]);
+    let row: serde_json::Value = serde_json::from_str(text(&out.stdout).trim()).unwrap();
+    assert_eq!(row["calls"], 2, "{row}");
+    // 9 + 3412 written, then 7 + 121 + 3412 with 3412 read from the cache.
+    assert_eq!(
+        (row["prompt_tokens"].as_u64(), row["cached_tokens"].as_u64()),
+        (Some(6961), Some(3412))
+    );
+    assert!(table.lines().nth(1).unwrap().contains(" 49%"), "{table}");
+}
+
+fn tiny_gguf() -> Vec<u8> {
+    std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../tiller-llama/tests/fixtures/tiny.gguf"),
+    )
+    .unwrap()
+}
+
+/// A loopback server that behaves like Hugging Face's file endpoints: the API's file listing
+/// (with each LFS file's sha256), `resolve` redirecting to a CDN host (`localhost` here), and a
+/// CDN that cuts the first whole-file transfer of each file half-way and answers ranges. Every
+/// file holds `bytes`; `bad-Q5_K_M.gguf` is listed with a wrong sha256. The requests are kept
+/// as `PATH range=RANGE`.
+fn hub_server(bytes: Vec<u8>) -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let log = std::sync::Arc::clone(&seen);
+    let sha = tiller_ledger::sha256_hex(&bytes);
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let mut stream = stream.unwrap();
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut request = String::new();
+            reader.read_line(&mut request).unwrap();
+            let path = request.split(' ').nth(1).unwrap_or_default().to_string();
+            let mut range = String::new();
+            loop {
+                let mut line = String::new();
+                reader.read_line(&mut line).unwrap();
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("range:") {
+                    range = v.trim().to_string();
+                }
+                if line == "\r\n" || line.is_empty() {
+                    break;
+                }
+            }
+            let cut_before = log.lock().unwrap().iter().any(|r| r.starts_with(&format!("{path} ")));
+            log.lock().unwrap().push(format!("{path} range={range}"));
+            let json = |body: String| {
+                format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+                    body.len()
+                )
+            };
+            let reply = if path == "/api/models/org/repo/tree/main?recursive=true" {
+                let file = |name: &str, oid: &str| {
+                    format!(
+                        r#"{{"type":"file","oid":"0f1e","size":{},"path":"{name}","lfs":{{"oid":"{oid}","size":{},"pointerSize":135}}}}"#,
+                        bytes.len(),
+                        bytes.len()
+                    )
+                };
+                json(format!(
+                    r#"[{{"type":"file","oid":"1a2b","size":52,"path":"README.md"}},{},{},{}]"#,
+                    file("tiny-Q8_0.gguf", &sha),
+                    file("tiny-Q4_K_M.gguf", &sha),
+                    file("bad-Q5_K_M.gguf", &"0".repeat(64)),
+                ))
+            } else if path == "/api/models/org/many/tree/main?recursive=true" {
+                json(
+                    r#"[{"type":"file","path":"m-Q8_0.gguf"},{"type":"file","path":"m-F16.gguf"}]"#
+                        .into(),
+                )
+            } else if let Some(file) = path.strip_prefix("/org/repo/resolve/main/") {
+                format!(
+                    "HTTP/1.1 302 Found\r\nlocation: http://localhost:{port}/cdn/{file}\r\n\
+                     x-linked-etag: \"{sha}\"\r\ncontent-length: 0\r\n\r\n"
+                )
+            } else if path.starts_with("/cdn/") {
+                let start: usize = range
+                    .strip_prefix("bytes=")
+                    .and_then(|r| r.strip_suffix('-'))
+                    .map_or(0, |s| s.parse().unwrap());
+                let head = if range.is_empty() {
+                    format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n", bytes.len())
+                } else {
+                    format!(
+                        "HTTP/1.1 206 Partial Content\r\ncontent-range: bytes {start}-{}/{}\r\ncontent-length: {}\r\n\r\n",
+                        bytes.len() - 1,
+                        bytes.len(),
+                        bytes.len() - start
+                    )
+                };
+                // The first whole-file transfer of each file breaks off half-way.
+                let end =
+                    if range.is_empty() && !cut_before { bytes.len() / 2 } else { bytes.len() };
+                let mut reply = head.into_bytes();
+                reply.extend_from_slice(&bytes[start..end]);
+                let _ = stream.write_all(&reply);
+                continue;
+            } else {
+                "HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n".to_string()
+            };
+            let _ = stream.write_all(reply.as_bytes());
+        }
+    });
+    (format!("http://127.0.0.1:{port}"), seen)
+}
+
+/// `tiller models pull hf:…` against a loopback hub: the Q4_K_M file is picked, the redirect
+/// to the CDN followed, the transfer cut half-way resumed with a range, the sha256 checked
+/// against the listing, and the model is then `--model NAME`. A part left by an earlier run is
+/// resumed; a wrong sha256 is refused and nothing kept.
+#[cfg(feature = "llama")]
+#[test]
+fn pull_resumes_checks_and_names_the_model() {
+    let env = env();
+    let bytes = tiny_gguf();
+    let (hub, seen) = hub_server(bytes.clone());
+    let models = env.home.join(".local/share/tiller/models");
+    let pull = |what: &str| {
+        env.command(&["models", "pull", what]).env("HF_ENDPOINT", &hub).output().unwrap()
+    };
+    let out = pull("hf:org/repo");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    eprintln!("{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "tiny-Q4_K_M\n");
+    assert!(text(&out.stderr).contains("matches the hub's listing"), "{}", text(&out.stderr));
+    assert_eq!(std::fs::read(models.join("tiny-Q4_K_M.gguf")).unwrap(), bytes);
+    assert!(!models.join("tiny-Q4_K_M.gguf.part").exists());
+    let cdn: Vec<String> =
+        seen.lock().unwrap().iter().filter(|r| r.starts_with("/cdn/")).cloned().collect();
+    let half = bytes.len() / 2;
+    assert_eq!(
+        cdn,
+        [
+            "/cdn/tiny-Q4_K_M.gguf range=".to_string(),
+            format!("/cdn/tiny-Q4_K_M.gguf range=bytes={half}-")
+        ]
+    );
+    let list = text(&env.tiller(&["models"]).stdout);
+    assert!(list.starts_with("tiny-Q4_K_M "), "{list}");
+
+    // What an earlier run left is resumed from where it ended.
+    std::fs::write(models.join("tiny-Q8_0.gguf.part"), &bytes[..1000]).unwrap();
+    let out = pull("hf:org/repo/tiny-Q8_0.gguf");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(std::fs::read(models.join("tiny-Q8_0.gguf")).unwrap(), bytes);
+    assert_eq!(seen.lock().unwrap().last().unwrap(), "/cdn/tiny-Q8_0.gguf range=bytes=1000-");
+
+    let out = pull("hf:org/repo/bad-Q5_K_M.gguf");
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("not the 0000"), "{}", text(&out.stderr));
+    assert!(
+        !models.join("bad-Q5_K_M.gguf").exists() && !models.join("bad-Q5_K_M.gguf.part").exists()
+    );
+
+    let out = pull("hf:org/many");
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("name one as hf:org/many/FILE: m-Q8_0.gguf, m-F16.gguf"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = pull("org/many");
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+}
+
+/// A model pulled with Ollama runs in-process as `ollama:NAME:TAG`, read from Ollama's store
+/// where it is, and `tiller models` lists it.
+#[cfg(feature = "llama")]
+#[test]
+fn models_pulled_with_ollama_are_listed_and_run_in_place() {
+    let env = env();
+    let store = env.home.join("ollama-store");
+    let bytes = tiny_gguf();
+    let sha = tiller_ledger::sha256_hex(&bytes);
+    let manifests = store.join("manifests/registry.ollama.ai/library/qwen2.5-coder");
+    std::fs::create_dir_all(&manifests).unwrap();
+    std::fs::create_dir_all(store.join("blobs")).unwrap();
+    std::fs::write(store.join(format!("blobs/sha256-{sha}")), &bytes).unwrap();
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+        "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "digest": format!("sha256:{}", "c".repeat(64)), "size": 487},
+        "layers": [
+            {"mediaType": "application/vnd.ollama.image.model", "digest": format!("sha256:{sha}"), "size": bytes.len()},
+            {"mediaType": "application/vnd.ollama.image.template", "digest": format!("sha256:{}", "d".repeat(64)), "size": 1482},
+        ],
+    });
+    std::fs::write(manifests.join("7b"), manifest.to_string()).unwrap();
+    // A manifest whose blob is gone is listed with the reason.
+    let broken = manifest.to_string().replace(&sha, &"e".repeat(64));
+    std::fs::write(manifests.join("broken"), broken).unwrap();
+
+    let tiller = |args: &[&str]| env.command(args).env("OLLAMA_MODELS", &store).output().unwrap();
+    let out = tiller(&["models"]);
+    let list = text(&out.stdout);
+    println!("{list}");
+    let lines: Vec<&str> = list.lines().collect();
+    assert_eq!(lines.len(), 2, "{list}");
+    assert!(
+        lines[0].starts_with("ollama:qwen2.5-coder:7b ") && lines[0].contains("llama"),
+        "{list}"
+    );
+    assert!(
+        lines[1].starts_with("ollama:qwen2.5-coder:broken ") && lines[1].contains("is missing"),
+        "{list}"
+    );
+
+    let run =
+        ["exec", "--provider", "llama", "--model", "ollama:qwen2.5-coder:7b", "--max-steps", "2"];
+    let out = tiller(&[&run[..], &["List the files."]].concat());
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(!env.home.join(".local/share/tiller/models").exists(), "nothing is copied");
+
+    let out = tiller(&["exec", "--provider", "llama", "--model", "ollama:qwen3:8b", "hi"]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("installed: ollama:qwen2.5-coder:7b"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+/// With `--provider openai`, `tiller models` lists what the endpoint serves.
+#[test]
+fn models_lists_an_endpoints_models() {
+    let env = env();
+    let (url, _) = replay(&["openai_models.json"]);
+    let out = env.tiller(&["models", "--provider", "openai", "--base-url", &url]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "qwen2.5-coder:7b\nllama3.2:latest\n");
+}

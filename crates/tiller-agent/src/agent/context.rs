@@ -19,6 +19,12 @@ impl Agent {
         self.fit_context_or_compact(false, events)
     }
 
+    /// The output limit of each reply, which the context keeps free.
+    pub(super) fn max_tokens(&self) -> u32 {
+        let info = self.provider.info();
+        self.config.max_tokens.unwrap_or_else(|| tiller_model::default_max_tokens(&info))
+    }
+
     /// Summarises all but the last turn now, whatever the context holds (`/compact`). Nothing
     /// happens to a conversation too short to split.
     pub fn compact_now(&mut self, events: &mut dyn FnMut(&AgentEvent)) -> Result<(), AgentError> {
@@ -31,9 +37,8 @@ impl Agent {
         events: &mut dyn FnMut(&AgentEvent),
     ) -> Result<(), AgentError> {
         let info = self.provider.info();
-        let reserve = u64::from(self.config.max_tokens.unwrap_or(0))
-            .max(info.context_length / 4)
-            .min(info.context_length / 2);
+        let reserve =
+            u64::from(self.max_tokens()).max(info.context_length / 4).min(info.context_length / 2);
         let limit = info.context_length - reserve;
         // The tools' schemas are part of every prompt, whichever way a provider sends them.
         let fixed = format!(

@@ -1,18 +1,62 @@
 //! One tool call: running it, and for a change (an edit's, or what a command changed in the
-//! tree) the review, the step budget and writing or undoing the result.
+//! tree) the review, the step budget and writing or undoing the result. A reply cut at the
+//! output limit runs no calls.
 
 use tiller_ledger::FileHashes;
+use tiller_model::Completion;
 use tiller_tools::{
     Observation, Outcome, ToolKind, Workspace, apply_changes, explain, keep_accepted,
 };
-use tiller_types::{AgentEvent, ChangeSet, ToolCall};
+use tiller_types::{AgentEvent, ChangeSet, Message, ToolCall};
 
 use super::Agent;
 use crate::record;
 use crate::redact::PLACEHOLDER_PREFIX;
-use crate::{Approver, Review, Verdict, needs_approval};
+use crate::{AgentError, Approver, Review, Verdict, needs_approval};
 
 impl Agent {
+    /// A reply the endpoint cut at the output limit. Without tool calls it was to be the answer,
+    /// and the user is told it is unfinished, unless every reply must be a call (the answer
+    /// tool): then it was a call cut before it parsed, and the model is told. The tool calls of a
+    /// cut reply are not run (the last one is incomplete): each result tells the model, which
+    /// can then write in smaller pieces.
+    pub(super) fn cut_reply(
+        &mut self,
+        mut completion: Completion,
+        events: &mut dyn FnMut(&AgentEvent),
+    ) -> Result<(), AgentError> {
+        let limit = self.max_tokens();
+        let output = format!(
+            "Not run: your reply was cut at the output limit of {limit} tokens before this call \
+             was complete. Make smaller calls: split a long file into several writes or edits."
+        );
+        if completion.tool_calls.is_empty() {
+            self.push(completion.message())?;
+            if !self.config.answer_tool {
+                return Err(AgentError::Cut { limit });
+            }
+            return self.push(Message::user(output));
+        }
+        // Arguments cut mid-way are no JSON, which some servers refuse to find in the history.
+        for call in &mut completion.tool_calls {
+            if serde_json::from_str::<serde_json::Value>(&call.arguments).is_err() {
+                call.arguments = "{}".into();
+            }
+        }
+        self.push(completion.message())?;
+        for call in &completion.tool_calls {
+            let (call_id, name) = (call.id.clone(), call.name.clone());
+            events(&AgentEvent::ToolResult {
+                call_id: call_id.clone(),
+                name: name.clone(),
+                output: output.clone(),
+                is_error: true,
+            });
+            self.push(Message::Tool { call_id, name, content: output.clone(), is_error: true })?;
+        }
+        Ok(())
+    }
+
     /// Runs one tool call; with the files it changed. `Err` holds an observation that reports a
     /// failure to the model.
     pub(super) fn call_tool(
