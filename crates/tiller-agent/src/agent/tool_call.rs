@@ -39,14 +39,16 @@ impl Agent {
             format!("The arguments are not valid JSON ({e}). Send one JSON object matching the tool's schema.")
         })?;
         let kind = tool.kind();
-        let command = args.get("command").and_then(|c| c.as_str()).map(str::to_string);
+        // A served tool's `command` argument is no shell command: it is shown as its call.
+        let command = match tool.served_by() {
+            None => args.get("command").and_then(|c| c.as_str()).map(str::to_string),
+            Some(_) => None,
+        };
         let ask = kind == ToolKind::Exec
             && (tool.always_ask()
                 || needs_approval(self.config.approval, kind, command.as_deref()));
-        if ask
-            && let Verdict::Deny { feedback } =
-                approver.approve_command(call, command.as_deref().unwrap_or_default())
-        {
+        let shown = command.unwrap_or_else(|| format!("{} {}", call.name, call.arguments));
+        if ask && let Verdict::Deny { feedback } = approver.approve_command(call, &shown) {
             events(&AgentEvent::Rejected { call_id: call.id.clone(), feedback: feedback.clone() });
             return Err(with_feedback("The user declined to run this command.", feedback));
         }
