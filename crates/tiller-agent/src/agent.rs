@@ -101,6 +101,8 @@ pub struct Agent {
     failures: Failures,
     /// The files the model has read, whose lines `replace` may take.
     read: BTreeSet<String>,
+    /// Served tools the user approved for the rest of the session.
+    approved_tools: BTreeSet<String>,
 }
 
 impl Agent {
@@ -156,6 +158,7 @@ impl Agent {
             tree: TreeWatch::default(),
             failures: Failures::default(),
             read,
+            approved_tools: BTreeSet::new(),
         }
     }
 

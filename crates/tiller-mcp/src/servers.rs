@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use rmcp::model::{CallToolRequestParams, Tool as McpTool};
 use rmcp::service::ServiceError;
-use tiller_tools::{Observation, Outcome, Tool, ToolError, ToolKind, ToolSource, Workspace};
+use tiller_tools::{
+    Observation, Outcome, SERVED_SEPARATOR, Tool, ToolError, ToolKind, ToolSource, Workspace,
+};
 use tiller_types::{Cancel, McpServer, ToolSpec};
 use tokio::runtime::{Handle, Runtime};
 
@@ -46,7 +48,7 @@ struct Server {
 enum State {
     /// Not started yet, or stopped after a failed call; starts on the next use.
     Idle,
-    Running(Connection),
+    Running(Box<Connection>),
     /// Did not start; the reason.
     Failed(String),
 }
@@ -123,7 +125,7 @@ impl McpServers {
                 let tools = tools
                     .iter()
                     .map(|t| ToolInfo {
-                        name: format!("{}__{}", server.name, t.name),
+                        name: format!("{}{SERVED_SEPARATOR}{}", server.name, t.name),
                         description: t.description.as_deref().unwrap_or_default().to_string(),
                         offered: server.entry.offers(&t.name),
                     })
@@ -173,7 +175,7 @@ impl McpServers {
                 }
             };
             for tool in listed.into_iter().filter(|t| server.entry.offers(&t.name)) {
-                let name = format!("{}__{}", server.name, tool.name);
+                let name = format!("{}{SERVED_SEPARATOR}{}", server.name, tool.name);
                 let fits = (1..=64).contains(&name.len())
                     && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
                 if !fits {
@@ -248,7 +250,7 @@ impl Server {
     fn take(&self) -> Option<Connection> {
         let state = std::mem::replace(&mut *self.lock(), State::Idle);
         match state {
-            State::Running(connection) => Some(connection),
+            State::Running(connection) => Some(*connection),
             _ => None,
         }
     }
@@ -257,7 +259,7 @@ impl Server {
     async fn connect(&self) -> Result<Connection, String> {
         let state = std::mem::replace(&mut *self.lock(), State::Idle);
         match state {
-            State::Running(connection) => return Ok(connection),
+            State::Running(connection) => return Ok(*connection),
             State::Failed(why) => {
                 *self.lock() = State::Failed(why.clone());
                 return Err(why);
@@ -290,7 +292,7 @@ impl Server {
         let listed = tokio::time::timeout(self.timeout(), connection.client.list_all_tools()).await;
         match listed {
             Ok(Ok(tools)) => {
-                *self.lock() = State::Running(connection);
+                *self.lock() = State::Running(Box::new(connection));
                 Ok(tools)
             }
             failed => {
@@ -333,11 +335,11 @@ impl Server {
             let failure = tokio::select! {
                 answer = tokio::time::timeout(limit, call) => match answer {
                     Ok(Ok(result)) => {
-                        *self.lock() = State::Running(connection);
+                        *self.lock() = State::Running(Box::new(connection));
                         return Ok(result_text(&result));
                     }
                     Ok(Err(ServiceError::McpError(e))) => {
-                        *self.lock() = State::Running(connection);
+                        *self.lock() = State::Running(Box::new(connection));
                         return Err(format!("The MCP server `{}` refused the call: {}", self.name, e.message));
                     }
                     Ok(Err(e)) => format!("The MCP server `{}` failed during the call ({e})", self.name),

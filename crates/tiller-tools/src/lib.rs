@@ -117,6 +117,10 @@ pub(crate) fn parse_args<T: DeserializeOwned>(args: serde_json::Value) -> Result
     serde_json::from_value(args).map_err(|e| ToolError::Arguments(e.to_string()))
 }
 
+/// Joins a server's name and its tool's in the name the model sees (`server__tool`); tiller's
+/// own tools never hold it.
+pub const SERVED_SEPARATOR: &str = "__";
+
 /// Tools found at run time, such as an MCP server's: listed the first time they are asked for,
 /// so that whatever provides them starts only when a session needs it.
 pub trait ToolSource: Send + Sync {

@@ -45,12 +45,25 @@ impl Agent {
             Some(_) => None,
         };
         let ask = kind == ToolKind::Exec
+            && !self.approved_tools.contains(&call.name)
             && (tool.always_ask()
                 || needs_approval(self.config.approval, kind, command.as_deref()));
         let shown = command.unwrap_or_else(|| format!("{} {}", call.name, call.arguments));
-        if ask && let Verdict::Deny { feedback } = approver.approve_command(call, &shown) {
-            events(&AgentEvent::Rejected { call_id: call.id.clone(), feedback: feedback.clone() });
-            return Err(with_feedback("The user declined to run this command.", feedback));
+        if ask {
+            match approver.approve_command(call, &shown) {
+                Verdict::Deny { feedback } => {
+                    let rejected = AgentEvent::Rejected {
+                        call_id: call.id.clone(),
+                        feedback: feedback.clone(),
+                    };
+                    events(&rejected);
+                    return Err(with_feedback("The user declined to run this command.", feedback));
+                }
+                Verdict::ApproveTool if tool.served_by().is_some() => {
+                    self.approved_tools.insert(call.name.clone());
+                }
+                Verdict::Approve | Verdict::ApproveTool => {}
+            }
         }
         // A command writes the tree itself: what it changed is found by comparing the tree
         // before and after, and goes through the same review as an edit.
