@@ -1025,7 +1025,7 @@ fn served_tools_are_asked_like_commands_and_approved_for_the_session_and_recorde
     let config = AgentConfig { approval: ApprovalPolicy::Untrusted, ..AgentConfig::default() };
     let ws = Workspace::new(repo.path()).unwrap();
     let ledger_dir = tempfile::tempdir().unwrap();
-    let ledger = Ledger::open(&ledger_dir.path().join("l.sqlite")).unwrap();
+    let ledger = Ledger::open(ledger_dir.path().join("l.sqlite")).unwrap();
     let mut agent = Agent::new(Box::new(provider), tools, ws, config).with_ledger(Recorder::new(
         ledger,
         "s",

@@ -2,6 +2,8 @@
 //! does not start, crashes mid-call, answers with something that is not JSON, hangs, offers a
 //! name twice, leaves a child behind), and the reference servers installed by scripts/test
 //! (`@modelcontextprotocol/server-everything` from npm, `mcp-server-time` from PyPI).
+// Helpers outside #[test] functions unwrap too: a failed setup should fail the test loudly.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
