@@ -349,11 +349,11 @@ impl Server {
                         limit.as_secs()
                     ),
                 },
-                () = cancelled => format!("The call was cancelled; the MCP server `{}`", self.name),
+                () = cancelled => "The call was cancelled".to_string(),
             };
             let mut process = connection.process;
             let ended = process.stop_and_explain().await;
-            Err(format!("{failure}; it was stopped{ended}\nIt starts again on the next call."))
+            Err(format!("{failure}; the server was stopped{ended}\nIt starts again on the next call."))
         })
     }
 }

@@ -146,12 +146,31 @@ fn invalid_json_and_a_hang_time_out_and_the_server_is_stopped() {
     for tool in ["bad__garbage", "bad__hang"] {
         let started = Instant::now();
         let text = call(&servers, &fx.ws, tool, serde_json::json!({}));
-        assert!(text.contains("gave no valid answer within 2 s; it was stopped"), "{text}");
+        assert!(text.contains("gave no valid answer within 2 s; the server was stopped"), "{text}");
         assert!(started.elapsed() < Duration::from_secs(10));
     }
     assert!(!alive(server), "the server that hung was stopped");
     let said = call(&servers, &fx.ws, "bad__echo", serde_json::json!({"text": "x"}));
     assert_eq!(said, "said: x");
+}
+
+#[test]
+fn cancelling_stops_a_call_at_once() {
+    let fx = Fixture::new();
+    let mut servers =
+        fx.servers(&[("bad", McpServer { timeout_secs: Some(60), ..fx.entry("ok") })]);
+    let cancel = tiller_types::Cancel::default();
+    servers.share_cancel(&cancel);
+    let started = Instant::now();
+    let text = std::thread::scope(|s| {
+        s.spawn(|| {
+            std::thread::sleep(Duration::from_millis(500));
+            cancel.cancel();
+        });
+        call(&servers, &fx.ws, "bad__hang", serde_json::json!({}))
+    });
+    assert!(text.starts_with("error: The call was cancelled; the server was stopped"), "{text}");
+    assert!(started.elapsed() < Duration::from_secs(20));
 }
 
 #[test]
