@@ -18,3 +18,22 @@ need_apt() {
 # libclang for building the embedded llama.cpp engine, bubblewrap for the command sandbox,
 # strace and iproute2 for the sandbox and egress tests, tmux for the front end's test.
 TILLER_APT_PACKAGES=(git python3 cmake libclang-dev bubblewrap strace iproute2 tmux)
+
+# need_mcp_peers: the MCP servers the tests run against, from their registries, under
+# target/peers (gitignored): the reference server-everything (npm) and mcp-server-time (PyPI).
+# Quick when they are there.
+need_mcp_peers() {
+    local peers=target/peers
+    command -v npm >/dev/null || need_apt nodejs npm
+    python3 -c 'import ensurepip' 2>/dev/null || need_apt python3-venv
+    if [ ! -x "$peers/npm/node_modules/.bin/mcp-server-everything" ]; then
+        echo "installing: @modelcontextprotocol/server-everything" >&2
+        npm install --prefix "$peers/npm" --no-audit --no-fund --silent \
+            @modelcontextprotocol/server-everything@2026.8.31 >&2
+    fi
+    if [ ! -x "$peers/venv/bin/mcp-server-time" ]; then
+        echo "installing: mcp-server-time" >&2
+        python3 -m venv "$peers/venv"
+        "$peers/venv/bin/pip" install --quiet mcp-server-time==2026.10.19 >&2
+    fi
+}

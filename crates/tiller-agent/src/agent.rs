@@ -106,6 +106,8 @@ pub struct Agent {
     failures: Failures,
     /// The files the model has read, whose lines `replace` may take.
     read: BTreeSet<String>,
+    /// Served tools the user approved for the rest of the session.
+    approved_tools: BTreeSet<String>,
 }
 
 impl Agent {
@@ -149,6 +151,7 @@ impl Agent {
             tree: TreeWatch::default(),
             failures: Failures::default(),
             read,
+            approved_tools: BTreeSet::new(),
         }
     }
 
@@ -235,6 +238,10 @@ impl Agent {
         };
         let task = self.outbound(task, "the task");
         self.push(Message::user(task))?;
+        // Tools served by other programs are listed (their servers started) on first use.
+        for message in self.tools.take_warnings() {
+            events(&AgentEvent::Warning { message });
+        }
         for step in 1..=self.config.max_steps {
             events(&AgentEvent::TurnStarted { step });
             self.fit_context(events)?;
@@ -274,7 +281,8 @@ impl Agent {
                 if repeated.is_none() {
                     self.note_outcome(call, &obs, &files, is_error);
                 }
-                self.record_action(call, obs.exit_code, files, started.elapsed().as_millis())?;
+                let outcome = (&obs, is_error, started.elapsed().as_millis());
+                self.record_action(call, outcome, files)?;
                 self.warn(events);
                 if !obs.quotes.is_empty() {
                     self.quotes.insert(call.id.clone(), obs.quotes);
@@ -393,24 +401,29 @@ impl Agent {
         ids.filter_map(|id| self.quotes.get(id)).flatten().cloned().collect()
     }
 
+    /// Records a call with what it gave (the observation before redaction and truncation,
+    /// whether it failed, how long it took) and the files it changed.
     fn record_action(
         &mut self,
         call: &ToolCall,
-        exit_code: Option<i32>,
+        (obs, is_error, millis): (&Observation, bool, u128),
         files: Vec<FileHashes>,
-        millis: u128,
     ) -> Result<(), AgentError> {
         let Some(recorder) = &mut self.recorder else {
             return Ok(());
         };
         let arguments = serde_json::from_str(&call.arguments)
             .unwrap_or_else(|_| serde_json::Value::String(call.arguments.clone()));
+        let served_by = self.tools.get(&call.name).and_then(|t| t.served_by());
+        let mcp =
+            served_by.map(|(server, tool)| record::mcp_call(server, tool, call, obs, is_error));
         recorder.push(ToolAction {
             tool: call.name.clone(),
             arguments,
-            exit_code,
+            exit_code: obs.exit_code,
             duration_ms: millis as u64,
             files,
+            mcp,
         });
         self.flush()
     }

@@ -8,7 +8,12 @@ use tiller_types::{ApprovalPolicy, ChangeSet, Selection, ToolCall};
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Verdict {
     Approve,
-    Deny { feedback: Option<String> },
+    /// Approve, and every later call of this tool in the session without asking: for a tool
+    /// an MCP server serves (for tiller's own, the same as [`Verdict::Approve`]).
+    ApproveTool,
+    Deny {
+        feedback: Option<String>,
+    },
 }
 
 /// A person's review of a change set: which hunks to apply, and anything to tell the model.

@@ -130,7 +130,8 @@ pub(crate) fn specs(
 ) -> Vec<ToolSpec> {
     let mut specs = tools.specs();
     if compact {
-        specs.retain(|s| COMPACT_TOOLS.contains(&s.name.as_str()));
+        // Tools the user added (an MCP server's) stay offered.
+        specs.retain(|s| COMPACT_TOOLS.contains(&s.name.as_str()) || !tools.is_builtin(&s.name));
     }
     let files = constrained.then(|| {
         let mut files = FileList::scan(ws);

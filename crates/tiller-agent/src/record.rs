@@ -7,11 +7,11 @@
 use std::time::Duration;
 
 use tiller_ledger::{
-    Entry, FileHashes, Ledger, LedgerError, ModelCall, Record, SentFile, sha256_hex,
+    Entry, FileHashes, Ledger, LedgerError, McpCall, ModelCall, Record, SentFile, sha256_hex,
 };
 use tiller_model::{Completion, ModelError, ModelInfo, Request};
-use tiller_tools::Quote;
-use tiller_types::{FileChange, PriceTable};
+use tiller_tools::{Observation, Quote};
+use tiller_types::{FileChange, PriceTable, ToolCall};
 
 /// The ledger an agent records to, for one session.
 pub struct Recorder {
@@ -103,6 +103,31 @@ fn decode_rate(done: &Completion) -> Option<f64> {
     let decode_ms = done.meta.latency_ms.checked_sub(done.meta.ttft_ms?)?;
     (decode_ms > 0 && done.usage.completion_tokens > 1)
         .then(|| (done.usage.completion_tokens - 1) as f64 * 1000.0 / decode_ms as f64)
+}
+
+/// The ledger's view of a call to `tool` of the MCP server `server`: the arguments' hash, and
+/// the outcome's first line and size as the server gave it.
+pub(crate) fn mcp_call(
+    server: &str,
+    tool: &str,
+    call: &ToolCall,
+    obs: &Observation,
+    is_error: bool,
+) -> McpCall {
+    let outcome = match is_error {
+        false => "ok".to_string(),
+        true => {
+            let first = obs.text.lines().next().unwrap_or_default();
+            format!("error: {}", tiller_types::text::clip(first, 200))
+        }
+    };
+    McpCall {
+        server: server.into(),
+        tool: tool.into(),
+        arguments_sha256: sha256_hex(call.arguments.as_bytes()),
+        outcome,
+        bytes: obs.text.len() as u64,
+    }
 }
 
 /// The quoted lines as ledger entries, one per file, ranges merged.

@@ -1116,4 +1116,105 @@ fn with_the_answer_tool_a_cut_reply_is_told_to_the_model() {
         told["content"].as_str().unwrap().contains("cut at the output limit of 1024"),
         "{told}"
     );
+/// A tool an MCP server would serve: `srv__ping`, answering "pong".
+struct Ping;
+
+impl tiller_tools::Tool for Ping {
+    fn spec(&self) -> tiller_types::ToolSpec {
+        let parameters = json!({"type": "object", "properties": {"command": {"type": "string"}}});
+        tiller_types::ToolSpec { name: "srv__ping".into(), description: "Ping.".into(), parameters }
+    }
+
+    fn kind(&self) -> tiller_tools::ToolKind {
+        tiller_tools::ToolKind::Exec
+    }
+
+    fn run(
+        &self,
+        _: &Workspace,
+        _: serde_json::Value,
+    ) -> Result<tiller_tools::Outcome, tiller_tools::ToolError> {
+        Ok("pong".to_string().into())
+    }
+
+    fn served_by(&self) -> Option<(&str, &str)> {
+        Some(("srv", "ping"))
+    }
+}
+
+struct Served(Vec<Box<dyn tiller_tools::Tool>>);
+
+impl tiller_tools::ToolSource for Served {
+    fn tools(&self) -> &[Box<dyn tiller_tools::Tool>] {
+        &self.0
+    }
+
+    fn take_warnings(&self) -> Vec<String> {
+        vec!["srv: one tool left out".into()]
+    }
+}
+
+/// Approves each command for its whole tool, and counts the questions.
+struct Always(Vec<String>);
+
+impl Approver for Always {
+    fn approve_command(&mut self, _: &ToolCall, command: &str) -> Verdict {
+        self.0.push(command.into());
+        Verdict::ApproveTool
+    }
+
+    fn review_changes(&mut self, _: &ToolCall, changes: &ChangeSet) -> Review {
+        Review::accept_all(changes)
+    }
+}
+
+#[test]
+fn served_tools_are_asked_like_commands_and_approved_for_the_session_and_recorded() {
+    let repo = repo();
+    // `command` is the served tool's own argument, no shell command: `ls` is not known safe here.
+    let ping =
+        json!({ "tool_calls": [ { "name": "srv__ping", "arguments": { "command": "ls" } } ] });
+    let touch =
+        json!({ "tool_calls": [ { "name": "shell", "arguments": { "command": "touch x" } } ] });
+    let (provider, requests) =
+        scripted(json!([ping, ping, touch, touch, { "text": "done" }]), 8192);
+    let tools = Registry::default().with_source(Box::new(Served(vec![Box::new(Ping)])));
+    let config = AgentConfig { approval: ApprovalPolicy::Untrusted, ..AgentConfig::default() };
+    let ws = Workspace::new(repo.path()).unwrap();
+    let ledger_dir = tempfile::tempdir().unwrap();
+    let ledger = Ledger::open(ledger_dir.path().join("l.sqlite")).unwrap();
+    let mut agent = Agent::new(Box::new(provider), tools, ws, config).with_ledger(Recorder::new(
+        ledger,
+        "s",
+        Default::default(),
+    ));
+    let mut approver = Always(Vec::new());
+    let mut warnings = Vec::new();
+    agent
+        .run("ping", &mut approver, &mut |e| {
+            if let AgentEvent::Warning { message } = e {
+                warnings.push(message.clone());
+            }
+        })
+        .unwrap();
+    // Asked once for the served tool; the shell is asked every time all the same.
+    assert_eq!(approver.0, [r#"srv__ping {"command":"ls"}"#, "touch x", "touch x"]);
+    assert_eq!(warnings, ["srv: one tool left out"]);
+    let requests = requests.lock().unwrap();
+    assert!(requests[0].tools.iter().any(|t| t.name == "srv__ping"));
+    let Some(Message::Tool { content, .. }) = requests[1].messages.last() else { panic!() };
+    assert_eq!(content, "pong");
+    let conn = rusqlite::Connection::open(ledger_dir.path().join("l.sqlite")).unwrap();
+    let mcp: Vec<serde_json::Value> = conn
+        .prepare("SELECT payload FROM entries WHERE kind = 'tool_action' ORDER BY id")
+        .unwrap()
+        .query_map([], |r| r.get::<_, String>(0))
+        .unwrap()
+        .map(|p| serde_json::from_str::<serde_json::Value>(&p.unwrap()).unwrap()["mcp"].clone())
+        .collect();
+    let sent = r#"{"command":"ls"}"#;
+    let ping = json!({"server": "srv", "tool": "ping", "outcome": "ok", "bytes": 4,
+        "arguments_sha256": tiller_ledger::sha256_hex(sent.as_bytes())});
+    // The shell's actions have none.
+    assert_eq!(mcp, [ping.clone(), ping, json!(null), json!(null)]);
 }

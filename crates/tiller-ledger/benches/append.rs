@@ -96,6 +96,7 @@ fn turn() -> Vec<Entry> {
         exit_code,
         duration_ms: 120,
         files,
+        mcp: None,
     };
     let mut entries = vec![Entry::now("session-0001", call)];
     for action in [

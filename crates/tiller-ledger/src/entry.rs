@@ -123,6 +123,23 @@ pub struct ToolAction {
     /// Files the action wrote, created or deleted.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub files: Vec<FileHashes>,
+    /// For a tool of an MCP server, the call as the server saw it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mcp: Option<McpCall>,
+}
+
+/// A call to a tool of an MCP server.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct McpCall {
+    pub server: String,
+    /// The tool's name on the server (without the `server__` prefix).
+    pub tool: String,
+    /// [`sha256_hex`](crate::sha256_hex) of the arguments as sent.
+    pub arguments_sha256: String,
+    /// `ok`, or `error: ` and the first line of what went wrong.
+    pub outcome: String,
+    /// Bytes of the result, before redaction and truncation.
+    pub bytes: u64,
 }
 
 /// A file's content hash before and after an action.

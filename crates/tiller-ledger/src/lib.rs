@@ -26,8 +26,8 @@ mod query;
 
 pub use chain::{BreakReason, Broken, Verification, sha256_hex};
 pub use entry::{
-    Entry, FileHashes, ModelCall, Note, ProbeTrial, Record, Redaction, Sent, SentFile, ToolAction,
-    now_ms,
+    Entry, FileHashes, McpCall, ModelCall, Note, ProbeTrial, Record, Redaction, Sent, SentFile,
+    ToolAction, now_ms,
 };
 pub use error::{LedgerError, Trouble};
 pub use ledger::{Ledger, SCHEMA_VERSION};

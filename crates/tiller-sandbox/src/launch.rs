@@ -71,6 +71,12 @@ impl Sandbox {
     pub fn widened(&self, dir: &Path) -> Result<Sandbox, SandboxError> {
         let mut policy = self.policy.clone();
         policy.writable.push(dir.to_path_buf());
+        self.with_policy(policy)
+    }
+
+    /// A sandbox on the same machine and helper that enforces `policy` instead: for a program
+    /// with needs of its own (an MCP server's network and environment).
+    pub fn with_policy(&self, policy: Policy) -> Result<Sandbox, SandboxError> {
         Sandbox::new(policy, self.detection.clone(), self.helper.clone())
     }
 

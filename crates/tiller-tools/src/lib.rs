@@ -100,6 +100,11 @@ pub trait Tool: Send + Sync {
     }
     /// Takes the agent's cancel flag, for a tool that runs long enough to need stopping.
     fn share_cancel(&mut self, _cancel: &Cancel) {}
+    /// For a tool another program serves (an MCP server's): that server's name and its own
+    /// name for the tool.
+    fn served_by(&self) -> Option<(&str, &str)> {
+        None
+    }
 }
 
 /// The optional `message` argument of the edit tools: the commit message the model proposes.
@@ -112,9 +117,28 @@ pub(crate) fn parse_args<T: DeserializeOwned>(args: serde_json::Value) -> Result
     serde_json::from_value(args).map_err(|e| ToolError::Arguments(e.to_string()))
 }
 
+/// Joins a server's name and its tool's in the name the model sees (`server__tool`); tiller's
+/// own tools never hold it.
+pub const SERVED_SEPARATOR: &str = "__";
+
+/// Tools found at run time, such as an MCP server's: listed the first time they are asked for,
+/// so that whatever provides them starts only when a session needs it.
+pub trait ToolSource: Send + Sync {
+    /// The tools; the first call may start servers and list what they offer.
+    fn tools(&self) -> &[Box<dyn Tool>];
+    /// What went wrong while listing them (a server that did not start, a name taken), each
+    /// said once.
+    fn take_warnings(&self) -> Vec<String> {
+        Vec::new()
+    }
+    /// Takes the agent's cancel flag.
+    fn share_cancel(&mut self, _cancel: &Cancel) {}
+}
+
 /// The tools offered to the model.
 pub struct Registry {
     tools: Vec<Box<dyn Tool>>,
+    sources: Vec<Box<dyn ToolSource>>,
 }
 
 impl Default for Registry {
@@ -137,23 +161,47 @@ impl Registry {
                 Box::new(WriteFile),
                 Box::new(shell),
             ],
+            sources: Vec::new(),
         }
+    }
+
+    /// Adds the tools of `source` after the built-in ones.
+    pub fn with_source(mut self, source: Box<dyn ToolSource>) -> Self {
+        self.sources.push(source);
+        self
     }
 
     /// Lets every tool see `cancel` (the shell stops its command when it is set).
     pub fn share_cancel(&mut self, cancel: &Cancel) {
         self.tools.iter_mut().for_each(|t| t.share_cancel(cancel));
+        self.sources.iter_mut().for_each(|s| s.share_cancel(cancel));
+    }
+
+    /// Every tool: the built-in ones, then those of each source.
+    fn all(&self) -> impl Iterator<Item = &dyn Tool> {
+        let found = self.sources.iter().flat_map(|s| s.tools());
+        self.tools.iter().chain(found).map(|t| t.as_ref())
     }
 
     pub fn specs(&self) -> Vec<ToolSpec> {
-        self.tools.iter().map(|t| t.spec()).collect()
+        self.all().map(|t| t.spec()).collect()
     }
 
     pub fn get(&self, name: &str) -> Option<&dyn Tool> {
-        self.tools.iter().find(|t| t.spec().name == name).map(|t| t.as_ref())
+        self.all().find(|t| t.spec().name == name)
     }
 
     pub fn names(&self) -> Vec<String> {
-        self.tools.iter().map(|t| t.spec().name).collect()
+        self.all().map(|t| t.spec().name).collect()
+    }
+
+    /// Whether `name` is one of tiller's own tools.
+    pub fn is_builtin(&self, name: &str) -> bool {
+        self.tools.iter().any(|t| t.spec().name == name)
+    }
+
+    /// The sources' warnings not said yet.
+    pub fn take_warnings(&self) -> Vec<String> {
+        self.sources.iter().flat_map(|s| s.take_warnings()).collect()
     }
 }

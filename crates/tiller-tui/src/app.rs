@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use tiller_agent::Verdict;
+use tiller_tools::SERVED_SEPARATOR;
 use tiller_types::{AgentEvent, ToolCall, Usage};
 
 use crate::Tone;
@@ -60,6 +61,8 @@ pub enum Mode {
     Review(Box<ReviewState>),
     Approve {
         command: String,
+        /// A served tool's name (an MCP server's), which may be approved for the session.
+        tool: Option<String>,
         reply: std::sync::mpsc::Sender<Verdict>,
         /// Whether the user said no and is now typing why (in [`App::field`]).
         asking_why: bool,
@@ -145,7 +148,8 @@ impl App {
             FromAgent::Approve { call, command, reply } => {
                 self.end_live();
                 self.print(Tone::Accent, format!("? run `{command}` ({})", call.id));
-                self.mode = Mode::Approve { command, reply, asking_why: false };
+                let tool = Some(call.name).filter(|n| n.contains(SERVED_SEPARATOR));
+                self.mode = Mode::Approve { command, tool, reply, asking_why: false };
             }
             FromAgent::Switched { info, remote } => {
                 let place = match remote {
@@ -308,6 +312,9 @@ impl App {
             Mode::Idle | Mode::Running => self.input.key(key),
             Mode::Approve { asking_why: false, .. } => match key.code {
                 KeyCode::Char('y') => self.answer_command(Verdict::Approve),
+                KeyCode::Char('a') if matches!(&self.mode, Mode::Approve { tool: Some(_), .. }) => {
+                    self.answer_command(Verdict::ApproveTool)
+                }
                 KeyCode::Char('n') => {
                     if let Mode::Approve { asking_why, .. } = &mut self.mode {
                         *asking_why = true;

@@ -21,7 +21,7 @@ const HELP: &[&str] = &[
     "Enter send · Alt-Enter new line · Up/Down history · Ctrl-R search · Esc or Ctrl-C stop, twice quits",
     "review: y accept hunk · n or Esc reject · e edit in $EDITOR · a accept the rest · d reject the rest",
     "then edit the commit message, Enter; say why to the model (optional), Enter",
-    "commands: y run · n refuse and say why · Esc refuse · Ctrl-O last tool output · F1 closes this help",
+    "commands: y run · a always (MCP tool) · n say why not · Esc refuse · Ctrl-O last output · F1 closes",
 ];
 
 /// How a [`Tone`] looks, with or without colour.
@@ -114,8 +114,12 @@ fn prompt_parts(app: &App) -> (String, Option<&Field>, String) {
             ("(next) › ".into(), Some(&app.input), String::new())
         }
         Mode::Running => ("working… ".into(), None, "Esc or Ctrl-C stops".into()),
-        Mode::Approve { command, asking_why: false, .. } => {
-            (format!("run `{command}`? "), None, "y yes · n no · ? help".into())
+        Mode::Approve { command, tool, asking_why: false, .. } => {
+            let keys = match tool {
+                Some(tool) => format!("y yes · a always for {tool} · n no · ? help"),
+                None => "y yes · n no · ? help".into(),
+            };
+            (format!("run `{command}`? "), None, keys)
         }
         Mode::Approve { asking_why: true, .. } => {
             ("why not? › ".into(), Some(&app.field), String::new())

@@ -128,6 +128,25 @@ fn approval_prompt_and_help_overlay() {
 }
 
 #[test]
+fn a_served_tool_may_be_approved_for_the_session() {
+    let mut app = app();
+    let (reply, answer) = mpsc::channel();
+    let call = ToolCall { id: "call_3".into(), name: "shell".into(), arguments: "{}".into() };
+    app.on_agent(FromAgent::Approve { call, command: "make".into(), reply });
+    key(&mut app, KeyCode::Char('a'));
+    assert!(answer.try_recv().is_err(), "no `always` for tiller's own tools");
+    key(&mut app, KeyCode::Char('y'));
+    assert_eq!(answer.try_recv().unwrap(), tiller_agent::Verdict::Approve);
+    let (reply, answer) = mpsc::channel();
+    let name = "time__get_current_time";
+    let call = ToolCall { id: "call_4".into(), name: name.into(), arguments: "{}".into() };
+    app.on_agent(FromAgent::Approve { call, command: format!("{name} {{}}"), reply });
+    assert!(frame(&app).contains("a always for time__get_current_time"), "{}", frame(&app));
+    key(&mut app, KeyCode::Char('a'));
+    assert_eq!(answer.try_recv().unwrap(), tiller_agent::Verdict::ApproveTool);
+}
+
+#[test]
 fn ctrl_c_cancels_a_run_and_twice_quits() {
     let mut app = app();
     for c in "go".chars() {

@@ -34,6 +34,53 @@ pub struct Config {
     /// Prices per million tokens by model name or glob, for the ledger's cost column.
     #[serde(default)]
     pub prices: PriceTable,
+    #[serde(default)]
+    pub mcp: McpSettings,
+}
+
+/// The Model Context Protocol servers whose tools the agent may use.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct McpSettings {
+    /// By name; the name prefixes the server's tools (`NAME__tool`).
+    #[serde(default)]
+    pub servers: BTreeMap<String, McpServer>,
+}
+
+/// One MCP server: a program started over stdio (`command`), or a streamable HTTP endpoint
+/// (`url`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct McpServer {
+    pub command: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<String>,
+    /// Variables set for the server, with their values.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
+    /// Variables passed on from tiller's environment by name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env_vars: Vec<String>,
+    pub url: Option<String>,
+    /// Default: true.
+    pub enabled: Option<bool>,
+    /// Only these of its tools are offered (default: all).
+    pub enabled_tools: Option<Vec<String>>,
+    /// These of its tools are never offered.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub disabled_tools: Vec<String>,
+    /// Seconds the server may take to start, and each call (default: 60).
+    pub timeout_secs: Option<u64>,
+    /// Whether the server (a stdio one) may use the network (default: false).
+    pub network: Option<bool>,
+}
+
+impl McpServer {
+    /// Whether the server's tool `name` is offered.
+    pub fn offers(&self, name: &str) -> bool {
+        self.enabled_tools.as_ref().is_none_or(|allowed| allowed.iter().any(|t| t == name))
+            && !self.disabled_tools.iter().any(|t| t == name)
+    }
 }
 
 /// Where tiller's own connections may go, and what may leave the machine.
@@ -199,6 +246,28 @@ mod tests {
         assert_eq!(cfg.sandbox.env, ["NPM_TOKEN"]);
         assert!(cfg.sandbox.unix_sockets);
         assert!(cfg.prices.price("gpt-4o-mini").is_some());
+    }
+
+    #[test]
+    fn parses_mcp_servers() {
+        let cfg: Config = toml::from_str(
+            r#"
+            [mcp.servers.time]
+            command = "uvx"
+            args = ["mcp-server-time"]
+            env = { TZ = "UTC" }
+            disabled_tools = ["convert_time"]
+            [mcp.servers.remote]
+            url = "https://mcp.example.com/mcp"
+            enabled = false
+            "#,
+        )
+        .unwrap();
+        let time = &cfg.mcp.servers["time"];
+        assert_eq!(time.args, ["mcp-server-time"]);
+        assert!(time.offers("get_current_time") && !time.offers("convert_time"));
+        assert_eq!(cfg.mcp.servers["remote"].enabled, Some(false));
+        assert!(toml::from_str::<Config>("[mcp.servers.x]\ncomand = 'a'").is_err());
     }
 
     #[test]

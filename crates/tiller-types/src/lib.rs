@@ -16,7 +16,9 @@ pub mod time;
 
 pub use cancel::Cancel;
 pub use change::{ChangeKind, ChangeSet, FileChange, Hunk, Selection};
-pub use config::{ApprovalPolicy, Config, Egress, Profile, ProviderKind, SandboxSettings};
+pub use config::{
+    ApprovalPolicy, Config, Egress, McpServer, McpSettings, Profile, ProviderKind, SandboxSettings,
+};
 pub use event::{AgentEvent, StopReason, StreamEvent};
 pub use message::{Message, ToolCall, ToolSpec, Usage};
 pub use price::{Price, PriceTable};

@@ -17,19 +17,21 @@ const NOBODY_TO_RUN: &str = "nobody can approve this command: the run is headles
 pub struct TerminalApprover;
 
 impl TerminalApprover {
-    /// Asks `question`; `Ok(())` for yes, `Err(feedback)` for anything else, `nobody` when
-    /// there is no terminal to ask on.
-    fn ask(&self, question: &str, nobody: &str) -> Result<(), Option<String>> {
+    /// Asks `question`; `Ok(false)` for yes, `Ok(true)` for always (when `always` is offered),
+    /// `Err(feedback)` for anything else, `nobody` when there is no terminal to ask on.
+    fn ask(&self, question: &str, always: bool, nobody: &str) -> Result<bool, Option<String>> {
         if !std::io::stdin().is_terminal() {
             return Err(Some(nobody.into()));
         }
-        eprint!("{question} [y/N, or say why not] ");
+        let keys = if always { "y/a(lways for this tool)/N" } else { "y/N" };
+        eprint!("{question} [{keys}, or say why not] ");
         let mut answer = String::new();
         if std::io::stdin().lock().read_line(&mut answer).is_err() {
             return Err(None);
         }
         match answer.trim() {
-            "y" | "Y" | "yes" => Ok(()),
+            "y" | "Y" | "yes" => Ok(false),
+            "a" | "always" if always => Ok(true),
             "" | "n" | "N" | "no" => Err(None),
             feedback => Err(Some(feedback.to_string())),
         }
@@ -37,9 +39,11 @@ impl TerminalApprover {
 }
 
 impl Approver for TerminalApprover {
-    fn approve_command(&mut self, _call: &ToolCall, command: &str) -> Verdict {
-        match self.ask(&format!("run `{command}`?"), NOBODY_TO_RUN) {
-            Ok(()) => Verdict::Approve,
+    fn approve_command(&mut self, call: &ToolCall, command: &str) -> Verdict {
+        let served = call.name.contains(tiller_tools::SERVED_SEPARATOR);
+        match self.ask(&format!("run `{command}`?"), served, NOBODY_TO_RUN) {
+            Ok(false) => Verdict::Approve,
+            Ok(true) => Verdict::ApproveTool,
             Err(feedback) => Verdict::Deny { feedback },
         }
     }
@@ -48,8 +52,8 @@ impl Approver for TerminalApprover {
         for file in &changes.files {
             eprint!("{}", unified_diff(file));
         }
-        match self.ask("apply this change?", NOBODY) {
-            Ok(()) => Review::accept_all(changes),
+        match self.ask("apply this change?", false, NOBODY) {
+            Ok(_) => Review::accept_all(changes),
             Err(feedback) => Review { selection: changes.reject_all(), feedback, edited: None },
         }
     }

@@ -69,6 +69,12 @@ pub enum Command {
     },
     /// Run a command confined to the current directory as tiller runs the agent's commands.
     Sandbox(SandboxArgs),
+    /// The MCP servers in the config: list them with their tools, add or remove one
+    /// (docs/mcp.md).
+    Mcp {
+        #[command(subcommand)]
+        command: crate::commands::mcp::McpCommand,
+    },
     /// The drift probe: run a task suite against the model, compare windows of runs, chart
     /// them (docs/probe.md).
     Probe {

@@ -8,6 +8,7 @@ mod interactive;
 pub mod ledger;
 mod loops;
 pub mod models;
+pub mod mcp;
 pub mod probe;
 mod review;
 pub mod sandbox;
@@ -39,6 +40,7 @@ pub fn run(cli: Cli) -> Result<(), CommandError> {
         }
         Command::Doctor { json } => doctor::run(json),
         Command::Sandbox(args) => sandbox::run(&cli.model, &args),
+        Command::Mcp { command } => mcp::run(&cli.model, command),
         Command::Undo => undo::run(&cli.model),
         Command::Probe { command } => probe::run(&cli.model, &command),
         Command::Eval(args) => eval::run(&cli.model, &args),

@@ -8,7 +8,7 @@ use tiller_model::{
     Anthropic, EgressPolicy, EndpointConfig, OpenAi, Provider, Reach, Scripted, reach,
 };
 use tiller_types::{
-    ApprovalPolicy, Config, Egress, PriceTable, Profile, ProviderKind, SandboxSettings,
+    ApprovalPolicy, Config, Egress, McpSettings, PriceTable, Profile, ProviderKind, SandboxSettings,
 };
 
 use crate::cli::ModelArgs;
@@ -26,6 +26,7 @@ pub struct Settings {
     pub step_budget: Option<usize>,
     pub commit_steps: Option<bool>,
     pub sandbox: SandboxSettings,
+    pub mcp: McpSettings,
     /// The config file these came from (it need not exist).
     pub config_path: PathBuf,
     /// Run commands unconfined without asking where nothing can confine them (tier C).
@@ -95,6 +96,7 @@ pub fn settle(args: &ModelArgs) -> Result<Settings, CommandError> {
         step_budget: config.step_budget,
         commit_steps: config.commit_steps,
         sandbox: config.sandbox,
+        mcp: config.mcp,
         config_path: path,
         dangerously_run_unconfined: args.dangerously_run_unconfined
             || config.dangerously_run_unconfined.unwrap_or(false),
@@ -133,7 +135,7 @@ fn names(config: &Config) -> String {
     if list.is_empty() { "none".into() } else { list.join(", ") }
 }
 
-fn read_config(path: &Path, required: bool) -> Result<Config, CommandError> {
+pub fn read_config(path: &Path, required: bool) -> Result<Config, CommandError> {
     let text = match tiller_types::file::read_text_bounded(path, 1 << 20) {
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => {

@@ -83,16 +83,31 @@ impl Agent {
             format!("The arguments are not valid JSON ({e}). Send one JSON object matching the tool's schema.")
         })?;
         let kind = tool.kind();
-        let command = args.get("command").and_then(|c| c.as_str()).map(str::to_string);
+        // A served tool's `command` argument is no shell command: it is shown as its call.
+        let command = match tool.served_by() {
+            None => args.get("command").and_then(|c| c.as_str()).map(str::to_string),
+            Some(_) => None,
+        };
         let ask = kind == ToolKind::Exec
+            && !self.approved_tools.contains(&call.name)
             && (tool.always_ask()
                 || needs_approval(self.config.approval, kind, command.as_deref()));
-        if ask
-            && let Verdict::Deny { feedback } =
-                approver.approve_command(call, command.as_deref().unwrap_or_default())
-        {
-            events(&AgentEvent::Rejected { call_id: call.id.clone(), feedback: feedback.clone() });
-            return Err(with_feedback("The user declined to run this command.", feedback));
+        let shown = command.unwrap_or_else(|| format!("{} {}", call.name, call.arguments));
+        if ask {
+            match approver.approve_command(call, &shown) {
+                Verdict::Deny { feedback } => {
+                    let rejected = AgentEvent::Rejected {
+                        call_id: call.id.clone(),
+                        feedback: feedback.clone(),
+                    };
+                    events(&rejected);
+                    return Err(with_feedback("The user declined to run this command.", feedback));
+                }
+                Verdict::ApproveTool if tool.served_by().is_some() => {
+                    self.approved_tools.insert(call.name.clone());
+                }
+                Verdict::Approve | Verdict::ApproveTool => {}
+            }
         }
         // A command writes the tree itself: what it changed is found by comparing the tree
         // before and after, and goes through the same review as an edit.

@@ -114,7 +114,12 @@ pub fn start(start: Start) -> Result<Session, CommandError> {
     };
     let agent_config = for_model(agent_config, &settings, &info, model.remote);
     let recorder = Recorder::new(ledger, id.clone(), settings.prices.clone());
-    let agent = Agent::new(provider, Registry::with_shell(shell), ws, agent_config)
+    let mut tools = Registry::with_shell(shell);
+    if !settings.mcp.servers.is_empty() {
+        let servers = commands::mcp::servers(&settings, &sandbox, &root, tools.names())?;
+        tools = tools.with_source(Box::new(servers));
+    }
+    let agent = Agent::new(provider, tools, ws, agent_config)
         .with_history(history)
         .with_log(log)
         .with_ledger(recorder);
