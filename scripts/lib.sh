@@ -18,3 +18,14 @@ need_apt() {
 # libclang for building the embedded llama.cpp engine, bubblewrap for the command sandbox,
 # strace and iproute2 for the sandbox and egress tests, tmux for the front end's test.
 TILLER_APT_PACKAGES=(git python3 cmake libclang-dev bubblewrap strace iproute2 tmux)
+
+# need_npm DIR PACKAGE VERSION: installs PACKAGE at VERSION from npm under DIR/node_modules,
+# and node with npm from Debian where they are missing; quick when all is there already.
+need_npm() {
+    local dir=$1 package=$2 version=$3
+    command -v node >/dev/null && command -v npm >/dev/null || need_apt nodejs npm
+    grep -qs "\"version\": \"$version\"" "$dir/node_modules/$package/package.json" && return 0
+    echo "installing: $package@$version (npm) into $dir" >&2
+    mkdir -p "$dir"
+    npm install --prefix "$dir" --no-audit --no-fund --silent "$package@$version"
+}

@@ -35,6 +35,8 @@ pub enum Command {
     Exec(ExecArgs),
     /// Continue a recorded session with a new task.
     Resume(ResumeArgs),
+    /// Serve an editor over the Agent Client Protocol on stdin and stdout (docs/editors.md).
+    Acp(AcpArgs),
     /// List recorded sessions.
     Sessions {
         /// One JSON object per line.
@@ -236,8 +238,15 @@ pub struct BenchEngineArgs {
     pub json: bool,
 }
 
+#[derive(Debug, Args)]
+pub struct AcpArgs {
+    /// Let the commands the model runs use the network (off by default).
+    #[arg(long)]
+    pub network: bool,
+}
+
 /// Which model to use and how to reach it.
-#[derive(Debug, Args, Default)]
+#[derive(Clone, Debug, Args, Default)]
 pub struct ModelArgs {
     /// Config profile to start from.
     #[arg(long, global = true, env = "TILLER_PROFILE")]
