@@ -15,13 +15,16 @@ use agent_client_protocol::v1::schema::{
 use agent_client_protocol::{Client, JsonRpcRequest};
 use tiller_agent::{Approver, Review, Verdict};
 use tiller_tools::Buffers;
-use tiller_types::{ChangeSet, Selection, ToolCall};
+use tiller_types::{ChangeSet, ToolCall};
 
 use crate::updates::{Updates, kind};
 
 /// The `_meta` key of the client capabilities by which an editor asks to review an edit hunk by
 /// hunk: one permission request for each hunk instead of one for the whole edit.
 pub(crate) const HUNK_REVIEW: &str = "tiller/hunkReview";
+
+/// The id of the permission option that allows.
+const ALLOW: &str = "allow";
 
 /// One session's line to the editor.
 #[derive(Clone)]
@@ -63,58 +66,63 @@ impl Editor {
             .map_err(|e| e.to_string())
     }
 
-    /// Asks the editor whether to go ahead with `call`, showing it `title` and `content`.
-    /// No answer (cancelled, or the editor gone) is no.
-    fn permit(&self, call: &ToolCall, title: String, content: Vec<ToolCallContent>) -> bool {
+    /// Asks the editor whether to go ahead with `call`, showing it `title` and `content`:
+    /// `None` when it gave no answer (the prompt was cancelled, or the editor is gone).
+    fn permit(
+        &self,
+        call: &ToolCall,
+        title: String,
+        content: Vec<ToolCallContent>,
+    ) -> Option<bool> {
         let fields = ToolCallUpdateFields::new()
             .title(title)
             .kind(kind(&call.name))
             .content((!content.is_empty()).then_some(content));
         let options = vec![
-            PermissionOption::new("allow", "Allow", PermissionOptionKind::AllowOnce),
+            PermissionOption::new(ALLOW, "Allow", PermissionOptionKind::AllowOnce),
             PermissionOption::new("reject", "Reject", PermissionOptionKind::RejectOnce),
         ];
         let tool_call = ToolCallUpdate::new(call.id.clone(), fields);
         let answer = self.ask(RequestPermissionRequest::new(self.id(), tool_call, options));
-        matches!(answer.map(|a| a.outcome),
-            Ok(RequestPermissionOutcome::Selected(s)) if s.option_id.to_string() == "allow")
+        match answer.ok()?.outcome {
+            RequestPermissionOutcome::Selected(s) => Some(s.option_id.to_string() == ALLOW),
+            _ => None,
+        }
     }
 }
 
 impl Approver for Editor {
     fn approve_command(&mut self, call: &ToolCall, command: &str) -> Verdict {
         match self.permit(call, format!("Run `{command}`"), Vec::new()) {
-            true => Verdict::Approve,
-            false => Verdict::Deny { feedback: None },
+            Some(true) => Verdict::Approve,
+            _ => Verdict::Deny { feedback: None },
         }
     }
 
     /// The whole edit in one question; hunk by hunk where the editor asked for that, each
-    /// question showing the file with only that hunk applied.
+    /// question showing the file with only that hunk applied. No answer rejects what is left.
     fn review_changes(&mut self, call: &ToolCall, changes: &ChangeSet) -> Review {
         let updates = Updates::new(&self.root);
-        let selection = if self.hunks {
-            let mut flags = Vec::new();
-            for file in &changes.files {
-                let items = file.items();
-                let mut accepted = vec![false; items];
-                for n in 0..items {
-                    let mut only = vec![false; items];
-                    only[n] = true;
+        let mut selection = changes.reject_all();
+        if self.hunks {
+            'files: for (file, accepted) in changes.files.iter().zip(&mut selection.0) {
+                let items = accepted.len();
+                for (n, flag) in accepted.iter_mut().enumerate() {
+                    let only: Vec<bool> = (0..items).map(|i| i == n).collect();
                     let title = format!("Edit {} (hunk {} of {items})", file.path, n + 1);
-                    accepted[n] = self.permit(call, title, vec![updates.diff(file, &only)]);
+                    match self.permit(call, title, vec![updates.diff(file, &only)]) {
+                        Some(yes) => *flag = yes,
+                        None => break 'files,
+                    }
                 }
-                flags.push(accepted);
             }
-            Selection(flags)
         } else {
             let paths: Vec<&str> = changes.files.iter().map(|f| f.path.as_str()).collect();
             let title = format!("Edit {}", paths.join(", "));
-            match self.permit(call, title, updates.diffs(changes)) {
-                true => changes.accept_all(),
-                false => changes.reject_all(),
+            if self.permit(call, title, updates.diffs(changes)) == Some(true) {
+                selection = changes.accept_all();
             }
-        };
+        }
         Review { selection, feedback: None, edited: None }
     }
 }

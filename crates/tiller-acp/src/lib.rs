@@ -3,7 +3,7 @@
 //!
 //! The protocol is the `agent-client-protocol` crate's, driven by a small executor on the main
 //! thread ([`serve`]); its async runtime stays in this crate. Each session's [`Agent`] runs on a
-//! thread of its own, synchronous as everywhere else, and reaches the editor through [`client`]:
+//! thread of its own, synchronous as everywhere else, and reaches the editor through `client.rs`:
 //! its events become `session/update` notifications (`updates.rs`), its approval questions
 //! become `session/request_permission` requests, and, when the editor offers its file system,
 //! text files are read from and written to the editor's buffers (a [`Buffers`]). The ledger,

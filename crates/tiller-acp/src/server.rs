@@ -13,8 +13,8 @@ use std::sync::{Arc, Mutex};
 use agent_client_protocol::v1::schema::{
     AgentCapabilities, CancelNotification, ClientCapabilities, ContentBlock,
     EmbeddedResourceResource, Implementation, InitializeRequest, InitializeResponse,
-    LoadSessionRequest, LoadSessionResponse, NewSessionRequest, NewSessionResponse, PromptRequest,
-    PromptResponse, StopReason,
+    LoadSessionRequest, LoadSessionResponse, NewSessionRequest, NewSessionResponse,
+    PromptCapabilities, PromptRequest, PromptResponse, StopReason,
 };
 use agent_client_protocol::v1::{ConnectionTo, Responder};
 use agent_client_protocol::{Agent, Client, Error, Stdio};
@@ -66,7 +66,10 @@ pub fn serve(sessions: impl Sessions) -> Result<(), AcpError> {
         .on_receive_request(
             async move |request: InitializeRequest, responder: Responder<InitializeResponse>, _| {
                 lock(&s1)?.client = request.client_capabilities;
-                let capabilities = AgentCapabilities::new().load_session(true);
+                // Embedded files are read as text (`prompt_text`); images and audio are not.
+                let capabilities = AgentCapabilities::new()
+                    .load_session(true)
+                    .prompt_capabilities(PromptCapabilities::new().embedded_context(true));
                 responder.respond(
                     InitializeResponse::new(request.protocol_version)
                         .agent_capabilities(capabilities)

@@ -20,11 +20,18 @@ pub(crate) struct Updates {
     streamed: bool,
     /// The diffs shown for each call, kept when its result is added.
     diffs: HashMap<String, Vec<ToolCallContent>>,
+    /// Calls shown without a result yet.
+    open: Vec<String>,
 }
 
 impl Updates {
     pub(crate) fn new(root: &Path) -> Self {
-        Updates { root: root.to_path_buf(), streamed: false, diffs: HashMap::new() }
+        Updates {
+            root: root.to_path_buf(),
+            streamed: false,
+            diffs: HashMap::new(),
+            open: Vec::new(),
+        }
     }
 
     /// The updates `event` makes; most events make none or one.
@@ -38,15 +45,28 @@ impl Updates {
                 self.streamed = true;
                 agent_text(text)
             }
-            AgentEvent::Answer { text } if !self.streamed && !text.is_empty() => agent_text(text),
+            AgentEvent::Answer { text } => {
+                // A call still open is the answer tool's (small models answer through it).
+                let done = ToolCallUpdateFields::new().status(ToolCallStatus::Completed);
+                let mut out: Vec<_> =
+                    self.open.drain(..).map(|id| update(&id, done.clone())).collect();
+                if !self.streamed && !text.is_empty() {
+                    out.push(agent_text(text));
+                }
+                return out;
+            }
             AgentEvent::Warning { message } => agent_text(&format!("\n\nwarning: {message}\n")),
-            AgentEvent::ToolCall { call } => SessionUpdate::ToolCall(self.tool_call(call)),
+            AgentEvent::ToolCall { call } => {
+                self.open.push(call.id.clone());
+                SessionUpdate::ToolCall(self.tool_call(call))
+            }
             AgentEvent::ChangeProposed { call_id, changes } => {
                 let diffs = self.diffs(changes);
                 self.diffs.insert(call_id.clone(), diffs.clone());
                 update(call_id, ToolCallUpdateFields::new().content(diffs))
             }
             AgentEvent::ToolResult { call_id, output, is_error, .. } => {
+                self.open.retain(|id| id != call_id);
                 let mut content = self.diffs.remove(call_id).unwrap_or_default();
                 content.push(ToolCallContent::Content(Content::new(output.clone())));
                 let status =
@@ -162,7 +182,11 @@ mod tests {
         assert_eq!(u.translate(&AgentEvent::TextDelta { text: "hi".into() }).len(), 1);
         assert!(u.translate(&AgentEvent::Answer { text: "hi".into() }).is_empty());
         u.translate(&AgentEvent::TurnStarted { step: 2 });
-        assert_eq!(u.translate(&AgentEvent::Answer { text: "done".into() }).len(), 1);
+        u.translate(&AgentEvent::ToolCall { call: call("answer", r#"{"text":"done"}"#) });
+        let answer = u.translate(&AgentEvent::Answer { text: "done".into() });
+        let json = serde_json::to_value(&answer).unwrap();
+        assert_eq!(json[0]["status"], "completed", "the answer tool's call is closed: {json}");
+        assert_eq!(json[1]["content"]["text"], "done");
     }
 
     #[test]

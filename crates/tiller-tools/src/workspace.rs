@@ -416,4 +416,37 @@ mod tests {
         }
         assert!(ws.deny(&["a[".into()]).is_err());
     }
+
+    /// An editor that holds one file, `a.txt`, with unsaved text, and keeps what is written.
+    struct Editor(std::sync::Mutex<Vec<(PathBuf, String)>>);
+
+    impl Buffers for Editor {
+        fn read(&self, _: &Path) -> std::io::Result<String> {
+            Ok("unsaved\n".into())
+        }
+
+        fn write(&self, abs: &Path, text: &str) -> std::io::Result<()> {
+            self.0.lock().unwrap().push((abs.to_path_buf(), text.into()));
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn an_editor_holds_the_text_after_the_same_checks() {
+        let (dir, ws, refused) = repo_workspace();
+        let editor = Arc::new(Editor(Default::default()));
+        std::fs::write(dir.path().join("a.txt"), "saved\n").unwrap();
+        let ws = ws.deny(&["*.pem".into()]).unwrap().with_buffers(editor.clone());
+        assert_eq!(ws.read_text("a.txt").unwrap().as_deref(), Some("unsaved\n"));
+        assert_eq!(ws.read_text("missing.txt").unwrap(), None);
+        std::fs::write(dir.path().join("k.pem"), "key\n").unwrap();
+        assert!(ws.read_text("k.pem").unwrap_err().to_string().contains("withheld"));
+        ws.write_atomic("a.txt", "new\n").unwrap();
+        for (path, _) in refused {
+            assert!(ws.write_atomic(path, "x\n").is_err(), "{path}");
+        }
+        let written = editor.0.lock().unwrap().clone();
+        assert_eq!(written, [(ws.root().join("a.txt"), "new\n".to_string())]);
+        assert_eq!(std::fs::read_to_string(dir.path().join("a.txt")).unwrap(), "saved\n");
+    }
 }
