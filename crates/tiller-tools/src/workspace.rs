@@ -418,9 +418,9 @@ mod tests {
     }
 
     /// An editor that holds one file, `a.txt`, with unsaved text, and keeps what is written.
-    struct Editor(std::sync::Mutex<Vec<(PathBuf, String)>>);
+    struct Unsaved(std::sync::Mutex<Vec<(PathBuf, String)>>);
 
-    impl Buffers for Editor {
+    impl Buffers for Unsaved {
         fn read(&self, _: &Path) -> std::io::Result<String> {
             Ok("unsaved\n".into())
         }
@@ -434,7 +434,7 @@ mod tests {
     #[test]
     fn an_editor_holds_the_text_after_the_same_checks() {
         let (dir, ws, refused) = repo_workspace();
-        let editor = Arc::new(Editor(Default::default()));
+        let editor = Arc::new(Unsaved(Default::default()));
         std::fs::write(dir.path().join("a.txt"), "saved\n").unwrap();
         let ws = ws.deny(&["*.pem".into()]).unwrap().with_buffers(editor.clone());
         assert_eq!(ws.read_text("a.txt").unwrap().as_deref(), Some("unsaved\n"));
