@@ -1,7 +1,8 @@
 //! `tiller acp` driven by a real editor-side peer: the reference TypeScript SDK's client
 //! (`@agentclientprotocol/sdk`, installed by `scripts/test` under `target/peers/acp`) runs
-//! `tests/acp/client.mjs` against a scripted model. It skips where node or the SDK is missing,
-//! unless `TILLER_EXPECT_ACP` is set (as `scripts/test` sets it), where that fails.
+//! `tests/acp/client.mjs` against scripted models (`tests/acp/*.script.json`). It skips where
+//! node or the SDK is missing, unless `TILLER_EXPECT_ACP` is set (as `scripts/test` sets it),
+//! where that fails.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};
@@ -37,7 +38,7 @@ fn an_editor_drives_sessions_through_the_reference_client() {
     let Some(sdk) = sdk() else { return };
     let dir = tempfile::tempdir().unwrap();
     let (home, work) = (dir.path().join("home"), dir.path().join("work"));
-    for name in ["allow", "deny", "cancel", "hunks"] {
+    for name in ["allow", "deny", "cancel", "hunks", "command"] {
         std::fs::create_dir_all(work.join(name)).unwrap();
         std::fs::write(work.join(name).join("notes.txt"), NOTES).unwrap();
     }
@@ -45,7 +46,7 @@ fn an_editor_drives_sessions_through_the_reference_client() {
     let here = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/acp");
     let out = Command::new("node")
         .arg(here.join("client.mjs"))
-        .args([Path::new(env!("CARGO_BIN_EXE_tiller")), &here.join("notes.script.json"), &work])
+        .args([Path::new(env!("CARGO_BIN_EXE_tiller")), &work])
         .env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap())
         .env("HOME", &home)
@@ -107,6 +108,16 @@ fn an_editor_drives_sessions_through_the_reference_client() {
     assert_eq!(hunks["seen"]["permissions"].as_array().unwrap().len(), 2);
     assert_eq!(notes("hunks"), "ONE\ntwo\nthree\nfour\n");
 
+    // A command the policy asks about, rejected: not run, the call failed.
+    let command = &seen["command"];
+    assert_eq!(command["stopReason"], "end_turn");
+    let asked = &command["seen"]["permissions"];
+    assert_eq!(asked[0]["toolCall"]["title"], "Run `touch made-by-command`", "{asked}");
+    assert_eq!(asked[0]["toolCall"]["kind"], "execute");
+    assert!(!work.join("command/made-by-command").exists());
+    let updates = &command["seen"]["updates"][command["sessionId"].as_str().unwrap()];
+    assert!(updates.as_array().unwrap().iter().any(|u| u["status"] == "failed"), "{updates}");
+
     // Every call in the ledger: the edits as actions of their sessions.
     let db = home.join(".local/share/tiller/ledger.sqlite");
     let conn = rusqlite::Connection::open(db).unwrap();
@@ -119,5 +130,5 @@ fn an_editor_drives_sessions_through_the_reference_client() {
         .collect();
     let ids = [allow["sessionId"].as_str().unwrap(), deny["sessionId"].as_str().unwrap()];
     assert_eq!(sessions[..2], ids, "{sessions:?}");
-    assert_eq!(sessions.len(), 3, "{sessions:?}");
+    assert_eq!(sessions.len(), 4, "{sessions:?}");
 }

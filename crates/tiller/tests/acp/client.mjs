@@ -1,23 +1,28 @@
 // An editor, as far as the tests need one: the reference TypeScript SDK's client drives
 // `tiller acp` through each scenario and prints what it saw as one JSON object on stdout.
 //
-// node client.mjs TILLER SCRIPT WORK, with TILLER_ACP_SDK naming the folder the SDK is
-// installed in. WORK holds the workspaces allow/, deny/, cancel/ and hunks/.
+// node client.mjs TILLER WORK, with TILLER_ACP_SDK naming the folder the SDK is installed in.
+// WORK holds the workspaces allow/, deny/, cancel/, hunks/ and command/; the model scripts are
+// beside this file.
 import { spawn } from "node:child_process";
 import fs from "node:fs/promises";
 import path from "node:path";
 import { Readable, Writable } from "node:stream";
 import { pathToFileURL } from "node:url";
 
-const [tiller, script, work] = process.argv.slice(2);
+const [tiller, work] = process.argv.slice(2);
+const here = path.dirname(new URL(import.meta.url).pathname);
 const sdkMain = "node_modules/@agentclientprotocol/sdk/dist/v1/stable/acp.js";
 const acp = await import(pathToFileURL(path.join(process.env.TILLER_ACP_SDK, sdkMain)).href);
 const PROMPT = "Capitalise the first and the last line of notes.txt.";
 
-// One connection to a fresh `tiller acp`. `answer(sessionId, request)` picks the option of each
-// permission request; sessions in `cancelOn` are cancelled at their first streamed text.
-async function connect({ hunks = false, answer, cancelOn = new Set() }, op) {
-  const child = spawn(tiller, ["--provider", "scripted", "--model", script, "acp"], {
+// One connection to a fresh `tiller acp` on the model `script`, with `flags` before `acp`.
+// `answer(sessionId, request)` picks the option of each permission request; sessions in
+// `cancelOn` are cancelled at their first streamed text.
+async function connect(options, op) {
+  const { script = "notes", flags = [], hunks = false, answer, cancelOn = new Set() } = options;
+  const model = path.join(here, `${script}.script.json`);
+  const child = spawn(tiller, ["--provider", "scripted", "--model", model, ...flags, "acp"], {
     stdio: ["pipe", "pipe", "inherit"],
   });
   const exited = new Promise((resolve) => child.on("exit", (code) => resolve(code)));
@@ -95,4 +100,10 @@ let asked = 0;
 const hunks = await connect({ hunks: true, answer: () => (asked++ === 0 ? "allow" : "reject") },
   async (agent) => prompt(agent, at("hunks")));
 
-console.log(JSON.stringify({ work: work1, loaded, hunks }, null, 1));
+// A command, under a policy that asks before it: rejected, not run.
+const command = await connect(
+  { script: "command", flags: ["--approval", "untrusted"], answer: () => "reject" },
+  async (agent) => prompt(agent, at("command")),
+);
+
+console.log(JSON.stringify({ work: work1, loaded, hunks, command }, null, 1));
