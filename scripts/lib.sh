@@ -37,3 +37,14 @@ need_mcp_peers() {
         "$peers/venv/bin/pip" install --quiet mcp-server-time==2026.10.19 >&2
     fi
 }
+
+# need_npm DIR PACKAGE VERSION: installs PACKAGE at VERSION from npm under DIR/node_modules,
+# and node with npm from Debian where they are missing; quick when all is there already.
+need_npm() {
+    local dir=$1 package=$2 version=$3
+    command -v node >/dev/null && command -v npm >/dev/null || need_apt nodejs npm
+    grep -qs "\"version\": \"$version\"" "$dir/node_modules/$package/package.json" && return 0
+    echo "installing: $package@$version (npm) into $dir" >&2
+    mkdir -p "$dir"
+    npm install --prefix "$dir" --no-audit --no-fund --silent "$package@$version"
+}

@@ -40,7 +40,7 @@ pub use shell::{
     wait_group,
 };
 pub use tree::{MAX_FILE_BYTES, TreeChanges, TreeWatch, keep_accepted};
-pub use workspace::Workspace;
+pub use workspace::{Buffers, Workspace};
 pub use write_file::WriteFile;
 
 /// What a tool does to the workspace, which decides whether the agent asks before running it.

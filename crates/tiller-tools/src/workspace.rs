@@ -4,10 +4,12 @@
 //! Files the user has withheld from the model (see [`Workspace::deny`]) cannot be read, and
 //! git's metadata and tiller's own configuration cannot be written (see
 //! [`Workspace::resolve_write`]). Nothing but a regular file is read (a named pipe would hang
-//! the read, a device never end it).
+//! the read, a device never end it). Where an editor holds the files ([`Buffers`]), text is read
+//! from and written to its buffers instead, after the same checks.
 
 use std::io::{Read, Write};
 use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
 
 use globset::{Glob, GlobSet, GlobSetBuilder};
 
@@ -23,6 +25,24 @@ pub struct Workspace {
     /// Directories no tool writes into, besides every `.git` and `.tiller`: the git directory
     /// a `.git` file names, tiller's configuration and data directories.
     protected: Vec<PathBuf>,
+    buffers: Option<Editor>,
+}
+
+/// An editor's view of the workspace's text files: their contents with unsaved changes, and
+/// writes that land in its buffers (the Agent Client Protocol's file system methods). Paths are
+/// absolute and already confined; the workspace checks them before asking.
+pub trait Buffers: Send + Sync {
+    fn read(&self, abs: &Path) -> std::io::Result<String>;
+    fn write(&self, abs: &Path, text: &str) -> std::io::Result<()>;
+}
+
+#[derive(Clone)]
+struct Editor(Arc<dyn Buffers>);
+
+impl std::fmt::Debug for Editor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Editor")
+    }
 }
 
 /// Why a path inside git's metadata is not written.
@@ -43,7 +63,13 @@ impl Workspace {
             return Err(ToolError::path(root.display().to_string(), "not a directory"));
         }
         let protected = git_dirs(&root);
-        Ok(Workspace { root, denied: GlobSet::empty(), protected })
+        Ok(Workspace { root, denied: GlobSet::empty(), protected, buffers: None })
+    }
+
+    /// Reads and writes text files through an editor's `buffers` from now on.
+    pub fn with_buffers(mut self, buffers: Arc<dyn Buffers>) -> Self {
+        self.buffers = Some(Editor(buffers));
+        self
     }
 
     /// Keeps tools from writing into `dirs` (tiller's configuration and data directories, where
@@ -167,9 +193,17 @@ impl Workspace {
             return Ok(None);
         };
         let mut bytes = Vec::new();
-        file.take(MAX_TEXT + 1)
-            .read_to_end(&mut bytes)
-            .map_err(|e| ToolError::path(path, e.to_string()))?;
+        match &self.buffers {
+            Some(Editor(editor)) => {
+                let abs = self.resolve(path)?;
+                bytes = editor.read(&abs).map_err(|e| ToolError::io(&abs, e))?.into_bytes();
+            }
+            None => {
+                file.take(MAX_TEXT + 1)
+                    .read_to_end(&mut bytes)
+                    .map_err(|e| ToolError::path(path, e.to_string()))?;
+            }
+        }
         if bytes.len() as u64 > MAX_TEXT {
             let max = tiller_types::file::size(MAX_TEXT);
             return Err(ToolError::path(
@@ -187,6 +221,9 @@ impl Workspace {
     pub fn write_atomic(&self, path: &str, content: &str) -> Result<(), ToolError> {
         use std::os::unix::fs::PermissionsExt;
         let abs = self.resolve_write(path)?;
+        if let Some(Editor(editor)) = &self.buffers {
+            return editor.write(&abs, content).map_err(|e| ToolError::io(&abs, e));
+        }
         let dir = abs.parent().ok_or_else(|| ToolError::path(path, "has no parent directory"))?;
         std::fs::create_dir_all(dir).map_err(|e| ToolError::io(dir, e))?;
         // 0666 less the umask, as for any file a program creates (tempfile's own is 0600).
@@ -378,5 +415,38 @@ mod tests {
             assert_eq!(ws.read_text(path).unwrap().as_deref(), Some("x\n"), "{path}");
         }
         assert!(ws.deny(&["a[".into()]).is_err());
+    }
+
+    /// An editor that holds one file, `a.txt`, with unsaved text, and keeps what is written.
+    struct Unsaved(std::sync::Mutex<Vec<(PathBuf, String)>>);
+
+    impl Buffers for Unsaved {
+        fn read(&self, _: &Path) -> std::io::Result<String> {
+            Ok("unsaved\n".into())
+        }
+
+        fn write(&self, abs: &Path, text: &str) -> std::io::Result<()> {
+            self.0.lock().unwrap().push((abs.to_path_buf(), text.into()));
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn an_editor_holds_the_text_after_the_same_checks() {
+        let (dir, ws, refused) = repo_workspace();
+        let editor = Arc::new(Unsaved(Default::default()));
+        std::fs::write(dir.path().join("a.txt"), "saved\n").unwrap();
+        let ws = ws.deny(&["*.pem".into()]).unwrap().with_buffers(editor.clone());
+        assert_eq!(ws.read_text("a.txt").unwrap().as_deref(), Some("unsaved\n"));
+        assert_eq!(ws.read_text("missing.txt").unwrap(), None);
+        std::fs::write(dir.path().join("k.pem"), "key\n").unwrap();
+        assert!(ws.read_text("k.pem").unwrap_err().to_string().contains("withheld"));
+        ws.write_atomic("a.txt", "new\n").unwrap();
+        for (path, _) in refused {
+            assert!(ws.write_atomic(path, "x\n").is_err(), "{path}");
+        }
+        let written = editor.0.lock().unwrap().clone();
+        assert_eq!(written, [(ws.root().join("a.txt"), "new\n".to_string())]);
+        assert_eq!(std::fs::read_to_string(dir.path().join("a.txt")).unwrap(), "saved\n");
     }
 }

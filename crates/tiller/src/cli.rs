@@ -35,6 +35,8 @@ pub enum Command {
     Exec(ExecArgs),
     /// Continue a recorded session with a new task.
     Resume(ResumeArgs),
+    /// Serve an editor over the Agent Client Protocol on stdin and stdout (docs/editors.md).
+    Acp(AcpArgs),
     /// List recorded sessions.
     Sessions {
         /// One JSON object per line.
@@ -237,6 +239,13 @@ pub struct BenchEngineArgs {
     /// One JSON object with every figure.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct AcpArgs {
+    /// Let the commands the model runs use the network (off by default).
+    #[arg(long)]
+    pub network: bool,
 }
 
 /// Which model to use and how to reach it.

@@ -1,5 +1,6 @@
 //! One module per subcommand; this file dispatches.
 
+mod acp;
 mod bench;
 mod doctor;
 pub mod eval;
@@ -28,6 +29,7 @@ pub fn run(cli: Cli) -> Result<(), CommandError> {
     };
     match command {
         Command::Exec(args) => exec::exec(&cli.model, &args, None),
+        Command::Acp(args) => acp::run(&cli.model, &args),
         Command::Resume(args) => exec::resume(&cli.model, &args),
         Command::Sessions { json } => sessions::list(json),
         Command::Ledger(args) => ledger::run(&args),

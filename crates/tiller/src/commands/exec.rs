@@ -25,6 +25,7 @@ pub fn exec(
         max_steps: args.max_steps,
         approval: ApprovalPolicy::Never,
         step_budget: None,
+        buffers: None,
     })?;
     let mut progress = Progress::new(args.json);
     progress.event(&started);

@@ -11,7 +11,7 @@ use crate::commands::{exec, ledger, session};
 use crate::{config, engine, paths};
 
 /// Changed lines per edit when the config sets no budget: small enough to read in one go.
-const STEP_BUDGET: usize = 60;
+pub const STEP_BUDGET: usize = 60;
 
 /// Opens the front end; `resume` continues a session: `Some(None)` this workspace's latest,
 /// `Some(Some(id))` that one.
@@ -35,6 +35,7 @@ pub fn run(
         max_steps: None,
         approval: ApprovalPolicy::OnRequest,
         step_budget: Some(STEP_BUDGET),
+        buffers: None,
     })?;
     let status = Status {
         model: s.info.model.clone(),

@@ -168,6 +168,7 @@ fn run<T>(
         // Edits go through review, where the fix loop refuses changes to the test.
         approval: ApprovalPolicy::OnRequest,
         step_budget: None,
+        buffers: None,
     })?;
     let (commands, _) = ProjectCommands::load(&root)?;
     let mut progress = Progress::new(false);

@@ -1,5 +1,5 @@
 //! Starting a session: settings, model, workspace, sandbox, session log and ledger, put together
-//! into an [`Agent`]. Shared by `exec`, `resume` and the interactive front end.
+//! into an [`Agent`]. Shared by `exec`, `resume`, the loops, `acp` and the interactive front end.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -9,7 +9,7 @@ use tiller_agent::{
 };
 use tiller_model::ModelInfo;
 use tiller_sandbox::Sandbox;
-use tiller_tools::{Registry, Shell, Workspace};
+use tiller_tools::{Buffers, Registry, Shell, Workspace};
 use tiller_types::{AgentEvent, ApprovalPolicy, ProviderKind};
 
 use crate::cli::ModelArgs;
@@ -29,6 +29,8 @@ pub struct Start<'a> {
     pub approval: ApprovalPolicy,
     /// Used when the config sets no step budget.
     pub step_budget: Option<usize>,
+    /// An editor that holds the text files (over ACP): tools read and write them through it.
+    pub buffers: Option<Arc<dyn Buffers>>,
 }
 
 /// A ready agent and what the front end shows about it.
@@ -74,7 +76,10 @@ pub fn start(start: Start) -> Result<Session, CommandError> {
         }
     };
     let model = config::model(&settings)?;
-    let ws = workspace(&root, &settings, model.remote)?;
+    let mut ws = workspace(&root, &settings, model.remote)?;
+    if let Some(buffers) = start.buffers {
+        ws = ws.with_buffers(buffers);
+    }
     let root = ws.root().to_path_buf();
     if !start.model_args.allow_broad_workspace {
         refuse_broad(&root)?;
