@@ -15,59 +15,14 @@ use crate::record::{self, Recorder};
 use crate::redact::Redactor;
 use crate::repeat::Failures;
 use crate::session::close_dangling_calls;
-use crate::{AgentError, Approver, SessionLog, agents_files, system_prompt};
+use crate::{AgentError, Approver, Checker, SessionLog, agents_files, system_prompt};
 
+mod config;
 mod context;
+mod edit_step;
 mod tool_call;
 
-/// How the agent works.
-#[derive(Clone, Debug)]
-pub struct AgentConfig {
-    /// Model turns per task before giving up.
-    pub max_steps: u32,
-    pub approval: ApprovalPolicy,
-    /// Output tokens per model call.
-    pub max_tokens: Option<u32>,
-    pub temperature: Option<f32>,
-    /// Upper bound on one observation; smaller models get less (an eighth of their context).
-    pub max_observation_bytes: usize,
-    /// Offer an `answer` tool and require a tool call every turn; the task ends when the model
-    /// calls `answer`, and on the last step it is the only tool offered. For small models, which
-    /// rarely call tools unless made to.
-    pub answer_tool: bool,
-    /// The model runs off this machine: secrets are redacted from everything it is sent, and the
-    /// ledger records which file lines each request carried.
-    pub remote: bool,
-    /// Most changed lines (added plus removed) one edit may have; larger ones are refused, and
-    /// the model is told so up front.
-    pub step_budget: Option<usize>,
-    /// The provider samples tool calls under a grammar made from the tools' schemas (the
-    /// embedded engine): path arguments then list the workspace's paths, and `replace`'s text
-    /// the lines of the files read, so that a call cannot name what does not exist. Off for
-    /// remote models, which would be sent the lists.
-    pub constrained: bool,
-    /// Before the first turn, give the model the workspace's files, the project's test command
-    /// and, for a task about a failing test or a bug, what the tests say now (run once in the
-    /// sandbox, unless the approval policy asks before commands).
-    pub brief: bool,
-}
-
-impl Default for AgentConfig {
-    fn default() -> Self {
-        AgentConfig {
-            max_steps: 30,
-            approval: ApprovalPolicy::default(),
-            max_tokens: None,
-            temperature: None,
-            max_observation_bytes: 32 * 1024,
-            answer_tool: false,
-            remote: false,
-            step_budget: None,
-            constrained: false,
-            brief: false,
-        }
-    }
-}
+pub use config::AgentConfig;
 
 /// An agent working in one workspace with one model.
 pub struct Agent {
@@ -101,6 +56,8 @@ pub struct Agent {
     failures: Failures,
     /// The files the model has read, whose lines `replace` may take.
     read: BTreeSet<String>,
+    /// Runs the tests that check candidate edits; without one there are no candidates.
+    checker: Option<Box<dyn Checker>>,
 }
 
 impl Agent {
@@ -156,7 +113,14 @@ impl Agent {
             tree: TreeWatch::default(),
             failures: Failures::default(),
             read,
+            checker: None,
         }
+    }
+
+    /// Checks candidate edits with `checker` (see [`AgentConfig::candidates`]).
+    pub fn with_checker(mut self, checker: Box<dyn Checker>) -> Self {
+        self.checker = Some(checker);
+        self
     }
 
     /// Records every model call and tool action to a ledger from now on.
@@ -255,6 +219,7 @@ impl Agent {
                 events(&AgentEvent::Answer { text: answer.clone() });
                 return Ok(answer);
             }
+            let (completion, mut refused) = self.edit_step(completion, step, events)?;
             self.push(completion.message())?;
             if self.cancel.is_cancelled() {
                 return Err(ModelError::Cancelled.into());
@@ -266,7 +231,7 @@ impl Agent {
             for call in &completion.tool_calls {
                 let started = Instant::now();
                 let repeated = self.failures.repeated(call);
-                let outcome = match repeated.clone() {
+                let outcome = match repeated.clone().or_else(|| refused.take()) {
                     Some(text) => Err(text),
                     None => self.call_tool(call, approver, events),
                 };

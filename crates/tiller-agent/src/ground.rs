@@ -55,6 +55,10 @@ pub(crate) fn brief(
         out.push_str(&format!(" ({})", names.join(", ")));
     }
     out.push_str(&format!(". The end of their output:\n{}\n", result.excerpt(budget / 2)));
+    if let Some(region) = crate::localise::region(ws, &obs.text) {
+        out.push('\n');
+        out.push_str(&region.describe());
+    }
     let shown = show_files(ws, &files, &obs.text, budget, &mut out);
     (out, shown)
 }

@@ -31,6 +31,8 @@ use crate::stream::{Output, Step};
 use crate::template::{ChatFormat, Prompt, TOOL_CALL_START};
 use crate::{LlamaError, resolve_model};
 
+mod batch;
+
 /// Context length used when the configuration gives none, if the model allows that much.
 pub const DEFAULT_CONTEXT: u32 = 8192;
 /// Output tokens per call when the request gives no limit.
@@ -239,11 +241,12 @@ impl Llama {
         req.tool_choice == ToolChoice::Required && !req.tools.is_empty()
     }
 
-    /// The next token after the last decoded one. `LlamaSampler::sample` would do the same, but
-    /// llama.cpp aborts the process there when no token is left or when the grammar cannot
-    /// accept the one chosen (as with broken or random weights); here both fail the call.
-    fn next_token(&self, sampler: &mut LlamaSampler) -> Result<LlamaToken, LlamaError> {
-        let mut candidates = self.ctx.token_data_array_ith(-1);
+    /// The next token after the one at `index` of the last decoded batch (-1: its last).
+    /// `LlamaSampler::sample` would do the same, but llama.cpp aborts the process there when no
+    /// token is left or when the grammar cannot accept the one chosen (as with broken or random
+    /// weights); here both fail the call.
+    fn next_token(&self, sampler: &mut LlamaSampler, index: i32) -> Result<LlamaToken, LlamaError> {
+        let mut candidates = self.ctx.token_data_array_ith(index);
         candidates.apply_sampler(sampler);
         let token = candidates.selected_token().ok_or_else(|| {
             LlamaError::Grammar("no token is left that the tool-call grammar allows".into())
@@ -258,7 +261,7 @@ impl Llama {
         Ok(token)
     }
 
-    fn sampler(&self, req: &Request) -> Result<LlamaSampler, LlamaError> {
+    fn sampler(&self, req: &Request, seed: u32) -> Result<LlamaSampler, LlamaError> {
         let mut chain = Vec::new();
         if self.constrain && !req.tools.is_empty() {
             let grammar = tool_call_grammar(&req.tools);
@@ -282,7 +285,7 @@ impl Llama {
                 LlamaSampler::top_p(0.95, 1),
                 LlamaSampler::min_p(0.05, 1),
                 LlamaSampler::temp(temperature),
-                LlamaSampler::dist(self.seed),
+                LlamaSampler::dist(seed),
             ]);
         }
         Ok(LlamaSampler::chain_simple(chain))
@@ -305,28 +308,11 @@ impl Provider for Llama {
         cancel: &Cancel,
         on_event: &mut dyn FnMut(&StreamEvent),
     ) -> Result<Completion, ModelError> {
-        let mut prompt = self.format.render(&req.messages, &req.tools)?;
-        // A required call without the grammar: the reply is started with the call's marker.
-        let prefilled = self.call_required(req) && !self.constrain;
-        if prefilled {
-            prompt.text.push_str(TOOL_CALL_START);
-        }
-        let tokens = self.tokenize_prompt(&prompt);
-        if tokens.is_empty() || tokens.len() >= self.n_ctx {
-            return Err(
-                LlamaError::PromptTooLong { prompt: tokens.len(), context: self.n_ctx }.into()
-            );
-        }
-        let mut sampler = self.sampler(req)?;
+        let (tokens, reader) = self.prompt_for(req)?;
+        let mut text = reader();
+        let mut sampler = self.sampler(req, self.seed)?;
         let mut out = Collector::new(on_event);
         let reused = self.prefill(&tokens, cancel)?;
-
-        let mut stops = req.stop.clone();
-        stops.extend(prompt.stop);
-        let mut text = Output::new(stops, !req.tools.is_empty());
-        if prefilled {
-            text.push(TOOL_CALL_START.as_bytes());
-        }
         let limit = req.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS) as usize;
         let vocab = self.model.vocab();
         let mut batch = LlamaBatch::new(1, 1);
@@ -338,7 +324,7 @@ impl Provider for Llama {
             if generated >= limit || self.cached.len() >= self.n_ctx {
                 break StopReason::MaxTokens;
             }
-            let token = self.next_token(&mut sampler)?;
+            let token = self.next_token(&mut sampler, -1)?;
             if vocab.is_eog(token) {
                 break StopReason::EndTurn;
             }
@@ -359,11 +345,77 @@ impl Provider for Llama {
             batch.add(token, self.cached.len() as i32, &[0], true).map_err(engine)?;
             self.decode(&mut batch, &[token])?;
         };
+        let usage = Usage {
+            prompt_tokens: tokens.len() as u64,
+            cached_tokens: reused as u64,
+            completion_tokens: generated as u64,
+        };
+        Ok(self.finish(text, stop, usage, out))
+    }
+
+    fn complete_n(
+        &mut self,
+        req: &Request,
+        n: usize,
+        cancel: &Cancel,
+    ) -> Result<Vec<Completion>, ModelError> {
+        let mut all = Vec::with_capacity(n);
+        while all.len() < n {
+            let batch = (n - all.len()).min(batch::MAX_SEQUENCES);
+            all.extend(self.complete_together(req, batch, cancel)?);
+        }
+        Ok(all)
+    }
+
+    fn count_tokens(&self, text: &str) -> u64 {
+        self.model.vocab().tokenize(text.as_bytes(), false, false).len() as u64
+    }
+}
+
+impl Llama {
+    /// The prompt's tokens for `req`, and how to make a reader of a reply. A required call
+    /// without the grammar is started with the call's marker.
+    fn prompt_for(
+        &self,
+        req: &Request,
+    ) -> Result<(Vec<LlamaToken>, impl Fn() -> Output + use<>), ModelError> {
+        let mut prompt = self.format.render(&req.messages, &req.tools)?;
+        let prefilled = self.call_required(req) && !self.constrain;
+        if prefilled {
+            prompt.text.push_str(TOOL_CALL_START);
+        }
+        let tokens = self.tokenize_prompt(&prompt);
+        if tokens.is_empty() || tokens.len() >= self.n_ctx {
+            return Err(
+                LlamaError::PromptTooLong { prompt: tokens.len(), context: self.n_ctx }.into()
+            );
+        }
+        let mut stops = req.stop.clone();
+        stops.extend(prompt.stop);
+        let tools = !req.tools.is_empty();
+        let reader = move || {
+            let mut text = Output::new(stops.clone(), tools);
+            if prefilled {
+                text.push(TOOL_CALL_START.as_bytes());
+            }
+            text
+        };
+        Ok((tokens, reader))
+    }
+
+    /// The completion of a reply read by `text`, which ended for `stop`: the rest of its text
+    /// and its tool call emitted to `out`.
+    fn finish(
+        &mut self,
+        mut text: Output,
+        mut stop: StopReason,
+        usage: Usage,
+        mut out: Collector,
+    ) -> Completion {
         let rest = text.flush();
         if !rest.is_empty() {
             out.emit(StreamEvent::TextDelta { text: rest });
         }
-        let mut stop = stop;
         if let Some(call) = text.call() {
             // An unfinished or malformed call still goes to the agent as a call, whose arguments
             // it reports as broken: its markup is never shown or taken for an answer.
@@ -375,18 +427,9 @@ impl Provider for Llama {
                 stop = StopReason::ToolCalls;
             }
         }
-        let usage = Usage {
-            prompt_tokens: tokens.len() as u64,
-            cached_tokens: reused as u64,
-            completion_tokens: generated as u64,
-        };
         out.emit(StreamEvent::Usage { usage });
         out.emit(StreamEvent::Done { stop });
-        Ok(out.finish(self.name.clone(), None, 0))
-    }
-
-    fn count_tokens(&self, text: &str) -> u64 {
-        self.model.vocab().tokenize(text.as_bytes(), false, false).len() as u64
+        out.finish(self.name.clone(), None, 0)
     }
 }
 
@@ -502,6 +545,9 @@ fn load_shared(
     let params = LlamaContextParams::default()
         .with_n_ctx(NonZeroU32::new(n_ctx))
         .with_n_batch(n_ctx.min(512))
+        // Replies decoded together are sequences of one cache, each of the whole length.
+        .with_n_seq_max(batch::MAX_SEQUENCES as u32)
+        .with_kv_unified(true)
         .with_n_threads(threads)
         .with_n_threads_batch(threads);
     let ctx = model.new_context(backend, params).map_err(|e| LlamaError::Load {

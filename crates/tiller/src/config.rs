@@ -24,6 +24,7 @@ pub struct Settings {
     pub egress: Egress,
     pub prices: PriceTable,
     pub step_budget: Option<usize>,
+    pub candidates: Option<usize>,
     pub commit_steps: Option<bool>,
     pub sandbox: SandboxSettings,
     /// The config file these came from (it need not exist).
@@ -93,6 +94,7 @@ pub fn settle(args: &ModelArgs) -> Result<Settings, CommandError> {
         egress: config.egress,
         prices: config.prices,
         step_budget: config.step_budget,
+        candidates: args.candidates.map(usize::from).or(config.candidates),
         commit_steps: config.commit_steps,
         sandbox: config.sandbox,
         config_path: path,

@@ -4,10 +4,13 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use tiller_agent::{Agent, AgentConfig, Recorder, SessionLog, load_session, take_kept_rows};
+use tiller_agent::{
+    Agent, AgentConfig, Checker, Recorder, SessionLog, load_session, take_kept_rows,
+};
+use tiller_loops::Verifier;
 use tiller_model::ModelInfo;
 use tiller_sandbox::Sandbox;
-use tiller_tools::{Registry, Shell, Workspace};
+use tiller_tools::{ProjectCommands, Registry, Shell, Workspace};
 use tiller_types::{AgentEvent, ApprovalPolicy, ProviderKind};
 
 use crate::cli::ModelArgs;
@@ -63,6 +66,28 @@ fn refuse_broad(root: &Path) -> Result<(), CommandError> {
     )))
 }
 
+/// Candidate edits per edit step on the embedded engine, where the project has a test command.
+const DEFAULT_CANDIDATES: usize = 4;
+
+/// Candidate edits per edit step (`--candidates`) and the runner of the project's tests that
+/// checks them. Without a test command, or where the sandbox would ask before each command,
+/// there are none; on the embedded engine they are on by default.
+pub fn candidates(
+    root: &Path,
+    settings: &Settings,
+    engine: bool,
+    sandbox: &Arc<Sandbox>,
+) -> (usize, Option<Box<dyn Checker>>) {
+    let unasked = !sandbox.requires_approval() || settings.dangerously_run_unconfined;
+    let commands = ProjectCommands::load(root).ok().filter(|_| unasked);
+    let Some((commands, _)) = commands else {
+        return (1, None);
+    };
+    let n = settings.candidates.unwrap_or(if engine { DEFAULT_CANDIDATES } else { 1 });
+    let checker = Verifier::new(root, commands, Some(Arc::clone(sandbox)));
+    (n, (n > 1).then(|| Box::new(checker) as Box<dyn Checker>))
+}
+
 pub fn start(start: Start) -> Result<Session, CommandError> {
     let settings = config::settle(start.model_args)?;
     let root = match &start.model_args.workspace {
@@ -109,6 +134,8 @@ pub fn start(start: Start) -> Result<Session, CommandError> {
         }
     };
     let (id, path) = (log.id(), log.path().to_path_buf());
+    let engine = info.provider == ProviderKind::Llama;
+    let (candidates, checker) = candidates(&root, &settings, engine, &sandbox);
     let agent_config = AgentConfig {
         max_steps: (start.max_steps)
             .or(settings.max_steps)
@@ -118,16 +145,20 @@ pub fn start(start: Start) -> Result<Session, CommandError> {
         temperature: settings.profile.temperature,
         answer_tool: settings.profile.answer_tool.unwrap_or(info.provider == ProviderKind::Llama),
         remote: model.remote,
-        constrained: info.provider == ProviderKind::Llama,
-        brief: info.provider == ProviderKind::Llama,
+        constrained: engine,
+        brief: engine,
         step_budget: settings.step_budget.or(start.step_budget),
+        candidates,
         ..AgentConfig::default()
     };
     let recorder = Recorder::new(ledger, id.clone(), settings.prices.clone());
-    let agent = Agent::new(provider, Registry::with_shell(shell), ws, agent_config)
+    let mut agent = Agent::new(provider, Registry::with_shell(shell), ws, agent_config)
         .with_history(history)
         .with_log(log)
         .with_ledger(recorder);
+    if let Some(checker) = checker {
+        agent = agent.with_checker(checker);
+    }
     let started = AgentEvent::SessionStarted {
         session_id: id.clone(),
         workspace,
