@@ -56,7 +56,8 @@ pub struct Agent {
     failures: Failures,
     /// The files the model has read, whose lines `replace` may take.
     read: BTreeSet<String>,
-    /// Runs the tests that check candidate edits; without one there are no candidates.
+    /// Runs the project's tests, for the brief and to check candidate edits; without one
+    /// neither runs them.
     checker: Option<Box<dyn Checker>>,
 }
 
@@ -117,7 +118,8 @@ impl Agent {
         }
     }
 
-    /// Checks candidate edits with `checker` (see [`AgentConfig::candidates`]).
+    /// Runs the project's tests with `checker`: in the brief, and to check candidate edits
+    /// (see [`AgentConfig::brief`] and [`AgentConfig::candidates`]).
     pub fn with_checker(mut self, checker: Box<dyn Checker>) -> Self {
         self.checker = Some(checker);
         self
@@ -197,8 +199,7 @@ impl Agent {
         }
         let task = if self.config.brief && self.history.is_empty() {
             let budget = if self.compact_mode() { 1600 } else { 6000 };
-            let run_tests = self.config.approval != ApprovalPolicy::Untrusted;
-            let (brief, shown) = ground::brief(&self.tools, &self.ws, task, budget, run_tests);
+            let (brief, shown) = ground::brief(&self.ws, task, budget, self.unasked_checker());
             self.read.extend(shown);
             format!("{task}\n\n{brief}")
         } else {
@@ -438,6 +439,12 @@ impl Agent {
         if call.name == "read_file" {
             self.read.extend(obs.quotes.iter().map(|q| q.path.clone()));
         }
+    }
+
+    /// The checker, where the tests may run without asking (checking runs them).
+    fn unasked_checker(&self) -> Option<&dyn Checker> {
+        let asks = self.config.approval == ApprovalPolicy::Untrusted;
+        self.checker.as_deref().filter(|_| !asks)
     }
 
     /// Whether the model gets the compact prompt and tools: a small model (one given the answer

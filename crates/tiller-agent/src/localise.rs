@@ -27,6 +27,16 @@ static IDENTIFIER: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"[A-Za-z_][A-Za-z0-9_]*").unwrap()
 });
 
+/// String and number literals in a line of code.
+static LITERAL: LazyLock<Regex> = LazyLock::new(|| {
+    // A fixed pattern: it compiles.
+    #[allow(clippy::unwrap_used)]
+    Regex::new(r#""([^"]*)"|'([^']*)'|\b(\d+)\b"#).unwrap()
+});
+
+/// How comment and docstring lines begin.
+const COMMENTS: [&str; 6] = ["#", "//", "/*", "*", "\"\"\"", "'''"];
+
 /// Lines of one file most likely at fault.
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) struct Region {
@@ -34,6 +44,9 @@ pub(crate) struct Region {
     /// The first line, counting from 1.
     pub first: usize,
     pub lines: Vec<String>,
+    /// The lines among them that hold a literal the failure's output mentions (an assertion
+    /// shows the value the code gave), or all of them where none does.
+    pub suspects: Vec<String>,
 }
 
 impl Region {
@@ -63,14 +76,38 @@ pub(crate) fn region(ws: &Workspace, output: &str) -> Option<Region> {
     // frame in code that is not a test is preferred either way.
     let code_frame = |(path, _): &&(String, usize)| !is_test_path(path);
     let frame = frames.iter().rev().find(code_frame);
-    if let Some((path, line)) = frame {
-        let text = ws.read_text(path).ok()??;
-        return enclosing(path, &text, *line);
+    let region = match frame {
+        Some((path, line)) => enclosing(path, &ws.read_text(path).ok()??, *line),
+        None => {
+            let (test, line) = frames.last()?;
+            let text = ws.read_text(test).ok()??;
+            let called = text.lines().nth(line.checked_sub(1)?)?;
+            IDENTIFIER.find_iter(called).find_map(|name| definition(ws, test, name.as_str()))
+        }
+    };
+    Some(region?.suspected_by(output))
+}
+
+impl Region {
+    /// Picks the [`Region::suspects`] by the words of the failure's `output`.
+    fn suspected_by(mut self, output: &str) -> Region {
+        let said: std::collections::BTreeSet<&str> =
+            IDENTIFIER.find_iter(output).map(|m| m.as_str()).collect();
+        let mentions = |literal: &str| {
+            let word = |w: regex::Match| w.as_str().len() > 1 && said.contains(w.as_str());
+            IDENTIFIER.find_iter(literal).any(word) || said.contains(literal)
+        };
+        let mentioned = |line: &&String| {
+            let comment = COMMENTS.iter().any(|c| line.trim_start().starts_with(c));
+            !comment
+                && LITERAL
+                    .captures_iter(line)
+                    .any(|c| c.iter().skip(1).flatten().any(|literal| mentions(literal.as_str())))
+        };
+        let suspects: Vec<String> = self.lines.iter().filter(mentioned).cloned().collect();
+        self.suspects = if suspects.is_empty() { self.lines.clone() } else { suspects };
+        self
     }
-    let (test, line) = frames.last()?;
-    let text = ws.read_text(test).ok()??;
-    let called = text.lines().nth(line.checked_sub(1)?)?;
-    IDENTIFIER.find_iter(called).find_map(|name| definition(ws, test, name.as_str()))
 }
 
 /// `path` as the workspace names it, if it is one of its files.
@@ -134,6 +171,7 @@ fn enclosing(path: &str, text: &str, line: usize) -> Option<Region> {
         path: path.to_string(),
         first: first + 1,
         lines: lines[first..=last].iter().map(|l| l.to_string()).collect(),
+        suspects: Vec::new(),
     })
 }
 
@@ -173,6 +211,7 @@ mod tests {
             ["def greet(name):", "    \"\"\"Doc.\"\"\"", "    return \"Hello\""]
         );
         assert!(region.describe().contains("greet.py, lines 4-6:\n   4 def greet(name):\n"));
+        assert_eq!(region.suspects, ["    return \"Hello\""], "the value the assertion shows");
     }
 
     #[test]
@@ -185,6 +224,7 @@ mod tests {
         let region = region(&ws, output).unwrap();
         assert_eq!((region.path.as_str(), region.first), ("lib.rs", 5));
         assert_eq!(region.lines.len(), 3);
+        assert_eq!(region.suspects, region.lines, "no literal is mentioned: all lines");
         assert!(region.lines[2].starts_with('}'));
         assert_eq!(super::region(&ws, "no references here"), None);
     }

@@ -20,6 +20,8 @@ use llama_cpp_2::model::LlamaModel;
 use llama_cpp_2::model::params::LlamaModelParams;
 use llama_cpp_2::sampling::LlamaSampler;
 use llama_cpp_2::token::LlamaToken;
+use llama_cpp_2::token::data::LlamaTokenData;
+use llama_cpp_2::token::data_array::LlamaTokenDataArray;
 use tiller_model::{
     Cancel, Collector, Completion, ModelError, ModelInfo, Provider, Request, ToolChoice,
 };
@@ -245,25 +247,36 @@ impl Llama {
     /// `LlamaSampler::sample` would do the same, but llama.cpp aborts the process there when no
     /// token is left or when the grammar cannot accept the one chosen (as with broken or random
     /// weights); here both fail the call.
-    fn next_token(&self, sampler: &mut LlamaSampler, index: i32) -> Result<LlamaToken, LlamaError> {
+    fn next_token(&self, sampler: &mut Sampler, index: i32) -> Result<LlamaToken, LlamaError> {
+        let none_left =
+            || LlamaError::Grammar("no token is left that the tool-call grammar allows".into());
         let mut candidates = self.ctx.token_data_array_ith(index);
-        candidates.apply_sampler(sampler);
-        let token = candidates.selected_token().ok_or_else(|| {
-            LlamaError::Grammar("no token is left that the tool-call grammar allows".into())
-        })?;
-        sampler.try_accept(token).map_err(|_| {
-            let piece = self.model.vocab().token_to_piece(token, true, None);
-            LlamaError::Grammar(format!(
-                "the model chose {:?}, which the tool-call grammar cannot take",
-                String::from_utf8_lossy(&piece)
-            ))
-        })?;
+        candidates.apply_sampler(&mut sampler.chain);
+        let mut token = candidates.selected_token().ok_or_else(none_left)?;
+        if let Some(grammar) = &mut sampler.grammar {
+            let mut chosen =
+                LlamaTokenDataArray::new(vec![LlamaTokenData::new(token, 0.0, 0.0)], false);
+            chosen.apply_sampler(grammar);
+            if chosen.data[0].logit() == f32::NEG_INFINITY {
+                let mut candidates = self.ctx.token_data_array_ith(index);
+                candidates.apply_sampler(grammar);
+                candidates.apply_sampler(&mut sampler.chain);
+                token = candidates.selected_token().ok_or_else(none_left)?;
+            }
+            grammar.try_accept(token).map_err(|_| {
+                let piece = self.model.vocab().token_to_piece(token, true, None);
+                LlamaError::Grammar(format!(
+                    "the model chose {:?}, which the tool-call grammar cannot take",
+                    String::from_utf8_lossy(&piece)
+                ))
+            })?;
+        }
+        sampler.chain.accept(token);
         Ok(token)
     }
 
-    fn sampler(&self, req: &Request, seed: u32) -> Result<LlamaSampler, LlamaError> {
-        let mut chain = Vec::new();
-        if self.constrain && !req.tools.is_empty() {
+    fn sampler(&self, req: &Request, seed: u32) -> Result<Sampler, LlamaError> {
+        let grammar = if self.constrain && !req.tools.is_empty() {
             let grammar = tool_call_grammar(&req.tools);
             // Under `Auto` the grammar waits for the model to open a call.
             let sampler = if self.call_required(req) {
@@ -271,13 +284,15 @@ impl Llama {
             } else {
                 LlamaSampler::grammar_lazy(self.model, &grammar, "root", [TOOL_CALL_START], &[])
             };
-            chain.push(sampler.map_err(|e| LlamaError::Grammar(format!("{e}\n{grammar}")))?);
-        }
-        let temperature = req.temperature.unwrap_or(DEFAULT_TEMPERATURE);
-        if temperature <= 0.0 {
-            chain.push(LlamaSampler::greedy());
+            Some(sampler.map_err(|e| LlamaError::Grammar(format!("{e}\n{grammar}")))?)
         } else {
-            chain.extend([
+            None
+        };
+        let temperature = req.temperature.unwrap_or(DEFAULT_TEMPERATURE);
+        let chain = if temperature <= 0.0 {
+            LlamaSampler::greedy()
+        } else {
+            LlamaSampler::chain_simple([
                 // A mild repetition penalty keeps small models out of loops (inside a call's
                 // string, a loop would run out the token budget and leave the call unfinished).
                 LlamaSampler::penalties(self.model.n_vocab(), 64, 1.1, 0.0, 0.0),
@@ -286,10 +301,19 @@ impl Llama {
                 LlamaSampler::min_p(0.05, 1),
                 LlamaSampler::temp(temperature),
                 LlamaSampler::dist(seed),
-            ]);
-        }
-        Ok(LlamaSampler::chain_simple(chain))
+            ])
+        };
+        Ok(Sampler { grammar, chain })
     }
+}
+
+/// How one reply's tokens are chosen: the grammar (when calls are constrained) kept apart from
+/// the rest, so that a token is first chosen freely and only it is put to the grammar; the
+/// grammar is applied to the whole vocabulary only when it refuses that token (as llama.cpp's
+/// own sampling does, for a grammar costs far more per token than the rest).
+pub(crate) struct Sampler {
+    grammar: Option<LlamaSampler>,
+    chain: LlamaSampler,
 }
 
 impl Provider for Llama {

@@ -29,11 +29,11 @@ pub struct AgentConfig {
     /// remote models, which would be sent the lists.
     pub constrained: bool,
     /// Before the first turn, give the model the workspace's files, the project's test command
-    /// and, for a task about a failing test or a bug, what the tests say now (run once in the
-    /// sandbox, unless the approval policy asks before commands).
+    /// and, for a task about a failing test or a bug, what the tests say now (run once by the
+    /// [`Checker`](crate::Checker), unless the approval policy asks before commands).
     pub brief: bool,
     /// Candidate edits sampled at an edit step while the project's tests fail, each checked by
-    /// the tests in a scratch copy (with a [`Checker`](crate::Checker)); the passing one with
+    /// the tests in a scratch copy (by the [`Checker`](crate::Checker)); the passing one with
     /// the smallest change is offered for review. 1: the model's one edit, unchecked.
     pub candidates: usize,
 }

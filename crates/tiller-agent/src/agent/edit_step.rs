@@ -8,7 +8,7 @@ use std::time::Instant;
 use tiller_ledger::Note;
 use tiller_model::{Completion, Request, ToolChoice};
 use tiller_tools::{FileList, SuiteResult, ToolKind, constrain_specs};
-use tiller_types::{AgentEvent, ApprovalPolicy, Message, ToolCall, ToolSpec};
+use tiller_types::{AgentEvent, Message, ToolCall, ToolSpec};
 
 use super::Agent;
 use crate::AgentError;
@@ -64,9 +64,7 @@ impl Agent {
 
     /// The turn's call when candidates apply to it: the turn is one call, of an edit tool.
     fn edit_call(&self, completion: &Completion) -> Option<ToolCall> {
-        // Checking runs the tests, which an untrusted policy asks before.
-        let asks = self.config.approval == ApprovalPolicy::Untrusted;
-        if self.config.candidates < 2 || self.checker.is_none() || asks {
+        if self.config.candidates < 2 || self.unasked_checker().is_none() {
             return None;
         }
         let [call] = &completion.tool_calls[..] else {
@@ -109,8 +107,8 @@ impl Agent {
         request
     }
 
-    /// Tool `name`'s spec with the lines it may replace held to `region`'s (those found once in
-    /// the file), for a provider that samples under a grammar.
+    /// Tool `name`'s spec with the lines it may replace held to `region`'s suspects (those found
+    /// once in the file), for a provider that samples under a grammar.
     fn held_to_region(&self, name: &str, region: &Region) -> Option<ToolSpec> {
         if !self.config.constrained || name != "replace" {
             return None;
@@ -119,7 +117,7 @@ impl Agent {
         let once = |line: &&String| {
             !line.trim().is_empty() && text.lines().filter(|l| l == line).count() == 1
         };
-        let lines: Vec<String> = region.lines.iter().filter(once).cloned().collect();
+        let lines: Vec<String> = region.suspects.iter().filter(once).cloned().collect();
         if lines.is_empty() {
             return None;
         }

@@ -5,11 +5,10 @@
 //! cost far less than N calls.
 
 use llama_cpp_2::llama_batch::LlamaBatch;
-use llama_cpp_2::sampling::LlamaSampler;
 use tiller_model::{Cancel, Collector, Completion, ModelError, Request};
 use tiller_types::{StopReason, StreamEvent, Usage};
 
-use super::{DEFAULT_MAX_TOKENS, Llama, engine};
+use super::{DEFAULT_MAX_TOKENS, Llama, Sampler, engine};
 use crate::stream::{Output, Step};
 
 /// Most replies decoded together; the context is made with this many sequences.
@@ -17,7 +16,7 @@ pub(crate) const MAX_SEQUENCES: usize = 16;
 
 /// One reply as it is decoded.
 struct Reply {
-    sampler: LlamaSampler,
+    sampler: Sampler,
     text: Output,
     /// The text read so far, outside a tool call.
     shown: String,

@@ -80,7 +80,7 @@ fn agent(root: &Path, settings: &Settings, max_steps: u32) -> Result<Agent, Comm
     let sandbox = Arc::new(sandbox);
     let shell = Shell { sandbox: Some(Arc::clone(&sandbox)), ..Shell::default() };
     let engine = info.provider == ProviderKind::Llama;
-    let (candidates, checker) = commands::session::candidates(root, settings, engine, &sandbox);
+    let (candidates, checker) = commands::session::test_runner(root, settings, engine, &sandbox);
     let config = AgentConfig {
         max_steps,
         approval: ApprovalPolicy::Never,

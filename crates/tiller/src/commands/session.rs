@@ -69,10 +69,11 @@ fn refuse_broad(root: &Path) -> Result<(), CommandError> {
 /// Candidate edits per edit step on the embedded engine, where the project has a test command.
 const DEFAULT_CANDIDATES: usize = 4;
 
-/// Candidate edits per edit step (`--candidates`) and the runner of the project's tests that
-/// checks them. Without a test command, or where the sandbox would ask before each command,
-/// there are none; on the embedded engine they are on by default.
-pub fn candidates(
+/// Candidate edits per edit step (`--candidates`), and the runner of the project's tests that
+/// the brief and the candidates use. Without a test command, or where the sandbox would ask
+/// before each command, there is no runner and no candidates; on the embedded engine they are
+/// on by default.
+pub fn test_runner(
     root: &Path,
     settings: &Settings,
     engine: bool,
@@ -85,7 +86,7 @@ pub fn candidates(
     };
     let n = settings.candidates.unwrap_or(if engine { DEFAULT_CANDIDATES } else { 1 });
     let checker = Verifier::new(root, commands, Some(Arc::clone(sandbox)));
-    (n, (n > 1).then(|| Box::new(checker) as Box<dyn Checker>))
+    (n, Some(Box::new(checker)))
 }
 
 pub fn start(start: Start) -> Result<Session, CommandError> {
@@ -135,7 +136,7 @@ pub fn start(start: Start) -> Result<Session, CommandError> {
     };
     let (id, path) = (log.id(), log.path().to_path_buf());
     let engine = info.provider == ProviderKind::Llama;
-    let (candidates, checker) = candidates(&root, &settings, engine, &sandbox);
+    let (candidates, checker) = test_runner(&root, &settings, engine, &sandbox);
     let agent_config = AgentConfig {
         max_steps: (start.max_steps)
             .or(settings.max_steps)
