@@ -15,64 +15,17 @@ use crate::record::{self, Recorder};
 use crate::redact::Redactor;
 use crate::repeat::Failures;
 use crate::session::close_dangling_calls;
-use crate::{AgentError, Approver, SessionLog, agents_files};
+use crate::{AgentError, Approver, Checker, SessionLog, agents_files};
 
+mod config;
 mod context;
+mod edit_step;
 mod switch;
 mod tool_call;
 
+pub use config::AgentConfig;
 pub use switch::ModelSwitch;
 use switch::system_for;
-
-/// How the agent works.
-#[derive(Clone, Debug)]
-pub struct AgentConfig {
-    /// Model turns per task before giving up.
-    pub max_steps: u32,
-    pub approval: ApprovalPolicy,
-    /// Output tokens per model call; by default the provider's (`default_max_tokens`). A reply
-    /// cut at the limit is never taken as finished.
-    pub max_tokens: Option<u32>,
-    pub temperature: Option<f32>,
-    /// Upper bound on one observation; smaller models get less (an eighth of their context).
-    pub max_observation_bytes: usize,
-    /// Offer an `answer` tool and require a tool call every turn; the task ends when the model
-    /// calls `answer`, and on the last step it is the only tool offered. For small models, which
-    /// rarely call tools unless made to.
-    pub answer_tool: bool,
-    /// The model runs off this machine: secrets are redacted from everything it is sent, and the
-    /// ledger records which file lines each request carried.
-    pub remote: bool,
-    /// Most changed lines (added plus removed) one edit may have; larger ones are refused, and
-    /// the model is told so up front.
-    pub step_budget: Option<usize>,
-    /// The provider samples tool calls under a grammar made from the tools' schemas (the
-    /// embedded engine): path arguments then list the workspace's paths, and `replace`'s text
-    /// the lines of the files read, so that a call cannot name what does not exist. Off for
-    /// remote models, which would be sent the lists.
-    pub constrained: bool,
-    /// Before the first turn, give the model the workspace's files, the project's test command
-    /// and, for a task about a failing test or a bug, what the tests say now (run once in the
-    /// sandbox, unless the approval policy asks before commands).
-    pub brief: bool,
-}
-
-impl Default for AgentConfig {
-    fn default() -> Self {
-        AgentConfig {
-            max_steps: 30,
-            approval: ApprovalPolicy::default(),
-            max_tokens: None,
-            temperature: None,
-            max_observation_bytes: 32 * 1024,
-            answer_tool: false,
-            remote: false,
-            step_budget: None,
-            constrained: false,
-            brief: false,
-        }
-    }
-}
 
 /// An agent working in one workspace with one model at a time.
 pub struct Agent {
@@ -108,6 +61,9 @@ pub struct Agent {
     read: BTreeSet<String>,
     /// Served tools the user approved for the rest of the session.
     approved_tools: BTreeSet<String>,
+    /// Runs the project's tests, for the brief and to check candidate edits; without one
+    /// neither runs them.
+    checker: Option<Box<dyn Checker>>,
 }
 
 impl Agent {
@@ -152,7 +108,15 @@ impl Agent {
             failures: Failures::default(),
             read,
             approved_tools: BTreeSet::new(),
+            checker: None,
         }
+    }
+
+    /// Runs the project's tests with `checker`: in the brief, and to check candidate edits
+    /// (see [`AgentConfig::brief`] and [`AgentConfig::candidates`]).
+    pub fn with_checker(mut self, checker: Box<dyn Checker>) -> Self {
+        self.checker = Some(checker);
+        self
     }
 
     /// Records every model call and tool action to a ledger from now on.
@@ -229,8 +193,7 @@ impl Agent {
         }
         let task = if self.config.brief && self.history.is_empty() {
             let budget = if self.compact_mode() { 1600 } else { 6000 };
-            let run_tests = self.config.approval != ApprovalPolicy::Untrusted;
-            let (brief, shown) = ground::brief(&self.tools, &self.ws, task, budget, run_tests);
+            let (brief, shown) = ground::brief(&self.ws, task, budget, self.unasked_checker());
             self.read.extend(shown);
             format!("{task}\n\n{brief}")
         } else {
@@ -259,6 +222,7 @@ impl Agent {
                 events(&AgentEvent::Answer { text: answer.clone() });
                 return Ok(answer);
             }
+            let (completion, mut refused) = self.edit_step(completion, step, events)?;
             self.push(completion.message())?;
             if self.cancel.is_cancelled() {
                 return Err(ModelError::Cancelled.into());
@@ -270,7 +234,7 @@ impl Agent {
             for call in &completion.tool_calls {
                 let started = Instant::now();
                 let repeated = self.failures.repeated(call);
-                let outcome = match repeated.clone() {
+                let outcome = match repeated.clone().or_else(|| refused.take()) {
                     Some(text) => Err(text),
                     None => self.call_tool(call, approver, events),
                 };
@@ -483,6 +447,12 @@ impl Agent {
         if call.name == "read_file" {
             self.read.extend(obs.quotes.iter().map(|q| q.path.clone()));
         }
+    }
+
+    /// The checker, where the tests may run without asking (checking runs them).
+    fn unasked_checker(&self) -> Option<&dyn Checker> {
+        let asks = self.config.approval == ApprovalPolicy::Untrusted;
+        self.checker.as_deref().filter(|_| !asks)
     }
 
     /// Whether the model gets the compact prompt and tools: a small model (one given the answer

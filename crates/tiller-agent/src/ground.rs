@@ -5,11 +5,10 @@
 
 use std::collections::BTreeSet;
 
-use tiller_tools::{
-    FileList, Outcome, ProjectCommands, Registry, Workspace, constrain_specs, is_test_path,
-    parse_output,
-};
+use tiller_tools::{FileList, ProjectCommands, Registry, Workspace, constrain_specs, is_test_path};
 use tiller_types::ToolSpec;
+
+use crate::Checker;
 
 /// Words that say a task is about a failing test or a bug, so that running the tests first is
 /// worth it.
@@ -17,15 +16,15 @@ const FAILURE_WORDS: [&str; 7] = ["test", "fail", "bug", "error", "broken", "cra
 
 /// The brief given with the task before the model's first turn, in at most about `budget` bytes
 /// for each part: the workspace's files, shallow ones first; the project's test command; and,
-/// when the task is about a failure and the tests can run without asking (`run_tests`), which
-/// tests fail, the end of their output and the code they involve: the files the output names,
-/// then other small ones, whole. Returns the brief and the files it shows whole.
+/// when the task is about a failure and the tests can run without asking (by `checker`), which
+/// tests fail, the end of their output, the lines most likely at fault and the code the tests
+/// involve: the files the output names, then other small ones, whole. Returns the brief and
+/// the files it shows whole.
 pub(crate) fn brief(
-    tools: &Registry,
     ws: &Workspace,
     task: &str,
     budget: usize,
-    run_tests: bool,
+    checker: Option<&dyn Checker>,
 ) -> (String, Vec<String>) {
     let files = FileList::scan(ws).files;
     let mut out = list_files(&files, budget / 2);
@@ -36,15 +35,10 @@ pub(crate) fn brief(
     };
     out.push_str(&format!("\nThe project's tests run with: {}\n", commands.test));
     let lower = task.to_lowercase();
-    let shell = tools.get("shell").filter(|s| run_tests && !s.always_ask());
-    let Some(shell) = shell.filter(|_| FAILURE_WORDS.iter().any(|w| lower.contains(w))) else {
+    let checker = checker.filter(|_| FAILURE_WORDS.iter().any(|w| lower.contains(w)));
+    let Some(Ok(result)) = checker.map(|c| c.check(ws.root(), &[])) else {
         return (out, Vec::new());
     };
-    let args = serde_json::json!({"command": commands.test});
-    let Ok(Outcome::Text(obs)) = shell.run(ws, args) else {
-        return (out, Vec::new());
-    };
-    let result = parse_output(&obs.text, obs.exit_code == Some(0));
     if result.green() {
         out.push_str("They were run just now and pass.\n");
         return (out, Vec::new());
@@ -55,7 +49,11 @@ pub(crate) fn brief(
         out.push_str(&format!(" ({})", names.join(", ")));
     }
     out.push_str(&format!(". The end of their output:\n{}\n", result.excerpt(budget / 2)));
-    let shown = show_files(ws, &files, &obs.text, budget, &mut out);
+    if let Some(region) = crate::localise::region(ws, &result.output) {
+        out.push('\n');
+        out.push_str(&region.describe());
+    }
+    let shown = show_files(ws, &files, &result.output, budget, &mut out);
     (out, shown)
 }
 
@@ -182,6 +180,24 @@ fn hold_reads_to_unread_files(
 mod tests {
     use super::*;
     use serde_json::json;
+    use tiller_tools::{SuiteResult, parse_output};
+
+    /// Runs the test command discovered for the directory, unconfined.
+    struct Discovered;
+
+    impl Checker for Discovered {
+        fn check(&self, dir: &std::path::Path, _: &[String]) -> Result<SuiteResult, String> {
+            let (commands, _) = ProjectCommands::discover(dir).ok_or("no test command")?;
+            let out = std::process::Command::new("bash")
+                .args(["-c", &commands.test])
+                .current_dir(dir)
+                .env("PYTHONDONTWRITEBYTECODE", "1")
+                .output()
+                .map_err(|e| e.to_string())?;
+            let text = String::from_utf8_lossy(&out.stdout) + String::from_utf8_lossy(&out.stderr);
+            Ok(parse_output(&text, out.status.success()))
+        }
+    }
 
     #[test]
     fn the_brief_lists_files_and_the_failing_test() {
@@ -194,8 +210,7 @@ mod tests {
         )
         .unwrap();
         let ws = Workspace::new(dir.path()).unwrap();
-        let tools = Registry::default();
-        let (brief, shown) = brief(&tools, &ws, "The test fails; fix greet.py.", 4000, true);
+        let (brief, shown) = brief(&ws, "The test fails; fix greet.py.", 4000, Some(&Discovered));
         assert!(brief.starts_with("Files in the workspace:\ngreet.py\ntest_greet.py\n"), "{brief}");
         assert!(
             brief.contains("The project's tests run with: python3 -m unittest -v\n"),
@@ -209,9 +224,9 @@ mod tests {
             "{brief}"
         );
 
-        let (quiet, _) = super::brief(&tools, &ws, "Describe the project.", 4000, true);
+        let (quiet, _) = super::brief(&ws, "Describe the project.", 4000, Some(&Discovered));
         assert!(!quiet.contains("run just now"), "{quiet}");
-        let (tight, _) = super::brief(&tools, &ws, "Describe the project.", 80, false);
+        let (tight, _) = super::brief(&ws, "Describe the project.", 80, None);
         assert!(tight.contains("(1 more files)"), "{tight}");
     }
 

@@ -8,10 +8,12 @@
 
 mod agent;
 mod approval;
+mod candidates;
 mod compact;
 mod error;
 mod ground;
 mod ids;
+mod localise;
 mod prompt;
 mod record;
 mod redact;
@@ -20,6 +22,7 @@ mod session;
 
 pub use agent::{Agent, AgentConfig, ModelSwitch};
 pub use approval::{AcceptAll, Approver, Review, Verdict, needs_approval};
+pub use candidates::Checker;
 pub use error::AgentError;
 pub use prompt::{agents_files, system_prompt};
 pub use record::Recorder;

@@ -9,11 +9,12 @@ use std::sync::{Arc, Mutex};
 use serde_json::json;
 use tiller_agent::{
     AcceptAll, Agent, AgentConfig, AgentError, Approver, ModelSwitch, Recorder, Review, SessionLog,
+    AcceptAll, Agent, AgentConfig, AgentError, Approver, Checker, Recorder, Review, SessionLog,
     Verdict, load_session,
 };
 use tiller_ledger::Ledger;
 use tiller_model::{Request, Scripted, ToolChoice};
-use tiller_tools::{Registry, Workspace};
+use tiller_tools::{Registry, SuiteResult, Workspace, parse_output};
 use tiller_types::{
     AgentEvent, ApprovalPolicy, ChangeKind, ChangeSet, Message, Selection, ToolCall,
 };
@@ -1217,4 +1218,122 @@ fn served_tools_are_asked_like_commands_and_approved_for_the_session_and_recorde
         "arguments_sha256": tiller_ledger::sha256_hex(sent.as_bytes())});
     // The shell's actions have none.
     assert_eq!(mcp, [ping.clone(), ping, json!(null), json!(null)]);
+/// Runs the example's test the way its project would, in the directory it is given.
+struct RunTests;
+
+impl Checker for RunTests {
+    fn check(&self, dir: &Path, _failing: &[String]) -> Result<SuiteResult, String> {
+        let out = Command::new("python3")
+            .arg("test_greet.py")
+            .current_dir(dir)
+            .env("PYTHONDONTWRITEBYTECODE", "1")
+            .output()
+            .map_err(|e| e.to_string())?;
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Ok(parse_output(&text, out.status.success()))
+    }
+}
+
+fn replace_greeting(new: &str) -> serde_json::Value {
+    json!({ "tool_calls": [ { "name": "replace", "arguments":
+        { "path": "greet.py", "old": "    return \"Hello\"", "new": new } } ] })
+}
+
+/// The model's edit and its candidates, checked with the test: what is applied, what the
+/// model is told, what the ledger keeps.
+fn run_candidates(
+    turns: serde_json::Value,
+) -> (tempfile::TempDir, Vec<Request>, Vec<AgentEvent>, Vec<serde_json::Value>) {
+    let repo = repo();
+    let (provider, requests) = scripted(turns, 8192);
+    let config =
+        AgentConfig { approval: ApprovalPolicy::Never, candidates: 3, ..AgentConfig::default() };
+    let db_dir = tempfile::tempdir().unwrap();
+    let db = db_dir.path().join("ledger.sqlite");
+    let recorder = Recorder::new(Ledger::open(&db).unwrap(), "s1", Default::default());
+    let ws = Workspace::new(repo.path()).unwrap();
+    let mut agent = Agent::new(Box::new(provider), Registry::default(), ws, config)
+        .with_ledger(recorder)
+        .with_checker(Box::new(RunTests));
+    let mut events = Vec::new();
+    agent
+        .run("The test fails; fix greet.py.", &mut AcceptAll, &mut |e| events.push(e.clone()))
+        .unwrap();
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let notes: Vec<serde_json::Value> = conn
+        .prepare("SELECT payload FROM entries WHERE kind = 'note' ORDER BY id")
+        .unwrap()
+        .query_map([], |r| r.get::<_, String>(0))
+        .unwrap()
+        .map(|p| serde_json::from_str(&p.unwrap()).unwrap())
+        .collect();
+    let requests = requests.lock().unwrap().clone();
+    (repo, requests, events, notes)
+}
+
+#[test]
+fn of_three_candidates_the_one_the_tests_pass_is_applied() {
+    let fixed = "    return \"Hello, \" + name";
+    let (repo, requests, events, notes) = run_candidates(json!([
+        replace_greeting("    return \"Hi\""),
+        replace_greeting(fixed),
+        replace_greeting("    return \"Hello \" + name"),
+        { "text": "Fixed." }
+    ]));
+    let code = std::fs::read_to_string(repo.path().join("greet.py")).unwrap();
+    assert_eq!(code, format!("def greet(name):\n{fixed}\n"));
+    let counted: Vec<(usize, usize)> = events
+        .iter()
+        .filter_map(|e| match e {
+            AgentEvent::Candidates { passed, total, .. } => Some((*passed, *total)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(counted, [(1, 3)]);
+
+    // The candidates were asked for with only the edit tool, the failing lines pointed out.
+    assert_eq!(requests.len(), 4);
+    for request in &requests[1..3] {
+        assert_eq!(request.tool_choice, ToolChoice::Required);
+        let tools: Vec<&str> = request.tools.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(tools, ["replace"]);
+        let last = serde_json::to_string(request.messages.last().unwrap()).unwrap();
+        assert!(last.contains("The fault is most likely in greet.py, lines 1-2"), "{last}");
+    }
+    // The conversation holds the call that was applied.
+    let sent = serde_json::to_string(&requests[3].messages).unwrap();
+    assert!(sent.contains("Hello, \\\\\\\" + name"), "{sent}");
+    assert!(sent.contains("Applied. Changed: greet.py."), "{sent}");
+
+    let verdicts: Vec<&str> =
+        notes.iter().map(|n| n["data"]["verdict"].as_str().unwrap()).collect();
+    assert_eq!(verdicts, ["fails", "passes", "fails"]);
+    assert!(notes.iter().all(|n| n["topic"] == "candidate"));
+    assert_eq!(notes[1]["data"]["arguments"]["new"], fixed);
+}
+
+#[test]
+fn when_no_candidate_passes_the_model_sees_their_failures() {
+    let (repo, requests, events, notes) = run_candidates(json!([
+        replace_greeting("    return \"Hi\""),
+        replace_greeting("    return \"Hey\""),
+        replace_greeting("    return \"Hi\""),
+        { "text": "I could not fix it." }
+    ]));
+    let code = std::fs::read_to_string(repo.path().join("greet.py")).unwrap();
+    assert_eq!(code, "def greet(name):\n    return \"Hello\"\n", "nothing applied");
+    assert!(events.iter().any(|e| matches!(e, AgentEvent::Candidates { passed: 0, total: 3, .. })));
+    let Message::Tool { content, is_error, .. } = requests[3].messages.last().unwrap() else {
+        panic!("the edit's result comes last: {:?}", requests[3].messages);
+    };
+    assert!(is_error);
+    assert!(content.starts_with("Not applied: 3 candidate edits"), "{content}");
+    assert_eq!(content.matches("+    return \"Hi\"").count(), 1, "one line per change: {content}");
+    assert!(content.contains("+    return \"Hey\""), "{content}");
+    assert!(content.contains("AssertionError: Hi"), "the failure is shown: {content}");
+    assert_eq!(notes.len(), 3);
 }

@@ -1,6 +1,7 @@
 //! Measurements behind `tiller bench engine`: the engine's prefill and decode speed against a
-//! reference that drives llama.cpp directly with the same settings, and how much of each turn
-//! of a conversation the KV cache spares.
+//! reference that drives llama.cpp directly with the same settings, how much of each turn of a
+//! conversation the KV cache spares, and what N candidate replies decoded together cost against
+//! one.
 //!
 //! Each side of the speed comparison is meant to run in a process of its own ([`run_job`]), so
 //! that its peak memory ([`peak_rss_kib`]) is its own; the caller starts the processes, hands
@@ -18,8 +19,8 @@ use llama_cpp_2::model::LlamaModel;
 use llama_cpp_2::model::params::LlamaModelParams;
 use llama_cpp_2::sampling::LlamaSampler;
 use serde::{Deserialize, Serialize};
-use tiller_model::{Cancel, ModelError, Provider, Request};
-use tiller_types::{Message, StreamEvent};
+use tiller_model::{Cancel, ModelError, Provider, Request, ToolChoice};
+use tiller_types::{Message, StreamEvent, ToolSpec};
 
 use crate::{Llama, LlamaConfig, LlamaError, resolve_model};
 
@@ -125,6 +126,73 @@ pub struct Turn {
     pub reply_tokens: u64,
     /// `processed_tokens / new_tokens`: 1 when only what is new is decoded.
     pub ratio: f64,
+}
+
+/// N replies to one request, decoded together ([`candidates`]).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Together {
+    pub sequences: usize,
+    /// Whether the replies were tool calls sampled under the grammar.
+    pub grammar: bool,
+    /// Tokens generated over all replies.
+    pub gen_tokens: u64,
+    pub wall_s: f64,
+    /// Wall time over that of one sequence in the same setting.
+    pub wall_ratio: f64,
+}
+
+impl Together {
+    /// Generated tokens per second of wall time, over all sequences.
+    pub fn tps(&self) -> f64 {
+        per_second(self.gen_tokens, self.wall_s)
+    }
+}
+
+/// Candidates as an edit step samples them: for each of `counts`, that many replies to one
+/// request whose prompt is in the cache already, sampled at temperature 0.8 and decoded
+/// together; once as plain text and once as tool calls under the grammar. Ratios are against
+/// the first count.
+pub fn candidates(setup: &Setup, counts: &[usize]) -> Result<Vec<Together>, ModelError> {
+    let mut llama = Llama::load(&setup.config())?;
+    let mut out = Vec::new();
+    for grammar in [false, true] {
+        let mut req = sized_request(&llama, setup.prompt_tokens, setup.gen_tokens)?;
+        req.temperature = Some(0.8);
+        if grammar {
+            req.tools = vec![edit_tool()];
+            req.tool_choice = ToolChoice::Required;
+        }
+        // The conversation before an edit step has its prompt cached.
+        let warm = Request { max_tokens: Some(1), ..req.clone() };
+        llama.complete(&warm, &Cancel::default(), &mut |_| {})?;
+        let mut one = None;
+        for &n in counts {
+            let start = Instant::now();
+            let replies = llama.complete_n(&req, n, &Cancel::default())?;
+            let wall_s = start.elapsed().as_secs_f64();
+            let one_s = *one.get_or_insert(wall_s);
+            out.push(Together {
+                sequences: n,
+                grammar,
+                gen_tokens: replies.iter().map(|r| r.usage.completion_tokens).sum(),
+                wall_s,
+                wall_ratio: wall_s / one_s,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// An edit tool as the agent offers it on the engine: the line to replace is one of a list.
+fn edit_tool() -> ToolSpec {
+    ToolSpec {
+        name: "replace".into(),
+        description: "Replace a line of the story with new text.".into(),
+        parameters: serde_json::json!({"type": "object", "properties": {
+            "old": {"enum": ["The workshop stood at the end of a narrow lane,", "Every morning the carpenter opened the shutters."]},
+            "new": {"type": "string"}},
+            "required": ["old", "new"]}),
+    }
 }
 
 /// The engine's default thread count: physical cores, or logical ones where unknown.
@@ -382,6 +450,15 @@ mod tests {
         if cfg!(target_os = "linux") {
             assert!(c.peak_rss_mib.as_ref().is_some_and(|f| f.engine > 1.0), "{c:?}");
         }
+
+        let together = candidates(&tiny(60, 6), &[1, 3])?;
+        let shape: Vec<(usize, bool)> = together.iter().map(|t| (t.sequences, t.grammar)).collect();
+        assert_eq!(shape, [(1, false), (3, false), (1, true), (3, true)]);
+        for t in &together {
+            assert!(t.gen_tokens <= 6 * t.sequences as u64 && t.wall_s > 0.0, "{t:?}");
+        }
+        assert_eq!((together[0].wall_ratio, together[2].wall_ratio), (1.0, 1.0));
+        assert!(together[3].gen_tokens > together[2].gen_tokens, "{together:?}");
 
         let turns = conversation(&tiny(0, 6), 4)?;
         assert_eq!(turns.len(), 4);

@@ -20,6 +20,8 @@ use llama_cpp_2::model::LlamaModel;
 use llama_cpp_2::model::params::LlamaModelParams;
 use llama_cpp_2::sampling::LlamaSampler;
 use llama_cpp_2::token::LlamaToken;
+use llama_cpp_2::token::data::LlamaTokenData;
+use llama_cpp_2::token::data_array::LlamaTokenDataArray;
 use tiller_model::{
     Cancel, Collector, Completion, ModelError, ModelInfo, Provider, Request, ToolChoice,
 };
@@ -30,6 +32,8 @@ use crate::grammar::{parse_call, salvage_call, tool_call_grammar};
 use crate::stream::{Output, Step};
 use crate::template::{ChatFormat, Prompt, TOOL_CALL_START};
 use crate::{LlamaError, resolve_model};
+
+mod batch;
 
 /// Context length used when the configuration gives none, if the model allows that much.
 pub const DEFAULT_CONTEXT: u32 = 8192;
@@ -239,28 +243,40 @@ impl Llama {
         req.tool_choice == ToolChoice::Required && !req.tools.is_empty()
     }
 
-    /// The next token after the last decoded one. `LlamaSampler::sample` would do the same, but
-    /// llama.cpp aborts the process there when no token is left or when the grammar cannot
-    /// accept the one chosen (as with broken or random weights); here both fail the call.
-    fn next_token(&self, sampler: &mut LlamaSampler) -> Result<LlamaToken, LlamaError> {
-        let mut candidates = self.ctx.token_data_array_ith(-1);
-        candidates.apply_sampler(sampler);
-        let token = candidates.selected_token().ok_or_else(|| {
-            LlamaError::Grammar("no token is left that the tool-call grammar allows".into())
-        })?;
-        sampler.try_accept(token).map_err(|_| {
-            let piece = self.model.vocab().token_to_piece(token, true, None);
-            LlamaError::Grammar(format!(
-                "the model chose {:?}, which the tool-call grammar cannot take",
-                String::from_utf8_lossy(&piece)
-            ))
-        })?;
+    /// The next token after the one at `index` of the last decoded batch (-1: its last).
+    /// `LlamaSampler::sample` would do the same, but llama.cpp aborts the process there when no
+    /// token is left or when the grammar cannot accept the one chosen (as with broken or random
+    /// weights); here both fail the call.
+    fn next_token(&self, sampler: &mut Sampler, index: i32) -> Result<LlamaToken, LlamaError> {
+        let none_left =
+            || LlamaError::Grammar("no token is left that the tool-call grammar allows".into());
+        let mut candidates = self.ctx.token_data_array_ith(index);
+        candidates.apply_sampler(&mut sampler.chain);
+        let mut token = candidates.selected_token().ok_or_else(none_left)?;
+        if let Some(grammar) = &mut sampler.grammar {
+            let mut chosen =
+                LlamaTokenDataArray::new(vec![LlamaTokenData::new(token, 0.0, 0.0)], false);
+            chosen.apply_sampler(grammar);
+            if chosen.data[0].logit() == f32::NEG_INFINITY {
+                let mut candidates = self.ctx.token_data_array_ith(index);
+                candidates.apply_sampler(grammar);
+                candidates.apply_sampler(&mut sampler.chain);
+                token = candidates.selected_token().ok_or_else(none_left)?;
+            }
+            grammar.try_accept(token).map_err(|_| {
+                let piece = self.model.vocab().token_to_piece(token, true, None);
+                LlamaError::Grammar(format!(
+                    "the model chose {:?}, which the tool-call grammar cannot take",
+                    String::from_utf8_lossy(&piece)
+                ))
+            })?;
+        }
+        sampler.chain.accept(token);
         Ok(token)
     }
 
-    fn sampler(&self, req: &Request) -> Result<LlamaSampler, LlamaError> {
-        let mut chain = Vec::new();
-        if self.constrain && !req.tools.is_empty() {
+    fn sampler(&self, req: &Request, seed: u32) -> Result<Sampler, LlamaError> {
+        let grammar = if self.constrain && !req.tools.is_empty() {
             let grammar = tool_call_grammar(&req.tools);
             // Under `Auto` the grammar waits for the model to open a call.
             let sampler = if self.call_required(req) {
@@ -268,13 +284,15 @@ impl Llama {
             } else {
                 LlamaSampler::grammar_lazy(self.model, &grammar, "root", [TOOL_CALL_START], &[])
             };
-            chain.push(sampler.map_err(|e| LlamaError::Grammar(format!("{e}\n{grammar}")))?);
-        }
-        let temperature = req.temperature.unwrap_or(DEFAULT_TEMPERATURE);
-        if temperature <= 0.0 {
-            chain.push(LlamaSampler::greedy());
+            Some(sampler.map_err(|e| LlamaError::Grammar(format!("{e}\n{grammar}")))?)
         } else {
-            chain.extend([
+            None
+        };
+        let temperature = req.temperature.unwrap_or(DEFAULT_TEMPERATURE);
+        let chain = if temperature <= 0.0 {
+            LlamaSampler::greedy()
+        } else {
+            LlamaSampler::chain_simple([
                 // A mild repetition penalty keeps small models out of loops (inside a call's
                 // string, a loop would run out the token budget and leave the call unfinished).
                 LlamaSampler::penalties(self.model.n_vocab(), 64, 1.1, 0.0, 0.0),
@@ -282,11 +300,20 @@ impl Llama {
                 LlamaSampler::top_p(0.95, 1),
                 LlamaSampler::min_p(0.05, 1),
                 LlamaSampler::temp(temperature),
-                LlamaSampler::dist(self.seed),
-            ]);
-        }
-        Ok(LlamaSampler::chain_simple(chain))
+                LlamaSampler::dist(seed),
+            ])
+        };
+        Ok(Sampler { grammar, chain })
     }
+}
+
+/// How one reply's tokens are chosen: the grammar (when calls are constrained) kept apart from
+/// the rest, so that a token is first chosen freely and only it is put to the grammar; the
+/// grammar is applied to the whole vocabulary only when it refuses that token (as llama.cpp's
+/// own sampling does, for a grammar costs far more per token than the rest).
+pub(crate) struct Sampler {
+    grammar: Option<LlamaSampler>,
+    chain: LlamaSampler,
 }
 
 impl Provider for Llama {
@@ -305,28 +332,11 @@ impl Provider for Llama {
         cancel: &Cancel,
         on_event: &mut dyn FnMut(&StreamEvent),
     ) -> Result<Completion, ModelError> {
-        let mut prompt = self.format.render(&req.messages, &req.tools)?;
-        // A required call without the grammar: the reply is started with the call's marker.
-        let prefilled = self.call_required(req) && !self.constrain;
-        if prefilled {
-            prompt.text.push_str(TOOL_CALL_START);
-        }
-        let tokens = self.tokenize_prompt(&prompt);
-        if tokens.is_empty() || tokens.len() >= self.n_ctx {
-            return Err(
-                LlamaError::PromptTooLong { prompt: tokens.len(), context: self.n_ctx }.into()
-            );
-        }
-        let mut sampler = self.sampler(req)?;
+        let (tokens, reader) = self.prompt_for(req)?;
+        let mut text = reader();
+        let mut sampler = self.sampler(req, self.seed)?;
         let mut out = Collector::new(on_event);
         let reused = self.prefill(&tokens, cancel)?;
-
-        let mut stops = req.stop.clone();
-        stops.extend(prompt.stop);
-        let mut text = Output::new(stops, !req.tools.is_empty());
-        if prefilled {
-            text.push(TOOL_CALL_START.as_bytes());
-        }
         let limit = req.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS) as usize;
         let vocab = self.model.vocab();
         let mut batch = LlamaBatch::new(1, 1);
@@ -338,7 +348,7 @@ impl Provider for Llama {
             if generated >= limit || self.cached.len() >= self.n_ctx {
                 break StopReason::MaxTokens;
             }
-            let token = self.next_token(&mut sampler)?;
+            let token = self.next_token(&mut sampler, -1)?;
             if vocab.is_eog(token) {
                 break StopReason::EndTurn;
             }
@@ -359,11 +369,77 @@ impl Provider for Llama {
             batch.add(token, self.cached.len() as i32, &[0], true).map_err(engine)?;
             self.decode(&mut batch, &[token])?;
         };
+        let usage = Usage {
+            prompt_tokens: tokens.len() as u64,
+            cached_tokens: reused as u64,
+            completion_tokens: generated as u64,
+        };
+        Ok(self.finish(text, stop, usage, out))
+    }
+
+    fn complete_n(
+        &mut self,
+        req: &Request,
+        n: usize,
+        cancel: &Cancel,
+    ) -> Result<Vec<Completion>, ModelError> {
+        let mut all = Vec::with_capacity(n);
+        while all.len() < n {
+            let batch = (n - all.len()).min(batch::MAX_SEQUENCES);
+            all.extend(self.complete_together(req, batch, cancel)?);
+        }
+        Ok(all)
+    }
+
+    fn count_tokens(&self, text: &str) -> u64 {
+        self.model.vocab().tokenize(text.as_bytes(), false, false).len() as u64
+    }
+}
+
+impl Llama {
+    /// The prompt's tokens for `req`, and how to make a reader of a reply. A required call
+    /// without the grammar is started with the call's marker.
+    fn prompt_for(
+        &self,
+        req: &Request,
+    ) -> Result<(Vec<LlamaToken>, impl Fn() -> Output + use<>), ModelError> {
+        let mut prompt = self.format.render(&req.messages, &req.tools)?;
+        let prefilled = self.call_required(req) && !self.constrain;
+        if prefilled {
+            prompt.text.push_str(TOOL_CALL_START);
+        }
+        let tokens = self.tokenize_prompt(&prompt);
+        if tokens.is_empty() || tokens.len() >= self.n_ctx {
+            return Err(
+                LlamaError::PromptTooLong { prompt: tokens.len(), context: self.n_ctx }.into()
+            );
+        }
+        let mut stops = req.stop.clone();
+        stops.extend(prompt.stop);
+        let tools = !req.tools.is_empty();
+        let reader = move || {
+            let mut text = Output::new(stops.clone(), tools);
+            if prefilled {
+                text.push(TOOL_CALL_START.as_bytes());
+            }
+            text
+        };
+        Ok((tokens, reader))
+    }
+
+    /// The completion of a reply read by `text`, which ended for `stop`: the rest of its text
+    /// and its tool call emitted to `out`.
+    fn finish(
+        &mut self,
+        mut text: Output,
+        mut stop: StopReason,
+        usage: Usage,
+        mut out: Collector,
+    ) -> Completion {
         let rest = text.flush();
         if !rest.is_empty() {
             out.emit(StreamEvent::TextDelta { text: rest });
         }
-        let mut stop = stop;
         if let Some(call) = text.call() {
             // An unfinished or malformed call still goes to the agent as a call, whose arguments
             // it reports as broken: its markup is never shown or taken for an answer.
@@ -375,18 +451,9 @@ impl Provider for Llama {
                 stop = StopReason::ToolCalls;
             }
         }
-        let usage = Usage {
-            prompt_tokens: tokens.len() as u64,
-            cached_tokens: reused as u64,
-            completion_tokens: generated as u64,
-        };
         out.emit(StreamEvent::Usage { usage });
         out.emit(StreamEvent::Done { stop });
-        Ok(out.finish(self.name.clone(), None, 0))
-    }
-
-    fn count_tokens(&self, text: &str) -> u64 {
-        self.model.vocab().tokenize(text.as_bytes(), false, false).len() as u64
+        out.finish(self.name.clone(), None, 0)
     }
 }
 
@@ -502,6 +569,9 @@ fn load_shared(
     let params = LlamaContextParams::default()
         .with_n_ctx(NonZeroU32::new(n_ctx))
         .with_n_batch(n_ctx.min(512))
+        // Replies decoded together are sequences of one cache, each of the whole length.
+        .with_n_seq_max(batch::MAX_SEQUENCES as u32)
+        .with_kv_unified(true)
         .with_n_threads(threads)
         .with_n_threads_batch(threads);
     let ctx = model.new_context(backend, params).map_err(|e| LlamaError::Load {

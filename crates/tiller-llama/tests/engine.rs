@@ -279,6 +279,75 @@ fn a_call_cut_off_by_the_token_limit_is_a_call_not_text() {
     assert!(serde_json::from_str::<Value>(&c.tool_calls[0].arguments).is_err());
 }
 
+/// Tool specs a grammar holds to listed paths and lines, as the agent sends them.
+fn held_tools() -> Vec<ToolSpec> {
+    let read = ToolSpec {
+        name: "read_file".into(),
+        description: "Read a file.".into(),
+        parameters: json!({"type": "object", "properties": {
+            "path": {"type": "string", "enum": ["greet.py", "src/test_greet.py"]}},
+            "required": ["path"]}),
+    };
+    let replace = ToolSpec {
+        name: "replace".into(),
+        description: "Replace a line of a file with new text.".into(),
+        parameters: json!({"anyOf": [{"type": "object", "properties": {
+            "path": {"const": "greet.py"},
+            "old": {"enum": ["def greet(name):", "    return \"Hello\""]},
+            "new": {"type": "string"}},
+            "required": ["path", "old", "new"]}]}),
+    };
+    vec![read, replace]
+}
+
+/// Each of `replies` is one call that the grammar of `tools` allows.
+fn assert_valid_calls(replies: &[Completion], tools: &[ToolSpec]) {
+    for c in replies {
+        assert_eq!(c.tool_calls.len(), 1, "{c:?}");
+        let call = &c.tool_calls[0];
+        let spec = tools.iter().find(|t| t.name == call.name).unwrap();
+        let args: Value = serde_json::from_str(&call.arguments).unwrap();
+        assert_eq!(validate(&spec.parameters, &args), Ok(()), "{}", call.arguments);
+    }
+}
+
+#[test]
+fn replies_decoded_together_are_those_decoded_alone() {
+    let mut llama = tiny();
+    let req = ask("Say something.", 24);
+    let (alone, _) = run(&mut llama, &req);
+    let together = llama.complete_n(&req, 4, &Cancel::default()).unwrap();
+    assert_eq!(together.len(), 4);
+    for reply in &together {
+        assert_eq!(reply.content, alone.content, "greedy: every sequence gives the same reply");
+        assert_eq!(reply.usage.completion_tokens, alone.usage.completion_tokens);
+    }
+    assert_eq!(together[1].usage.cached_tokens, together[1].usage.prompt_tokens);
+    // The cache holds the prompt alone again: the next call reuses it and replies the same.
+    let (after, _) = run(&mut llama, &req);
+    assert_eq!(after.content, alone.content);
+    assert_eq!(after.usage.cached_tokens, after.usage.prompt_tokens - 1);
+
+    // Sampled: a batch of one is the reply of a call with the same seed; a larger batch
+    // decodes in larger steps, whose logits may differ in the last bits, and is checked for
+    // calls the grammar allows. (Four, and only the tool whose arguments are all listed: the
+    // replies share what the small context has left, and random weights write long strings.)
+    llama.set_seed(7);
+    let mut sampled = ask("Fix the bug.", 200);
+    sampled.temperature = Some(1.0);
+    sampled.tools = held_tools()[..1].to_vec();
+    sampled.tool_choice = ToolChoice::Required;
+    let (one, _) = run(&mut llama, &sampled);
+    let alone = llama.complete_n(&sampled, 1, &Cancel::default()).unwrap();
+    assert_eq!(alone[0].tool_calls[0].arguments, one.tool_calls[0].arguments);
+    let batch = llama.complete_n(&sampled, 4, &Cancel::default()).unwrap();
+    assert_eq!(batch.len(), 4);
+    assert_valid_calls(&batch, &sampled.tools);
+    let distinct: std::collections::BTreeSet<&str> =
+        batch.iter().map(|c| c.tool_calls[0].arguments.as_str()).collect();
+    assert!(distinct.len() > 1, "each sequence samples with its own seed: {distinct:?}");
+}
+
 fn smollm2(constrain: bool) -> Option<Llama> {
     let mut config = LlamaConfig::new("smollm2");
     config.context_length = Some(4096);
@@ -557,4 +626,37 @@ fn hyperparameters_llama_cpp_would_abort_on_are_refused_first() {
         assert!(matches!(err, LlamaError::Malformed { .. }), "{key}={value}: {err}");
         assert!(err.to_string().contains(says), "{key}={value}: {err}");
     }
+}
+
+#[test]
+fn smollm2_candidates_decoded_together_are_valid_calls() {
+    let Some(mut llama) = smollm2(true) else {
+        return;
+    };
+    let tools = held_tools();
+    let req = Request {
+        messages: vec![
+            Message::system("You are a coding agent. Use a tool to do what the user asks."),
+            Message::user(
+                "greet.py:\ndef greet(name):\n    return \"Hello\"\n\nThe test expects \
+                 greet(\"Ada\") == \"Hello, Ada!\". Fix the return line.",
+            ),
+        ],
+        tools: vec![tools[1].clone()],
+        max_tokens: Some(120),
+        temperature: Some(0.8),
+        stop: Vec::new(),
+        tool_choice: ToolChoice::Required,
+    };
+    let replies = llama.complete_n(&req, 8, &Cancel::default()).unwrap();
+    assert_eq!(replies.len(), 8);
+    for reply in &replies {
+        println!("{:?} {}", reply.stop, reply.tool_calls[0].arguments);
+    }
+    // A small model may repeat itself inside `new` until the token limit cuts the call; every
+    // call it finishes is one the grammar allows.
+    let finished: Vec<Completion> =
+        replies.into_iter().filter(|r| r.usage.completion_tokens < 120).collect();
+    assert!(!finished.is_empty());
+    assert_valid_calls(&finished, &tools);
 }

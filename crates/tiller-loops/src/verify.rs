@@ -1,5 +1,6 @@
 //! Running the project's commands, confined by the sandbox when there is one, with a time
-//! limit: the test suite parsed into a [`SuiteResult`], a benchmark timed.
+//! limit: the test suite parsed into a [`SuiteResult`], a benchmark timed; and, for the agent's
+//! candidate edits, the tests in a scratch copy of the project.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -42,7 +43,16 @@ impl Verifier {
     }
 
     fn tests(&self, command: &str) -> Result<SuiteResult, LoopError> {
-        let out = self.run(command, &self.root, self.sandbox.as_deref())?;
+        self.tests_in(command, &self.root, self.sandbox.as_deref())
+    }
+
+    fn tests_in(
+        &self,
+        command: &str,
+        dir: &Path,
+        sandbox: Option<&Sandbox>,
+    ) -> Result<SuiteResult, LoopError> {
+        let out = self.run(command, dir, sandbox)?;
         let mut result = parse_output(&out.output, out.exit == CommandExit::Code(0));
         if let CommandExit::TimedOut(limit) = out.exit {
             result.build_error = Some(format!("`{command}` ran past {limit:?} and was stopped"));
@@ -93,5 +103,28 @@ impl Verifier {
             .env("RUST_BACKTRACE", "0")
             .env("GIT_TERMINAL_PROMPT", "0");
         Ok(run_command(cmd, self.timeout, OUTPUT_CAP)?)
+    }
+}
+
+impl tiller_agent::Checker for Verifier {
+    /// The failing tests alone (where the project says how to run one), then the suite, in
+    /// `dir`, with the sandbox allowed to write there.
+    fn check(&self, dir: &Path, failing: &[String]) -> Result<SuiteResult, String> {
+        let widened = match &self.sandbox {
+            Some(sandbox) if dir != self.root => {
+                Some(sandbox.widened(dir).map_err(|e| e.to_string())?)
+            }
+            _ => None,
+        };
+        let sandbox = widened.as_ref().or(self.sandbox.as_deref());
+        let one_by_one = self.commands.test_one.is_some();
+        for name in failing.iter().filter(|_| one_by_one) {
+            let result = self.tests_in(&self.commands.one(name), dir, sandbox);
+            match result.map_err(|e| e.to_string())? {
+                result if !result.green() => return Ok(result),
+                _ => {}
+            }
+        }
+        self.tests_in(&self.commands.test, dir, sandbox).map_err(|e| e.to_string())
     }
 }

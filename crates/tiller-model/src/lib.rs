@@ -46,6 +46,17 @@ pub trait Provider: Send {
         on_event: &mut dyn FnMut(&StreamEvent),
     ) -> Result<Completion, ModelError>;
 
+    /// `n` completions of one request, sampled independently (no events are streamed). The
+    /// default asks `n` times in turn; an engine may decode them together, sharing the prompt.
+    fn complete_n(
+        &mut self,
+        req: &Request,
+        n: usize,
+        cancel: &Cancel,
+    ) -> Result<Vec<Completion>, ModelError> {
+        (0..n).map(|_| self.complete(req, cancel, &mut |_| {})).collect()
+    }
+
     /// Tokens `text` takes in this model's prompt. Remote providers estimate; engines with a
     /// tokenizer count exactly.
     fn count_tokens(&self, text: &str) -> u64 {

@@ -242,6 +242,10 @@ impl App {
                     format!("compacted: {tokens_before} → {tokens_after} tokens"),
                 );
             }
+            AgentEvent::Candidates { passed, total, .. } => {
+                let tone = if passed > 0 { Tone::Dim } else { Tone::Bad };
+                self.print(tone, format!("{passed} of {total} candidates pass"));
+            }
             AgentEvent::Answer { text } => {
                 self.end_live();
                 if !self.streamed {

@@ -20,6 +20,10 @@ pub struct Config {
     /// Most changed lines per edit; larger edits are refused (default: 60 in the interactive
     /// front end, none in `exec`).
     pub step_budget: Option<usize>,
+    /// Candidate edits sampled and checked by the project's tests at an edit step while the
+    /// tests fail (default: 4 on the embedded engine where the project has a test command,
+    /// else 1, which turns them off).
+    pub candidates: Option<usize>,
     /// Commit each accepted edit in the interactive front end (default: true).
     pub commit_steps: Option<bool>,
     /// Where nothing can confine commands (sandbox tier C), run them unconfined without asking

@@ -99,6 +99,13 @@ pub enum AgentEvent {
         tokens_before: u64,
         tokens_after: u64,
     },
+    /// At an edit step, candidate edits were sampled and checked by the project's tests in
+    /// scratch copies of the workspace: `passed` of `total` made the tests pass.
+    Candidates {
+        call_id: String,
+        passed: usize,
+        total: usize,
+    },
     /// The final answer of the task.
     Answer {
         text: String,

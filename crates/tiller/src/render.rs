@@ -76,6 +76,9 @@ impl Progress {
             AgentEvent::Compacted { tokens_before, tokens_after } => {
                 format!("  compacted the conversation: {tokens_before} → {tokens_after} tokens")
             }
+            AgentEvent::Candidates { passed, total, .. } => {
+                format!("  {passed} of {total} candidates pass")
+            }
             AgentEvent::Error { .. } => return,
             AgentEvent::Warning { message } => format!("warning: {message}"),
         };

@@ -136,11 +136,14 @@ mod imp {
     use std::io::{Read, Write};
     use std::process::{Command, Stdio};
 
-    use tiller_llama::bench::{self, Comparison, Job, Run, Setup, Turn};
+    use tiller_llama::bench::{self, Comparison, Job, Run, Setup, Together, Turn};
 
     use crate::cli::{BenchEngineArgs, ModelArgs};
     use crate::command_error::{CommandError, Kind};
     use crate::engine::DEFAULT_MODEL;
+
+    /// Candidate counts measured decoding together.
+    const CANDIDATES: [usize; 4] = [1, 2, 4, 8];
 
     pub fn engine(model: &ModelArgs, args: &BenchEngineArgs) -> Result<(), CommandError> {
         let setup = Setup {
@@ -174,6 +177,8 @@ mod imp {
         let speed = bench::compare(&engine, &reference);
         eprintln!("bench: conversation of {} turns", args.turns);
         let turns = bench::conversation(&setup, args.turns)?;
+        eprintln!("bench: candidates decoded together");
+        let together = bench::candidates(&setup, &CANDIDATES)?;
 
         if args.json {
             let report = serde_json::json!({
@@ -181,10 +186,12 @@ mod imp {
                 "threads": setup.threads,
                 "speed": speed,
                 "turns": turns,
+                "candidates": together,
             });
             outln!("{report}");
         } else {
             print_table(&setup, &speed, &turns);
+            print_together(&together);
         }
         Ok(())
     }
@@ -258,6 +265,22 @@ mod imp {
                 t.new_tokens,
                 t.reply_tokens,
                 t.ratio
+            );
+        }
+    }
+
+    fn print_together(together: &[Together]) {
+        outln!();
+        outln!("candidates  grammar  tokens  wall s   tok/s  wall / one");
+        for t in together {
+            outln!(
+                "{:>10} {:>8} {:>7} {:>7.2} {:>7.1} {:>11.2}",
+                t.sequences,
+                if t.grammar { "yes" } else { "no" },
+                t.gen_tokens,
+                t.wall_s,
+                t.tps(),
+                t.wall_ratio
             );
         }
     }

@@ -77,7 +77,10 @@ fn agent(root: &Path, settings: &Settings, max_steps: u32) -> Result<Agent, Comm
     let model = config::model(settings)?;
     let info = model.provider.info();
     let sandbox = commands::sandbox::for_workspace(root, false, settings)?;
-    let shell = Shell { sandbox: Some(Arc::new(sandbox)), ..Shell::default() };
+    let sandbox = Arc::new(sandbox);
+    let shell = Shell { sandbox: Some(Arc::clone(&sandbox)), ..Shell::default() };
+    let engine = info.provider == ProviderKind::Llama;
+    let (candidates, checker) = commands::session::test_runner(root, settings, engine, &sandbox);
     let config = AgentConfig {
         max_steps,
         approval: ApprovalPolicy::Never,
@@ -85,12 +88,18 @@ fn agent(root: &Path, settings: &Settings, max_steps: u32) -> Result<Agent, Comm
         temperature: settings.profile.temperature,
         answer_tool: settings.profile.answer_tool.unwrap_or(info.provider == ProviderKind::Llama),
         remote: model.remote,
-        constrained: info.provider == ProviderKind::Llama,
-        brief: info.provider == ProviderKind::Llama,
+        constrained: engine,
+        brief: engine,
+        candidates,
         ..AgentConfig::default()
     };
     let session = format!("eval-{}", root.file_name().unwrap_or_default().to_string_lossy());
     let recorder = Recorder::new(commands::ledger::open()?, session, settings.prices.clone());
-    Ok(Agent::new(model.provider, Registry::with_shell(shell), Workspace::new(root)?, config)
-        .with_ledger(recorder))
+    let agent =
+        Agent::new(model.provider, Registry::with_shell(shell), Workspace::new(root)?, config)
+            .with_ledger(recorder);
+    Ok(match checker {
+        Some(checker) => agent.with_checker(checker),
+        None => agent,
+    })
 }

@@ -5,11 +5,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use tiller_agent::{
-    Agent, AgentConfig, ModelSwitch, Recorder, SessionLog, load_session, take_kept_rows,
+    Agent, AgentConfig, Checker, ModelSwitch, Recorder, SessionLog, load_session, take_kept_rows,
 };
+use tiller_loops::Verifier;
 use tiller_model::ModelInfo;
 use tiller_sandbox::Sandbox;
-use tiller_tools::{Buffers, Registry, Shell, Workspace};
+use tiller_tools::{Buffers, ProjectCommands, Registry, Shell, Workspace};
 use tiller_types::{AgentEvent, ApprovalPolicy, ProviderKind};
 
 use crate::cli::ModelArgs;
@@ -67,6 +68,29 @@ fn refuse_broad(root: &Path) -> Result<(), CommandError> {
     )))
 }
 
+/// Candidate edits per edit step on the embedded engine, where the project has a test command.
+const DEFAULT_CANDIDATES: usize = 4;
+
+/// Candidate edits per edit step (`--candidates`), and the runner of the project's tests that
+/// the brief and the candidates use. Without a test command, or where the sandbox would ask
+/// before each command, there is no runner and no candidates; on the embedded engine they are
+/// on by default.
+pub fn test_runner(
+    root: &Path,
+    settings: &Settings,
+    engine: bool,
+    sandbox: &Arc<Sandbox>,
+) -> (usize, Option<Box<dyn Checker>>) {
+    let unasked = !sandbox.requires_approval() || settings.dangerously_run_unconfined;
+    let commands = ProjectCommands::load(root).ok().filter(|_| unasked);
+    let Some((commands, _)) = commands else {
+        return (1, None);
+    };
+    let n = settings.candidates.unwrap_or(if engine { DEFAULT_CANDIDATES } else { 1 });
+    let checker = Verifier::new(root, commands, Some(Arc::clone(sandbox)));
+    (n, Some(Box::new(checker)))
+}
+
 pub fn start(start: Start) -> Result<Session, CommandError> {
     let settings = config::settle(start.model_args)?;
     let root = match &start.model_args.workspace {
@@ -109,12 +133,15 @@ pub fn start(start: Start) -> Result<Session, CommandError> {
         }
     };
     let (id, path) = (log.id(), log.path().to_path_buf());
+    let engine = info.provider == ProviderKind::Llama;
+    let (candidates, checker) = test_runner(&root, &settings, engine, &sandbox);
     let agent_config = AgentConfig {
         max_steps: (start.max_steps)
             .or(settings.max_steps)
             .unwrap_or(AgentConfig::default().max_steps),
         approval: settings.approval.unwrap_or(start.approval),
         step_budget: settings.step_budget.or(start.step_budget),
+        candidates,
         ..AgentConfig::default()
     };
     let agent_config = for_model(agent_config, &settings, &info, model.remote);
@@ -124,10 +151,13 @@ pub fn start(start: Start) -> Result<Session, CommandError> {
         let servers = commands::mcp::servers(&settings, &sandbox, &root, tools.names())?;
         tools = tools.with_source(Box::new(servers));
     }
-    let agent = Agent::new(provider, tools, ws, agent_config)
+    let mut agent = Agent::new(provider, tools, ws, agent_config)
         .with_history(history)
         .with_log(log)
         .with_ledger(recorder);
+    if let Some(checker) = checker {
+        agent = agent.with_checker(checker);
+    }
     let started = AgentEvent::SessionStarted {
         session_id: id.clone(),
         workspace,

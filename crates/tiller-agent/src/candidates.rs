@@ -1,0 +1,268 @@
+//! Candidate edits checked by the project's tests: each written into a scratch copy of the
+//! workspace, the failing tests and then the suite run there, and the passing candidate with the
+//! smallest change chosen. The tests are run by a [`Checker`], which a caller above the agent
+//! provides (the verified loops' runner of the project's commands, confined by the sandbox).
+
+use std::path::Path;
+
+use serde_json::json;
+use tiller_tools::{FileList, Outcome, Registry, SuiteResult, Workspace, apply_changes, explain};
+use tiller_types::{ChangeSet, ToolCall};
+
+/// Runs the project's tests in a directory that holds a copy of the workspace.
+pub trait Checker: Send {
+    /// Runs the tests named in `failing` (alone, where the project can run one test) and, when
+    /// they pass, the whole suite, in `dir`. `Err` says why the tests could not run at all.
+    fn check(&self, dir: &Path, failing: &[String]) -> Result<SuiteResult, String>;
+}
+
+/// What checking a candidate found.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum Verdict {
+    /// The tests pass with it.
+    Passes,
+    /// The tests fail with it: the end of their output.
+    Fails(String),
+    /// It is no edit that applies (wrong arguments, text not in the file): why.
+    Invalid(String),
+}
+
+impl Verdict {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Verdict::Passes => "passes",
+            Verdict::Fails(_) => "fails",
+            Verdict::Invalid(_) => "invalid",
+        }
+    }
+}
+
+/// One candidate edit and its verdict.
+#[derive(Clone, Debug)]
+pub(crate) struct Candidate {
+    pub call: ToolCall,
+    /// The change it makes, when it applies.
+    pub changes: Option<ChangeSet>,
+    pub verdict: Verdict,
+}
+
+impl Candidate {
+    /// Lines added plus removed.
+    pub fn size(&self) -> usize {
+        self.changes.as_ref().map_or(usize::MAX, |c| {
+            let (added, removed) = c.line_counts();
+            added + removed
+        })
+    }
+
+    /// The ledger's record of it.
+    pub fn note(&self, step: u32, index: usize) -> serde_json::Value {
+        let arguments = serde_json::from_str(&self.call.arguments)
+            .unwrap_or_else(|_| json!(self.call.arguments));
+        let detail = match &self.verdict {
+            Verdict::Passes => None,
+            Verdict::Fails(why) | Verdict::Invalid(why) => Some(why),
+        };
+        json!({
+            "step": step, "index": index, "tool": self.call.name, "arguments": arguments,
+            "verdict": self.verdict.name(), "detail": detail,
+            "changed_lines": self.changes.is_some().then(|| self.size()),
+        })
+    }
+}
+
+/// Bytes of a failing candidate's test output kept for the model.
+const FAILURE_BYTES: usize = 300;
+
+/// Checks each of `calls` (edit tool calls) in a scratch copy of `ws`. Candidates that make the
+/// same change are checked once.
+pub(crate) fn check(
+    tools: &Registry,
+    ws: &Workspace,
+    calls: Vec<ToolCall>,
+    checker: &dyn Checker,
+    failing: &[String],
+) -> Result<Vec<Candidate>, String> {
+    let scratch = Scratch::copy(ws)?;
+    let mut checked: Vec<Candidate> = Vec::with_capacity(calls.len());
+    for call in calls {
+        let changes = edit(tools, ws, &call);
+        let same = checked
+            .iter()
+            .find(|c| c.changes.is_some() && c.changes == changes.as_ref().ok().cloned());
+        let verdict = match (&changes, same) {
+            (Err(why), _) => Verdict::Invalid(why.clone()),
+            (Ok(_), Some(same)) => same.verdict.clone(),
+            (Ok(changes), None) => scratch.verdict(changes, checker, failing),
+        };
+        checked.push(Candidate { call, changes: changes.ok(), verdict });
+    }
+    Ok(checked)
+}
+
+/// The passing candidate with the smallest change, the first of equals.
+pub(crate) fn best(candidates: &[Candidate]) -> Option<&Candidate> {
+    let passing = candidates.iter().filter(|c| c.verdict == Verdict::Passes);
+    passing.min_by_key(|c| c.size())
+}
+
+/// What the model is told when no candidate passes: each distinct change, compactly, and how the
+/// tests failed with it.
+pub(crate) fn report(candidates: &[Candidate]) -> String {
+    let mut out = format!(
+        "Not applied: {} candidate edits were tried in a scratch copy and none made the tests \
+         pass. Try a different change.\n",
+        candidates.len()
+    );
+    let mut seen: Vec<&ChangeSet> = Vec::new();
+    for candidate in candidates {
+        if let Some(changes) = &candidate.changes {
+            if seen.contains(&changes) {
+                continue;
+            }
+            seen.push(changes);
+        }
+        let what = candidate.changes.as_ref().map_or_else(
+            || crate::compact::truncate_middle(&candidate.call.arguments, 160),
+            summary,
+        );
+        let why = match &candidate.verdict {
+            Verdict::Passes => "passes".to_string(),
+            Verdict::Fails(why) => format!("tests fail: {why}"),
+            Verdict::Invalid(why) => format!("does not apply: {why}"),
+        };
+        out.push_str(&format!("- {what}\n  {}\n", why.trim().replace('\n', "\n  ")));
+    }
+    out
+}
+
+/// The lines a change removes and adds, as `-old` / `+new`.
+fn summary(changes: &ChangeSet) -> String {
+    let mut lines = Vec::new();
+    for file in &changes.files {
+        for hunk in &file.hunks {
+            lines.extend(hunk.removed.iter().map(|l| format!("-{l}")));
+            lines.extend(hunk.added.iter().map(|l| format!("+{l}")));
+        }
+    }
+    let paths: Vec<&str> = changes.files.iter().map(|f| f.path.as_str()).collect();
+    crate::compact::truncate_middle(&format!("{}: {}", paths.join(", "), lines.join(" ")), 240)
+}
+
+/// The change an edit call makes, without writing it; `Err` is why it makes none.
+fn edit(tools: &Registry, ws: &Workspace, call: &ToolCall) -> Result<ChangeSet, String> {
+    let tool = tools.get(&call.name).ok_or_else(|| format!("no tool named `{}`", call.name))?;
+    let args = serde_json::from_str(&call.arguments).map_err(|e| format!("bad JSON: {e}"))?;
+    match tool.run(ws, args).map_err(|e| explain(ws, &e))? {
+        Outcome::Change(changes) if !changes.files.is_empty() => Ok(changes),
+        _ => Err("it changes nothing".into()),
+    }
+}
+
+/// A copy of the workspace's files in a temporary directory.
+struct Scratch {
+    _dir: tempfile::TempDir,
+    ws: Workspace,
+}
+
+impl Scratch {
+    /// Copies the files the workspace lists (gitignore-aware, withheld files left out).
+    fn copy(ws: &Workspace) -> Result<Scratch, String> {
+        let list = FileList::scan(ws);
+        if list.truncated {
+            return Err("the workspace is too large to copy for each candidate".into());
+        }
+        let dir = tempfile::Builder::new()
+            .prefix("tiller-candidates-")
+            .tempdir()
+            .map_err(|e| format!("cannot create a scratch directory: {e}"))?;
+        for file in &list.files {
+            let to = dir.path().join(file);
+            if let Some(parent) = to.parent() {
+                std::fs::create_dir_all(parent)
+                    .map_err(|e| format!("{}: {e}", parent.display()))?;
+            }
+            std::fs::copy(ws.root().join(file), &to).map_err(|e| format!("{file}: {e}"))?;
+        }
+        let scratch = Workspace::new(dir.path()).map_err(|e| e.to_string())?;
+        Ok(Scratch { _dir: dir, ws: scratch })
+    }
+
+    /// Writes `changes`, runs the tests, and puts the files back as they were.
+    fn verdict(&self, changes: &ChangeSet, checker: &dyn Checker, failing: &[String]) -> Verdict {
+        if let Err(e) = apply_changes(&self.ws, changes, &changes.accept_all()) {
+            return Verdict::Invalid(e.to_string());
+        }
+        let result = checker.check(self.ws.root(), failing);
+        for file in &changes.files {
+            let path = self.ws.root().join(&file.path);
+            // The copy is ours and in a temporary directory: a file not put back only spoils
+            // the verdicts of later candidates, which then fail.
+            let _ = match &file.old {
+                Some(text) => std::fs::write(&path, text),
+                None => std::fs::remove_file(&path),
+            };
+        }
+        match result {
+            Ok(result) if result.green() => Verdict::Passes,
+            Ok(result) => Verdict::Fails(result.excerpt(FAILURE_BYTES)),
+            Err(why) => Verdict::Fails(why),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Passes when `greet.py` in the directory says "Hello, ".
+    struct Grep;
+
+    impl Checker for Grep {
+        fn check(&self, dir: &Path, _: &[String]) -> Result<SuiteResult, String> {
+            let text = std::fs::read_to_string(dir.join("greet.py")).map_err(|e| e.to_string())?;
+            let success = text.contains("Hello, ");
+            Ok(SuiteResult {
+                success,
+                output: format!("greet.py: {text}"),
+                ..SuiteResult::default()
+            })
+        }
+    }
+
+    fn replace(id: &str, new: &str) -> ToolCall {
+        let arguments = json!({"path": "greet.py", "old": "    return \"Hello\"", "new": new});
+        ToolCall { id: id.into(), name: "replace".into(), arguments: arguments.to_string() }
+    }
+
+    #[test]
+    fn the_smallest_passing_candidate_is_chosen_and_the_tree_is_left_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let code = "def greet(name):\n    return \"Hello\"\n";
+        std::fs::write(dir.path().join("greet.py"), code).unwrap();
+        let ws = Workspace::new(dir.path()).unwrap();
+        let calls = vec![
+            replace("a", "    return \"Hi\""),
+            replace("b", "    x = 1\n    return \"Hello, \" + name"),
+            replace("c", "    return \"Hello, \" + name"),
+            replace("d", "    return \"Hi\""),
+            ToolCall { id: "e".into(), name: "replace".into(), arguments: "{".into() },
+        ];
+        let checked = check(&Registry::default(), &ws, calls, &Grep, &[]).unwrap();
+        let verdicts: Vec<&str> = checked.iter().map(|c| c.verdict.name()).collect();
+        assert_eq!(verdicts, ["fails", "passes", "passes", "fails", "invalid"]);
+        assert_eq!(best(&checked).unwrap().call.id, "c");
+        assert_eq!(std::fs::read_to_string(dir.path().join("greet.py")).unwrap(), code);
+
+        let failed = [checked[0].clone(), checked[3].clone(), checked[4].clone()];
+        assert!(best(&failed).is_none());
+        let report = report(&failed);
+        assert!(report.starts_with("Not applied: 3 candidate edits"), "{report}");
+        assert_eq!(
+            report.matches("+    return \"Hi\"").count(),
+            1,
+            "the same change once: {report}"
+        );
+        assert!(report.contains("does not apply: bad JSON"), "{report}");
+    }
+}

@@ -1,0 +1,231 @@
+//! Where a failing test points: from the test run's output (the file and line references of a
+//! traceback or a panic) and the code the failing test lines call, the function most likely at
+//! fault, so that the model is shown those lines and a candidate edit can be held to them.
+
+use std::sync::LazyLock;
+
+use regex::Regex;
+use tiller_tools::{Workspace, is_test_path};
+
+/// Longest region given whole; a longer function is cut to the lines around the one named.
+const MAX_REGION_LINES: usize = 40;
+
+/// Lines kept either side of the line named, when a function is too long to give whole.
+const AROUND: usize = 8;
+
+/// `File "greet.py", line 5` (Python), `src/lib.rs:12:5` (Rust, Go, JavaScript stacks).
+static REFERENCE: LazyLock<Regex> = LazyLock::new(|| {
+    // A fixed pattern: it compiles.
+    #[allow(clippy::unwrap_used)]
+    Regex::new(r#"([A-Za-z0-9_./\\-]+\.[A-Za-z0-9]+)(?:", line |:)(\d+)"#).unwrap()
+});
+
+/// Names a line of code uses.
+static IDENTIFIER: LazyLock<Regex> = LazyLock::new(|| {
+    // A fixed pattern: it compiles.
+    #[allow(clippy::unwrap_used)]
+    Regex::new(r"[A-Za-z_][A-Za-z0-9_]*").unwrap()
+});
+
+/// String and number literals in a line of code.
+static LITERAL: LazyLock<Regex> = LazyLock::new(|| {
+    // A fixed pattern: it compiles.
+    #[allow(clippy::unwrap_used)]
+    Regex::new(r#""([^"]*)"|'([^']*)'|\b(\d+)\b"#).unwrap()
+});
+
+/// How comment and docstring lines begin.
+const COMMENTS: [&str; 6] = ["#", "//", "/*", "*", "\"\"\"", "'''"];
+
+/// Lines of one file most likely at fault.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Region {
+    pub path: String,
+    /// The first line, counting from 1.
+    pub first: usize,
+    pub lines: Vec<String>,
+    /// The lines among them that hold a literal the failure's output mentions (an assertion
+    /// shows the value the code gave), or all of them where none does.
+    pub suspects: Vec<String>,
+}
+
+impl Region {
+    /// The region for the model: where it is and its lines, numbered.
+    pub fn describe(&self) -> String {
+        let last = self.first + self.lines.len() - 1;
+        let mut out =
+            format!("The fault is most likely in {}, lines {}-{last}:\n", self.path, self.first);
+        for (n, line) in self.lines.iter().enumerate() {
+            out.push_str(&format!("{:>4} {line}\n", self.first + n));
+        }
+        out
+    }
+}
+
+/// The region a failing test run's `output` points to: the innermost frame in code that is not
+/// a test; failing that, the definition of a function the innermost test line calls.
+pub(crate) fn region(ws: &Workspace, output: &str) -> Option<Region> {
+    let frames: Vec<(String, usize)> = REFERENCE
+        .captures_iter(output)
+        .filter_map(|c| {
+            let path = relative(ws, &c[1])?;
+            Some((path, c[2].parse().ok()?))
+        })
+        .collect();
+    // Python prints the innermost frame last, Rust and JavaScript the failing line first; a
+    // frame in code that is not a test is preferred either way.
+    let code_frame = |(path, _): &&(String, usize)| !is_test_path(path);
+    let frame = frames.iter().rev().find(code_frame);
+    let region = match frame {
+        Some((path, line)) => enclosing(path, &ws.read_text(path).ok()??, *line),
+        None => {
+            let (test, line) = frames.last()?;
+            let text = ws.read_text(test).ok()??;
+            let called = text.lines().nth(line.checked_sub(1)?)?;
+            IDENTIFIER.find_iter(called).find_map(|name| definition(ws, test, name.as_str()))
+        }
+    };
+    Some(region?.suspected_by(output))
+}
+
+impl Region {
+    /// Picks the [`Region::suspects`] by the words of the failure's `output`.
+    fn suspected_by(mut self, output: &str) -> Region {
+        let said: std::collections::BTreeSet<&str> =
+            IDENTIFIER.find_iter(output).map(|m| m.as_str()).collect();
+        let mentions = |literal: &str| {
+            let word = |w: regex::Match| w.as_str().len() > 1 && said.contains(w.as_str());
+            IDENTIFIER.find_iter(literal).any(word) || said.contains(literal)
+        };
+        let mentioned = |line: &&String| {
+            let comment = COMMENTS.iter().any(|c| line.trim_start().starts_with(c));
+            !comment
+                && LITERAL
+                    .captures_iter(line)
+                    .any(|c| c.iter().skip(1).flatten().any(|literal| mentions(literal.as_str())))
+        };
+        let suspects: Vec<String> = self.lines.iter().filter(mentioned).cloned().collect();
+        self.suspects = if suspects.is_empty() { self.lines.clone() } else { suspects };
+        self
+    }
+}
+
+/// `path` as the workspace names it, if it is one of its files.
+fn relative(ws: &Workspace, path: &str) -> Option<String> {
+    let resolved = ws.resolve(path).ok()?;
+    resolved.is_file().then(|| ws.relative(&resolved))
+}
+
+/// Where `name` is defined as a function in a code file other than `test`.
+fn definition(ws: &Workspace, test: &str, name: &str) -> Option<Region> {
+    let defines = Regex::new(&format!(
+        r"^\s*(?:pub(?:\([a-z]+\))?\s+)?(?:async\s+)?(?:def|fn|function|func)\s+{name}\s*[(<]"
+    ))
+    .ok()?;
+    let files = tiller_tools::FileList::scan(ws).files;
+    files.iter().filter(|f| *f != test && !f.ends_with(".md")).find_map(|file| {
+        let text = ws.read_text(file).ok()??;
+        let at = text.lines().position(|l| defines.is_match(l))?;
+        enclosing(file, &text, at + 1)
+    })
+}
+
+/// The function around line `line` (from 1) of `text`, by indentation: from the nearest line
+/// above that opens a definition to the last line indented deeper than it (and a closing
+/// brace at its own depth). Cut to the lines around `line` when long.
+fn enclosing(path: &str, text: &str, line: usize) -> Option<Region> {
+    let lines: Vec<&str> = text.lines().collect();
+    let at = line.checked_sub(1).filter(|&at| at < lines.len())?;
+    let indent = |l: &str| l.len() - l.trim_start().len();
+    let opens = |l: &str| {
+        let t = l.trim_start();
+        ["def ", "fn ", "pub fn ", "async ", "function ", "func ", "pub(crate) fn ", "class "]
+            .iter()
+            .any(|k| t.starts_with(k))
+    };
+    let start = (0..=at).rev().find(|&i| opens(lines[i])).unwrap_or(at);
+    let depth = indent(lines[start]);
+    let mut end = start;
+    for (i, l) in lines.iter().enumerate().skip(start + 1) {
+        if l.trim().is_empty() {
+            continue;
+        }
+        if indent(l) > depth {
+            end = i;
+        } else {
+            if l.trim_start().starts_with(['}', ')', ']']) {
+                end = i;
+            }
+            break;
+        }
+    }
+    let (first, last) = if end < at {
+        // The line named is past the function found: no enclosing definition.
+        (at.saturating_sub(AROUND), (at + AROUND).min(lines.len() - 1))
+    } else if end - start + 1 > MAX_REGION_LINES {
+        (at.saturating_sub(AROUND).max(start), (at + AROUND).min(end))
+    } else {
+        (start, end)
+    };
+    Some(Region {
+        path: path.to_string(),
+        first: first + 1,
+        lines: lines[first..=last].iter().map(|l| l.to_string()).collect(),
+        suspects: Vec::new(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn workspace(files: &[(&str, &str)]) -> (tempfile::TempDir, Workspace) {
+        let dir = tempfile::tempdir().unwrap();
+        for (path, text) in files {
+            std::fs::write(dir.path().join(path), text).unwrap();
+        }
+        let ws = Workspace::new(dir.path()).unwrap();
+        (dir, ws)
+    }
+
+    #[test]
+    fn a_failing_assertion_in_a_test_points_to_the_function_it_calls() {
+        let (_dir, ws) = workspace(&[
+            (
+                "greet.py",
+                "\"\"\"Greetings.\"\"\"\n\n\ndef greet(name):\n    \"\"\"Doc.\"\"\"\n    return \"Hello\"\n\n\ndef other():\n    return 1\n",
+            ),
+            (
+                "test_greet.py",
+                "from greet import greet\n\nassert greet(\"Ada\") == \"Hello, Ada!\"\n",
+            ),
+        ]);
+        let output = "Traceback (most recent call last):\n  File \"/tmp/x/test_greet.py\", line 3, in <module>\n    assert greet(\"Ada\") == \"Hello, Ada!\"\nAssertionError: Hello\n";
+        // The absolute path in the traceback is another directory: only the relative one counts.
+        let output = output.replace("/tmp/x/", "");
+        let region = region(&ws, &output).unwrap();
+        assert_eq!(region.path, "greet.py");
+        assert_eq!(region.first, 4);
+        assert_eq!(
+            region.lines,
+            ["def greet(name):", "    \"\"\"Doc.\"\"\"", "    return \"Hello\""]
+        );
+        assert!(region.describe().contains("greet.py, lines 4-6:\n   4 def greet(name):\n"));
+        assert_eq!(region.suspects, ["    return \"Hello\""], "the value the assertion shows");
+    }
+
+    #[test]
+    fn a_frame_in_code_wins_over_the_test_and_braces_close_the_function() {
+        let code = "pub fn add(a: i32, b: i32) -> i32 {\n    a - b\n}\n\npub fn sub(a: i32, b: i32) -> i32 {\n    a - b\n}\n";
+        let (_dir, ws) =
+            workspace(&[("lib.rs", code), ("test_add.rs", "assert_eq!(add(1, 2), 3);\n")]);
+        let output =
+            "thread 'add' panicked at test_add.rs:1:1\nassertion failed\n  at lib.rs:6:5\n";
+        let region = region(&ws, output).unwrap();
+        assert_eq!((region.path.as_str(), region.first), ("lib.rs", 5));
+        assert_eq!(region.lines.len(), 3);
+        assert_eq!(region.suspects, region.lines, "no literal is mentioned: all lines");
+        assert!(region.lines[2].starts_with('}'));
+        assert_eq!(super::region(&ws, "no references here"), None);
+    }
+}
