@@ -153,15 +153,7 @@ impl Grader {
             };
             return Ok(Graded { outcome, detail: Some(tail(&checked.output)) });
         }
-        let tested = self.run(dir, program, &[lang.test_file()])?;
-        let outcome = match tested.exit {
-            CommandExit::Code(0) => return Ok(Graded { outcome: Outcome::Pass, detail: None }),
-            CommandExit::TimedOut(_) => Outcome::Timeout,
-            CommandExit::Code(_) | CommandExit::Signal(_) | CommandExit::Cancelled => {
-                Outcome::TestFailure
-            }
-        };
-        Ok(Graded { outcome, detail: Some(tail(&tested.output)) })
+        Ok(tested(&self.run(dir, program, &[lang.test_file()])?))
     }
 
     /// Grades the repository of `task` at `dir`: its test files must be as the task has them
@@ -170,16 +162,7 @@ impl Grader {
         let edited: Vec<String> =
             task.changed(dir).into_iter().filter(|f| task.test_files.contains(f)).collect();
         task.write(dir, Some(&task.test_files))?;
-        let tested = self.run(dir, "sh", &["-c", &task.test])?;
-        let mut graded = match tested.exit {
-            CommandExit::Code(0) => Graded { outcome: Outcome::Pass, detail: None },
-            CommandExit::TimedOut(_) => {
-                Graded { outcome: Outcome::Timeout, detail: Some(tail(&tested.output)) }
-            }
-            CommandExit::Code(_) | CommandExit::Signal(_) | CommandExit::Cancelled => {
-                Graded { outcome: Outcome::TestFailure, detail: Some(tail(&tested.output)) }
-            }
-        };
+        let mut graded = tested(&self.run(dir, "sh", &["-c", &task.test])?);
         if !edited.is_empty() {
             let said = graded.detail.map_or(String::new(), |d| format!("\n\n{d}"));
             graded = Graded {
@@ -214,6 +197,18 @@ impl Grader {
         drop(sandbox);
         Ok(output)
     }
+}
+
+/// The grade of a test run.
+fn tested(run: &CommandOutput) -> Graded {
+    let outcome = match run.exit {
+        CommandExit::Code(0) => return Graded { outcome: Outcome::Pass, detail: None },
+        CommandExit::TimedOut(_) => Outcome::Timeout,
+        CommandExit::Code(_) | CommandExit::Signal(_) | CommandExit::Cancelled => {
+            Outcome::TestFailure
+        }
+    };
+    Graded { outcome, detail: Some(tail(&run.output)) }
 }
 
 /// Whether `code` defines the task's entry point itself.
