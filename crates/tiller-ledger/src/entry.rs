@@ -250,6 +250,9 @@ pub struct ProbeTrial {
     /// A name the user gave the configuration (`--label`), e.g. `t0.2`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config_label: Option<String>,
+    /// Model turns the agent took, for a trial of `tiller eval`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub steps: Option<u32>,
 }
 
 impl From<ModelCall> for Record {

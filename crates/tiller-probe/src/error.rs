@@ -5,7 +5,7 @@ use std::path::PathBuf;
 /// Why a probe operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ProbeError {
-    #[error("unknown suite `{0}` (tiller-basic, humaneval)")]
+    #[error("unknown suite `{0}` (tiller-basic, humaneval; bugfix for `tiller eval`)")]
     UnknownSuite(String),
     #[error("suite file {path}: {detail}")]
     SuiteFile { path: PathBuf, detail: String },

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use tiller_sandbox::{Detection, Policy, Sandbox, SandboxError, Tier};
 use tiller_tools::{CommandExit, CommandOutput, run_command};
 
-use crate::{Language, ProbeError, Task};
+use crate::{Language, ProbeError, RepoTask, Task};
 
 /// Bytes of test output kept.
 const OUTPUT_CAP: usize = 16 * 1024;
@@ -47,10 +47,13 @@ pub enum Outcome {
     Refusal,
     /// The model call failed.
     ApiError,
+    /// The agent changed the task's test files (`tiller eval`); whatever the tests say, the
+    /// task is not solved.
+    TestsEdited,
 }
 
 impl Outcome {
-    pub const ALL: [Outcome; 7] = [
+    pub const ALL: [Outcome; 8] = [
         Outcome::Pass,
         Outcome::CompileError,
         Outcome::TestFailure,
@@ -58,6 +61,7 @@ impl Outcome {
         Outcome::FormatFailure,
         Outcome::Refusal,
         Outcome::ApiError,
+        Outcome::TestsEdited,
     ];
 
     /// The name stored in the ledger.
@@ -70,6 +74,7 @@ impl Outcome {
             Outcome::FormatFailure => "format_failure",
             Outcome::Refusal => "refusal",
             Outcome::ApiError => "api_error",
+            Outcome::TestsEdited => "tests_edited",
         }
     }
 
@@ -134,7 +139,7 @@ impl Grader {
 
     /// Writes `task`'s tests into `dir` (over any there) and runs them on the solution file
     /// already in `dir`.
-    pub fn test(&self, task: &Task, dir: &Path) -> Result<Graded, ProbeError> {
+    fn test(&self, task: &Task, dir: &Path) -> Result<Graded, ProbeError> {
         let lang = task.language;
         std::fs::write(dir.join(lang.test_file()), &task.tests)
             .map_err(|e| ProbeError::io("cannot write the tests", e))?;
@@ -148,15 +153,27 @@ impl Grader {
             };
             return Ok(Graded { outcome, detail: Some(tail(&checked.output)) });
         }
-        let tested = self.run(dir, program, &[lang.test_file()])?;
-        let outcome = match tested.exit {
-            CommandExit::Code(0) => return Ok(Graded { outcome: Outcome::Pass, detail: None }),
-            CommandExit::TimedOut(_) => Outcome::Timeout,
-            CommandExit::Code(_) | CommandExit::Signal(_) | CommandExit::Cancelled => {
-                Outcome::TestFailure
-            }
-        };
-        Ok(Graded { outcome, detail: Some(tail(&tested.output)) })
+        Ok(tested(&self.run(dir, program, &[lang.test_file()])?))
+    }
+
+    /// Grades the repository of `task` at `dir`: its test files must be as the task has them
+    /// (they are written back either way), and its test command must pass.
+    pub fn check(&self, task: &RepoTask, dir: &Path) -> Result<Graded, ProbeError> {
+        let edited: Vec<String> =
+            task.changed(dir).into_iter().filter(|f| task.test_files.contains(f)).collect();
+        task.write(dir, Some(&task.test_files))?;
+        let mut graded = tested(&self.run(dir, "sh", &["-c", &task.test])?);
+        if !edited.is_empty() {
+            let said = graded.detail.map_or(String::new(), |d| format!("\n\n{d}"));
+            graded = Graded {
+                outcome: Outcome::TestsEdited,
+                detail: Some(format!(
+                    "the test files {} were changed; they are as they were again{said}",
+                    edited.join(", ")
+                )),
+            };
+        }
+        Ok(graded)
     }
 
     fn run(&self, dir: &Path, program: &str, args: &[&str]) -> Result<CommandOutput, ProbeError> {
@@ -180,6 +197,18 @@ impl Grader {
         drop(sandbox);
         Ok(output)
     }
+}
+
+/// The grade of a test run.
+fn tested(run: &CommandOutput) -> Graded {
+    let outcome = match run.exit {
+        CommandExit::Code(0) => return Graded { outcome: Outcome::Pass, detail: None },
+        CommandExit::TimedOut(_) => Outcome::Timeout,
+        CommandExit::Code(_) | CommandExit::Signal(_) | CommandExit::Cancelled => {
+            Outcome::TestFailure
+        }
+    };
+    Graded { outcome, detail: Some(tail(&run.output)) }
 }
 
 /// Whether `code` defines the task's entry point itself.

@@ -27,13 +27,25 @@ const BASIC: &[(&str, &str)] = &[
     ("js-camel", include_str!("../suites/basic/js-camel.toml")),
 ];
 
-/// A named, versioned list of tasks.
+/// A named, versioned list of tasks: answers to grade ([`Task`]) or repositories to fix
+/// ([`RepoTask`](crate::RepoTask)).
 #[derive(Clone, Debug, PartialEq)]
-pub struct Suite {
+pub struct Suite<T = Task> {
     pub name: String,
     /// SHA-256 of the tasks as JSON.
     pub version: String,
-    pub tasks: Vec<Task>,
+    pub tasks: Vec<T>,
+}
+
+/// What a suite needs of its tasks.
+pub trait SuiteTask: Serialize {
+    fn id(&self) -> &str;
+}
+
+impl SuiteTask for Task {
+    fn id(&self) -> &str {
+        &self.id
+    }
 }
 
 /// One programming task: what the model is asked, and the tests its answer must pass.
@@ -104,9 +116,7 @@ impl Language {
 
     /// Whether the interpreter is on the `PATH`; tasks in a language without one are skipped.
     pub fn available(self) -> bool {
-        let program = self.interpreter().0;
-        std::env::var_os("PATH")
-            .is_some_and(|path| std::env::split_paths(&path).any(|d| d.join(program).is_file()))
+        on_path(self.interpreter().0)
     }
 
     /// What the model is told about the form of its answer.
@@ -127,6 +137,12 @@ impl Task {
     pub fn message(&self) -> String {
         format!("{}\n\n{}", self.prompt.trim(), self.language.instructions())
     }
+}
+
+/// Whether `program` is on the `PATH`.
+pub(crate) fn on_path(program: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|d| d.join(program).is_file()))
 }
 
 impl Suite {
@@ -194,17 +210,19 @@ impl Suite {
         }
         Ok(Suite::new("humaneval", tasks))
     }
+}
 
+impl<T: SuiteTask> Suite<T> {
     /// A suite of `tasks`, versioned by their content.
-    pub fn new(name: &str, tasks: Vec<Task>) -> Suite {
+    pub fn new(name: &str, tasks: Vec<T>) -> Suite<T> {
         // Serializing plain strings and enums cannot fail.
         let json = serde_json::to_string(&tasks).unwrap_or_default();
         Suite { name: name.into(), version: sha256_hex(json.as_bytes()), tasks }
     }
 
     /// The suite with only the tasks in `ids` (a calibration's keep list), versioned anew.
-    pub fn retain(self, ids: &[String]) -> Suite {
-        let tasks = self.tasks.into_iter().filter(|t| ids.contains(&t.id)).collect();
+    pub fn retain(self, ids: &[String]) -> Suite<T> {
+        let tasks = self.tasks.into_iter().filter(|t| ids.iter().any(|id| id == t.id())).collect();
         Suite::new(&self.name, tasks)
     }
 }

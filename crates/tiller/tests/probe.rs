@@ -239,7 +239,7 @@ fn eval_restores_the_tests_and_gives_a_second_try() {
     let task = &report["tasks"][0];
     assert_eq!(
         (task["task"].as_str(), task["first_try"].as_str()),
-        (Some("py-roman"), Some("test_failure"))
+        (Some("py-roman"), Some("tests_edited"))
     );
     assert_eq!(task["second_try"], "pass");
     assert_eq!(
@@ -247,5 +247,53 @@ fn eval_restores_the_tests_and_gives_a_second_try() {
         (Some(0.0), Some(1.0))
     );
     assert!(report["tokens"].as_u64().unwrap() > 0);
-    assert!(text(&out.stderr).contains("eval py-roman: test_failure, then pass"));
+    assert!(text(&out.stderr).contains("eval py-roman: tests_edited, then pass (4 steps"));
+}
+
+#[test]
+fn eval_on_bugfix_records_trials_that_probe_compare_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path();
+    let replace = |path: &str, old: &str, new: &str| serde_json::json!({ "tool_calls": [{ "name": "replace", "arguments": { "path": path, "old": old, "new": new } }] });
+    let fixed = serde_json::json!({ "model": "fixer", "turns": [
+        replace("pricing.py", "    return amount * (100 + percent) / 100", "    return amount * (100 - percent) / 100"),
+        { "text": "Fixed." },
+    ]});
+    // Edits the file the test imports, not the one with the bug, then gives up.
+    let wrong = serde_json::json!({ "model": "fixer", "turns": [
+        replace("cart.py", "    return discounted(amount, code)", "    return amount"),
+        { "text": "Done." },
+        { "text": "I cannot find it." },
+    ]});
+    let eval = |script: &serde_json::Value, label: &str| {
+        std::fs::write(home.join("script.json"), script.to_string()).unwrap();
+        let args = ["eval", "--suite", "bugfix", "--task", "py-cart-discount", "--provider"];
+        let out = tiller(
+            home,
+            &[&args[..], &["scripted", "-m", "script.json", "--label", label]].concat(),
+        );
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        text(&out.stdout)
+    };
+    let table = eval(&fixed, "fixed");
+    assert!(table.contains("py-cart-discount     pass          solved           2"), "{table}");
+    assert!(table.contains("bugfix (run "), "{table}");
+    assert!(
+        table.contains("1 tasks, solved 100% first try, 100% after the second; solved 1;"),
+        "{table}"
+    );
+    let table = eval(&wrong, "wrong");
+    assert!(table.contains("py-cart-discount     test_failure  wrong_file       3"), "{table}");
+
+    let recorded = trials(home);
+    let outcomes: Vec<(&str, &str)> =
+        recorded.iter().map(|(_, task, outcome)| (task.as_str(), outcome.as_str())).collect();
+    assert_eq!(outcomes, [("py-cart-discount", "pass"), ("py-cart-discount", "test_failure")]);
+    let out = tiller(home, &["probe", "compare", "--suite", "bugfix", "--json"]);
+    let c: serde_json::Value = serde_json::from_str(text(&out.stdout).trim()).unwrap();
+    assert_eq!(
+        (c["baseline"]["passed"].as_u64(), c["recent"]["passed"].as_u64()),
+        (Some(1), Some(0)),
+        "{c}"
+    );
 }

@@ -129,6 +129,13 @@ pub fn load_suite(name: &str, all: bool) -> Result<Suite, CommandError> {
     }
 }
 
+/// A new run's id: the UTC time to the millisecond.
+pub fn run_id() -> String {
+    let now = now_ms();
+    let stamp = tiller_types::time::utc_timestamp((now / 1000) as u64).replace([':', '-'], "");
+    format!("{}-{:03}", stamp.trim_end_matches('Z'), now % 1000)
+}
+
 fn keep_file(suite: &str) -> PathBuf {
     paths::data_dir().join(format!("suites/{suite}.keep"))
 }
@@ -164,10 +171,8 @@ fn probe_run(model_args: &ModelArgs, args: &RunArgs) -> Result<(), CommandError>
         .map(|_| config::model(&settings).map(|m| m.provider))
         .collect::<Result<Vec<_>, _>>()?;
     let ledger = commands::ledger::open()?;
-    let now = now_ms();
-    let stamp = tiller_types::time::utc_timestamp((now / 1000) as u64).replace([':', '-'], "");
     let opts = RunOptions {
-        run_id: format!("{}-{:03}", stamp.trim_end_matches('Z'), now % 1000),
+        run_id: run_id(),
         samples: args.samples,
         temperature: args.temperature.or(settings.profile.temperature),
         max_tokens: Some(args.max_tokens),
