@@ -184,15 +184,20 @@ fn bad_files_are_clear_errors() {
     let err = load_err(text);
     assert!(err.to_string().contains("is not a GGUF model"), "{err}");
 
-    // The same file, claiming another architecture (same length, so the layout holds).
+    // The same file, claiming another architecture (same length, so the layout holds): one
+    // llama.cpp does not know, and a diffusion model it knows but that cannot reply in turn.
     let key = b"general.architecture";
     let at = bytes.windows(key.len()).position(|w| w == key).unwrap() + key.len() + 4 + 8;
-    let mut other = bytes.clone();
-    other[at..at + 5].copy_from_slice(b"mamba");
-    let unsupported = dir.path().join("mamba.gguf");
-    std::fs::write(&unsupported, other).unwrap();
-    let err = load_err(unsupported);
-    assert!(err.to_string().contains("is a 'mamba' model"), "{err}");
+    for (arch, says) in
+        [(b"lalma", "unknown model architecture: 'lalma'"), (b"dream", "is a 'dream' model")]
+    {
+        let mut other = bytes.clone();
+        other[at..at + 5].copy_from_slice(arch);
+        let path = dir.path().join("other.gguf");
+        std::fs::write(&path, other).unwrap();
+        let err = load_err(path);
+        assert!(err.to_string().contains(says), "{err}");
+    }
 
     // A tensor llama.cpp looks for under another name: its own words, not "null result".
     let key = b"token_embd.weight";
@@ -558,3 +563,6 @@ fn hyperparameters_llama_cpp_would_abort_on_are_refused_first() {
         assert!(err.to_string().contains(says), "{key}={value}: {err}");
     }
 }
+
+#[path = "engine/families.rs"]
+mod families;
