@@ -517,7 +517,8 @@ fn check_experts(arch: &str, get: &dyn Fn(&str) -> Option<u64>, layers: u64) -> 
     if experts > 0 && groups >= experts {
         return bad(format!("expert_group_count {groups} is not below expert_count {experts}"));
     }
-    if groups > 1 && (!experts.is_multiple_of(groups) || groups_used == 0 || groups_used >= groups) {
+    if groups > 1 && (!experts.is_multiple_of(groups) || groups_used == 0 || groups_used >= groups)
+    {
         return bad(format!(
             "expert_group_count {groups} does not divide expert_count {experts}, or \
              expert_group_used_count {groups_used} is not between 1 and it"

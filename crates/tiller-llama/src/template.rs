@@ -283,7 +283,7 @@ fn probe_tool() -> ToolSpec {
 }
 
 /// A call's arguments as an object, as templates expect them; text that is not JSON stays text.
-fn arguments(text: &str) -> serde_json::Value {
+pub(crate) fn arguments(text: &str) -> serde_json::Value {
     serde_json::from_str(text).unwrap_or_else(|_| serde_json::Value::String(text.to_string()))
 }
 

@@ -21,7 +21,7 @@ use serde_json::{Map, Value};
 use tiller_types::{ToolCall, ToolSpec};
 
 use crate::grammar::{BASE_RULES, Grammar, literal, parse_call, salvage_call};
-use crate::template::{TOOL_CALL_END, TOOL_CALL_START, call_text, json_text};
+use crate::template::{TOOL_CALL_END, TOOL_CALL_START, arguments, call_text, json_text};
 
 /// A family's tool-call syntax.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -40,6 +40,17 @@ pub enum ToolFormat {
 pub type Parsed = (String, String);
 
 impl ToolFormat {
+    /// Every format.
+    pub const ALL: [ToolFormat; 7] = [
+        ToolFormat::Tiller,
+        ToolFormat::Hermes,
+        ToolFormat::Qwen3Coder,
+        ToolFormat::Llama3,
+        ToolFormat::Mistral,
+        ToolFormat::Granite,
+        ToolFormat::Glm,
+    ];
+
     /// The format a chat template writes calls in; [`ToolFormat::Tiller`] for none, or one
     /// that does not take `tools`.
     pub fn detect(template: Option<&str>) -> ToolFormat {
@@ -118,16 +129,18 @@ impl ToolFormat {
 
     /// The text of `calls` as a model of this family writes them.
     pub fn calls_text(self, calls: &[ToolCall]) -> String {
-        let args = |c: &ToolCall| {
-            serde_json::from_str::<Value>(&c.arguments)
-                .unwrap_or_else(|_| Value::String(c.arguments.clone()))
-        };
         let json = |c: &ToolCall, key: &str| {
             format!(
                 "{{\"name\": {}, \"{key}\": {}}}",
                 json_text(&c.name.as_str().into()),
-                json_text(&args(c))
+                json_text(&arguments(&c.arguments))
             )
+        };
+        let fields = |c: &ToolCall| -> Vec<(String, Value)> {
+            match arguments(&c.arguments) {
+                Value::Object(map) => map.into_iter().collect(),
+                _ => Vec::new(),
+            }
         };
         let each = |f: &dyn Fn(&ToolCall) -> String, sep: &str| {
             calls.iter().map(f).collect::<Vec<_>>().join(sep)
@@ -153,7 +166,7 @@ impl ToolFormat {
             }
             ToolFormat::Qwen3Coder => each(
                 &|c| {
-                    let params: String = object(&args(c))
+                    let params: String = fields(c)
                         .iter()
                         .map(|(k, v)| format!("<parameter={k}>\n{}\n</parameter>\n", raw(v)))
                         .collect();
@@ -163,7 +176,7 @@ impl ToolFormat {
             ),
             ToolFormat::Glm => each(
                 &|c| {
-                    let params: String = object(&args(c))
+                    let params: String = fields(c)
                         .iter()
                         .map(|(k, v)| {
                             format!("\n<arg_key>{k}</arg_key>\n<arg_value>{}</arg_value>", raw(v))
@@ -330,13 +343,6 @@ fn property_type<'a>(schema: &'a Value, key: &str) -> Option<&'a str> {
     own.or_else(|| options.flatten().find_map(|o| property_type(o, key)))
 }
 
-/// The fields of a JSON object (none for anything else).
-fn object(value: &Value) -> Vec<(String, Value)> {
-    value
-        .as_object()
-        .map_or_else(Vec::new, |m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
-}
-
 /// A value as the XML-like formats write it: strings raw, the rest as JSON.
 fn raw(value: &Value) -> String {
     match value {
@@ -431,19 +437,9 @@ mod tests {
             .collect()
     }
 
-    const ALL: [ToolFormat; 7] = [
-        ToolFormat::Tiller,
-        ToolFormat::Hermes,
-        ToolFormat::Qwen3Coder,
-        ToolFormat::Llama3,
-        ToolFormat::Mistral,
-        ToolFormat::Granite,
-        ToolFormat::Glm,
-    ];
-
     #[test]
     fn calls_written_in_each_format_parse_back() {
-        for format in ALL {
+        for format in ToolFormat::ALL {
             let n = if format.multi_call() { 2 } else { 1 };
             let text = format.calls_text(&calls()[..n]);
             assert!(text.starts_with(format.start()), "{format:?}: {text}");
@@ -458,7 +454,7 @@ mod tests {
 
     #[test]
     fn broken_calls_are_salvaged_not_dropped() {
-        for format in ALL {
+        for format in ToolFormat::ALL {
             let text = format!("{}{{\"name\": \"read_file\", \"argu", format.start());
             let parsed = format.parse(&text, &tools());
             assert_eq!(parsed.len(), 1, "{format:?}");

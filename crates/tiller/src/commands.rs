@@ -30,7 +30,7 @@ pub fn run(cli: Cli) -> Result<(), CommandError> {
         Command::Sessions { json } => sessions::list(json),
         Command::Ledger(args) => ledger::run(&args),
         Command::Review(args) => review::run(&cli.model, &args),
-        Command::Models { json } => crate::engine::list(json),
+        Command::Models { json } => crate::engine::list(&cli.model, json),
         Command::Bench { command } => bench::run(&cli.model, command),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "tiller", &mut crate::out::Stdout);

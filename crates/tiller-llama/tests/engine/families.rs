@@ -1,9 +1,9 @@
 //! One tiny random-weight model per family (made by fixtures/make_families.py with the `gguf`
 //! package, each with its family's architecture, real chat template and special tokens): each
 //! loads and generates, renders the prompt as Python's jinja2 renders its template, and makes
-//! tool calls in its own format that parse back. Without Python and its `gguf` and `jinja2`
-//! packages these tests say so and pass, unless `TILLER_EXPECT_FAMILIES` is set (scripts/test
-//! sets it), where they fail.
+//! tool calls in its own format that parse back. Python is `TILLER_PYTHON` (else `python3`);
+//! without it and its `gguf`, `numpy` and `jinja2` packages these tests say so and pass, unless
+//! `TILLER_EXPECT_FAMILIES` is set (scripts/test sets both), where they fail.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -29,6 +29,10 @@ const FAMILIES: &[(&str, &str, &str, bool)] = &[
     ("deepseek3.1", "deepseek2", "tiller", false),
 ];
 
+fn python() -> Command {
+    Command::new(std::env::var_os("TILLER_PYTHON").unwrap_or_else(|| "python3".into()))
+}
+
 fn expected() -> bool {
     std::env::var_os("TILLER_EXPECT_FAMILIES").is_some()
 }
@@ -41,7 +45,7 @@ fn models() -> Option<&'static Path> {
         let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("families");
         let script =
             PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/make_families.py");
-        let out = Command::new("python3").arg(script).arg(&dir).output();
+        let out = python().arg(script).arg(&dir).output();
         match out {
             Ok(out) if out.status.success() => Ok(dir),
             Ok(out) => Err(String::from_utf8_lossy(&out.stderr).into_owned()),
@@ -71,9 +75,14 @@ fn every_family_loads_and_generates() {
     if models().is_none() {
         return;
     }
-    for &(name, arch, _, _) in FAMILIES {
+    for &(name, arch, tool_format, _) in FAMILIES {
         let mut llama = load(name);
         assert_eq!(llama.gguf().architecture, arch, "{name}");
+        let listed = list_models(models().unwrap());
+        let listed = listed.iter().find(|m| m.name == name).unwrap();
+        assert_eq!(listed.tool_format.as_deref(), Some(tool_format), "{name}");
+        assert_eq!(listed.template_tools, tool_format != "tiller", "{name}");
+        assert!(listed.supported && listed.memory_bytes > Some(listed.size_bytes), "{listed:?}");
         let (c, _) = run(&mut llama, &ask("hello world", 6));
         assert!(c.usage.completion_tokens > 0 || c.stop == StopReason::EndTurn, "{name}: {c:?}");
     }
@@ -82,7 +91,7 @@ fn every_family_loads_and_generates() {
 /// Whether Python and jinja2 are there to render templates; a notice (or, where expected, a
 /// failure) when not.
 fn python_jinja2() -> bool {
-    let found = Command::new("python3").args(["-c", "import jinja2"]).output();
+    let found = python().args(["-c", "import jinja2"]).output();
     let ok = found.as_ref().is_ok_and(|out| out.status.success());
     assert!(ok || !expected(), "python3 with jinja2 is needed: {found:?}");
     if !ok {
@@ -96,7 +105,7 @@ fn python_render(template: &str, context: &str) -> Result<String, String> {
     let script =
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/render_template.py");
     let job = format!("{{\"template\": {}, \"context\": {context}}}", json!(template));
-    let mut child = Command::new("python3")
+    let mut child = python()
         .arg(script)
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
@@ -186,6 +195,12 @@ fn every_family_renders_as_python_renders_its_template() {
             let theirs = python_render(&template, &context)
                 .unwrap_or_else(|e| panic!("{name}: Python could not render it: {e}"));
             assert_eq!(ours, theirs, "{name}");
+            // The user's `<|im_end|>` is text; the template's own are control tokens.
+            if let Some(end) = llama.special_token("<|im_end|>").filter(|_| !tools.is_empty()) {
+                let tokens = llama.prompt_tokens(&req).unwrap();
+                let special = tokens.iter().filter(|&&t| t == end).count();
+                assert_eq!(special + 1, ours.matches("<|im_end|>").count(), "{name}");
+            }
             if !tools.is_empty() && llama.chat_format().tool_format().native() {
                 // The template was given the tools, and the calls in its own format.
                 assert!(ours.contains("read_file") && ours.contains("Read a file."), "{name}");
