@@ -14,10 +14,11 @@ need_apt() {
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
 }
 
-# The Debian packages tiller needs: git and python3 for its tools and examples, cmake and
+# The Debian packages tiller needs: git and python3 for its tools and examples (python3-venv for
+# the engine's test fixtures), cmake and
 # libclang for building the embedded llama.cpp engine, bubblewrap for the command sandbox,
 # strace and iproute2 for the sandbox and egress tests, tmux for the front end's test.
-TILLER_APT_PACKAGES=(git python3 cmake libclang-dev bubblewrap strace iproute2 tmux)
+TILLER_APT_PACKAGES=(git python3 python3-venv cmake libclang-dev bubblewrap strace iproute2 tmux)
 
 # need_mcp_peers: the MCP servers the tests run against, from their registries, under
 # target/peers (gitignored): the reference server-everything (npm) and mcp-server-time (PyPI).

@@ -17,8 +17,11 @@ pub enum LlamaError {
     Malformed { path: PathBuf, detail: String },
     #[error("{path} uses GGUF version {version}; versions 2 and 3 are supported")]
     UnsupportedVersion { path: PathBuf, version: u32 },
-    #[error("{path} is a '{arch}' model; supported architectures: {supported}")]
-    UnsupportedArchitecture { path: PathBuf, arch: String, supported: String },
+    #[error(
+        "{path} is a '{arch}' model, which llama.cpp loads but which cannot write a reply \
+         (an encoder, embedding, diffusion or draft model)"
+    )]
+    UnsupportedArchitecture { path: PathBuf, arch: String },
     #[error("no model named '{name}' in {dir} (installed: {installed})")]
     ModelNotFound { name: String, dir: PathBuf, installed: String },
     #[error("no models folder: set XDG_DATA_HOME or HOME, or give the model as a path")]

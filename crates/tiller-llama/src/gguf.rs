@@ -1,8 +1,10 @@
 //! A safe reader for GGUF headers: the metadata a model file carries and the tensor table, checked
 //! against the file's length. Everything llama.cpp would assert on (and abort the process for) is
-//! caught here first: a file that is not GGUF, one cut short, an unknown version or architecture,
-//! layer, head and embedding counts out of range or at odds with each other or with the tensor
-//! table. Tensor data is never read.
+//! caught here first: a file that is not GGUF, one cut short, an unknown version, layer, head,
+//! expert and embedding counts out of range or at odds with each other or with the tensor table,
+//! a rope that does not fit the heads. Tensor data is never read. Which architectures exist is
+//! llama.cpp's to say (it refuses an unknown one with an error, not an abort); refused here are
+//! only those it loads but that cannot write a reply.
 
 use std::collections::HashMap;
 use std::io::{BufReader, Read};
@@ -10,12 +12,31 @@ use std::path::Path;
 
 use crate::LlamaError;
 
-/// Architectures that have been run through this crate's tests. Add one here only together with
-/// a model of it passing `tests/engine.rs`.
-pub const SUPPORTED_ARCHITECTURES: &[&str] = &["llama", "gemma3"];
+/// Architectures llama.cpp loads that cannot generate a reply token by token: encoders and
+/// embedding models, encoder-decoders (which need an encoding pass first), diffusion models and
+/// draft models for speculative decoding.
+const NOT_GENERATIVE: &str = "\
+    clip bert modern-bert nomic-bert nomic-bert-moe neo-bert jina-bert-v2 jina-bert-v3 \
+    eurobert t5 t5encoder wavtokenizer-dec gemma-embedding llama-embed dream llada llada-moe \
+    rnd1 eagle3 dflash gemma4-assistant";
 
-/// The most layers llama.cpp takes (`LLAMA_MAX_LAYERS`).
+/// The most layers and experts llama.cpp takes (`LLAMA_MAX_LAYERS`, `LLAMA_MAX_EXPERTS`).
 const MAX_LAYERS: u64 = 512;
+const MAX_EXPERTS: u64 = 1024;
+
+/// Architectures whose graph asserts that the rope covers the whole key head
+/// (`n_embd_head == n_rot` in llama.cpp's src/models/), so that a file saying otherwise would
+/// abort at the first decode.
+const FULL_ROPE: &str = "\
+    apertus arcee arctic baichuan chameleon codeshell cogvlm cohere2moe dbrx deci deepseek \
+    dots1 ernie4_5 ernie4_5-moe exaone exaone4 exaone-moe falcon granite granite_swa \
+    graniteswitch grok grovemoe hunyuan-moe hunyuan_vl hy_v3 internlm2 jais2 llama llama4 \
+    maincoder minimax-01 minimax-m2 mistral3 nemotron olmo olmo2 olmoe orion paddleocr \
+    pangu-embedded plamo qwen2 qwen2moe qwen2vl qwen3 qwen3moe qwen3vl qwen3vlmoe seed_oss \
+    smallthinker smollm3 starcoder2 talkie xverse";
+
+/// Rope scaling types llama.cpp knows; it aborts on any other.
+const ROPE_SCALING: &[&str] = &["none", "linear", "yarn", "longrope"];
 
 /// What a GGUF file says about its model.
 #[derive(Clone, Debug, PartialEq)]
@@ -33,6 +54,11 @@ pub struct GgufInfo {
     /// `general.file_type`, llama.cpp's numbering of quantisation schemes.
     pub file_type: Option<u32>,
     pub tensor_count: u64,
+    /// Weights in all tensors.
+    pub parameters: u64,
+    /// Bytes the KV cache takes per token of context (F16 keys and values), where the header
+    /// says enough to tell.
+    pub kv_bytes_per_token: Option<u64>,
 }
 
 impl GgufInfo {
@@ -80,15 +106,14 @@ impl GgufInfo {
         name.into()
     }
 
-    /// Fails unless the architecture is one of [`SUPPORTED_ARCHITECTURES`].
+    /// Fails for architectures that llama.cpp loads but that cannot write a reply.
     pub fn check_supported(&self, path: &Path) -> Result<(), LlamaError> {
-        if SUPPORTED_ARCHITECTURES.contains(&self.architecture.as_str()) {
+        if !NOT_GENERATIVE.split_whitespace().any(|a| a == self.architecture) {
             return Ok(());
         }
         Err(LlamaError::UnsupportedArchitecture {
             path: path.to_path_buf(),
             arch: self.architecture.clone(),
-            supported: SUPPORTED_ARCHITECTURES.join(", "),
         })
     }
 }
@@ -308,6 +333,7 @@ fn parse<R: Read>(inner: R, len: u64) -> Result<GgufInfo, Fault> {
     // The tensor table, to check that every tensor's data lies inside the file.
     let mut extents = Vec::new();
     let mut shapes = Vec::new();
+    let mut parameters = 0u64;
     for _ in 0..tensor_count {
         let name = r.string("tensor name")?;
         let dims = r.u32(&name)?;
@@ -316,6 +342,7 @@ fn parse<R: Read>(inner: R, len: u64) -> Result<GgufInfo, Fault> {
         }
         let shape = (0..dims).map(|_| r.u64(&name)).collect::<Result<Vec<u64>, _>>()?;
         let elements = shape.iter().fold(1u64, |n, &d| n.saturating_mul(d));
+        parameters = parameters.saturating_add(elements);
         let ty = r.u32(&name)?;
         let offset = r.u64(&name)?;
         if let Some((block, bytes)) = block_size(ty) {
@@ -340,9 +367,30 @@ fn parse<R: Read>(inner: R, len: u64) -> Result<GgufInfo, Fault> {
         name: text("general.name"),
         chat_template: text("tokenizer.chat_template"),
         file_type: uint("general.file_type").and_then(|n| u32::try_from(n).ok()),
+        kv_bytes_per_token: kv_bytes_per_token(&architecture, &uint),
         architecture,
         tensor_count,
+        parameters,
     })
+}
+
+/// Layers × KV heads × (key + value width) × 2 bytes; for latent attention (a `kv_lora_rank`),
+/// llama.cpp caches the compressed vector and the rope part once per layer instead.
+fn kv_bytes_per_token(arch: &str, uint: &dyn Fn(&str) -> Option<u64>) -> Option<u64> {
+    let get = |key: &str| uint(&format!("{arch}.{key}"));
+    let layers = get("block_count")?;
+    let heads = get("attention.head_count")?;
+    let per_head = get("embedding_length")? / heads.max(1);
+    let width = match get("attention.kv_lora_rank") {
+        Some(rank) => rank + get("rope.dimension_count").unwrap_or(0),
+        None => {
+            let kv_heads = get("attention.head_count_kv").unwrap_or(heads);
+            let k = get("attention.key_length").unwrap_or(per_head);
+            let v = get("attention.value_length").unwrap_or(per_head);
+            kv_heads * (k + v)
+        }
+    };
+    Some(layers.saturating_mul(width).saturating_mul(2))
 }
 
 /// The counts llama.cpp asserts on (and aborts the process for), against each other and the
@@ -389,6 +437,27 @@ fn check_hyperparameters(
             "{arch}.attention.head_count {heads} is not a multiple of {arch}.attention.head_count_kv {kv}"
         ));
     }
+    check_experts(arch, &get, layers)?;
+    if let Some(Value::Str(scaling)) = meta.get(&format!("{arch}.rope.scaling.type"))
+        && !ROPE_SCALING.contains(&scaling.as_str())
+    {
+        return bad(format!(
+            "{arch}.rope.scaling.type is '{scaling}'; llama.cpp knows {}",
+            ROPE_SCALING.join(", ")
+        ));
+    }
+    let head_width = get("attention.key_length").or(match (embd, heads) {
+        (Some(embd), Some(heads)) => Some(embd / heads),
+        _ => None,
+    });
+    if let (Some(rot), Some(width)) = (get("rope.dimension_count"), head_width) {
+        let full = FULL_ROPE.split_whitespace().any(|a| a == arch);
+        if rot > width || (full && rot != width) {
+            return bad(format!(
+                "{arch}.rope.dimension_count is {rot}, but the heads are {width} wide"
+            ));
+        }
+    }
     let mut present = vec![false; layers as usize];
     for (name, _) in tensors {
         let layer = name.strip_prefix("blk.").and_then(|rest| rest.split('.').next());
@@ -414,6 +483,45 @@ fn check_hyperparameters(
         return bad(format!(
             "token_embd.weight is {} wide, but {arch}.embedding_length is {embd}",
             shape.first().copied().unwrap_or(0)
+        ));
+    }
+    Ok(())
+}
+
+/// The expert counts llama.cpp asserts on: at most [`MAX_EXPERTS`], as many used as there are
+/// (some when there are any, none when there are none), groups that divide them, and prediction
+/// layers (`nextn`) no more than the layers.
+fn check_experts(arch: &str, get: &dyn Fn(&str) -> Option<u64>, layers: u64) -> Result<(), Fault> {
+    let bad = |detail: String| Err(Fault::Malformed(format!("{arch}.{detail}")));
+    let experts = get("expert_count").unwrap_or(0);
+    let used = get("expert_used_count").unwrap_or(0);
+    let groups = get("expert_group_count").unwrap_or(0);
+    let groups_used = get("expert_group_used_count").unwrap_or(0);
+    if let Some(nextn) = get("nextn_predict_layers")
+        && nextn > layers
+    {
+        return bad(format!("nextn_predict_layers is {nextn}, more than the {layers} layers"));
+    }
+    if experts > MAX_EXPERTS {
+        return bad(format!("expert_count is {experts}; llama.cpp takes up to {MAX_EXPERTS}"));
+    }
+    if used > experts {
+        return bad(format!("expert_used_count is {used}, more than expert_count {experts}"));
+    }
+    if experts > 0 && used == 0 {
+        return bad(format!("expert_used_count is 0 with {experts} experts"));
+    }
+    if experts == 0 && groups > 0 {
+        return bad(format!("expert_group_count is {groups} without experts"));
+    }
+    if experts > 0 && groups >= experts {
+        return bad(format!("expert_group_count {groups} is not below expert_count {experts}"));
+    }
+    if groups > 1 && (!experts.is_multiple_of(groups) || groups_used == 0 || groups_used >= groups)
+    {
+        return bad(format!(
+            "expert_group_count {groups} does not divide expert_count {experts}, or \
+             expert_group_used_count {groups_used} is not between 1 and it"
         ));
     }
     Ok(())
@@ -505,6 +613,8 @@ mod tests {
                 chat_template: Some("{{ messages }}".into()),
                 file_type: Some(15),
                 tensor_count: 1,
+                parameters: 16,
+                kv_bytes_per_token: None,
             }
         );
         assert_eq!(info.quantisation(), "Q4_K_M");
@@ -552,11 +662,57 @@ mod tests {
     }
 
     #[test]
-    fn unsupported_architecture_is_named() {
-        let bytes = Builder::new().str("general.architecture", "rwkv7").build(3, 1);
-        let info = parse_bytes(&bytes).unwrap();
-        let err = info.check_supported(Path::new("m.gguf")).unwrap_err();
-        assert!(err.to_string().contains("'rwkv7'"), "{err}");
-        assert!(err.to_string().contains("llama, gemma3"), "{err}");
+    fn only_architectures_that_cannot_reply_are_refused() {
+        let arch =
+            |name| parse_bytes(&Builder::new().str("general.architecture", name).build(3, 1));
+        let err = arch("bert").unwrap().check_supported(Path::new("m.gguf")).unwrap_err();
+        assert!(err.to_string().contains("'bert' model"), "{err}");
+        for name in ["rwkv7", "qwen2", "mamba", "some-future-arch"] {
+            assert!(arch(name).unwrap().check_supported(Path::new("m")).is_ok(), "{name}");
+        }
+    }
+
+    /// A llama with 4 layers (`w.ok` stands for layer tensors that are not checked here: the
+    /// count checks come before the table's).
+    fn counts(extra: &[(&str, u32)]) -> Result<GgufInfo, Fault> {
+        let mut b = Builder::new().str("general.architecture", "qwen3");
+        for (key, value) in extra {
+            b = b.key(&format!("qwen3.{key}"), 4, &value.to_le_bytes());
+        }
+        parse_bytes(&b.build(3, 16))
+    }
+
+    #[test]
+    fn expert_and_rope_counts_llama_cpp_asserts_on_are_refused() {
+        let base = [("block_count", 1), ("embedding_length", 64), ("attention.head_count", 4)];
+        let with = |more: &[(&str, u32)]| {
+            let all: Vec<(&str, u32)> = base.iter().chain(more).copied().collect();
+            counts(&all)
+        };
+        // The base itself stops at the layer table: `w.ok` is no `blk.0` tensor.
+        assert!(
+            matches!(with(&[]), Err(Fault::Malformed(d)) if d.contains("no tensors for layer 0"))
+        );
+        for (more, says) in [
+            (&[("expert_count", 2000)][..], "expert_count is 2000"),
+            (&[("expert_count", 8), ("expert_used_count", 9)], "more than expert_count"),
+            (&[("expert_count", 8)], "expert_used_count is 0"),
+            (&[("expert_used_count", 2)], "more than expert_count 0"),
+            (
+                &[("expert_count", 8), ("expert_used_count", 2), ("expert_group_count", 3)],
+                "does not divide",
+            ),
+            (&[("nextn_predict_layers", 2)], "nextn_predict_layers is 2"),
+            (
+                &[("rope.dimension_count", 8)],
+                "rope.dimension_count is 8, but the heads are 16 wide",
+            ),
+            (&[("attention.key_length", 8), ("rope.dimension_count", 16)], "heads are 8 wide"),
+        ] {
+            match with(more) {
+                Err(Fault::Malformed(d)) => assert!(d.contains(says), "{more:?}: {d}"),
+                other => panic!("{more:?}: {other:?}"),
+            }
+        }
     }
 }

@@ -1,7 +1,8 @@
-//! Tool calls by constrained decoding: a GBNF grammar (llama.cpp's grammar format) that admits
-//! exactly `<tool_call>{"name": "<tool>", "arguments": {...}}</tool_call>` for the offered tools,
-//! with arguments shaped by each tool's JSON schema; the parser for such a call; and a validator
-//! for the schema subset the grammar enforces.
+//! Tool calls by constrained decoding: GBNF rules (llama.cpp's grammar format) for arguments
+//! shaped by a tool's JSON schema, from which each [`ToolFormat`](crate::tool_format::ToolFormat)
+//! builds the grammar of its calls; the parser for a call written as JSON
+//! (`{"name": "<tool>", "arguments": {...}}`); and a validator for the schema subset the
+//! grammar enforces.
 //!
 //! Schemas map to rules as follows: objects list their required properties first, in the order
 //! `required` gives, then the others, optional, in map order; `string`, `integer`, `number`, `boolean`, `null`, arrays
@@ -12,12 +13,11 @@
 use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
-use tiller_types::ToolSpec;
 
 use crate::template::{TOOL_CALL_END, TOOL_CALL_START, json_text};
 
 /// Rules shared by every grammar.
-const BASE_RULES: &str = r#"value ::= object | array | string | number | "true" | "false" | "null"
+pub(crate) const BASE_RULES: &str = r#"value ::= object | array | string | number | "true" | "false" | "null"
 object ::= "{" ( string ": " value ( ", " string ": " value )* )? "}"
 array ::= "[" ( value ( ", " value )* )? "]"
 string ::= "\"" char* "\""
@@ -27,35 +27,9 @@ number ::= integer ( "." [0-9]{1,16} )? ( [eE] [-+]? [0-9]{1,3} )?
 boolean ::= "true" | "false"
 "#;
 
-/// The grammar (start rule `root`) for one call to one of `tools`.
-pub fn tool_call_grammar(tools: &[ToolSpec]) -> String {
-    let mut g = Grammar::default();
-    let calls: Vec<String> = tools
-        .iter()
-        .enumerate()
-        .map(|(i, tool)| {
-            let args = g.rule_for(&tool.parameters, &format!("t{i}-args"));
-            let head =
-                format!("{{\"name\": {}, \"arguments\": ", json_text(&tool.name.as_str().into()));
-            g.add(&format!("t{i}"), format!("{} {args} \"}}\"", literal(&head)))
-        })
-        .collect();
-    let root = format!(
-        "{} ( {} ) {}",
-        literal(TOOL_CALL_START),
-        calls.join(" | "),
-        literal(TOOL_CALL_END)
-    );
-    let mut out = format!("root ::= {root}\n");
-    for (name, body) in &g.rules {
-        out.push_str(&format!("{name} ::= {body}\n"));
-    }
-    out.push_str(BASE_RULES);
-    out
-}
-
-/// Parses the text of a call: `{"name": ..., "arguments": {...}}` with or without the markers
-/// around it. Returns the tool name and the arguments as JSON text.
+/// Parses the text of a call: `{"name": ..., "arguments": {...}}` (or `"parameters"`, as Llama
+/// writes it) with or without the markers around it. Returns the tool name and the arguments as
+/// JSON text.
 pub fn parse_call(text: &str) -> Option<(String, String)> {
     let body = text.trim();
     let body = body.strip_prefix(TOOL_CALL_START).unwrap_or(body);
@@ -64,7 +38,7 @@ pub fn parse_call(text: &str) -> Option<(String, String)> {
         return None;
     };
     let name = call.get("name")?.as_str()?.to_string();
-    let arguments = match call.get("arguments") {
+    let arguments = match call.get("arguments").or_else(|| call.get("parameters")) {
         None => Value::Object(Map::new()),
         Some(Value::String(raw)) => serde_json::from_str(raw).ok()?,
         Some(value) => value.clone(),
@@ -164,19 +138,19 @@ fn check_type(ty: &str, value: &Value) -> Result<(), String> {
 
 /// Rules generated for schemas, by name.
 #[derive(Default)]
-struct Grammar {
-    rules: BTreeMap<String, String>,
+pub(crate) struct Grammar {
+    pub(crate) rules: BTreeMap<String, String>,
 }
 
 impl Grammar {
     /// Adds a rule and returns its name.
-    fn add(&mut self, name: &str, body: String) -> String {
+    pub(crate) fn add(&mut self, name: &str, body: String) -> String {
         self.rules.insert(name.to_string(), body);
         name.to_string()
     }
 
     /// A rule expression for values matching `schema`; `name` prefixes any rules it needs.
-    fn rule_for(&mut self, schema: &Value, name: &str) -> String {
+    pub(crate) fn rule_for(&mut self, schema: &Value, name: &str) -> String {
         let Value::Object(s) = schema else {
             return "value".into();
         };
@@ -284,7 +258,7 @@ impl Grammar {
 }
 
 /// `text` as a GBNF string literal.
-fn literal(text: &str) -> String {
+pub(crate) fn literal(text: &str) -> String {
     let mut out = String::from("\"");
     for c in text.chars() {
         match c {
@@ -304,6 +278,7 @@ fn literal(text: &str) -> String {
 mod tests {
     use super::*;
     use serde_json::json;
+    use tiller_types::ToolSpec;
 
     fn tool(name: &str, parameters: Value) -> ToolSpec {
         ToolSpec { name: name.into(), description: String::new(), parameters }
@@ -311,7 +286,7 @@ mod tests {
 
     #[test]
     fn grammar_follows_the_schema() {
-        let g = tool_call_grammar(&[
+        let g = crate::tool_format::ToolFormat::Tiller.grammar(&[
             tool(
                 "read_file",
                 json!({"type": "object", "properties": {

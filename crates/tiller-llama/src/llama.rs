@@ -25,12 +25,11 @@ use llama_cpp_2::token::data_array::LlamaTokenDataArray;
 use tiller_model::{
     Cancel, Collector, Completion, ModelError, ModelInfo, Provider, Request, ToolChoice,
 };
-use tiller_types::{ProviderKind, StopReason, StreamEvent, ToolCall, Usage};
+use tiller_types::{ProviderKind, StopReason, StreamEvent, ToolCall, ToolSpec, Usage};
 
 use crate::gguf::{self, GgufInfo};
-use crate::grammar::{parse_call, salvage_call, tool_call_grammar};
 use crate::stream::{Output, Step};
-use crate::template::{ChatFormat, Prompt, TOOL_CALL_START};
+use crate::template::{ChatFormat, Prompt};
 use crate::{LlamaError, resolve_model};
 
 mod batch;
@@ -83,6 +82,8 @@ pub struct Llama {
     model: &'static LlamaModel,
     ctx: LlamaContext<'static>,
     format: ChatFormat,
+    /// The tokens of the tool-call format's markers, decoded as text though they are special.
+    markers: Vec<LlamaToken>,
     bos_text: String,
     n_ctx: usize,
     n_batch: usize,
@@ -106,6 +107,8 @@ impl Llama {
         let piece = |t| String::from_utf8_lossy(&vocab.token_to_piece(t, true, None)).into_owned();
         let (bos_text, eos_text) = (piece(vocab.bos()), piece(vocab.eos()));
         let format = ChatFormat::new(info.chat_template.clone(), bos_text.clone(), eos_text)?;
+        let markers =
+            format.tool_format().markers().iter().filter_map(|m| special_token(model, m)).collect();
         let name = path
             .file_stem()
             .map_or_else(|| config.model.clone(), |s| s.to_string_lossy().into_owned());
@@ -118,6 +121,7 @@ impl Llama {
             model,
             ctx,
             format,
+            markers,
             bos_text,
             seed: config.seed,
             constrain: config.constrain_tool_calls,
@@ -158,10 +162,38 @@ impl Llama {
 
     /// The token that `text` names when read as a special token, if it is one.
     pub fn special_token(&self, text: &str) -> Option<LlamaToken> {
-        match self.model.vocab().tokenize(text.as_bytes(), false, true)[..] {
-            [token] => Some(token),
-            _ => None,
+        special_token(self.model, text)
+    }
+
+    /// How the model's chat template writes prompts and tool calls.
+    pub fn chat_format(&self) -> &ChatFormat {
+        &self.format
+    }
+
+    /// What a reply of `text` comes to when `tools` are offered, read token by token as
+    /// [`Provider::complete`] reads what the model writes: the text shown, and the calls.
+    pub fn read_reply(&self, text: &str, tools: &[ToolSpec]) -> (String, Vec<(String, String)>) {
+        let tool_format = self.format.tool_format();
+        let mut out = Output::new(Vec::new(), Some(tool_format));
+        let mut shown = String::new();
+        for token in self.model.vocab().tokenize(text.as_bytes(), false, true) {
+            match out.push(&self.piece(token)) {
+                Step::Text(t) => shown.push_str(&t),
+                Step::Stop(t) | Step::CallEnd(t) => {
+                    shown.push_str(&t);
+                    break;
+                }
+            }
         }
+        shown.push_str(&out.flush());
+        let calls = out.call().map_or_else(Vec::new, |c| tool_format.parse(c, tools));
+        (shown, calls)
+    }
+
+    /// The bytes of a token as shown: special tokens only where they are tool-call markers.
+    fn piece(&self, token: LlamaToken) -> Vec<u8> {
+        let special = self.markers.contains(&token);
+        self.model.vocab().token_to_piece(token, special, None)
     }
 
     /// Tokenizes a rendered prompt, with a BOS token when the model wants one and the template
@@ -276,13 +308,14 @@ impl Llama {
     }
 
     fn sampler(&self, req: &Request, seed: u32) -> Result<Sampler, LlamaError> {
+        let tool_format = self.format.tool_format();
         let grammar = if self.constrain && !req.tools.is_empty() {
-            let grammar = tool_call_grammar(&req.tools);
+            let grammar = tool_format.grammar(&req.tools);
             // Under `Auto` the grammar waits for the model to open a call.
             let sampler = if self.call_required(req) {
                 LlamaSampler::grammar(self.model, &grammar, "root")
             } else {
-                LlamaSampler::grammar_lazy(self.model, &grammar, "root", [TOOL_CALL_START], &[])
+                LlamaSampler::grammar_lazy(self.model, &grammar, "root", [tool_format.start()], &[])
             };
             Some(sampler.map_err(|e| LlamaError::Grammar(format!("{e}\n{grammar}")))?)
         } else {
@@ -353,7 +386,7 @@ impl Provider for Llama {
                 break StopReason::EndTurn;
             }
             generated += 1;
-            let step = text.push(&vocab.token_to_piece(token, false, None));
+            let step = text.push(&self.piece(token));
             let (shown, done) = match step {
                 Step::Text(t) => (t, None),
                 Step::Stop(t) => (t, Some(StopReason::StopSequence)),
@@ -374,7 +407,7 @@ impl Provider for Llama {
             cached_tokens: reused as u64,
             completion_tokens: generated as u64,
         };
-        Ok(self.finish(text, stop, usage, out))
+        Ok(self.finish(req, text, stop, usage, out))
     }
 
     fn complete_n(
@@ -405,8 +438,9 @@ impl Llama {
     ) -> Result<(Vec<LlamaToken>, impl Fn() -> Output + use<>), ModelError> {
         let mut prompt = self.format.render(&req.messages, &req.tools)?;
         let prefilled = self.call_required(req) && !self.constrain;
+        let tool_format = self.format.tool_format();
         if prefilled {
-            prompt.text.push_str(TOOL_CALL_START);
+            prompt.text.push_str(tool_format.start());
         }
         let tokens = self.tokenize_prompt(&prompt);
         if tokens.is_empty() || tokens.len() >= self.n_ctx {
@@ -418,9 +452,9 @@ impl Llama {
         stops.extend(prompt.stop);
         let tools = !req.tools.is_empty();
         let reader = move || {
-            let mut text = Output::new(stops.clone(), tools);
+            let mut text = Output::new(stops.clone(), tools.then_some(tool_format));
             if prefilled {
-                text.push(TOOL_CALL_START.as_bytes());
+                text.push(tool_format.start().as_bytes());
             }
             text
         };
@@ -431,6 +465,7 @@ impl Llama {
     /// and its tool call emitted to `out`.
     fn finish(
         &mut self,
+        req: &Request,
         mut text: Output,
         mut stop: StopReason,
         usage: Usage,
@@ -440,13 +475,15 @@ impl Llama {
         if !rest.is_empty() {
             out.emit(StreamEvent::TextDelta { text: rest });
         }
-        if let Some(call) = text.call() {
+        let tool_format = self.format.tool_format();
+        if let Some(calls) = text.call() {
             // An unfinished or malformed call still goes to the agent as a call, whose arguments
             // it reports as broken: its markup is never shown or taken for an answer.
-            let (name, arguments) = parse_call(call).unwrap_or_else(|| salvage_call(call));
-            self.calls += 1;
-            let id = format!("call_{}", self.calls);
-            out.emit(StreamEvent::ToolCall { call: ToolCall { id, name, arguments } });
+            for (name, arguments) in tool_format.parse(calls, &req.tools) {
+                self.calls += 1;
+                let id = format!("call_{}", self.calls);
+                out.emit(StreamEvent::ToolCall { call: ToolCall { id, name, arguments } });
+            }
             if stop != StopReason::Cancelled {
                 stop = StopReason::ToolCalls;
             }
@@ -454,6 +491,14 @@ impl Llama {
         out.emit(StreamEvent::Usage { usage });
         out.emit(StreamEvent::Done { stop });
         out.finish(self.name.clone(), None, 0)
+    }
+}
+
+/// The token that `text` names when read as a special token, if it is one.
+fn special_token(model: &LlamaModel, text: &str) -> Option<LlamaToken> {
+    match model.vocab().tokenize(text.as_bytes(), false, true)[..] {
+        [token] => Some(token),
+        _ => None,
     }
 }
 

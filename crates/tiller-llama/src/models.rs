@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::{LlamaError, gguf};
+use crate::template::ChatFormat;
+use crate::{DEFAULT_CONTEXT, LlamaError, gguf};
 
 /// One installed model, as `tiller models` lists it.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -23,10 +24,33 @@ pub struct ModelSummary {
     pub context_length: Option<u64>,
     pub quantisation: Option<String>,
     pub has_chat_template: bool,
+    /// Weights in all its tensors.
+    pub parameters: Option<u64>,
+    /// Whether its chat template takes tools (so that it is given them in its own format).
+    pub template_tools: bool,
+    /// The tool-call format tiller uses with it (`tiller` where the template knows no tools).
+    pub tool_format: Option<String>,
+    /// The context it would run with: the configured one, within what it was trained for.
+    pub context: Option<u64>,
+    /// The memory it needs at that context: its weights plus the KV cache.
+    pub memory_bytes: Option<u64>,
     /// Whether this crate can run it; see `problem` when not.
     pub supported: bool,
     /// Why the model cannot be loaded, when it cannot.
     pub problem: Option<String>,
+    #[serde(skip)]
+    kv_bytes_per_token: Option<u64>,
+}
+
+impl ModelSummary {
+    /// Sets [`Self::context`] and [`Self::memory_bytes`] for a configured context length.
+    pub fn at_context(&mut self, configured: u64) {
+        let context = self.context_length.map_or(configured, |trained| trained.min(configured));
+        self.context = Some(context);
+        self.memory_bytes = self
+            .kv_bytes_per_token
+            .map(|kv| self.size_bytes.saturating_add(kv.saturating_mul(context)));
+    }
 }
 
 /// `${XDG_DATA_HOME:-$HOME/.local/share}/tiller/models`, or `None` with neither variable set.
@@ -95,18 +119,35 @@ pub(crate) fn summarise(path: &Path) -> ModelSummary {
         context_length: None,
         quantisation: None,
         has_chat_template: false,
+        parameters: None,
+        template_tools: false,
+        tool_format: None,
+        context: None,
+        memory_bytes: None,
         supported: false,
         problem: None,
+        kv_bytes_per_token: None,
     };
     match gguf::read(path) {
         Ok(info) => {
-            let check = info.check_supported(path);
-            summary.supported = check.is_ok();
-            summary.problem = check.err().map(|e| e.to_string());
+            // The template's own BOS and EOS text is not known without the vocabulary.
+            let format = ChatFormat::new(info.chat_template.clone(), String::new(), String::new());
+            summary.problem = match (&info.check_supported(path), &format) {
+                (Err(e), _) | (_, Err(e)) => Some(e.to_string()),
+                _ => None,
+            };
+            summary.supported = summary.problem.is_none();
+            if let Ok(format) = format {
+                summary.tool_format = Some(format.tool_format().name().into());
+                summary.template_tools = format.tool_format().native();
+            }
             summary.quantisation = Some(info.quantisation());
             summary.context_length = info.context_length;
             summary.has_chat_template = info.chat_template.is_some();
+            summary.parameters = Some(info.parameters);
+            summary.kv_bytes_per_token = info.kv_bytes_per_token;
             summary.architecture = Some(info.architecture);
+            summary.at_context(u64::from(DEFAULT_CONTEXT));
         }
         Err(e) => summary.problem = Some(e.to_string()),
     }

@@ -1,10 +1,13 @@
 //! Turns the bytes of sampled tokens into what the caller sees: text deltas that never split a
 //! UTF-8 character, never show part of a stop sequence, and stop before a tool call, whose text
-//! is gathered apart until its end marker. An end marker inside the call's JSON (in a string, or
-//! before the object closes) does not end the call: small models write `</tool_call>` into an
-//! argument, and cutting there would leave a call that cannot be parsed.
+//! is gathered apart from its family's start marker on. In tiller's own format one call ends the
+//! reply at its end marker, but not at an end marker inside the call's JSON (in a string, or
+//! before the object closes): small models write `</tool_call>` into an argument, and cutting
+//! there would leave a call that cannot be parsed. In the other formats, which may hold several
+//! calls, the calls run to the end of the reply.
 
 use crate::template::{TOOL_CALL_END, TOOL_CALL_START};
+use crate::tool_format::ToolFormat;
 
 /// What the output says after a token.
 #[derive(Debug, PartialEq)]
@@ -20,8 +23,8 @@ pub enum Step {
 /// The state of one reply being generated.
 pub struct Output {
     stops: Vec<String>,
-    /// Whether tool calls are looked for.
-    tools: bool,
+    /// The format tool calls are looked for in, if they are.
+    calls: Option<ToolFormat>,
     /// Bytes of an incomplete UTF-8 character.
     partial: Vec<u8>,
     /// Text held back because it may begin a stop sequence or the call marker.
@@ -31,10 +34,10 @@ pub struct Output {
 }
 
 impl Output {
-    pub fn new(stops: Vec<String>, tools: bool) -> Self {
+    pub fn new(stops: Vec<String>, calls: Option<ToolFormat>) -> Self {
         Output {
             stops: stops.into_iter().filter(|s| !s.is_empty()).collect(),
-            tools,
+            calls,
             partial: Vec::new(),
             held: String::new(),
             call: None,
@@ -47,7 +50,7 @@ impl Output {
         let text = take_utf8(&mut self.partial);
         if let Some(call) = &mut self.call {
             call.push_str(&text);
-            return if close_call(call) {
+            return if self.calls == Some(ToolFormat::Tiller) && close_call(call) {
                 Step::CallEnd(String::new())
             } else {
                 Step::Text(String::new())
@@ -56,7 +59,7 @@ impl Output {
         self.held.push_str(&text);
 
         let stop_at = self.stops.iter().filter_map(|s| self.held.find(s.as_str())).min();
-        let call_at = if self.tools { self.held.find(TOOL_CALL_START) } else { None };
+        let call_at = self.calls.and_then(|f| self.held.find(f.start()));
         match (stop_at, call_at) {
             (Some(s), c) if c.is_none_or(|c| s <= c) => {
                 let mut before = std::mem::take(&mut self.held);
@@ -66,7 +69,7 @@ impl Output {
             (_, Some(c)) => {
                 let mut call = self.held.split_off(c);
                 let before = std::mem::take(&mut self.held);
-                let done = close_call(&mut call);
+                let done = self.calls == Some(ToolFormat::Tiller) && close_call(&mut call);
                 self.call = Some(call);
                 if done { Step::CallEnd(before) } else { Step::Text(before) }
             }
@@ -90,7 +93,9 @@ impl Output {
                 String::new()
             }
             // Generation stopped inside the call's start marker: an unfinished call, not text.
-            None if self.tools && !text.is_empty() && TOOL_CALL_START.starts_with(&text) => {
+            None if !text.is_empty()
+                && self.calls.is_some_and(|f| f.start().starts_with(&text)) =>
+            {
                 self.call = Some(text);
                 String::new()
             }
@@ -105,7 +110,7 @@ impl Output {
 
     /// Bytes at the end of `text` that could begin a stop sequence or the call marker.
     fn may_begin_marker(&self, text: &str) -> usize {
-        let marker = self.tools.then_some(TOOL_CALL_START);
+        let marker = self.calls.map(ToolFormat::start);
         self.stops
             .iter()
             .map(String::as_str)
@@ -187,7 +192,7 @@ mod tests {
 
     #[test]
     fn multibyte_characters_are_never_split() {
-        let mut out = Output::new(vec![], false);
+        let mut out = Output::new(vec![], None);
         let euro = "€".as_bytes();
         let steps = run(&mut out, &[b"a", &euro[..1], &euro[1..2], &euro[2..], b"b"]);
         assert_eq!(steps, vec![text("a"), text(""), text(""), text("€"), text("b")]);
@@ -195,7 +200,7 @@ mod tests {
 
     #[test]
     fn invalid_bytes_become_replacement_characters() {
-        let mut out = Output::new(vec![], false);
+        let mut out = Output::new(vec![], None);
         assert_eq!(out.push(b"a\xFFb"), text("a\u{FFFD}b"));
         assert_eq!(out.push(&"é".as_bytes()[..1]), text(""));
         assert_eq!(out.flush(), "\u{FFFD}");
@@ -203,11 +208,11 @@ mod tests {
 
     #[test]
     fn stop_sequences_are_held_back_then_cut() {
-        let mut out = Output::new(vec!["\nUser:".into()], false);
+        let mut out = Output::new(vec!["\nUser:".into()], None);
         let steps = run(&mut out, &[b"Hi", b"\nUs", b"er: more"]);
         assert_eq!(steps, vec![text("Hi"), text(""), Step::Stop("".into())]);
 
-        let mut out = Output::new(vec!["\nUser:".into()], false);
+        let mut out = Output::new(vec!["\nUser:".into()], None);
         let steps = run(&mut out, &[b"Hi", b"\nUs", b"e it"]);
         assert_eq!(steps, vec![text("Hi"), text(""), text("\nUse it")]);
         assert_eq!(out.flush(), "");
@@ -215,7 +220,7 @@ mod tests {
 
     #[test]
     fn a_tool_call_is_gathered_apart() {
-        let mut out = Output::new(vec![], true);
+        let mut out = Output::new(vec![], Some(ToolFormat::Tiller));
         let steps =
             run(&mut out, &[b"Sure. <", b"tool_", b"call>{\"name\"", b": \"x\"}</tool", b"_call>"]);
         assert_eq!(
@@ -227,7 +232,7 @@ mod tests {
 
     #[test]
     fn an_end_marker_inside_the_json_does_not_end_the_call() {
-        let mut out = Output::new(vec![], true);
+        let mut out = Output::new(vec![], Some(ToolFormat::Tiller));
         let steps = run(
             &mut out,
             &[b"<tool_call>{\"name\": \"answer\", \"arguments\": {\"text\": \"", b"}}</tool_call>"],
@@ -243,7 +248,7 @@ mod tests {
 
     #[test]
     fn text_after_the_end_marker_is_dropped() {
-        let mut out = Output::new(vec![], true);
+        let mut out = Output::new(vec![], Some(ToolFormat::Tiller));
         assert_eq!(
             out.push(b"<tool_call>{\"name\": \"x\"}</tool_call>\nmore"),
             Step::CallEnd("".into())
@@ -253,21 +258,21 @@ mod tests {
 
     #[test]
     fn a_call_in_one_piece_ends_at_once() {
-        let mut out = Output::new(vec!["STOP".into()], true);
+        let mut out = Output::new(vec!["STOP".into()], Some(ToolFormat::Tiller));
         let step = out.push(b"ok <tool_call>{}</tool_call>");
         assert_eq!(step, Step::CallEnd("ok ".into()));
     }
 
     #[test]
     fn markers_are_only_looked_for_with_tools() {
-        let mut out = Output::new(vec![], false);
+        let mut out = Output::new(vec![], None);
         assert_eq!(out.push(b"<tool_call>"), text("<tool_call>"));
         assert_eq!(out.call(), None);
     }
 
     #[test]
     fn unfinished_calls_keep_their_text() {
-        let mut out = Output::new(vec![], true);
+        let mut out = Output::new(vec![], Some(ToolFormat::Tiller));
         out.push(b"<tool_call>{\"na");
         out.push(&"é".as_bytes()[..1]);
         assert_eq!(out.flush(), "");
@@ -276,7 +281,7 @@ mod tests {
 
     #[test]
     fn a_stop_inside_the_start_marker_leaves_an_unfinished_call() {
-        let mut out = Output::new(vec![], true);
+        let mut out = Output::new(vec![], Some(ToolFormat::Tiller));
         assert_eq!(out.push(b"<tool_"), text(""));
         assert_eq!(out.flush(), "");
         assert_eq!(out.call(), Some("<tool_"));

@@ -1,12 +1,20 @@
 //! Turns a conversation into the prompt text a model expects: the GGUF's own
-//! `tokenizer.chat_template` rendered with minijinja, or, for base models that have none, a plain
-//! transcript.
+//! `tokenizer.chat_template` rendered with minijinja (in [`jinja`](crate::jinja)'s Python-like
+//! environment), or, for base models that have none, a plain transcript.
 //!
-//! Small chat templates know nothing of tools, so tools are described in the system message and
-//! the conversation is normalised before rendering: tool calls become `<tool_call>{json}</tool_call>`
-//! text in the assistant's message, tool results become user messages wrapped in
-//! `<tool_result name="...">`, and consecutive messages of one role are merged (templates such as
-//! Gemma's insist that roles alternate).
+//! A template that takes `tools` is given them, and the conversation in OpenAI's shape as Hugging
+//! Face's `apply_chat_template` passes it: assistant messages with `tool_calls` (`function.name`,
+//! `function.arguments` as an object), results as `tool` messages with `tool_call_id` and
+//! `name`; the model then sees its own family's format ([`ToolFormat`]). A template that renders
+//! no `tool_calls` gets the calls as text in that format in the assistant's content.
+//!
+//! Templates that know nothing of tools get tiller's own format: tools are described in the
+//! system message, tool calls become `<tool_call>{json}</tool_call>` text in the assistant's
+//! message, tool results become user messages wrapped in `<tool_result name="...">`.
+//!
+//! Either way consecutive user messages are merged (templates such as Gemma's insist that roles
+//! alternate), and a template that refuses a system message gets its text at the head of the
+//! first user message.
 //!
 //! The plain transcript, for models without a template:
 //!
@@ -22,12 +30,13 @@
 //!
 //! with `\nUser:` as a stop sequence so that the model does not write the user's next turn.
 
-use minijinja::syntax::SyntaxConfig;
-use minijinja::{Environment, Error, ErrorKind, context};
+use minijinja::Environment;
 use serde::Serialize;
-use tiller_types::{Message, ToolSpec};
+use tiller_types::{Message, ToolCall, ToolSpec};
 
 use crate::LlamaError;
+use crate::jinja::{environment, python_json};
+use crate::tool_format::{ToolFormat, mistral_id};
 
 /// What opens a tool call in the model's reply.
 pub const TOOL_CALL_START: &str = "<tool_call>";
@@ -41,6 +50,10 @@ pub struct ChatFormat {
     template: Option<String>,
     bos: String,
     eos: String,
+    /// How the model writes tool calls.
+    tool_format: ToolFormat,
+    /// The template refuses a system message: its text goes at the head of the first user turn.
+    fold_system: bool,
 }
 
 /// A rendered prompt.
@@ -55,31 +68,80 @@ pub struct Prompt {
     pub plain: Vec<std::ops::Range<usize>>,
 }
 
+/// What a template is rendered with.
+#[derive(Serialize)]
+struct Context<'a> {
+    messages: Vec<Turn>,
+    tools: Option<Vec<Tool<'a>>>,
+    add_generation_prompt: bool,
+    bos_token: &'a str,
+    eos_token: &'a str,
+}
+
 /// One message as templates see it.
 #[derive(Debug, PartialEq, Serialize)]
 struct Turn {
     role: &'static str,
     content: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    tool_calls: Vec<CallTurn>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_call_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<String>,
+}
+
+#[derive(Debug, PartialEq, Serialize)]
+struct CallTurn {
+    id: String,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    function: Function,
+}
+
+#[derive(Debug, PartialEq, Serialize)]
+struct Function {
+    name: String,
+    arguments: serde_json::Value,
+}
+
+#[derive(Serialize)]
+struct Tool<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    function: ToolFunction<'a>,
+}
+
+#[derive(Serialize)]
+struct ToolFunction<'a> {
+    name: &'a str,
+    description: &'a str,
+    parameters: &'a serde_json::Value,
+}
+
+impl Turn {
+    fn new(role: &'static str, content: String) -> Self {
+        Turn { role, content, tool_calls: Vec::new(), tool_call_id: None, name: None }
+    }
 }
 
 impl ChatFormat {
     /// A format from a GGUF's template (if any) and the text of its BOS and EOS tokens, which
-    /// templates may print. A template that does not render a simple conversation is an error.
+    /// templates may print. A template that does not render a simple conversation is an error;
+    /// one that knows tools but fails on a conversation with a call falls back to tiller's own
+    /// tool format.
     pub fn new(template: Option<String>, bos: String, eos: String) -> Result<Self, LlamaError> {
-        let mut env = Environment::new();
-        let syntax = SyntaxConfig::builder()
-            .trim_blocks(true)
-            .lstrip_blocks(true)
-            .build()
-            .map_err(|e| LlamaError::Template(e.to_string()))?;
-        env.set_syntax(syntax);
-        env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
-        env.add_function("raise_exception", |msg: String| -> Result<(), Error> {
-            Err(Error::new(ErrorKind::InvalidOperation, msg))
-        });
-        env.add_function("strftime_now", |format: String| strftime_now(&format));
-        let format = ChatFormat { env, template, bos, eos };
-        format.render(&[Message::system("s"), Message::user("u")], &[])?;
+        let tool_format = ToolFormat::detect(template.as_deref());
+        let mut format =
+            ChatFormat { env: environment()?, template, bos, eos, tool_format, fold_system: false };
+        let simple = [Message::system("s"), Message::user("u")];
+        if let Err(e) = format.render(&simple, &[]) {
+            format.fold_system = true;
+            format.render(&simple, &[]).map_err(|_| e)?;
+        }
+        if format.tool_format.native() && format.render(&probe(), &[probe_tool()]).is_err() {
+            format.tool_format = ToolFormat::Tiller;
+        }
         Ok(format)
     }
 
@@ -88,26 +150,157 @@ impl ChatFormat {
         self.template.is_some()
     }
 
+    /// How the model writes tool calls.
+    pub fn tool_format(&self) -> ToolFormat {
+        self.tool_format
+    }
+
     /// The prompt for `messages` with `tools` offered, ending where the assistant's reply begins.
     pub fn render(&self, messages: &[Message], tools: &[ToolSpec]) -> Result<Prompt, LlamaError> {
-        let turns = normalise(messages, tools);
+        let context = self.context(messages, tools);
         let Some(template) = &self.template else {
-            return Ok(plain(&turns));
+            return Ok(plain(&context.messages));
         };
         let text = self
             .env
-            .render_str(
-                template,
-                context! {
-                    messages => minijinja::value::Serde(&turns),
-                    add_generation_prompt => true,
-                    bos_token => &self.bos,
-                    eos_token => &self.eos,
-                },
-            )
+            .render_str(template, minijinja::Value::from(minijinja::value::Serde(&context)))
             .map_err(|e| LlamaError::Template(format!("{e:#}")))?;
-        let plain = input_ranges(&text, &turns);
+        let plain = input_ranges(&text, &context.messages);
         Ok(Prompt { text, stop: Vec::new(), plain })
+    }
+
+    /// What the template is given for `messages` and `tools`, as JSON (to render the template
+    /// elsewhere, as the tests do with Python's jinja2).
+    pub fn context_json(&self, messages: &[Message], tools: &[ToolSpec]) -> String {
+        // Plain data in, so serializing cannot fail.
+        serde_json::to_string(&self.context(messages, tools)).unwrap_or_default()
+    }
+
+    fn context<'a>(&'a self, messages: &[Message], tools: &'a [ToolSpec]) -> Context<'a> {
+        let native = self.template.is_some() && self.tool_format.native();
+        let mut turns =
+            if native { self.native_turns(messages) } else { tiller_turns(messages, tools) };
+        if self.fold_system && turns.first().is_some_and(|t| t.role == "system") {
+            let system = turns.remove(0);
+            match turns.iter_mut().find(|t| t.role == "user") {
+                Some(user) => user.content = format!("{}\n\n{}", system.content, user.content),
+                None => turns.insert(0, Turn::new("user", system.content)),
+            }
+        }
+        let tools = (native && !tools.is_empty()).then(|| {
+            tools
+                .iter()
+                .map(|t| Tool {
+                    kind: "function",
+                    function: ToolFunction {
+                        name: &t.name,
+                        description: &t.description,
+                        parameters: &t.parameters,
+                    },
+                })
+                .collect()
+        });
+        Context {
+            messages: turns,
+            tools,
+            add_generation_prompt: true,
+            bos_token: &self.bos,
+            eos_token: &self.eos,
+        }
+    }
+
+    /// The conversation in OpenAI's shape, for templates that take tools.
+    fn native_turns(&self, messages: &[Message]) -> Vec<Turn> {
+        let calls_in_content = !self.template.as_deref().is_some_and(|t| t.contains("tool_calls"));
+        let id = |id: &str| match self.tool_format {
+            ToolFormat::Mistral => mistral_id(id),
+            _ => id.to_string(),
+        };
+        let mut turns: Vec<Turn> = Vec::new();
+        for (i, m) in messages.iter().enumerate() {
+            let turn = match m {
+                Message::System { content } if i == 0 => Turn::new("system", content.clone()),
+                Message::System { content } | Message::User { content } => {
+                    Turn::new("user", content.clone())
+                }
+                Message::Assistant { content, tool_calls } if calls_in_content => {
+                    let calls = self.tool_format.calls_text(tool_calls);
+                    let parts: Vec<&str> =
+                        [content.as_str(), &calls].into_iter().filter(|s| !s.is_empty()).collect();
+                    Turn::new("assistant", parts.join("\n"))
+                }
+                Message::Assistant { content, tool_calls } => Turn {
+                    tool_calls: tool_calls
+                        .iter()
+                        .map(|c| CallTurn {
+                            id: id(&c.id),
+                            kind: "function",
+                            function: Function {
+                                name: c.name.clone(),
+                                arguments: arguments(&c.arguments),
+                            },
+                        })
+                        .collect(),
+                    ..Turn::new("assistant", content.clone())
+                },
+                Message::Tool { call_id, name, content, is_error } => Turn {
+                    tool_call_id: Some(id(call_id)),
+                    name: Some(name.clone()),
+                    ..Turn::new(
+                        "tool",
+                        if *is_error { format!("error: {content}") } else { content.clone() },
+                    )
+                },
+            };
+            push_merged(&mut turns, turn);
+        }
+        turns
+    }
+}
+
+/// A conversation with a call and its result, which a template that takes tools must render.
+fn probe() -> Vec<Message> {
+    let call = ToolCall { id: "call_1".into(), name: "f".into(), arguments: "{\"a\": 1}".into() };
+    vec![
+        Message::system("s"),
+        Message::user("u"),
+        Message::Assistant { content: String::new(), tool_calls: vec![call] },
+        Message::Tool {
+            call_id: "call_1".into(),
+            name: "f".into(),
+            content: "r".into(),
+            is_error: false,
+        },
+    ]
+}
+
+fn probe_tool() -> ToolSpec {
+    ToolSpec {
+        name: "f".into(),
+        description: "d".into(),
+        parameters: serde_json::json!({"type": "object", "properties": {"a": {"type": "integer"}}}),
+    }
+}
+
+/// A call's arguments as an object, as templates expect them; text that is not JSON stays text.
+pub(crate) fn arguments(text: &str) -> serde_json::Value {
+    serde_json::from_str(text).unwrap_or_else(|_| serde_json::Value::String(text.to_string()))
+}
+
+/// Appends `turn`, merged into the last one where both are the user's (or both the assistant's
+/// words without calls), as templates that insist on alternating roles need.
+fn push_merged(turns: &mut Vec<Turn>, turn: Turn) {
+    match turns.last_mut() {
+        Some(last)
+            if last.role == turn.role
+                && matches!(turn.role, "user" | "assistant")
+                && last.tool_calls.is_empty()
+                && turn.tool_calls.is_empty() =>
+        {
+            last.content.push_str("\n\n");
+            last.content.push_str(&turn.content);
+        }
+        _ => turns.push(turn),
     }
 }
 
@@ -161,8 +354,7 @@ fn example_arguments(schema: &serde_json::Value) -> serde_json::Value {
 pub fn call_text(name: &str, arguments: &str) -> String {
     // Arguments are raw JSON text; malformed ones are kept as a string so that the prompt stays
     // valid JSON either way.
-    let args = serde_json::from_str::<serde_json::Value>(arguments)
-        .unwrap_or_else(|_| serde_json::Value::String(arguments.to_string()));
+    let args = self::arguments(arguments);
     format!(
         "{TOOL_CALL_START}{{\"name\": {}, \"arguments\": {}}}{TOOL_CALL_END}",
         json_text(&name.into()),
@@ -173,24 +365,11 @@ pub fn call_text(name: &str, arguments: &str) -> String {
 /// JSON with a space after `:` and `,` (Python's `json.dumps` style), the form the tool grammar
 /// produces, so that calls read back into the prompt look like the ones the model wrote.
 pub fn json_text(value: &serde_json::Value) -> String {
-    use serde_json::Value;
-    match value {
-        Value::Array(items) => {
-            let items: Vec<String> = items.iter().map(json_text).collect();
-            format!("[{}]", items.join(", "))
-        }
-        Value::Object(map) => {
-            let items: Vec<String> = map
-                .iter()
-                .map(|(k, v)| format!("{}: {}", Value::String(k.clone()), json_text(v)))
-                .collect();
-            format!("{{{}}}", items.join(", "))
-        }
-        scalar => scalar.to_string(),
-    }
+    python_json(&minijinja::Value::from(minijinja::value::Serde(value)), None, 0)
 }
 
-fn normalise(messages: &[Message], tools: &[ToolSpec]) -> Vec<Turn> {
+/// The conversation for templates that know no tools, in tiller's own format.
+fn tiller_turns(messages: &[Message], tools: &[ToolSpec]) -> Vec<Turn> {
     let mut turns: Vec<Turn> = Vec::new();
     for (i, m) in messages.iter().enumerate() {
         let (role, content) = match m {
@@ -214,13 +393,7 @@ fn normalise(messages: &[Message], tools: &[ToolSpec]) -> Vec<Turn> {
                 ("user", text)
             }
         };
-        match turns.last_mut() {
-            Some(last) if last.role == role => {
-                last.content.push_str("\n\n");
-                last.content.push_str(&content);
-            }
-            _ => turns.push(Turn { role, content }),
-        }
+        push_merged(&mut turns, Turn::new(role, content));
     }
     if !tools.is_empty() {
         let described = describe_tools(tools);
@@ -229,7 +402,7 @@ fn normalise(messages: &[Message], tools: &[ToolSpec]) -> Vec<Turn> {
                 first.content.push_str("\n\n");
                 first.content.push_str(&described);
             }
-            _ => turns.insert(0, Turn { role: "system", content: described }),
+            _ => turns.insert(0, Turn::new("system", described)),
         }
     }
     turns
@@ -273,75 +446,6 @@ fn plain(turns: &[Turn]) -> Prompt {
     }
     text.push_str("Assistant:");
     Prompt { text, stop: vec!["\nUser:".into()], plain: ranges }
-}
-
-/// The current UTC time formatted with the strftime directives templates use
-/// (`%Y %m %d %e %b %B %a %A %H %M %S %y %j %%`).
-fn strftime_now(format: &str) -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    strftime(format, secs)
-}
-
-fn strftime(format: &str, secs: u64) -> String {
-    const MONTHS: [&str; 12] = [
-        "January",
-        "February",
-        "March",
-        "April",
-        "May",
-        "June",
-        "July",
-        "August",
-        "September",
-        "October",
-        "November",
-        "December",
-    ];
-    const DAYS: [&str; 7] =
-        ["Thursday", "Friday", "Saturday", "Sunday", "Monday", "Tuesday", "Wednesday"];
-    let days = secs / 86_400;
-    let rem = secs % 86_400;
-    let (year, month, day) = tiller_types::time::civil_from_days(days as i64);
-    let (month, day) = (i64::from(month), i64::from(day));
-    let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
-    let jan1 = [0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334][month as usize - 1]
-        + day
-        + i64::from(leap && month > 2);
-    let month_name = MONTHS[month as usize - 1];
-    let day_name = DAYS[(days % 7) as usize];
-
-    let mut out = String::new();
-    let mut chars = format.chars();
-    while let Some(c) = chars.next() {
-        if c != '%' {
-            out.push(c);
-            continue;
-        }
-        match chars.next() {
-            Some('Y') => out.push_str(&year.to_string()),
-            Some('y') => out.push_str(&format!("{:02}", year % 100)),
-            Some('m') => out.push_str(&format!("{month:02}")),
-            Some('d') => out.push_str(&format!("{day:02}")),
-            Some('e') => out.push_str(&format!("{day:>2}")),
-            Some('j') => out.push_str(&format!("{jan1:03}")),
-            Some('b') => out.push_str(&month_name[..3]),
-            Some('B') => out.push_str(month_name),
-            Some('a') => out.push_str(&day_name[..3]),
-            Some('A') => out.push_str(day_name),
-            Some('H') => out.push_str(&format!("{:02}", rem / 3600)),
-            Some('M') => out.push_str(&format!("{:02}", rem % 3600 / 60)),
-            Some('S') => out.push_str(&format!("{:02}", rem % 60)),
-            Some('%') => out.push('%'),
-            Some(other) => {
-                out.push('%');
-                out.push(other);
-            }
-            None => out.push('%'),
-        }
-    }
-    out
 }
 
 #[cfg(test)]
@@ -456,14 +560,5 @@ mod tests {
             .unwrap();
         assert_eq!(p.text, "Sys.\n\nUser: Hi\n\nAssistant: Hello\n\nUser: Bye\n\nAssistant:");
         assert_eq!(p.stop, vec!["\nUser:".to_string()]);
-    }
-
-    #[test]
-    fn strftime_formats_dates() {
-        // 2024-02-29 13:05:09 UTC, a Thursday.
-        let t = 1_709_211_909;
-        assert_eq!(strftime("%Y-%m-%d %H:%M:%S", t), "2024-02-29 13:05:09");
-        assert_eq!(strftime("%d %b %Y, %A %j %%", t), "29 Feb 2024, Thursday 060 %");
-        assert_eq!(strftime("%e %B %y", 0), " 1 January 70");
     }
 }

@@ -184,15 +184,20 @@ fn bad_files_are_clear_errors() {
     let err = load_err(text);
     assert!(err.to_string().contains("is not a GGUF model"), "{err}");
 
-    // The same file, claiming another architecture (same length, so the layout holds).
+    // The same file, claiming another architecture (same length, so the layout holds): one
+    // llama.cpp does not know, and a diffusion model it knows but that cannot reply in turn.
     let key = b"general.architecture";
     let at = bytes.windows(key.len()).position(|w| w == key).unwrap() + key.len() + 4 + 8;
-    let mut other = bytes.clone();
-    other[at..at + 5].copy_from_slice(b"mamba");
-    let unsupported = dir.path().join("mamba.gguf");
-    std::fs::write(&unsupported, other).unwrap();
-    let err = load_err(unsupported);
-    assert!(err.to_string().contains("is a 'mamba' model"), "{err}");
+    for (arch, says) in
+        [(b"lalma", "unknown model architecture: 'lalma'"), (b"dream", "is a 'dream' model")]
+    {
+        let mut other = bytes.clone();
+        other[at..at + 5].copy_from_slice(arch);
+        let path = dir.path().join("other.gguf");
+        std::fs::write(&path, other).unwrap();
+        let err = load_err(path);
+        assert!(err.to_string().contains(says), "{err}");
+    }
 
     // A tensor llama.cpp looks for under another name: its own words, not "null result".
     let key = b"token_embd.weight";
@@ -222,6 +227,22 @@ fn models_are_listed_with_their_facts() {
     assert_eq!(tiny.context_length, Some(8192));
     assert_eq!(tiny.quantisation.as_deref(), Some("F16"));
     assert!(tiny.supported && tiny.has_chat_template);
+    // make_tiny.py: 2 layers 64 wide (2 KV heads of 16, feed-forward 128), the output norm, and
+    // the embedding and output, 64 a token each.
+    let layers = 2 * (64 + 64 * 64 + 2 * 32 * 64 + 64 * 64 + 64 + 3 * 128 * 64);
+    let parameters = tiny.parameters.unwrap();
+    let per_token = parameters - layers - 64;
+    assert_eq!(per_token % (2 * 64), 0, "{parameters}");
+    assert_eq!((tiny.template_tools, tiny.tool_format.as_deref()), (false, Some("tiller")));
+    // Weights plus the KV cache: 2 layers × 2 heads × (16 + 16) × 2 bytes a token.
+    assert_eq!(tiny.context, Some(8192));
+    assert_eq!(tiny.memory_bytes, Some(tiny.size_bytes + 256 * 8192));
+    let mut small = tiny.clone();
+    small.at_context(1000);
+    assert_eq!(
+        (small.context, small.memory_bytes),
+        (Some(1000), Some(tiny.size_bytes + 256 * 1000))
+    );
 }
 
 // --- SmolLM2-135M-Instruct, when installed -----------------------------------------------------
@@ -617,7 +638,10 @@ fn hyperparameters_llama_cpp_would_abort_on_are_refused_first() {
         ("llama.block_count", 3, "no tensors for layer 2"),
         ("llama.block_count", 1, "blk.1"),
         ("llama.embedding_length", 0, "embedding_length"),
-        ("llama.embedding_length", 96, "token_embd.weight"),
+        // 96 wide in 4 heads is 24 a head, which a rope of 16 does not cover (llama.cpp's
+        // graph asserts that it does).
+        ("llama.embedding_length", 96, "rope.dimension_count is 16, but the heads are 24 wide"),
+        ("llama.rope.dimension_count", 8, "rope.dimension_count is 8"),
         ("llama.attention.head_count", 0, "head_count"),
         ("llama.attention.head_count", 3, "head_count"),
         ("llama.attention.head_count_kv", 3, "head_count_kv"),
@@ -660,3 +684,5 @@ fn smollm2_candidates_decoded_together_are_valid_calls() {
     assert!(!finished.is_empty());
     assert_valid_calls(&finished, &tools);
 }
+#[path = "engine/families.rs"]
+mod families;

@@ -48,11 +48,16 @@ pub fn names() -> Vec<String> {
     Vec::new()
 }
 
-/// `tiller models`: the installed models, then Ollama's.
+/// `tiller models`: the installed models, then Ollama's, with what each needs at the configured context.
 #[cfg(feature = "llama")]
-pub fn list(json: bool) -> Result<(), CommandError> {
+pub fn list(args: &crate::cli::ModelArgs, json: bool) -> Result<(), CommandError> {
+    let configured = crate::config::settle(args)?
+        .profile
+        .context_length
+        .unwrap_or(u64::from(tiller_llama::DEFAULT_CONTEXT));
     let ollama = tiller_llama::ollama::list();
-    for m in tiller_llama::list_models(&crate::paths::models_dir()).into_iter().chain(ollama) {
+    for mut m in tiller_llama::list_models(&crate::paths::models_dir()).into_iter().chain(ollama) {
+        m.at_context(configured);
         if json {
             outln!(
                 "{}",
@@ -62,25 +67,42 @@ pub fn list(json: bool) -> Result<(), CommandError> {
             continue;
         }
         let or_dash = |v: Option<String>| v.unwrap_or_else(|| "-".into());
-        let status = match (&m.problem, m.has_chat_template) {
-            (Some(problem), _) => format!("unusable: {problem}"),
-            (None, true) => "chat template".into(),
-            (None, false) => "no chat template (plain transcript)".into(),
+        let status = match (&m.problem, m.has_chat_template, m.template_tools) {
+            (Some(problem), ..) => format!("unusable: {problem}"),
+            (None, true, true) => "template takes tools".into(),
+            (None, true, false) => "template knows no tools".into(),
+            (None, false, _) => "no chat template (plain transcript)".into(),
         };
+        let gib = |bytes: u64| format!("{:.1} GiB", bytes as f64 / f64::from(1 << 30));
         outln!(
-            "{:<16} {:>7.1} MiB  {:<10} ctx {:<7} {:<8} {status}",
+            "{:<16} {:<10} {:>6} {:<8} ctx {:<13} calls {:<11} needs {:<9} {status}",
             m.name,
-            m.size_bytes as f64 / (1024.0 * 1024.0),
             or_dash(m.architecture),
-            or_dash(m.context_length.map(|c| c.to_string())),
+            or_dash(m.parameters.map(count)),
             or_dash(m.quantisation),
+            or_dash(m.context.map(|c| match m.context_length {
+                Some(trained) => format!("{c}/{trained}"),
+                None => c.to_string(),
+            })),
+            or_dash(m.tool_format),
+            or_dash(m.memory_bytes.map(gib)),
         );
     }
     Ok(())
 }
 
+/// A count the way model sizes are said: `135M`, `7.6B`.
+#[cfg(feature = "llama")]
+fn count(n: u64) -> String {
+    match n {
+        0..1_000_000 => format!("{:.0}K", n as f64 / 1e3),
+        1_000_000..1_000_000_000 => format!("{:.0}M", n as f64 / 1e6),
+        _ => format!("{:.1}B", n as f64 / 1e9),
+    }
+}
+
 #[cfg(not(feature = "llama"))]
-pub fn list(_: bool) -> Result<(), CommandError> {
+pub fn list(_: &crate::cli::ModelArgs, _: bool) -> Result<(), CommandError> {
     Err(missing())
 }
 

@@ -75,7 +75,7 @@ impl Llama {
                 completion_tokens: reply.generated as u64,
             };
             let stop = reply.stop.unwrap_or(StopReason::MaxTokens);
-            self.finish(reply.text, stop, usage, out)
+            self.finish(req, reply.text, stop, usage, out)
         });
         Ok(completions.collect())
     }

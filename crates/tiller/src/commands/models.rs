@@ -39,7 +39,7 @@ pub fn run(model: &ModelArgs, args: &ModelsArgs) -> Result<(), CommandError> {
         None if settings.profile.provider == Some(ProviderKind::Openai) => {
             endpoint_models(&settings, args.json)
         }
-        None => crate::engine::list(args.json),
+        None => crate::engine::list(model, args.json),
     }
 }
 
