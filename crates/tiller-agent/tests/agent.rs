@@ -8,8 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use serde_json::json;
 use tiller_agent::{
-    AcceptAll, Agent, AgentConfig, AgentError, Approver, ModelSwitch, Recorder, Review, SessionLog,
-    AcceptAll, Agent, AgentConfig, AgentError, Approver, Checker, Recorder, Review, SessionLog,
+    AcceptAll, Agent, AgentConfig, AgentError, Approver, Checker, ModelSwitch, Recorder, Review, SessionLog,
     Verdict, load_session,
 };
 use tiller_ledger::Ledger;
@@ -1117,6 +1116,8 @@ fn with_the_answer_tool_a_cut_reply_is_told_to_the_model() {
         told["content"].as_str().unwrap().contains("cut at the output limit of 1024"),
         "{told}"
     );
+}
+
 /// A tool an MCP server would serve: `srv__ping`, answering "pong".
 struct Ping;
 
@@ -1218,6 +1219,8 @@ fn served_tools_are_asked_like_commands_and_approved_for_the_session_and_recorde
         "arguments_sha256": tiller_ledger::sha256_hex(sent.as_bytes())});
     // The shell's actions have none.
     assert_eq!(mcp, [ping.clone(), ping, json!(null), json!(null)]);
+}
+
 /// Runs the example's test the way its project would, in the directory it is given.
 struct RunTests;
 

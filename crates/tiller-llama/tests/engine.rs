@@ -684,5 +684,6 @@ fn smollm2_candidates_decoded_together_are_valid_calls() {
     assert!(!finished.is_empty());
     assert_valid_calls(&finished, &tools);
 }
+
 #[path = "engine/families.rs"]
 mod families;
