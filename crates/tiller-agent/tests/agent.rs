@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex};
 
 use serde_json::json;
 use tiller_agent::{
-    AcceptAll, Agent, AgentConfig, AgentError, Approver, Checker, ModelSwitch, Recorder, Review, SessionLog,
-    Verdict, load_session,
+    AcceptAll, Agent, AgentConfig, AgentError, Approver, Checker, ModelSwitch, Recorder, Review,
+    SessionLog, Verdict, load_session,
 };
 use tiller_ledger::Ledger;
 use tiller_model::{Request, Scripted, ToolChoice};
