@@ -159,7 +159,7 @@ mod tests {
     #[test]
     fn tojson_writes_what_python_writes() {
         let value = Value::from(minijinja::value::Serde(
-            serde_json::json!({"b": [1, 2.5, true, null], "a": "x\"<y>\n", "c": {}}),
+            serde_json::json!({"a": "x\"<y>\n", "b": [1, 2.5, true, null], "c": {}}),
         ));
         assert_eq!(
             python_json(&value, None, 0),
