@@ -20,8 +20,6 @@ use llama_cpp_2::model::LlamaModel;
 use llama_cpp_2::model::params::LlamaModelParams;
 use llama_cpp_2::sampling::LlamaSampler;
 use llama_cpp_2::token::LlamaToken;
-use llama_cpp_2::token::data::LlamaTokenData;
-use llama_cpp_2::token::data_array::LlamaTokenDataArray;
 use tiller_model::{
     Cancel, Collector, Completion, ModelError, ModelInfo, Provider, Request, ToolChoice,
 };
@@ -283,18 +281,12 @@ impl Llama {
         let none_left =
             || LlamaError::Grammar("no token is left that the tool-call grammar allows".into());
         let mut candidates = self.ctx.token_data_array_ith(index);
-        candidates.apply_sampler(&mut sampler.chain);
-        let mut token = candidates.selected_token().ok_or_else(none_left)?;
         if let Some(grammar) = &mut sampler.grammar {
-            let mut chosen =
-                LlamaTokenDataArray::new(vec![LlamaTokenData::new(token, 0.0, 0.0)], false);
-            chosen.apply_sampler(grammar);
-            if chosen.data[0].logit() == f32::NEG_INFINITY {
-                let mut candidates = self.ctx.token_data_array_ith(index);
-                candidates.apply_sampler(grammar);
-                candidates.apply_sampler(&mut sampler.chain);
-                token = candidates.selected_token().ok_or_else(none_left)?;
-            }
+            candidates.apply_sampler(grammar);
+        }
+        candidates.apply_sampler(&mut sampler.chain);
+        let token = candidates.selected_token().ok_or_else(none_left)?;
+        if let Some(grammar) = &mut sampler.grammar {
             grammar.try_accept(token).map_err(|_| {
                 let piece = self.model.vocab().token_to_piece(token, true, None);
                 LlamaError::Grammar(format!(
@@ -340,10 +332,8 @@ impl Llama {
     }
 }
 
-/// How one reply's tokens are chosen: the grammar (when calls are constrained) kept apart from
-/// the rest, so that a token is first chosen freely and only it is put to the grammar; the
-/// grammar is applied to the whole vocabulary only when it refuses that token (as llama.cpp's
-/// own sampling does, for a grammar costs far more per token than the rest).
+/// How one reply's tokens are chosen: the grammar (when calls are constrained), applied to the
+/// whole vocabulary first, then the rest of the chain; each reply of a batch has its own.
 pub(crate) struct Sampler {
     grammar: Option<LlamaSampler>,
     chain: LlamaSampler,
