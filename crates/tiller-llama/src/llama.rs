@@ -474,7 +474,8 @@ impl Llama {
                 let id = format!("call_{}", self.calls);
                 out.emit(StreamEvent::ToolCall { call: ToolCall { id, name, arguments } });
             }
-            if stop != StopReason::Cancelled {
+            // A call cut at the output limit stays cut: the agent tells the model so.
+            if !matches!(stop, StopReason::Cancelled | StopReason::MaxTokens) {
                 stop = StopReason::ToolCalls;
             }
         }

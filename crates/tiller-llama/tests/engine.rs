@@ -507,9 +507,24 @@ fn tool_call_rate(llama: &mut Llama, tool_choice: ToolChoice, turns: u32) -> (u3
             valid += 1;
             assert_eq!(c.stop, StopReason::ToolCalls);
         } else if leaked || !c.tool_calls.is_empty() {
-            let shown: String =
-                format!("{:?} {:?}", c.content, c.tool_calls).chars().take(160).collect();
+            let shown: String = format!("{:?} {:?} {:?}", c.stop, c.content, c.tool_calls)
+                .chars()
+                .take(400)
+                .collect();
             println!("turn {i}: invalid call: {shown}");
+            for call in &c.tool_calls {
+                let tail: String = call.arguments.chars().rev().take(120).collect();
+                let tail: String = tail.chars().rev().collect();
+                let parsed =
+                    serde_json::from_str::<Value>(&call.arguments).map_err(|e| e.to_string());
+                println!(
+                    "  … {tail:?}: {:?}",
+                    parsed.map(|a| tools
+                        .iter()
+                        .find(|t| t.name == call.name)
+                        .map(|s| validate(&s.parameters, &a)))
+                );
+            }
         }
     }
     (attempted, valid, cut)
