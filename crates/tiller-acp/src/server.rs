@@ -28,12 +28,12 @@ use crate::updates::Updates;
 use crate::{AcpError, Opened, Sessions};
 
 /// What a prompt ends with: the stop reason, or why the agent failed.
-type Outcome = Result<StopReason, String>;
+type PromptEnd = Result<StopReason, String>;
 
 /// A prompt for a session's thread.
 struct Job {
     prompt: String,
-    done: oneshot::Sender<Outcome>,
+    done: oneshot::Sender<PromptEnd>,
 }
 
 /// A session whose agent runs on its own thread.

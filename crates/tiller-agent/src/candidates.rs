@@ -6,7 +6,9 @@
 use std::path::Path;
 
 use serde_json::json;
-use tiller_tools::{FileList, Outcome, Registry, SuiteResult, Workspace, apply_changes, explain};
+use tiller_tools::{
+    FileList, Registry, SuiteResult, ToolOutput, Workspace, apply_changes, explain,
+};
 use tiller_types::{ChangeSet, ToolCall};
 
 /// Runs the project's tests in a directory that holds a copy of the workspace.
@@ -154,7 +156,7 @@ fn edit(tools: &Registry, ws: &Workspace, call: &ToolCall) -> Result<ChangeSet, 
     let tool = tools.get(&call.name).ok_or_else(|| format!("no tool named `{}`", call.name))?;
     let args = serde_json::from_str(&call.arguments).map_err(|e| format!("bad JSON: {e}"))?;
     match tool.run(ws, args).map_err(|e| explain(ws, &e))? {
-        Outcome::Change(changes) if !changes.files.is_empty() => Ok(changes),
+        ToolOutput::Change(changes) if !changes.files.is_empty() => Ok(changes),
         _ => Err("it changes nothing".into()),
     }
 }

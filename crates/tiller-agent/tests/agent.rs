@@ -1135,7 +1135,7 @@ impl tiller_tools::Tool for Ping {
         &self,
         _: &Workspace,
         _: serde_json::Value,
-    ) -> Result<tiller_tools::Outcome, tiller_tools::ToolError> {
+    ) -> Result<tiller_tools::ToolOutput, tiller_tools::ToolError> {
         Ok("pong".to_string().into())
     }
 

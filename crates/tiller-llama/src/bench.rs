@@ -115,7 +115,7 @@ pub struct Comparison {
 
 /// One turn of [`conversation`].
 #[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct Turn {
+pub struct TurnFigures {
     pub prompt_tokens: u64,
     /// Prompt tokens found in the KV cache.
     pub cached_tokens: u64,
@@ -235,7 +235,7 @@ pub fn compare(engine: &[Run], reference: &[Run]) -> Comparison {
 
 /// A scripted conversation of `turns` turns through the engine, as an agent holds one: each
 /// turn appends a question and the model's reply of up to `setup.gen_tokens` tokens.
-pub fn conversation(setup: &Setup, turns: usize) -> Result<Vec<Turn>, ModelError> {
+pub fn conversation(setup: &Setup, turns: usize) -> Result<Vec<TurnFigures>, ModelError> {
     let mut llama = Llama::load(&setup.config())?;
     let mut messages = vec![Message::system("You are a helpful assistant. Answer in a few lines.")];
     let mut seen = 0;
@@ -248,7 +248,7 @@ pub fn conversation(setup: &Setup, turns: usize) -> Result<Vec<Turn>, ModelError
         let u = reply.usage;
         let processed = u.prompt_tokens - u.cached_tokens;
         let new = u.prompt_tokens.saturating_sub(seen);
-        out.push(Turn {
+        out.push(TurnFigures {
             prompt_tokens: u.prompt_tokens,
             cached_tokens: u.cached_tokens,
             processed_tokens: processed,

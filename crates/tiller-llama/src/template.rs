@@ -71,7 +71,7 @@ pub struct Prompt {
 /// What a template is rendered with.
 #[derive(Serialize)]
 struct Context<'a> {
-    messages: Vec<Turn>,
+    messages: Vec<TemplateMessage>,
     tools: Option<Vec<Tool<'a>>>,
     add_generation_prompt: bool,
     bos_token: &'a str,
@@ -80,7 +80,7 @@ struct Context<'a> {
 
 /// One message as templates see it.
 #[derive(Debug, PartialEq, Serialize)]
-struct Turn {
+struct TemplateMessage {
     role: &'static str,
     content: String,
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -119,9 +119,9 @@ struct ToolFunction<'a> {
     parameters: &'a serde_json::Value,
 }
 
-impl Turn {
+impl TemplateMessage {
     fn new(role: &'static str, content: String) -> Self {
-        Turn { role, content, tool_calls: Vec::new(), tool_call_id: None, name: None }
+        TemplateMessage { role, content, tool_calls: Vec::new(), tool_call_id: None, name: None }
     }
 }
 
@@ -184,7 +184,7 @@ impl ChatFormat {
             let system = turns.remove(0);
             match turns.iter_mut().find(|t| t.role == "user") {
                 Some(user) => user.content = format!("{}\n\n{}", system.content, user.content),
-                None => turns.insert(0, Turn::new("user", system.content)),
+                None => turns.insert(0, TemplateMessage::new("user", system.content)),
             }
         }
         let tools = (native && !tools.is_empty()).then(|| {
@@ -210,26 +210,28 @@ impl ChatFormat {
     }
 
     /// The conversation in OpenAI's shape, for templates that take tools.
-    fn native_turns(&self, messages: &[Message]) -> Vec<Turn> {
+    fn native_turns(&self, messages: &[Message]) -> Vec<TemplateMessage> {
         let calls_in_content = !self.template.as_deref().is_some_and(|t| t.contains("tool_calls"));
         let id = |id: &str| match self.tool_format {
             ToolFormat::Mistral => mistral_id(id),
             _ => id.to_string(),
         };
-        let mut turns: Vec<Turn> = Vec::new();
+        let mut turns: Vec<TemplateMessage> = Vec::new();
         for (i, m) in messages.iter().enumerate() {
             let turn = match m {
-                Message::System { content } if i == 0 => Turn::new("system", content.clone()),
+                Message::System { content } if i == 0 => {
+                    TemplateMessage::new("system", content.clone())
+                }
                 Message::System { content } | Message::User { content } => {
-                    Turn::new("user", content.clone())
+                    TemplateMessage::new("user", content.clone())
                 }
                 Message::Assistant { content, tool_calls } if calls_in_content => {
                     let calls = self.tool_format.calls_text(tool_calls);
                     let parts: Vec<&str> =
                         [content.as_str(), &calls].into_iter().filter(|s| !s.is_empty()).collect();
-                    Turn::new("assistant", parts.join("\n"))
+                    TemplateMessage::new("assistant", parts.join("\n"))
                 }
-                Message::Assistant { content, tool_calls } => Turn {
+                Message::Assistant { content, tool_calls } => TemplateMessage {
                     tool_calls: tool_calls
                         .iter()
                         .map(|c| CallTurn {
@@ -241,12 +243,12 @@ impl ChatFormat {
                             },
                         })
                         .collect(),
-                    ..Turn::new("assistant", content.clone())
+                    ..TemplateMessage::new("assistant", content.clone())
                 },
-                Message::Tool { call_id, name, content, is_error } => Turn {
+                Message::Tool { call_id, name, content, is_error } => TemplateMessage {
                     tool_call_id: Some(id(call_id)),
                     name: Some(name.clone()),
-                    ..Turn::new(
+                    ..TemplateMessage::new(
                         "tool",
                         if *is_error { format!("error: {content}") } else { content.clone() },
                     )
@@ -289,7 +291,7 @@ pub(crate) fn arguments(text: &str) -> serde_json::Value {
 
 /// Appends `turn`, merged into the last one where both are the user's (or both the assistant's
 /// words without calls), as templates that insist on alternating roles need.
-fn push_merged(turns: &mut Vec<Turn>, turn: Turn) {
+fn push_merged(turns: &mut Vec<TemplateMessage>, turn: TemplateMessage) {
     match turns.last_mut() {
         Some(last)
             if last.role == turn.role
@@ -369,8 +371,8 @@ pub fn json_text(value: &serde_json::Value) -> String {
 }
 
 /// The conversation for templates that know no tools, in tiller's own format.
-fn tiller_turns(messages: &[Message], tools: &[ToolSpec]) -> Vec<Turn> {
-    let mut turns: Vec<Turn> = Vec::new();
+fn tiller_turns(messages: &[Message], tools: &[ToolSpec]) -> Vec<TemplateMessage> {
+    let mut turns: Vec<TemplateMessage> = Vec::new();
     for (i, m) in messages.iter().enumerate() {
         let (role, content) = match m {
             // Templates accept a system message only first; later ones are the user's words.
@@ -393,7 +395,7 @@ fn tiller_turns(messages: &[Message], tools: &[ToolSpec]) -> Vec<Turn> {
                 ("user", text)
             }
         };
-        push_merged(&mut turns, Turn::new(role, content));
+        push_merged(&mut turns, TemplateMessage::new(role, content));
     }
     if !tools.is_empty() {
         let described = describe_tools(tools);
@@ -402,7 +404,7 @@ fn tiller_turns(messages: &[Message], tools: &[ToolSpec]) -> Vec<Turn> {
                 first.content.push_str("\n\n");
                 first.content.push_str(&described);
             }
-            _ => turns.insert(0, Turn::new("system", described)),
+            _ => turns.insert(0, TemplateMessage::new("system", described)),
         }
     }
     turns
@@ -410,7 +412,7 @@ fn tiller_turns(messages: &[Message], tools: &[ToolSpec]) -> Vec<Turn> {
 
 /// Where each input turn's content sits in the rendered `text`, found in order (templates that
 /// trim a message are allowed for); the model's own turns are left to the template's tokenizing.
-fn input_ranges(text: &str, turns: &[Turn]) -> Vec<std::ops::Range<usize>> {
+fn input_ranges(text: &str, turns: &[TemplateMessage]) -> Vec<std::ops::Range<usize>> {
     let mut ranges = Vec::new();
     let mut at = 0;
     for turn in turns {
@@ -427,7 +429,7 @@ fn input_ranges(text: &str, turns: &[Turn]) -> Vec<std::ops::Range<usize>> {
     ranges
 }
 
-fn plain(turns: &[Turn]) -> Prompt {
+fn plain(turns: &[TemplateMessage]) -> Prompt {
     let mut text = String::new();
     let mut ranges = Vec::new();
     for turn in turns {

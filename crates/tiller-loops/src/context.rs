@@ -13,7 +13,7 @@ use crate::{LoopError, Verifier};
 
 /// How a loop ended when nothing went wrong on the way.
 #[derive(Clone, Debug, PartialEq)]
-pub enum Outcome<T> {
+pub enum Conclusion<T> {
     /// The goal was reached and checked.
     Accepted(T),
     /// tiller rejected the agent's last attempt, for this reason; its changes were put back.

@@ -6,7 +6,7 @@ use serde_json::json;
 use tiller_tools::git::{SESSION_TRAILER, commit};
 
 use crate::git::{is_test_path, repro_commit, require_clean, revert};
-use crate::{Loop, LoopError, Outcome};
+use crate::{Conclusion, Loop, LoopError};
 
 /// An accepted fix.
 #[derive(Clone, Debug, PartialEq)]
@@ -18,7 +18,7 @@ pub struct Fixed {
 
 /// Fixes the code so that `test` (by default, the one the latest repro commit added) passes.
 /// The files of that repro commit are protected; without one, every test file is.
-pub fn fix(lp: &mut Loop, test: Option<&str>) -> Result<Outcome<Fixed>, LoopError> {
+pub fn fix(lp: &mut Loop, test: Option<&str>) -> Result<Conclusion<Fixed>, LoopError> {
     let root = lp.verifier.root.clone();
     require_clean(&root)?;
     let found = repro_commit(&root, test)?;
@@ -74,7 +74,7 @@ pub fn fix(lp: &mut Loop, test: Option<&str>) -> Result<Outcome<Fixed>, LoopErro
                 let data =
                     json!({ "attempt": attempt, "test": test, "files": files, "commit": hash });
                 lp.note("fix", "attempt", "accepted", None, data)?;
-                return Ok(Outcome::Accepted(Fixed { test, files, commit: hash }));
+                return Ok(Conclusion::Accepted(Fixed { test, files, commit: hash }));
             }
             let failing: Vec<&str> = after.failed.keys().map(String::as_str).collect();
             let why = if after.build_error.is_some() {
@@ -100,5 +100,5 @@ pub fn fix(lp: &mut Loop, test: Option<&str>) -> Result<Outcome<Fixed>, LoopErro
         );
         reason = why;
     }
-    Ok(Outcome::Rejected(reason))
+    Ok(Conclusion::Rejected(reason))
 }

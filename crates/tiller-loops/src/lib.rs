@@ -21,7 +21,7 @@ mod repro;
 mod sweep;
 mod verify;
 
-pub use context::{Loop, Outcome, Step};
+pub use context::{Conclusion, Loop, Step};
 pub use fix::{Fixed, fix};
 pub use perf::{Measurement, PerfOptions, Sped, perf};
 pub use repro::{Repro, repro};

@@ -12,7 +12,7 @@ use tiller_stats::{Alternative, MannWhitney, mann_whitney, median};
 use tiller_tools::git::{SESSION_TRAILER, commit, git};
 
 use crate::git::{require_clean, revert};
-use crate::{Loop, LoopError, Outcome};
+use crate::{Conclusion, Loop, LoopError};
 use tiller_tools::{PROJECT_FILE, is_test_path, shell_quote};
 use tiller_types::text::clip;
 
@@ -83,7 +83,7 @@ pub struct Sped {
 }
 
 /// Has the agent make `options.bench` faster and keeps only a measured speed-up.
-pub fn perf(lp: &mut Loop, options: &PerfOptions) -> Result<Outcome<Sped>, LoopError> {
+pub fn perf(lp: &mut Loop, options: &PerfOptions) -> Result<Conclusion<Sped>, LoopError> {
     let root = lp.verifier.root.clone();
     require_clean(&root)?;
     if !lp.verifier.suite()?.green() {
@@ -157,7 +157,7 @@ pub fn perf(lp: &mut Loop, options: &PerfOptions) -> Result<Outcome<Sped>, LoopE
                         commit(&root, &files, &message, &[(SESSION_TRAILER, lp.session.clone())])?;
                     let data = json!({ "attempt": attempt, "files": files, "commit": hash });
                     lp.note("perf", "attempt", "kept", Some(&second.summary()), data)?;
-                    return Ok(Outcome::Accepted(Sped {
+                    return Ok(Conclusion::Accepted(Sped {
                         measurement: first,
                         confirmation: second,
                         files,
@@ -178,7 +178,7 @@ pub fn perf(lp: &mut Loop, options: &PerfOptions) -> Result<Outcome<Sped>, LoopE
         task = format!("tiller reverted the change: {why}. Try another optimisation.");
         reason = why;
     }
-    Ok(Outcome::Rejected(reason))
+    Ok(Conclusion::Rejected(reason))
 }
 
 /// The tracked files the words of `bench` name, relative to `root`: `python bench.py`,

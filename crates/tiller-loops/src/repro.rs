@@ -7,7 +7,7 @@ use tiller_tools::git::{SESSION_TRAILER, commit};
 use tiller_types::text::clip;
 
 use crate::git::{TEST_TRAILER, changed_paths, is_test_path, require_clean, revert};
-use crate::{Failure, Loop, LoopError, Outcome, SuiteResult};
+use crate::{Conclusion, Failure, Loop, LoopError, SuiteResult};
 
 /// An accepted reproduction.
 #[derive(Clone, Debug, PartialEq)]
@@ -21,7 +21,7 @@ pub struct Repro {
 }
 
 /// Has the agent write a failing test for `bug` and commits it once tiller has checked it.
-pub fn repro(lp: &mut Loop, bug: &str) -> Result<Outcome<Repro>, LoopError> {
+pub fn repro(lp: &mut Loop, bug: &str) -> Result<Conclusion<Repro>, LoopError> {
     let root = lp.verifier.root.clone();
     require_clean(&root)?;
     let base = lp.verifier.suite()?;
@@ -51,7 +51,7 @@ pub fn repro(lp: &mut Loop, bug: &str) -> Result<Outcome<Repro>, LoopError> {
                 let data =
                     json!({ "attempt": attempt, "tests": tests, "files": files, "commit": hash });
                 lp.note("repro", "attempt", "accepted", None, data)?;
-                return Ok(Outcome::Accepted(Repro { tests, files, commit: hash }));
+                return Ok(Conclusion::Accepted(Repro { tests, files, commit: hash }));
             }
             Err((why, output)) => {
                 revert(&root, &files)?;
@@ -70,7 +70,7 @@ pub fn repro(lp: &mut Loop, bug: &str) -> Result<Outcome<Repro>, LoopError> {
             }
         }
     }
-    Ok(Outcome::Rejected(reason))
+    Ok(Conclusion::Rejected(reason))
 }
 
 /// The new tests if the change reproduces the bug; else why not and the output to show.

@@ -4,7 +4,7 @@
 use serde_json::json;
 
 use crate::git::{changed_paths, revert};
-use crate::{Loop, LoopError, Outcome, fix, repro};
+use crate::{Conclusion, Loop, LoopError, fix, repro};
 
 /// What to sweep and when to stop.
 #[derive(Clone, Debug, Default)]
@@ -73,18 +73,18 @@ pub fn sweep(lp: &mut Loop, options: &SweepOptions) -> Result<Sweep, LoopError> 
         }
         lp.note("sweep", "find", "found", None, json!({ "round": pairs.len() + 1, "bug": bug }))?;
         let reproduced = match repro(lp, &bug)? {
-            Outcome::Accepted(r) => r,
-            Outcome::Rejected(why) => break (format!("repro rejected: {why}"), true),
+            Conclusion::Accepted(r) => r,
+            Conclusion::Rejected(why) => break (format!("repro rejected: {why}"), true),
         };
         let test = reproduced.tests[0].clone();
         match fix(lp, Some(&test))? {
-            Outcome::Accepted(fixed) => pairs.push(Pair {
+            Conclusion::Accepted(fixed) => pairs.push(Pair {
                 bug,
                 test,
                 test_commit: reproduced.commit,
                 fix_commit: fixed.commit,
             }),
-            Outcome::Rejected(why) => {
+            Conclusion::Rejected(why) => {
                 let why = format!(
                     "fix rejected: {why} (the failing test stays committed as {})",
                     reproduced.commit

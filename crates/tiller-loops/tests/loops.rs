@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use tiller_agent::{AcceptAll, Agent, AgentConfig};
 use tiller_ledger::Ledger;
 use tiller_loops::{
-    Loop, Outcome, PerfOptions, ProjectCommands, SweepOptions, Verifier, fix, perf, repro, sweep,
+    Conclusion, Loop, PerfOptions, ProjectCommands, SweepOptions, Verifier, fix, perf, repro, sweep,
 };
 use tiller_model::{Request, Scripted};
 use tiller_tools::git::{commit, git};
@@ -159,7 +159,7 @@ fn repro_rejects_passing_and_uncompilable_tests_and_commits_a_failing_one() {
         ]),
     );
     let outcome = with_loop(&repo, &mut agent, 3, |lp| repro(lp, "sum_to(3) is 3, not 6").unwrap());
-    let Outcome::Accepted(r) = outcome else { panic!("{outcome:?}") };
+    let Conclusion::Accepted(r) = outcome else { panic!("{outcome:?}") };
     assert_eq!(r.tests, ["sums_through_n"]);
     assert_eq!(r.files, ["tests/repro.rs"]);
     assert_eq!(
@@ -233,7 +233,7 @@ fn fix_refuses_test_edits_and_commits_only_a_green_suite() {
         ]),
     );
     let outcome = with_loop(&repo, &mut agent, 3, |lp| fix(lp, None).unwrap());
-    let Outcome::Accepted(fixed) = outcome else { panic!("{outcome:?}") };
+    let Conclusion::Accepted(fixed) = outcome else { panic!("{outcome:?}") };
     assert_eq!(
         (fixed.test.as_str(), fixed.files.as_slice()),
         ("sums_through_n", &["src/lib.rs".to_string()][..])
@@ -278,7 +278,7 @@ fn fix_that_runs_out_of_attempts_commits_nothing() {
     let outcome = with_loop(&repo, &mut agent, 1, |lp| fix(lp, None).unwrap());
     assert_eq!(
         outcome,
-        Outcome::Rejected("test_discount.DiscountTest.test_discount still fails".into())
+        Conclusion::Rejected("test_discount.DiscountTest.test_discount still fails".into())
     );
     assert_eq!(repo.git(&["rev-parse", "HEAD"]), head);
     assert_eq!(repo.git(&["status", "--porcelain"]), "");
@@ -331,7 +331,7 @@ fn sweep_commits_a_test_and_a_fix_per_bug_until_the_model_finds_none() {
 static TIMING: Mutex<()> = Mutex::new(());
 
 /// The perf loop on the Python fixture's `unique`, with the change `cart` → `changed`.
-fn perf_on(changed: impl Fn(&str) -> String) -> (Repo, Outcome<tiller_loops::Sped>) {
+fn perf_on(changed: impl Fn(&str) -> String) -> (Repo, Conclusion<tiller_loops::Sped>) {
     let cart = std::fs::read_to_string(
         Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/python/shop/cart.py"),
     )
@@ -340,7 +340,7 @@ fn perf_on(changed: impl Fn(&str) -> String) -> (Repo, Outcome<tiller_loops::Spe
 }
 
 /// The perf loop on the Python fixture, the model's turns scripted.
-fn perf_with(turns: Value) -> (Repo, Outcome<tiller_loops::Sped>) {
+fn perf_with(turns: Value) -> (Repo, Conclusion<tiller_loops::Sped>) {
     let _timing = TIMING.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let repo = Repo::new("python");
     let (mut agent, _) = agent(&repo, turns);
@@ -355,7 +355,7 @@ fn perf_keeps_a_real_speed_up() {
         cart.replace("    seen = []\n", "    seen, known = [], set()\n")
             .replace("if item not in seen:", "if item not in known:\n            known.add(item)")
     });
-    let Outcome::Accepted(sped) = outcome else { panic!("{outcome:?}") };
+    let Conclusion::Accepted(sped) = outcome else { panic!("{outcome:?}") };
     assert!(sped.measurement.faster() && sped.confirmation.faster());
     assert!(sped.confirmation.test.shift < 0.0 && sped.confirmation.test.shift_ci.1 < 0.0);
     assert_eq!(sped.measurement.baseline.len(), 8);
@@ -386,7 +386,7 @@ fn perf_keeps_nothing_that_edits_the_benchmark_or_the_tests() {
     ]]));
     // The edit tool is refused in review, and so is what the command changed, which is undone:
     // the attempt changes nothing.
-    let Outcome::Rejected(why) = outcome else { panic!("{outcome:?}") };
+    let Conclusion::Rejected(why) = outcome else { panic!("{outcome:?}") };
     assert_eq!(why, "nothing changed");
     let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/python");
     for file in ["bench.py", "test_cart.py"] {
@@ -404,7 +404,7 @@ fn perf_reverts_a_change_that_is_not_faster() {
             "\"\"\"Cart arithmetic, in plain Python.\"\"\"",
         )
     });
-    let Outcome::Rejected(why) = outcome else { panic!("{outcome:?}") };
+    let Conclusion::Rejected(why) = outcome else { panic!("{outcome:?}") };
     assert!(
         why.starts_with("not significantly faster (time: ")
             || why.starts_with("faster in one measurement but not in the next"),

@@ -9,7 +9,7 @@ use std::time::Duration;
 use rmcp::model::{CallToolRequestParams, Tool as McpTool};
 use rmcp::service::ServiceError;
 use tiller_tools::{
-    Observation, Outcome, SERVED_SEPARATOR, Tool, ToolError, ToolKind, ToolSource, Workspace,
+    Observation, SERVED_SEPARATOR, Tool, ToolError, ToolKind, ToolOutput, ToolSource, Workspace,
 };
 use tiller_types::{Cancel, McpServer, ToolSpec};
 use tokio::runtime::{Handle, Runtime};
@@ -386,9 +386,11 @@ impl Tool for ServedTool {
         ToolKind::Exec
     }
 
-    fn run(&self, _: &Workspace, args: serde_json::Value) -> Result<Outcome, ToolError> {
+    fn run(&self, _: &Workspace, args: serde_json::Value) -> Result<ToolOutput, ToolError> {
         match self.server.call(&self.tool.name, args) {
-            Ok((text, false)) => Ok(Outcome::Text(Observation { text, ..Observation::default() })),
+            Ok((text, false)) => {
+                Ok(ToolOutput::Text(Observation { text, ..Observation::default() }))
+            }
             Ok((text, true)) => {
                 Err(ToolError::Other(format!("The tool reported an error: {text}")))
             }

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use tiller_mcp::{Launch, McpServers};
-use tiller_tools::{Outcome, ToolError, ToolSource, Workspace};
+use tiller_tools::{ToolError, ToolOutput, ToolSource, Workspace};
 use tiller_types::McpServer;
 
 /// A line-delimited JSON-RPC MCP server; what its tools do is the test's business.
@@ -94,8 +94,8 @@ impl Fixture {
 fn call(servers: &McpServers, ws: &Workspace, name: &str, args: serde_json::Value) -> String {
     let tool = servers.tools().iter().find(|t| t.spec().name == name).expect(name);
     match tool.run(ws, args) {
-        Ok(Outcome::Text(obs)) => obs.text,
-        Ok(Outcome::Change(_)) => panic!("a change"),
+        Ok(ToolOutput::Text(obs)) => obs.text,
+        Ok(ToolOutput::Change(_)) => panic!("a change"),
         Err(ToolError::Other(text)) => format!("error: {text}"),
         Err(e) => panic!("{e}"),
     }

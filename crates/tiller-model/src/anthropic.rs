@@ -89,7 +89,7 @@ struct Body<'a> {
     max_tokens: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
     system: Option<Vec<Value>>,
-    messages: Vec<Turn>,
+    messages: Vec<ApiMessage>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     tools: Vec<Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -102,16 +102,16 @@ struct Body<'a> {
 }
 
 #[derive(Serialize)]
-struct Turn {
+struct ApiMessage {
     role: &'static str,
     content: Vec<Value>,
 }
 
 /// The system prompt and the alternating turns.
-fn turns(messages: &[Message]) -> (Option<String>, Vec<Turn>) {
+fn turns(messages: &[Message]) -> (Option<String>, Vec<ApiMessage>) {
     let text = |t: &str| (!t.is_empty()).then(|| json!({"type": "text", "text": t}));
     let mut system = Vec::new();
-    let mut turns: Vec<Turn> = Vec::new();
+    let mut turns: Vec<ApiMessage> = Vec::new();
     for m in messages {
         let (role, blocks): (_, Vec<Value>) = match m {
             Message::System { content } => {
@@ -143,7 +143,7 @@ fn turns(messages: &[Message]) -> (Option<String>, Vec<Turn>) {
         match turns.last_mut() {
             _ if blocks.is_empty() => {}
             Some(last) if last.role == role => last.content.extend(blocks),
-            _ => turns.push(Turn { role, content: blocks }),
+            _ => turns.push(ApiMessage { role, content: blocks }),
         }
     }
     let system = (!system.is_empty()).then(|| system.join("\n\n"));

@@ -26,7 +26,7 @@ pub use egress::{EgressPolicy, Reach, reach};
 pub use error::ModelError;
 pub use fetch::{Download, Fetcher, part_path};
 pub use openai::OpenAi;
-pub use scripted::{Script, Scripted, Turn};
+pub use scripted::{Script, Scripted, ScriptedReply};
 #[doc(hidden)]
 pub use sse::decode_body;
 /// Moved to `tiller-types`, where the tools see it too; kept here for the providers' callers.

@@ -43,12 +43,12 @@ pub struct Script {
     /// Milliseconds before each streamed word.
     #[serde(default)]
     pub pace_ms: u64,
-    pub turns: Vec<Turn>,
+    pub turns: Vec<ScriptedReply>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Turn {
+pub struct ScriptedReply {
     #[serde(default)]
     pub text: String,
     #[serde(default)]

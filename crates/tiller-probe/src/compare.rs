@@ -22,7 +22,7 @@ use tiller_stats::{
     newcombe, wilson,
 };
 
-use crate::Outcome;
+use crate::Grade;
 
 /// The CUSUM's alarm level: over a window of 480 trials at an unchanged rate of 0.7 it alarms
 /// about one time in thirteen; after a drop to 0.6, nine times in ten (docs/probe.md).
@@ -135,7 +135,7 @@ pub struct Comparison {
 }
 
 fn passed(t: &ProbeTrial) -> bool {
-    t.outcome == Outcome::Pass.as_str()
+    t.outcome == Grade::Pass.as_str()
 }
 
 /// Compares `baseline` with `recent` (each in the order the trials were written) by `rule`.
@@ -249,7 +249,7 @@ fn summarize(trials: &[ProbeTrial]) -> WindowSummary {
         suite_versions: Vec::new(),
     };
     for t in trials {
-        let outcome = Outcome::parse(&t.outcome).unwrap_or(Outcome::ApiError);
+        let outcome = Grade::parse(&t.outcome).unwrap_or(Grade::ApiError);
         *s.outcomes.entry(outcome.as_str()).or_default() += 1;
         for (list, value) in [
             (&mut s.runs, &t.run_id),
@@ -324,7 +324,7 @@ fn speed(
     let values = |trials: &[ProbeTrial]| -> Vec<f64> {
         trials
             .iter()
-            .filter(|t| t.outcome != Outcome::ApiError.as_str())
+            .filter(|t| t.outcome != Grade::ApiError.as_str())
             .filter_map(&metric)
             .collect()
     };

@@ -18,7 +18,7 @@ use tiller_tools::git::{commit, git};
 use tiller_types::AgentEvent;
 
 use crate::run::RunOptions;
-use crate::{Grader, Outcome, ProbeError, RepoTask, Suite};
+use crate::{Grade, Grader, ProbeError, RepoTask, Suite};
 
 /// Makes a fresh agent, and says which model it runs, for the scratch repository at a path.
 pub type AgentFor<'a> = dyn FnMut(&Path) -> Result<(Agent, ModelInfo), String> + 'a;
@@ -65,10 +65,10 @@ impl Stage {
 pub struct EvalTask {
     pub task: String,
     pub sample: u32,
-    pub first_try: Outcome,
+    pub first_try: Grade,
     /// The outcome after the grader's output was given back; `None` when the first try passed
     /// or the task's time was spent.
-    pub second_try: Option<Outcome>,
+    pub second_try: Option<Grade>,
     pub stage: Stage,
     /// Model turns over both tries.
     pub steps: u32,
@@ -83,7 +83,7 @@ pub struct EvalTask {
 }
 
 impl EvalTask {
-    pub fn outcome(&self) -> Outcome {
+    pub fn outcome(&self) -> Grade {
         self.second_try.unwrap_or(self.first_try)
     }
 }
@@ -133,8 +133,8 @@ pub fn eval(
         run_id: opts.run.run_id.clone(),
         suite: suite.name.clone(),
         suite_version: suite.version.clone(),
-        first_try_rate: rate(&|t| t.first_try == Outcome::Pass) / n,
-        second_try_rate: rate(&|t| t.outcome() == Outcome::Pass) / n,
+        first_try_rate: rate(&|t| t.first_try == Grade::Pass) / n,
+        second_try_rate: rate(&|t| t.outcome() == Grade::Pass) / n,
         stages,
         tokens: tasks.iter().map(|t| t.tokens).sum(),
         seconds: tasks.iter().map(|t| t.seconds).sum(),
@@ -179,7 +179,7 @@ fn one(
     let first = grader.check(task, root)?;
     let mut second_try = None;
     let time_left = deadline.is_none_or(|d| Instant::now() < d);
-    if first.outcome != Outcome::Pass && time_left {
+    if first.outcome != Grade::Pass && time_left {
         let feedback = format!(
             "The tests fail:\n\n{}\n\nFix the code.",
             first.detail.as_deref().unwrap_or("(no output)")
@@ -251,11 +251,11 @@ fn within<R>(cancel: &Cancel, deadline: Option<Instant>, work: impl FnOnce() -> 
 }
 
 /// Where `task` stands, given the last outcome and the files `changed` from the task's.
-fn stage(task: &RepoTask, outcome: Outcome, changed: &[String]) -> Stage {
+fn stage(task: &RepoTask, outcome: Grade, changed: &[String]) -> Stage {
     let code: Vec<&String> = changed.iter().filter(|f| !task.test_files.contains(f)).collect();
     match outcome {
-        Outcome::Pass => Stage::Solved,
-        Outcome::TestsEdited => Stage::TestsEdited,
+        Grade::Pass => Stage::Solved,
+        Grade::TestsEdited => Stage::TestsEdited,
         _ if code.is_empty() => Stage::NoEdit,
         _ if !task.fix.is_empty() && !task.fix.iter().any(|e| code.contains(&&e.file)) => {
             Stage::WrongFile
@@ -276,11 +276,11 @@ mod tests {
             let changed: Vec<String> = changed.iter().map(|s| s.to_string()).collect();
             stage(task, outcome, &changed)
         };
-        assert_eq!(stage(Outcome::Pass, &["pricing.py"]), Stage::Solved);
-        assert_eq!(stage(Outcome::TestsEdited, &["test_cart.py"]), Stage::TestsEdited);
-        assert_eq!(stage(Outcome::TestFailure, &[]), Stage::NoEdit);
-        assert_eq!(stage(Outcome::TestFailure, &["cart.py"]), Stage::WrongFile);
-        assert_eq!(stage(Outcome::Timeout, &["cart.py", "pricing.py"]), Stage::WrongLines);
+        assert_eq!(stage(Grade::Pass, &["pricing.py"]), Stage::Solved);
+        assert_eq!(stage(Grade::TestsEdited, &["test_cart.py"]), Stage::TestsEdited);
+        assert_eq!(stage(Grade::TestFailure, &[]), Stage::NoEdit);
+        assert_eq!(stage(Grade::TestFailure, &["cart.py"]), Stage::WrongFile);
+        assert_eq!(stage(Grade::Timeout, &["cart.py", "pricing.py"]), Stage::WrongLines);
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Grading an answer offline: find its code, write it beside the task's tests in a fresh
 //! directory, check its syntax and run the tests there, confined by the sandbox, and classify
-//! what happened as an [`Outcome`].
+//! what happened as an [`Grade`].
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -34,7 +34,7 @@ const REFUSALS: &[&str] = &[
 /// How one trial ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Outcome {
+pub enum Grade {
     Pass,
     /// The code does not parse (the language's syntax check failed).
     CompileError,
@@ -52,42 +52,42 @@ pub enum Outcome {
     TestsEdited,
 }
 
-impl Outcome {
-    pub const ALL: [Outcome; 8] = [
-        Outcome::Pass,
-        Outcome::CompileError,
-        Outcome::TestFailure,
-        Outcome::Timeout,
-        Outcome::FormatFailure,
-        Outcome::Refusal,
-        Outcome::ApiError,
-        Outcome::TestsEdited,
+impl Grade {
+    pub const ALL: [Grade; 8] = [
+        Grade::Pass,
+        Grade::CompileError,
+        Grade::TestFailure,
+        Grade::Timeout,
+        Grade::FormatFailure,
+        Grade::Refusal,
+        Grade::ApiError,
+        Grade::TestsEdited,
     ];
 
     /// The name stored in the ledger.
     pub fn as_str(self) -> &'static str {
         match self {
-            Outcome::Pass => "pass",
-            Outcome::CompileError => "compile_error",
-            Outcome::TestFailure => "test_failure",
-            Outcome::Timeout => "timeout",
-            Outcome::FormatFailure => "format_failure",
-            Outcome::Refusal => "refusal",
-            Outcome::ApiError => "api_error",
-            Outcome::TestsEdited => "tests_edited",
+            Grade::Pass => "pass",
+            Grade::CompileError => "compile_error",
+            Grade::TestFailure => "test_failure",
+            Grade::Timeout => "timeout",
+            Grade::FormatFailure => "format_failure",
+            Grade::Refusal => "refusal",
+            Grade::ApiError => "api_error",
+            Grade::TestsEdited => "tests_edited",
         }
     }
 
     /// The outcome stored as `name`.
-    pub fn parse(name: &str) -> Option<Outcome> {
-        Outcome::ALL.into_iter().find(|o| o.as_str() == name)
+    pub fn parse(name: &str) -> Option<Grade> {
+        Grade::ALL.into_iter().find(|o| o.as_str() == name)
     }
 }
 
 /// A grade and why.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Graded {
-    pub outcome: Outcome,
+    pub outcome: Grade,
     /// The end of the checker's or the tests' output when they failed.
     pub detail: Option<String>,
 }
@@ -121,7 +121,7 @@ impl Grader {
         let Some(code) = extract_code(answer, task.language, &task.entry_point) else {
             let lower = answer.to_lowercase();
             let refused = REFUSALS.iter().any(|r| lower.contains(r));
-            let outcome = if refused { Outcome::Refusal } else { Outcome::FormatFailure };
+            let outcome = if refused { Grade::Refusal } else { Grade::FormatFailure };
             return Ok(Graded { outcome, detail: None });
         };
         let code = match &task.stub {
@@ -148,8 +148,8 @@ impl Grader {
         let checked = self.run(dir, program, &check)?;
         if !matches!(checked.exit, CommandExit::Code(0)) {
             let outcome = match checked.exit {
-                CommandExit::TimedOut(_) => Outcome::Timeout,
-                _ => Outcome::CompileError,
+                CommandExit::TimedOut(_) => Grade::Timeout,
+                _ => Grade::CompileError,
             };
             return Ok(Graded { outcome, detail: Some(tail(&checked.output)) });
         }
@@ -166,7 +166,7 @@ impl Grader {
         if !edited.is_empty() {
             let said = graded.detail.map_or(String::new(), |d| format!("\n\n{d}"));
             graded = Graded {
-                outcome: Outcome::TestsEdited,
+                outcome: Grade::TestsEdited,
                 detail: Some(format!(
                     "the test files {} were changed; they are as they were again{said}",
                     edited.join(", ")
@@ -202,10 +202,10 @@ impl Grader {
 /// The grade of a test run.
 fn tested(run: &CommandOutput) -> Graded {
     let outcome = match run.exit {
-        CommandExit::Code(0) => return Graded { outcome: Outcome::Pass, detail: None },
-        CommandExit::TimedOut(_) => Outcome::Timeout,
+        CommandExit::Code(0) => return Graded { outcome: Grade::Pass, detail: None },
+        CommandExit::TimedOut(_) => Grade::Timeout,
         CommandExit::Code(_) | CommandExit::Signal(_) | CommandExit::Cancelled => {
-            Outcome::TestFailure
+            Grade::TestFailure
         }
     };
     Graded { outcome, detail: Some(tail(&run.output)) }
@@ -285,11 +285,11 @@ mod tests {
             }
             let tag = task.language.fence_tags()[0];
             let graded = grader.grade(task, &fenced(tag, &task.reference)).unwrap();
-            assert_eq!(graded.outcome, Outcome::Pass, "{}: {:?}", task.id, graded.detail);
+            assert_eq!(graded.outcome, Grade::Pass, "{}: {:?}", task.id, graded.detail);
             let comment = if task.language == Language::Javascript { "//" } else { "#" };
             let stub = format!("{comment} {}\n", task.entry_point);
             let graded = grader.grade(task, &fenced(tag, &stub)).unwrap();
-            assert_eq!(graded.outcome, Outcome::TestFailure, "{}", task.id);
+            assert_eq!(graded.outcome, Grade::TestFailure, "{}", task.id);
         }
     }
 
@@ -302,16 +302,16 @@ mod tests {
         let grade = |id: &str, answer: &str| grader.grade(task(id), answer).unwrap().outcome;
         assert_eq!(
             grade("py-roman", &fenced("python", "def to_roman(n):\n  return (")),
-            Outcome::CompileError
+            Grade::CompileError
         );
-        assert_eq!(grade("sh-clamp", &fenced("sh", "clamp() { if then; }")), Outcome::CompileError);
+        assert_eq!(grade("sh-clamp", &fenced("sh", "clamp() { if then; }")), Grade::CompileError);
         let spin = "def to_roman(n):\n    while True:\n        pass\n";
-        assert_eq!(grade("py-roman", &fenced("python", spin)), Outcome::Timeout);
-        assert_eq!(grade("py-roman", "I'm sorry, but I cannot help with that."), Outcome::Refusal);
-        assert_eq!(grade("py-roman", "Roman numerals are fun."), Outcome::FormatFailure);
+        assert_eq!(grade("py-roman", &fenced("python", spin)), Grade::Timeout);
+        assert_eq!(grade("py-roman", "I'm sorry, but I cannot help with that."), Grade::Refusal);
+        assert_eq!(grade("py-roman", "Roman numerals are fun."), Grade::FormatFailure);
         let wrong = fenced("python", "def to_roman(n):\n    return 'I' * n\n");
         let graded = grader.grade(task("py-roman"), &wrong).unwrap();
-        assert_eq!(graded.outcome, Outcome::TestFailure);
+        assert_eq!(graded.outcome, Grade::TestFailure);
         assert!(graded.detail.unwrap().contains("AssertionError"));
     }
 
@@ -329,9 +329,9 @@ mod tests {
         let grader = Grader::unconfined();
         let body = fenced("python", "    return s.upper()");
         // A body alone does not mention the entry point; it is still the answer's code.
-        assert_eq!(grader.grade(&task, &body).unwrap().outcome, Outcome::Pass);
+        assert_eq!(grader.grade(&task, &body).unwrap().outcome, Grade::Pass);
         let whole = fenced("python", "def shout(s):\n    return s.upper()");
-        assert_eq!(grader.grade(&task, &whole).unwrap().outcome, Outcome::Pass);
+        assert_eq!(grader.grade(&task, &whole).unwrap().outcome, Grade::Pass);
     }
 
     #[test]
@@ -345,7 +345,7 @@ mod tests {
         assert_eq!(extract_code(cut_off, lang, "f").unwrap(), "def f(x):\n    return\n");
         assert_eq!(extract_code("def f(x): return x", lang, "f").unwrap(), "def f(x): return x");
         assert_eq!(extract_code("no code here", lang, "f"), None);
-        assert_eq!(Outcome::parse("compile_error"), Some(Outcome::CompileError));
-        assert_eq!(Outcome::parse("nope"), None);
+        assert_eq!(Grade::parse("compile_error"), Some(Grade::CompileError));
+        assert_eq!(Grade::parse("nope"), None);
     }
 }

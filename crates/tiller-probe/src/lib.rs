@@ -20,7 +20,7 @@ pub mod report;
 pub mod run;
 
 pub use error::ProbeError;
-pub use grade::{Graded, Grader, Outcome, extract_code};
+pub use grade::{Grade, Graded, Grader, extract_code};
 pub use repo::{Edit, RepoTask};
 pub use suite::{Language, Suite, SuiteTask, Task};
 pub use window::{Window, select};

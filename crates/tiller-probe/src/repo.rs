@@ -177,7 +177,7 @@ impl Suite<RepoTask> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Grader, Outcome};
+    use crate::{Grade, Grader};
 
     /// The files of `task` with its reference fix applied, each `old` found exactly once.
     fn fixed(task: &RepoTask) -> RepoTask {
@@ -205,7 +205,7 @@ mod tests {
                 eprintln!("skipping {}: `{}` needs a missing program", task.id, task.test);
                 continue;
             }
-            for (repo, want) in [(task, Outcome::TestFailure), (&fixed(task), Outcome::Pass)] {
+            for (repo, want) in [(task, Grade::TestFailure), (&fixed(task), Grade::Pass)] {
                 let dir = tempfile::tempdir().unwrap();
                 repo.write(dir.path(), None).unwrap();
                 assert_eq!(repo.changed(dir.path()), Vec::<String>::new());
@@ -225,7 +225,7 @@ mod tests {
         std::fs::remove_file(dir.path().join("mathlib.sh")).unwrap();
         assert_eq!(task.changed(dir.path()), ["mathlib.sh", "test.sh"]);
         let graded = Grader::unconfined().check(&task, dir.path()).unwrap();
-        assert_eq!(graded.outcome, Outcome::TestsEdited);
+        assert_eq!(graded.outcome, Grade::TestsEdited);
         assert_eq!(task.changed(dir.path()), ["mathlib.sh"], "the tests are written back");
     }
 

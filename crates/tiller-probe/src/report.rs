@@ -9,7 +9,7 @@ use tiller_ledger::StoredTrial;
 use tiller_stats::{median, wilson};
 use tiller_types::time::utc_timestamp;
 
-use crate::{Outcome, ProbeError};
+use crate::{Grade, ProbeError};
 
 /// Reads one panel's value off a run.
 type Metric = fn(&RunPoint) -> Option<f64>;
@@ -44,7 +44,7 @@ pub fn runs(trials: &[StoredTrial]) -> Vec<RunPoint> {
         .map(|id| {
             let run: Vec<&StoredTrial> = trials.iter().filter(|t| t.trial.run_id == id).collect();
             let first = &run[0].trial;
-            let passed = run.iter().filter(|t| t.trial.outcome == Outcome::Pass.as_str()).count();
+            let passed = run.iter().filter(|t| t.trial.outcome == Grade::Pass.as_str()).count();
             let (trials, passed) = (run.len() as u64, passed as u64);
             let med = |values: Vec<f64>| (!values.is_empty()).then(|| median(&values));
             RunPoint {

@@ -16,7 +16,7 @@ use tiller_ledger::{Entry, Ledger, ProbeTrial, sha256_hex};
 use tiller_model::{Cancel, ModelError, Provider, Request};
 use tiller_types::Message;
 
-use crate::{Grader, Outcome, ProbeError, Suite, Task};
+use crate::{Grade, Grader, ProbeError, Suite, Task};
 
 /// How to run a probe.
 #[derive(Clone, Debug, Default)]
@@ -116,7 +116,7 @@ pub fn run(
             };
             ledger.append(&[Entry::now(opts.run_id.as_str(), trial.clone())])?;
             state.done += 1;
-            if trial.outcome == Outcome::Pass.as_str() {
+            if trial.outcome == Grade::Pass.as_str() {
                 state.passed += 1;
             }
             progress(&state);
@@ -126,7 +126,7 @@ pub fn run(
     });
     result?;
     for trial in &summary.trials {
-        let outcome = Outcome::parse(&trial.outcome).unwrap_or(Outcome::ApiError);
+        let outcome = Grade::parse(&trial.outcome).unwrap_or(Grade::ApiError);
         *summary.outcomes.entry(outcome.as_str()).or_default() += 1;
     }
     summary.passed = state.passed;
@@ -179,7 +179,7 @@ fn attempt(
         Ok(c) => c,
         Err(ModelError::Cancelled) => return Ok(None),
         Err(e) => {
-            trial.outcome = Outcome::ApiError.as_str().into();
+            trial.outcome = Grade::ApiError.as_str().into();
             trial.detail = Some(e.to_string());
             return Ok(Some(trial));
         }
@@ -211,7 +211,7 @@ pub struct Calibration {
 pub fn calibrate(trials: &[ProbeTrial]) -> Calibration {
     let mut seen: Vec<(&str, usize, usize)> = Vec::new();
     for t in trials {
-        let pass = usize::from(t.outcome == Outcome::Pass.as_str());
+        let pass = usize::from(t.outcome == Grade::Pass.as_str());
         match seen.iter_mut().find(|(id, ..)| *id == t.task) {
             Some((_, passed, n)) => (*passed, *n) = (*passed + pass, *n + 1),
             None => seen.push((&t.task, pass, 1)),
@@ -235,18 +235,18 @@ mod tests {
 
     #[test]
     fn calibration_sorts_tasks_by_agreement() {
-        let t = |task: &str, outcome: Outcome| ProbeTrial {
+        let t = |task: &str, outcome: Grade| ProbeTrial {
             task: task.into(),
             outcome: outcome.as_str().into(),
             ..ProbeTrial::default()
         };
         let trials = [
-            t("a", Outcome::Pass),
-            t("b", Outcome::TestFailure),
-            t("c", Outcome::Pass),
-            t("a", Outcome::Pass),
-            t("b", Outcome::ApiError),
-            t("c", Outcome::Timeout),
+            t("a", Grade::Pass),
+            t("b", Grade::TestFailure),
+            t("c", Grade::Pass),
+            t("a", Grade::Pass),
+            t("b", Grade::ApiError),
+            t("c", Grade::Timeout),
         ];
         let cal = calibrate(&trials);
         assert_eq!(cal.always_pass, ["a"]);

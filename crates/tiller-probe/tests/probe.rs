@@ -9,7 +9,7 @@ use tiller_ledger::{Ledger, ProbeTrial};
 use tiller_model::{Cancel, Collector, Completion, ModelError, ModelInfo, Provider, Request};
 use tiller_probe::compare::{Rule, Verdict, compare};
 use tiller_probe::run::{Progress, RunOptions, run};
-use tiller_probe::{Grader, Outcome, Suite, Task};
+use tiller_probe::{Grade, Grader, Suite, Task};
 use tiller_types::{Message, ProviderKind, StopReason, StreamEvent, Usage};
 
 /// A small xorshift generator: deterministic, and enough for coin flips.
@@ -154,7 +154,7 @@ fn a_run_on_three_jobs_grades_and_records_every_trial() {
     let all = ledger.probe_trials(None).unwrap();
     let (a, b) = tiller_probe::select(&all, None, None).unwrap();
     assert!(a.iter().all(|t| t.run_id == "run-a") && b.iter().all(|t| t.run_id == "run-b"));
-    assert!(b.iter().any(|t| t.outcome == Outcome::TestFailure.as_str()));
+    assert!(b.iter().any(|t| t.outcome == Grade::TestFailure.as_str()));
     // Every call for one task failed in both runs: 6 of 8 passed before, none now.
     assert_eq!(compare(&a, &b, &Rule::default()).pass_rate.difference, -0.75);
 }
@@ -164,7 +164,7 @@ fn window(rng: &mut Rng, tasks: usize, samples: usize, p: f64) -> Vec<ProbeTrial
     let mut trials = Vec::with_capacity(tasks * samples);
     for sample in 0..samples {
         for task in 0..tasks {
-            let outcome = if rng.next() < p { Outcome::Pass } else { Outcome::TestFailure };
+            let outcome = if rng.next() < p { Grade::Pass } else { Grade::TestFailure };
             trials.push(ProbeTrial {
                 task: format!("t{task}"),
                 sample: sample as u32,
@@ -278,10 +278,10 @@ fn humaneval_loads_164_problems_and_its_reference_solutions_pass() {
     for task in suite.tasks.iter().step_by(16) {
         let answer = format!("```python\n{}\n```", task.reference);
         let graded = grader.grade(task, &answer).unwrap();
-        assert_eq!(graded.outcome, Outcome::Pass, "{}: {:?}", task.id, graded.detail);
+        assert_eq!(graded.outcome, Grade::Pass, "{}: {:?}", task.id, graded.detail);
         // The canonical body alone completes the prompt's stub.
         let body = task.reference.strip_prefix(task.stub.as_deref().unwrap()).unwrap();
         let graded = grader.grade(task, &format!("```python\n{body}```")).unwrap();
-        assert_eq!(graded.outcome, Outcome::Pass, "{} (body only): {:?}", task.id, graded.detail);
+        assert_eq!(graded.outcome, Grade::Pass, "{} (body only): {:?}", task.id, graded.detail);
     }
 }

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use tiller_types::{ChangeKind, ChangeSet, FileChange, ToolSpec};
 
 use crate::{
-    Outcome, PatchOp, Tool, ToolError, ToolKind, Workspace, apply_chunks, diff_file, parse_args,
+    PatchOp, Tool, ToolError, ToolKind, ToolOutput, Workspace, apply_chunks, diff_file, parse_args,
     parse_patch,
 };
 
@@ -71,7 +71,7 @@ impl Tool for ApplyPatch {
         ToolKind::Edit
     }
 
-    fn run(&self, ws: &Workspace, args: serde_json::Value) -> Result<Outcome, ToolError> {
+    fn run(&self, ws: &Workspace, args: serde_json::Value) -> Result<ToolOutput, ToolError> {
         let Args { patch, .. } = parse_args(args)?;
         let patch = parse_patch(&patch)?;
         let mut claimed = HashSet::new();
@@ -85,9 +85,9 @@ impl Tool for ApplyPatch {
         }
         if files.is_empty() {
             let text = "the patch changes nothing: every file already has the content it gives";
-            return Ok(Outcome::from(text.to_string()));
+            return Ok(ToolOutput::from(text.to_string()));
         }
-        Ok(Outcome::Change(ChangeSet { files }))
+        Ok(ToolOutput::Change(ChangeSet { files }))
     }
 }
 
@@ -157,14 +157,14 @@ mod tests {
     use crate::apply_changes;
     use crate::workspace::temp_workspace as ws;
 
-    fn run(ws: &Workspace, ops: &str) -> Result<Outcome, ToolError> {
+    fn run(ws: &Workspace, ops: &str) -> Result<ToolOutput, ToolError> {
         let patch = format!("*** Begin Patch\n{ops}\n*** End Patch\n");
         ApplyPatch.run(ws, serde_json::json!({ "patch": patch }))
     }
 
     fn change_set(ws: &Workspace, ops: &str) -> ChangeSet {
         match run(ws, ops).unwrap() {
-            Outcome::Change(set) => set,
+            ToolOutput::Change(set) => set,
             other => panic!("expected a change, got {other:?}"),
         }
     }
@@ -266,7 +266,7 @@ mod tests {
         let (_d, ws) = ws();
         ws.write_atomic("a.txt", "a\nb\n").unwrap();
         let outcome = run(&ws, "*** Update File: a.txt\n a\n-b\n+b").unwrap();
-        assert!(matches!(outcome, Outcome::Text(o) if o.text.contains("changes nothing")));
+        assert!(matches!(outcome, ToolOutput::Text(o) if o.text.contains("changes nothing")));
     }
 
     #[test]

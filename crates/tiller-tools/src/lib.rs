@@ -56,16 +56,16 @@ pub enum ToolKind {
 
 /// What running a tool produced.
 #[derive(Clone, Debug, PartialEq)]
-pub enum Outcome {
+pub enum ToolOutput {
     /// An observation for the model.
     Text(Observation),
     /// A proposed edit, not yet written.
     Change(ChangeSet),
 }
 
-impl From<String> for Outcome {
-    fn from(text: String) -> Outcome {
-        Outcome::Text(Observation { text, ..Observation::default() })
+impl From<String> for ToolOutput {
+    fn from(text: String) -> ToolOutput {
+        ToolOutput::Text(Observation { text, ..Observation::default() })
     }
 }
 
@@ -93,7 +93,7 @@ pub trait Tool: Send + Sync {
     fn spec(&self) -> ToolSpec;
     fn kind(&self) -> ToolKind;
     /// Runs the tool with its JSON arguments.
-    fn run(&self, ws: &Workspace, args: serde_json::Value) -> Result<Outcome, ToolError>;
+    fn run(&self, ws: &Workspace, args: serde_json::Value) -> Result<ToolOutput, ToolError>;
     /// Whether every call must be approved by the user, whatever the approval policy.
     fn always_ask(&self) -> bool {
         false

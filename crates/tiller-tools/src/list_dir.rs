@@ -13,7 +13,7 @@ use ignore::WalkBuilder;
 use serde::Deserialize;
 use tiller_types::ToolSpec;
 
-use crate::{Outcome, Tool, ToolError, ToolKind, Workspace, parse_args};
+use crate::{Tool, ToolError, ToolKind, ToolOutput, Workspace, parse_args};
 
 /// Most entries shown by one call.
 const MAX_ENTRIES: usize = 500;
@@ -75,7 +75,7 @@ impl Tool for ListDir {
         ToolKind::Read
     }
 
-    fn run(&self, ws: &Workspace, args: serde_json::Value) -> Result<Outcome, ToolError> {
+    fn run(&self, ws: &Workspace, args: serde_json::Value) -> Result<ToolOutput, ToolError> {
         let args: Args = parse_args(args)?;
         let root = ws.resolve(&args.path)?;
         if !root.exists() {
@@ -104,7 +104,7 @@ impl Tool for ListDir {
             out.push_str(&format!("{indent}{}{slash}\n", quoted(&name)));
         }
         if total == 0 {
-            return Ok(Outcome::from(format!("{}: empty directory", args.path)));
+            return Ok(ToolOutput::from(format!("{}: empty directory", args.path)));
         }
         if total > shown {
             out.push_str(&format!(
@@ -112,7 +112,7 @@ impl Tool for ListDir {
                 total - shown
             ));
         }
-        Ok(Outcome::from(out))
+        Ok(ToolOutput::from(out))
     }
 }
 
@@ -130,7 +130,7 @@ mod tests {
 
     fn list(ws: &Workspace, args: serde_json::Value) -> String {
         match ListDir.run(ws, args).unwrap() {
-            Outcome::Text(o) => o.text,
+            ToolOutput::Text(o) => o.text,
             other => panic!("unexpected {other:?}"),
         }
     }

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use tiller_types::ToolSpec;
 use tiller_types::text::clip_marked;
 
-use crate::{Observation, Outcome, Quote, Tool, ToolError, ToolKind, Workspace, parse_args};
+use crate::{Observation, Quote, Tool, ToolError, ToolKind, ToolOutput, Workspace, parse_args};
 
 /// Most lines shown by one call.
 const MAX_LINES: usize = 2000;
@@ -57,7 +57,7 @@ impl Tool for ReadFile {
         ToolKind::Read
     }
 
-    fn run(&self, ws: &Workspace, args: serde_json::Value) -> Result<Outcome, ToolError> {
+    fn run(&self, ws: &Workspace, args: serde_json::Value) -> Result<ToolOutput, ToolError> {
         let args: Args = parse_args(args)?;
         let file =
             ws.open(&args.path)?.ok_or_else(|| ToolError::path(&args.path, "does not exist"))?;
@@ -66,7 +66,7 @@ impl Tool for ReadFile {
             .map_err(|e| ToolError::path(&args.path, e.to_string()))?;
         if total == 0 {
             return match start {
-                1 => Ok(Outcome::from(format!("{}: empty file", args.path))),
+                1 => Ok(ToolOutput::from(format!("{}: empty file", args.path))),
                 _ => Err(ToolError::Arguments(format!(
                     "start_line {start} is past the end of {} (empty file)",
                     args.path
@@ -88,7 +88,7 @@ impl Tool for ReadFile {
         let (text, last) = number_lines(&lines, start, end, total);
         let quote =
             Quote { path: ws.relative(&ws.resolve(&args.path)?), first: start as u32, last };
-        Ok(Outcome::Text(Observation { text, quotes: vec![quote], exit_code: None }))
+        Ok(ToolOutput::Text(Observation { text, quotes: vec![quote], exit_code: None }))
     }
 }
 
@@ -208,7 +208,7 @@ mod tests {
 
     fn read(ws: &Workspace, args: serde_json::Value) -> Result<String, String> {
         match ReadFile.run(ws, args) {
-            Ok(Outcome::Text(o)) => Ok(o.text),
+            Ok(ToolOutput::Text(o)) => Ok(o.text),
             Ok(other) => panic!("unexpected {other:?}"),
             Err(e) => Err(e.to_string()),
         }
@@ -245,7 +245,7 @@ mod tests {
     #[test]
     fn quotes_the_lines_shown() {
         let (_d, ws) = ws_with("a.txt", numbered(3000).as_bytes());
-        let Ok(Outcome::Text(o)) =
+        let Ok(ToolOutput::Text(o)) =
             ReadFile.run(&ws, serde_json::json!({"path": "./a.txt", "start_line": 5}))
         else {
             panic!("not an observation")

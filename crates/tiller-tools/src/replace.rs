@@ -7,7 +7,7 @@ use tiller_types::{ChangeKind, ChangeSet, ToolSpec};
 
 use crate::files::edit_distance;
 use crate::{
-    LINES_KEY, Outcome, PATH_KEY, Tool, ToolError, ToolKind, Workspace, diff_file, parse_args,
+    LINES_KEY, PATH_KEY, Tool, ToolError, ToolKind, ToolOutput, Workspace, diff_file, parse_args,
 };
 
 /// Replaces one piece of text in a file.
@@ -49,7 +49,7 @@ impl Tool for Replace {
         ToolKind::Edit
     }
 
-    fn run(&self, ws: &Workspace, args: serde_json::Value) -> Result<Outcome, ToolError> {
+    fn run(&self, ws: &Workspace, args: serde_json::Value) -> Result<ToolOutput, ToolError> {
         let args: Args = parse_args(args)?;
         let path = ws.relative(&ws.resolve(&args.path)?);
         let text =
@@ -66,7 +66,7 @@ impl Tool for Replace {
             1 => {
                 let changed = text.replacen(args.old.as_str(), &new, 1);
                 let change = diff_file(&path, ChangeKind::Update, Some(text), Some(changed));
-                Ok(Outcome::Change(ChangeSet { files: vec![change] }))
+                Ok(ToolOutput::Change(ChangeSet { files: vec![change] }))
             }
             n => Err(ToolError::Arguments(format!(
                 "`old` occurs {n} times in {path}; include the lines around it so that it is found once"
@@ -113,7 +113,7 @@ mod tests {
 
     fn replace(ws: &Workspace, old: &str, new: &str) -> Result<String, ToolError> {
         match Replace.run(ws, json!({"path": "greet.py", "old": old, "new": new}))? {
-            Outcome::Change(set) => Ok(set.files[0].new.clone().unwrap()),
+            ToolOutput::Change(set) => Ok(set.files[0].new.clone().unwrap()),
             other => panic!("unexpected {other:?}"),
         }
     }

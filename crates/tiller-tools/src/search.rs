@@ -12,7 +12,7 @@ use tiller_types::ToolSpec;
 use tiller_types::text::clip;
 
 use crate::list_dir::walker;
-use crate::{Observation, Outcome, Quote, Tool, ToolError, ToolKind, Workspace, parse_args};
+use crate::{Observation, Quote, Tool, ToolError, ToolKind, ToolOutput, Workspace, parse_args};
 
 /// Results reported when the model does not say.
 const DEFAULT_RESULTS: usize = 100;
@@ -76,7 +76,7 @@ impl Tool for Search {
         ToolKind::Read
     }
 
-    fn run(&self, ws: &Workspace, args: serde_json::Value) -> Result<Outcome, ToolError> {
+    fn run(&self, ws: &Workspace, args: serde_json::Value) -> Result<ToolOutput, ToolError> {
         let args: Args = parse_args(args)?;
         let matcher = RegexMatcherBuilder::new()
             .case_insensitive(args.ignore_case)
@@ -129,7 +129,7 @@ impl Tool for Search {
         if out.is_empty() {
             out.push_str("no matches");
         }
-        Ok(Outcome::Text(Observation { text: out, quotes, exit_code: None }))
+        Ok(ToolOutput::Text(Observation { text: out, quotes, exit_code: None }))
     }
 }
 
@@ -190,7 +190,7 @@ mod tests {
 
     fn search(ws: &Workspace, args: serde_json::Value) -> Result<String, String> {
         match Search.run(ws, args) {
-            Ok(Outcome::Text(o)) => Ok(o.text),
+            Ok(ToolOutput::Text(o)) => Ok(o.text),
             Ok(other) => panic!("unexpected {other:?}"),
             Err(e) => Err(e.to_string()),
         }
@@ -214,7 +214,8 @@ mod tests {
         let (_d, ws) = ws();
         ws.write_atomic("tls/key.pem", "fn helper_key\n").unwrap();
         let ws = ws.deny(&["*.pem".into()]).unwrap();
-        let Ok(Outcome::Text(o)) = Search.run(&ws, serde_json::json!({"pattern": "fn \\w+elper"}))
+        let Ok(ToolOutput::Text(o)) =
+            Search.run(&ws, serde_json::json!({"pattern": "fn \\w+elper"}))
         else {
             panic!("not an observation")
         };

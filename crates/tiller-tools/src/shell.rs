@@ -21,7 +21,7 @@ use serde::Deserialize;
 use tiller_sandbox::Sandbox;
 use tiller_types::{Cancel, ToolSpec};
 
-use crate::{Observation, Outcome, Tool, ToolError, ToolKind, Workspace, parse_args};
+use crate::{Observation, Tool, ToolError, ToolKind, ToolOutput, Workspace, parse_args};
 
 /// How often a running command checks whether it was cancelled.
 const CANCEL_POLL: Duration = Duration::from_millis(50);
@@ -152,7 +152,7 @@ impl Tool for Shell {
         self.cancel = cancel.clone();
     }
 
-    fn run(&self, ws: &Workspace, args: serde_json::Value) -> Result<Outcome, ToolError> {
+    fn run(&self, ws: &Workspace, args: serde_json::Value) -> Result<ToolOutput, ToolError> {
         let args: Args = parse_args(args)?;
         let dir = match &args.workdir {
             Some(workdir) => {
@@ -188,7 +188,11 @@ impl Tool for Shell {
             CommandExit::Code(code) => Some(code),
             CommandExit::Signal(_) | CommandExit::TimedOut(_) | CommandExit::Cancelled => None,
         };
-        Ok(Outcome::Text(Observation { text: output.to_string(), quotes: Vec::new(), exit_code }))
+        Ok(ToolOutput::Text(Observation {
+            text: output.to_string(),
+            quotes: Vec::new(),
+            exit_code,
+        }))
     }
 }
 
@@ -482,7 +486,7 @@ mod tests {
 
     fn sh(shell: &Shell, ws: &Workspace, args: serde_json::Value) -> Result<String, String> {
         match shell.run(ws, args) {
-            Ok(Outcome::Text(o)) => Ok(o.text),
+            Ok(ToolOutput::Text(o)) => Ok(o.text),
             Ok(other) => panic!("unexpected {other:?}"),
             Err(e) => Err(e.to_string()),
         }
@@ -515,7 +519,7 @@ mod tests {
         assert_eq!(run("exit 3"), "exit code: 3\n(no output)");
         assert_eq!(run("kill -9 $$"), "killed by signal 9\n(no output)");
         let exit_code = |c: &str| match shell.run(&ws, serde_json::json!({"command": c})) {
-            Ok(Outcome::Text(o)) => o.exit_code,
+            Ok(ToolOutput::Text(o)) => o.exit_code,
             other => panic!("{other:?}"),
         };
         assert_eq!(exit_code("exit 3"), Some(3));

@@ -4,7 +4,7 @@
 use serde::Deserialize;
 use tiller_types::{ChangeKind, ChangeSet, ToolSpec};
 
-use crate::{Outcome, Tool, ToolError, ToolKind, Workspace, diff_file, parse_args};
+use crate::{Tool, ToolError, ToolKind, ToolOutput, Workspace, diff_file, parse_args};
 
 /// Creates a file or replaces its content.
 pub struct WriteFile;
@@ -43,7 +43,7 @@ impl Tool for WriteFile {
         ToolKind::Edit
     }
 
-    fn run(&self, ws: &Workspace, args: serde_json::Value) -> Result<Outcome, ToolError> {
+    fn run(&self, ws: &Workspace, args: serde_json::Value) -> Result<ToolOutput, ToolError> {
         let args: Args = parse_args(args)?;
         if args.path.ends_with('/') {
             return Err(ToolError::path(&args.path, "ends with `/`: name a file, not a directory"));
@@ -51,7 +51,7 @@ impl Tool for WriteFile {
         let path = ws.relative(&ws.resolve_write(&args.path)?);
         let old = ws.read_text(&path)?;
         if old.as_deref() == Some(args.content.as_str()) {
-            return Ok(Outcome::from(format!(
+            return Ok(ToolOutput::from(format!(
                 "{path}: unchanged (the file already has this content)"
             )));
         }
@@ -60,7 +60,7 @@ impl Tool for WriteFile {
             None => ChangeKind::Add,
         };
         let change = diff_file(&path, kind, old, Some(args.content));
-        Ok(Outcome::Change(ChangeSet { files: vec![change] }))
+        Ok(ToolOutput::Change(ChangeSet { files: vec![change] }))
     }
 }
 
@@ -70,7 +70,7 @@ mod tests {
     use crate::Observation;
     use crate::workspace::temp_workspace as ws;
 
-    fn write(ws: &Workspace, path: &str, content: &str) -> Result<Outcome, ToolError> {
+    fn write(ws: &Workspace, path: &str, content: &str) -> Result<ToolOutput, ToolError> {
         WriteFile.run(ws, serde_json::json!({"path": path, "content": content}))
     }
 
@@ -89,7 +89,7 @@ mod tests {
     #[test]
     fn new_file_is_an_add_and_nothing_is_written() {
         let (dir, ws) = ws();
-        let Outcome::Change(set) = write(&ws, "./sub/new.txt", "hi\n").unwrap() else {
+        let ToolOutput::Change(set) = write(&ws, "./sub/new.txt", "hi\n").unwrap() else {
             panic!("expected a change");
         };
         let file = &set.files[0];
@@ -104,7 +104,7 @@ mod tests {
     fn existing_file_is_an_update_with_hunks() {
         let (dir, ws) = ws();
         std::fs::write(dir.path().join("a.txt"), "1\n2\n3\n").unwrap();
-        let Outcome::Change(set) = write(&ws, "a.txt", "1\nTWO\n3\n").unwrap() else {
+        let ToolOutput::Change(set) = write(&ws, "a.txt", "1\nTWO\n3\n").unwrap() else {
             panic!("expected a change");
         };
         let file = &set.files[0];
@@ -119,7 +119,8 @@ mod tests {
     fn unchanged_content_is_only_reported() {
         let (dir, ws) = ws();
         std::fs::write(dir.path().join("a.txt"), "same\n").unwrap();
-        let Outcome::Text(Observation { text, .. }) = write(&ws, "a.txt", "same\n").unwrap() else {
+        let ToolOutput::Text(Observation { text, .. }) = write(&ws, "a.txt", "same\n").unwrap()
+        else {
             panic!("expected text");
         };
         assert!(text.contains("unchanged"), "{text}");

@@ -5,7 +5,7 @@
 use tiller_ledger::FileHashes;
 use tiller_model::Completion;
 use tiller_tools::{
-    Observation, Outcome, ToolKind, Workspace, apply_changes, explain, keep_accepted,
+    Observation, ToolKind, ToolOutput, Workspace, apply_changes, explain, keep_accepted,
 };
 use tiller_types::{AgentEvent, ChangeSet, Message, ToolCall};
 
@@ -118,8 +118,8 @@ impl Agent {
             })?;
         }
         let (changes, ran) = match tool.run(&self.ws, args).map_err(|e| explain(&self.ws, &e))? {
-            Outcome::Text(obs) if !watch => return Ok((obs, Vec::new())),
-            Outcome::Text(mut obs) => {
+            ToolOutput::Text(obs) if !watch => return Ok((obs, Vec::new())),
+            ToolOutput::Text(mut obs) => {
                 let seen = self.tree.after(&self.ws).map_err(|e| {
                     format!("{}\n\nCannot tell what the command changed: {e}", obs.text)
                 })?;
@@ -136,7 +136,7 @@ impl Agent {
                 }
                 (seen.changes, Some(obs))
             }
-            Outcome::Change(changes) => (changes, None),
+            ToolOutput::Change(changes) => (changes, None),
         };
         self.review(call, changes, ran, approver, events)
     }

@@ -136,7 +136,7 @@ mod imp {
     use std::io::{Read, Write};
     use std::process::{Command, Stdio};
 
-    use tiller_llama::bench::{self, Comparison, Job, Run, Setup, Together, Turn};
+    use tiller_llama::bench::{self, Comparison, Job, Run, Setup, Together, TurnFigures};
 
     use crate::cli::{BenchEngineArgs, ModelArgs};
     use crate::command_error::{CommandError, Kind};
@@ -235,7 +235,7 @@ mod imp {
         CommandError::new(Kind::Internal, format!("bench: {e}"))
     }
 
-    fn print_table(setup: &Setup, s: &Comparison, turns: &[Turn]) {
+    fn print_table(setup: &Setup, s: &Comparison, turns: &[TurnFigures]) {
         outln!(
             "model {}, {} threads, context {}, prompt {} tokens, {} generated; medians of {} runs",
             setup.model,

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use tiller_agent::{AcceptAll, Approver};
 use tiller_loops::{
-    Loop, LoopError, Outcome, PROJECT_FILE, PerfOptions, ProjectCommands, SweepOptions, Verifier,
+    Conclusion, Loop, LoopError, PROJECT_FILE, PerfOptions, ProjectCommands, SweepOptions, Verifier,
 };
 use tiller_types::ApprovalPolicy;
 
@@ -50,7 +50,7 @@ pub fn project(model_args: &ModelArgs, args: &ProjectArgs) -> Result<(), Command
 
 pub fn repro(model_args: &ModelArgs, args: &ReproArgs) -> Result<(), CommandError> {
     match run(model_args, &args.common, |lp| tiller_loops::repro(lp, &args.bug))? {
-        Outcome::Accepted(r) => {
+        Conclusion::Accepted(r) => {
             outln!(
                 "accepted: {} ({}) committed as {}",
                 r.tests.join(", "),
@@ -59,7 +59,7 @@ pub fn repro(model_args: &ModelArgs, args: &ReproArgs) -> Result<(), CommandErro
             );
             Ok(())
         }
-        Outcome::Rejected(why) => {
+        Conclusion::Rejected(why) => {
             Err(rejected("test", &why, "describe the bug more precisely, or raise --attempts"))
         }
     }
@@ -67,7 +67,7 @@ pub fn repro(model_args: &ModelArgs, args: &ReproArgs) -> Result<(), CommandErro
 
 pub fn fix(model_args: &ModelArgs, args: &FixArgs) -> Result<(), CommandError> {
     match run(model_args, &args.common, |lp| tiller_loops::fix(lp, args.test.as_deref()))? {
-        Outcome::Accepted(f) => {
+        Conclusion::Accepted(f) => {
             outln!(
                 "fixed: {} passes and the suite is green; committed as {} ({})",
                 f.test,
@@ -76,7 +76,7 @@ pub fn fix(model_args: &ModelArgs, args: &FixArgs) -> Result<(), CommandError> {
             );
             Ok(())
         }
-        Outcome::Rejected(why) => Err(rejected(
+        Conclusion::Rejected(why) => Err(rejected(
             "fix",
             &why,
             "raise --attempts, or fix it by hand: the failing test stays committed",
@@ -123,7 +123,7 @@ pub fn perf(model_args: &ModelArgs, args: &PerfArgs) -> Result<(), CommandError>
     };
     let options = PerfOptions { bench, runs: args.runs as usize, profile: !args.no_profile };
     match run(model_args, &args.common, |lp| tiller_loops::perf(lp, &options))? {
-        Outcome::Accepted(sped) => {
+        Conclusion::Accepted(sped) => {
             outln!(
                 "kept: {}; committed as {} ({})",
                 sped.confirmation.summary(),
@@ -132,7 +132,7 @@ pub fn perf(model_args: &ModelArgs, args: &PerfArgs) -> Result<(), CommandError>
             );
             Ok(())
         }
-        Outcome::Rejected(why) => Err(rejected(
+        Conclusion::Rejected(why) => Err(rejected(
             "optimisation",
             &why,
             "try a larger workload or more --runs, or another idea",
