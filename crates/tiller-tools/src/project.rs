@@ -181,7 +181,9 @@ pub fn is_test_path(path: &str) -> bool {
     let p = Path::new(path);
     let name = p.file_name().map_or(String::new(), |n| n.to_string_lossy().into_owned());
     let in_tests = p.components().any(|c| matches!(c.as_os_str().to_str(), Some("tests" | "test")));
+    let stem = p.file_stem().and_then(|s| s.to_str());
     in_tests
+        || matches!(stem, Some("test" | "tests"))
         || name.starts_with("test_")
         || name == "conftest.py"
         || ["_test.py", "_test.go", "_test.rs", ".test.js", ".test.ts", ".spec.js", ".spec.ts"]
@@ -197,6 +199,17 @@ pub fn shell_quote(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn test_paths() {
+        let tests = ["tests/a.rs", "pkg/test/x.js", "test_cart.py", "a/b_test.go", "x.spec.ts"];
+        for yes in tests.into_iter().chain(["test.js", "run/test.sh", "tests.py"]) {
+            assert!(is_test_path(yes), "{yes}");
+        }
+        for no in ["src/lib.rs", "shop/cart.py", "testing.py", "contest.py", "latest.js"] {
+            assert!(!is_test_path(no), "{no}");
+        }
+    }
 
     #[test]
     fn discovers_by_marker_and_the_project_file_overrides_by_field() {
