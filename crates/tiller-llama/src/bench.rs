@@ -22,6 +22,7 @@ use serde::{Deserialize, Serialize};
 use tiller_model::{Cancel, ModelError, Provider, Request, ToolChoice};
 use tiller_types::{Message, StreamEvent, ToolSpec};
 
+use crate::llama::engine;
 use crate::{Llama, LlamaConfig, LlamaError, resolve_model};
 
 /// What both sides of a measurement share.
@@ -197,7 +198,7 @@ fn edit_tool() -> ToolSpec {
 
 /// The engine's default thread count: physical cores, or logical ones where unknown.
 pub fn default_threads() -> u32 {
-    crate::llama::physical_cores().max(1) as u32
+    crate::llama::load::physical_cores().max(1) as u32
 }
 
 /// The process's peak resident memory (`VmHWM`), where `/proc` reports it.
@@ -399,10 +400,6 @@ fn median(runs: &[Run], f: impl Fn(&Run) -> f64) -> f64 {
         n if n % 2 == 1 => v[n / 2],
         n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
     }
-}
-
-fn engine(e: impl std::fmt::Display) -> ModelError {
-    LlamaError::Engine(e.to_string()).into()
 }
 
 #[cfg(test)]
