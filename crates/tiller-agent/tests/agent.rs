@@ -2,6 +2,9 @@
 // Helpers outside #[test] functions unwrap too: a failed setup should fail the test loudly.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "../../tiller/tests/support/http.rs"]
+mod http;
+
 use std::path::Path;
 use std::process::Command;
 use std::sync::{Arc, Mutex};
@@ -1006,44 +1009,9 @@ fn compact_now_summarises_all_but_the_last_turn() {
 }
 
 /// A loopback server speaking OpenAI's streamed chat completions: the n-th request gets the
-/// n-th list of chunks (each sent as one event, then `[DONE]`); request bodies are kept.
-fn chat_server(
-    replies: Vec<Vec<serde_json::Value>>,
-) -> (String, Arc<Mutex<Vec<serde_json::Value>>>) {
-    use std::io::{BufRead, BufReader, Read, Write};
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}/v1", listener.local_addr().unwrap());
-    let received = Arc::new(Mutex::new(Vec::new()));
-    let log = Arc::clone(&received);
-    std::thread::spawn(move || {
-        for (n, stream) in listener.incoming().enumerate() {
-            let mut stream = stream.unwrap();
-            let mut reader = BufReader::new(stream.try_clone().unwrap());
-            let mut length = 0;
-            loop {
-                let mut line = String::new();
-                reader.read_line(&mut line).unwrap();
-                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                    length = v.trim().parse().unwrap();
-                }
-                if line == "\r\n" || line.is_empty() {
-                    break;
-                }
-            }
-            let mut body = Vec::new();
-            reader.take(length).read_to_end(&mut body).unwrap();
-            log.lock().unwrap().push(serde_json::from_slice(&body).unwrap());
-            let events: String = replies[n.min(replies.len() - 1)]
-                .iter()
-                .map(|chunk| format!("data: {chunk}\n\n"))
-                .chain(["data: [DONE]\n\n".to_string()])
-                .collect();
-            let head =
-                "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n";
-            write!(stream, "{head}content-length: {}\r\n\r\n{events}", events.len()).unwrap();
-        }
-    });
-    (url, received)
+/// n-th list of chunks; request bodies are kept.
+fn chat_server(replies: Vec<Vec<serde_json::Value>>) -> (String, http::Received) {
+    http::serve_events(move |n, _| http::chat_events(&replies[n.min(replies.len() - 1)]))
 }
 
 fn endpoint(url: &str, context_length: u64) -> tiller_model::EndpointConfig {

@@ -245,9 +245,6 @@ fn models_are_listed_with_their_facts() {
     );
 }
 
-// --- SmolLM2-135M-Instruct, when installed -----------------------------------------------------
-
-/// SmolLM2 from the models folder, or `None` (with a notice) when it is not installed.
 #[test]
 fn under_the_grammar_even_random_weights_name_only_listed_paths_and_lines() {
     let mut llama = tiny();
@@ -369,6 +366,9 @@ fn replies_decoded_together_are_those_decoded_alone() {
     assert!(distinct.len() > 1, "each sequence samples with its own seed: {distinct:?}");
 }
 
+// --- SmolLM2-135M-Instruct, when installed -----------------------------------------------------
+
+/// SmolLM2 from the models folder, or `None` (with a notice) when it is not installed.
 fn smollm2(constrain: bool) -> Option<Llama> {
     let mut config = LlamaConfig::new("smollm2");
     config.context_length = Some(4096);

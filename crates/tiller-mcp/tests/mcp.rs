@@ -5,8 +5,11 @@
 // Helpers outside #[test] functions unwrap too: a failed setup should fail the test loudly.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "../../tiller/tests/support/peers.rs"]
+mod peers;
+
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use tiller_mcp::{Launch, McpServers};
@@ -101,6 +104,16 @@ fn call(servers: &McpServers, ws: &Workspace, name: &str, args: serde_json::Valu
     }
 }
 
+/// Has the server `bad` start a child of its own; the pids of the server and the child.
+fn spawned(fx: &Fixture, servers: &McpServers) -> (String, String) {
+    let pidfile = fx.dir.path().join("pids");
+    let args = serde_json::json!({"pidfile": pidfile.display().to_string()});
+    call(servers, &fx.ws, "bad__spawn", args);
+    let pids = std::fs::read_to_string(&pidfile).unwrap();
+    let (server, child) = pids.split_once(' ').unwrap();
+    (server.to_string(), child.to_string())
+}
+
 fn alive(pid: &str) -> bool {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     // A zombie is dead for our purpose.
@@ -138,18 +151,14 @@ fn a_crash_mid_call_is_an_observation_and_the_server_starts_again() {
 fn invalid_json_and_a_hang_time_out_and_the_server_is_stopped() {
     let fx = Fixture::new();
     let servers = fx.servers(&[("bad", fx.entry("ok"))]);
-    let pidfile = fx.dir.path().join("pids");
-    let args = serde_json::json!({"pidfile": pidfile.display().to_string()});
-    call(&servers, &fx.ws, "bad__spawn", args);
-    let pids = std::fs::read_to_string(&pidfile).unwrap();
-    let (server, _) = pids.split_once(' ').unwrap();
+    let (server, _) = spawned(&fx, &servers);
     for tool in ["bad__garbage", "bad__hang"] {
         let started = Instant::now();
         let text = call(&servers, &fx.ws, tool, serde_json::json!({}));
         assert!(text.contains("gave no valid answer within 2 s; the server was stopped"), "{text}");
         assert!(started.elapsed() < Duration::from_secs(10));
     }
-    assert!(!alive(server), "the server that hung was stopped");
+    assert!(!alive(&server), "the server that hung was stopped");
     let said = call(&servers, &fx.ws, "bad__echo", serde_json::json!({"text": "x"}));
     assert_eq!(said, "said: x");
 }
@@ -207,42 +216,22 @@ fn servers_that_do_not_start_or_clash_give_warnings() {
 fn dropping_the_servers_stops_them_and_what_they_started() {
     let fx = Fixture::new();
     let servers = fx.servers(&[("bad", fx.entry("ok"))]);
-    let pidfile = fx.dir.path().join("pids");
-    let args = serde_json::json!({"pidfile": pidfile.display().to_string()});
-    call(&servers, &fx.ws, "bad__spawn", args);
-    let pids = std::fs::read_to_string(&pidfile).unwrap();
-    let (server, child) = pids.split_once(' ').unwrap();
-    assert!(alive(server) && alive(child));
+    let (server, child) = spawned(&fx, &servers);
+    assert!(alive(&server) && alive(&child));
     drop(servers);
     let deadline = Instant::now() + Duration::from_secs(5);
-    while (alive(server) || alive(child)) && Instant::now() < deadline {
+    while (alive(&server) || alive(&child)) && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50));
     }
-    assert!(!alive(server) && !alive(child), "no orphans left");
-}
-
-/// The peers scripts/test installs under target/peers; `None` (or a failure under
-/// `TILLER_EXPECT_MCP`) where they are missing.
-fn peer(path: &str) -> Option<PathBuf> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/peers");
-    let found = root.join(path);
-    if found.exists() {
-        return Some(found);
-    }
-    assert!(
-        std::env::var_os("TILLER_EXPECT_MCP").is_none(),
-        "{} is missing: scripts/test installs it",
-        found.display()
-    );
-    eprintln!("skipped: {} is missing (scripts/test installs it)", found.display());
-    None
+    assert!(!alive(&server) && !alive(&child), "no orphans left");
 }
 
 #[test]
 fn the_reference_servers_answer() {
-    let (Some(everything), Some(time)) =
-        (peer("npm/node_modules/.bin/mcp-server-everything"), peer("venv/bin/mcp-server-time"))
-    else {
+    let (Some(everything), Some(time)) = (
+        peers::mcp_peer("npm/node_modules/.bin/mcp-server-everything"),
+        peers::mcp_peer("venv/bin/mcp-server-time"),
+    ) else {
         return;
     };
     let fx = Fixture::new();

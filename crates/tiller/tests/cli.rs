@@ -3,6 +3,9 @@
 // Helpers outside #[test] functions unwrap too: a failed setup should fail the test loudly.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "support/http.rs"]
+mod http;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
@@ -341,16 +344,10 @@ fn egress_child() {
         return;
     };
     assert!(Command::new("ip").args(["link", "set", "lo", "up"]).status().unwrap().success());
-    let server = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = server.local_addr().unwrap();
-    std::thread::spawn(move || {
-        for stream in server.incoming() {
-            answer_chat(stream.unwrap());
-        }
-    });
+    let (url, _) = http::serve_events(|_, _| http::chat_events(&[http::chat_reply("m", "done")]));
+    let addr = url.trim_start_matches("http://").trim_end_matches("/v1").to_string();
     let env = env();
     let trace = env.home.join("connects.log");
-    let url = format!("http://{addr}/v1");
     let run = |extra: &[&str]| {
         Command::new("strace")
             .args(["-f", "-qq", "-e", "trace=connect", "-o"])
@@ -372,33 +369,11 @@ fn egress_child() {
         run(&["exec", "--provider", "openai", "--base-url", "http://10.1.2.3/v1", "-m", "m", "hi"]);
     let log_refused = std::fs::read_to_string(&trace).unwrap();
     let report = serde_json::json!({
-        "addr": addr.to_string(),
+        "addr": addr,
         "allowed": { "code": allowed.status.code(), "stdout": text(&allowed.stdout), "stderr": text(&allowed.stderr), "connects": log_allowed },
         "refused": { "code": refused.status.code(), "stderr": text(&refused.stderr), "connects": log_refused },
     });
     std::fs::write(out_file, report.to_string()).unwrap();
-}
-
-/// Answers one chat completion request with a streamed "done".
-fn answer_chat(mut stream: std::net::TcpStream) {
-    use std::io::{BufRead, BufReader, Read, Write};
-    let mut reader = BufReader::new(stream.try_clone().unwrap());
-    let mut length = 0;
-    loop {
-        let mut line = String::new();
-        reader.read_line(&mut line).unwrap();
-        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-            length = v.trim().parse().unwrap();
-        }
-        if line == "\r\n" || line.is_empty() {
-            break;
-        }
-    }
-    reader.take(length).read_to_end(&mut Vec::new()).unwrap();
-    let chunk = r#"{"model":"m","choices":[{"index":0,"delta":{"content":"done"},"finish_reason":"stop"}]}"#;
-    let body = format!("data: {chunk}\n\ndata: [DONE]\n\n");
-    let head = "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n";
-    write!(stream, "{head}content-length: {}\r\n\r\n{body}", body.len()).unwrap();
 }
 
 /// tiller's own connections, traced: every connect(2) goes to the endpoint it was given, even
@@ -734,40 +709,11 @@ fn special_files_named_on_the_command_line_are_refused_at_once() {
 
 /// A loopback server that answers the n-th request with the n-th recorded response (a fixture
 /// under tests/fixtures, sent as an event stream) and keeps the request bodies.
-fn replay(fixtures: &[&str]) -> (String, std::sync::Arc<std::sync::Mutex<Vec<serde_json::Value>>>) {
-    use std::io::{BufRead, BufReader, Read, Write};
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}/v1", listener.local_addr().unwrap());
+fn replay(fixtures: &[&str]) -> (String, http::Received) {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
     let bodies: Vec<String> =
         fixtures.iter().map(|f| std::fs::read_to_string(dir.join(f)).unwrap()).collect();
-    let received = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-    let log = std::sync::Arc::clone(&received);
-    std::thread::spawn(move || {
-        for (n, stream) in listener.incoming().enumerate() {
-            let mut stream = stream.unwrap();
-            let mut reader = BufReader::new(stream.try_clone().unwrap());
-            let mut length = 0;
-            loop {
-                let mut line = String::new();
-                reader.read_line(&mut line).unwrap();
-                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                    length = v.trim().parse().unwrap();
-                }
-                if line == "\r\n" || line.is_empty() {
-                    break;
-                }
-            }
-            let mut body = Vec::new();
-            reader.take(length).read_to_end(&mut body).unwrap();
-            log.lock().unwrap().push(serde_json::from_slice(&body).unwrap_or_default());
-            let body = &bodies[n.min(bodies.len() - 1)];
-            let head =
-                "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n";
-            write!(stream, "{head}content-length: {}\r\n\r\n{body}", body.len()).unwrap();
-        }
-    });
-    (url, received)
+    http::serve_events(move |n, _| bodies[n.min(bodies.len() - 1)].clone())
 }
 
 /// An Anthropic session (recorded responses replayed on loopback): each request marks the

@@ -3,8 +3,10 @@
 // Helpers outside #[test] functions unwrap too: a failed setup should fail the test loudly.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+#[path = "support/http.rs"]
+mod http;
+
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 
@@ -116,25 +118,6 @@ fn messages(path: &Path) -> Vec<serde_json::Value> {
     messages
 }
 
-/// Reads one HTTP request off `stream` and returns its body.
-fn read_request(stream: &TcpStream) -> Vec<u8> {
-    let mut reader = BufReader::new(stream.try_clone().unwrap());
-    let mut length = 0;
-    loop {
-        let mut line = String::new();
-        reader.read_line(&mut line).unwrap();
-        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-            length = v.trim().parse().unwrap();
-        }
-        if line == "\r\n" || line.is_empty() {
-            break;
-        }
-    }
-    let mut body = Vec::new();
-    reader.take(length).read_to_end(&mut body).unwrap();
-    body
-}
-
 /// A loopback chat endpoint that answers the first `failures` requests with 503 (retry after
 /// 1 ms), then with a streamed "done" from a model it names by a file path, as llama-server
 /// does. Returns its base URL.
@@ -144,24 +127,15 @@ fn flaky_server(failures: usize) -> String {
     std::thread::spawn(move || {
         for (n, stream) in listener.incoming().enumerate() {
             let mut stream = stream.unwrap();
-            read_request(&stream);
-            let reply = if n < failures {
+            http::read_body(&stream);
+            if n < failures {
+                let headers = "retry-after-ms: 1\r\ncontent-type: application/json\r\n";
                 let body = r#"{"error":{"message":"busy"}}"#;
-                format!(
-                    "HTTP/1.1 503 Service Unavailable\r\nretry-after-ms: 1\r\ncontent-type: \
-                     application/json\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{body}",
-                    body.len()
-                )
+                http::respond(&mut stream, "503 Service Unavailable", headers, body);
             } else {
-                let chunk = r#"{"model":"/models/x-7b.gguf","choices":[{"index":0,"delta":{"content":"done"},"finish_reason":"stop"}]}"#;
-                let body = format!("data: {chunk}\n\ndata: [DONE]\n\n");
-                format!(
-                    "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\
-                     content-length: {}\r\n\r\n{body}",
-                    body.len()
-                )
-            };
-            let _ = stream.write_all(reply.as_bytes());
+                let done = http::chat_reply("/models/x-7b.gguf", "done");
+                http::respond_events(&mut stream, &http::chat_events(&[done]));
+            }
         }
     });
     url

@@ -6,6 +6,9 @@
 // Helpers outside #[test] functions unwrap too: a failed setup should fail the test loudly.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "support/peers.rs"]
+mod peers;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -83,29 +86,16 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
-/// A peer scripts/test installs under target/peers; `None` (or a failure under
-/// `TILLER_EXPECT_MCP`) where it is missing.
-fn peer(path: &str) -> Option<String> {
-    let found = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/peers").join(path);
-    if found.exists() {
-        return Some(found.canonicalize().unwrap().display().to_string());
-    }
-    assert!(
-        std::env::var_os("TILLER_EXPECT_MCP").is_none(),
-        "{} is missing: scripts/test installs it",
-        found.display()
-    );
-    eprintln!("skipped: {} is missing (scripts/test installs it)", found.display());
-    None
-}
-
 #[test]
 fn exec_calls_the_tools_of_real_servers_in_the_sandbox_and_records_them() {
-    let (Some(everything), Some(time)) =
-        (peer("npm/node_modules/.bin/mcp-server-everything"), peer("venv/bin/mcp-server-time"))
-    else {
+    let (Some(everything), Some(time)) = (
+        peers::mcp_peer("npm/node_modules/.bin/mcp-server-everything"),
+        peers::mcp_peer("venv/bin/mcp-server-time"),
+    ) else {
         return;
     };
+    let [everything, time] =
+        [everything, time].map(|p| p.canonicalize().unwrap().display().to_string());
     let env = Env::new();
     let server = env.dir.path().join("server.py").display().to_string();
     let add = |args: &[&str]| {

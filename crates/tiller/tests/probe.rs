@@ -4,6 +4,9 @@
 // Helpers outside #[test] functions unwrap too: a failed setup should fail the test loudly.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "support/http.rs"]
+mod http;
+
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -135,35 +138,18 @@ fn run_compare_and_report_on_a_scripted_model() {
 /// Serves OpenAI-style streamed chat completions: the reference solution to the Roman numeral
 /// task, and a refusal to everything else.
 fn serve(listener: std::net::TcpListener, roman: String) {
-    use std::io::{BufRead, BufReader, Read, Write};
     for stream in listener.incoming() {
         let mut stream = stream.unwrap();
         let roman = roman.clone();
         std::thread::spawn(move || {
-            let mut reader = BufReader::new(stream.try_clone().unwrap());
-            let mut length = 0;
-            loop {
-                let mut line = String::new();
-                reader.read_line(&mut line).unwrap();
-                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                    length = v.trim().parse().unwrap();
-                }
-                if line == "\r\n" || line.is_empty() {
-                    break;
-                }
-            }
-            let mut body = Vec::new();
-            reader.take(length).read_to_end(&mut body).unwrap();
+            let body = http::read_body(&stream);
             let answer = if String::from_utf8_lossy(&body).contains("Roman numeral") {
                 format!("```python\n{roman}\n```")
             } else {
                 "I cannot do that.".into()
             };
-            let chunk = serde_json::json!({"model": "m-served", "choices": [{"index": 0, "delta": {"content": answer}, "finish_reason": "stop"}]});
-            let body = format!("data: {chunk}\n\ndata: [DONE]\n\n");
-            let head =
-                "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n";
-            write!(stream, "{head}content-length: {}\r\n\r\n{body}", body.len()).unwrap();
+            let events = http::chat_events(&[http::chat_reply("m-served", &answer)]);
+            http::respond_events(&mut stream, &events);
         });
     }
 }
