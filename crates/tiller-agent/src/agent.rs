@@ -8,7 +8,6 @@ use tiller_model::{Cancel, Completion, ModelError, Provider, Request, ToolChoice
 use tiller_tools::{Observation, Quote, Registry, ToolKind, TreeWatch, Workspace};
 use tiller_types::{AgentEvent, ApprovalPolicy, Message, StreamEvent, ToolCall, ToolSpec, Usage};
 
-use crate::compact::truncate_middle;
 use crate::ground;
 use crate::ids::CallIds;
 use crate::record::{self, Recorder};
@@ -16,6 +15,7 @@ use crate::redact::Redactor;
 use crate::repeat::Failures;
 use crate::session::close_dangling_calls;
 use crate::{AgentError, Approver, Checker, SessionLog, agents_files};
+use tiller_types::text::clip_middle;
 
 mod config;
 mod context;
@@ -254,7 +254,7 @@ impl Agent {
                 let location = format!("output of {} call {}", call.name, call.id);
                 // Redacted whole, before a cut could split a secret.
                 let output = self.outbound(obs.text, &location);
-                let output = truncate_middle(&output, self.observation_cap());
+                let output = clip_middle(&output, self.observation_cap()).into_owned();
                 events(&AgentEvent::ToolResult {
                     call_id: call.id.clone(),
                     name: call.name.clone(),

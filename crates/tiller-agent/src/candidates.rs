@@ -125,7 +125,7 @@ pub(crate) fn report(candidates: &[Candidate]) -> String {
             seen.push(changes);
         }
         let what = candidate.changes.as_ref().map_or_else(
-            || crate::compact::truncate_middle(&candidate.call.arguments, 160),
+            || tiller_types::text::clip_middle(&candidate.call.arguments, 160).into_owned(),
             summary,
         );
         let why = match &candidate.verdict {
@@ -148,7 +148,8 @@ fn summary(changes: &ChangeSet) -> String {
         }
     }
     let paths: Vec<&str> = changes.files.iter().map(|f| f.path.as_str()).collect();
-    crate::compact::truncate_middle(&format!("{}: {}", paths.join(", "), lines.join(" ")), 240)
+    tiller_types::text::clip_middle(&format!("{}: {}", paths.join(", "), lines.join(" ")), 240)
+        .into_owned()
 }
 
 /// The change an edit call makes, without writing it; `Err` is why it makes none.

@@ -63,34 +63,7 @@ pub(crate) fn transcript(messages: &[Message], max_bytes: usize) -> String {
             }
         }
     }
-    truncate_middle(&out, max_bytes)
-}
-
-/// `text` cut to at most about `max_bytes`, keeping its head and tail and saying how much was
-/// left out in between.
-pub(crate) fn truncate_middle(text: &str, max_bytes: usize) -> String {
-    if text.len() <= max_bytes {
-        return text.to_string();
-    }
-    let keep = max_bytes / 2;
-    let head_end = floor_char_boundary(text, keep);
-    let tail_start = ceil_char_boundary(text, text.len() - keep);
-    let omitted = tail_start - head_end;
-    format!("{}\n[… {omitted} bytes omitted …]\n{}", &text[..head_end], &text[tail_start..])
-}
-
-fn floor_char_boundary(s: &str, mut i: usize) -> usize {
-    while !s.is_char_boundary(i) {
-        i -= 1;
-    }
-    i
-}
-
-fn ceil_char_boundary(s: &str, mut i: usize) -> usize {
-    while !s.is_char_boundary(i) {
-        i += 1;
-    }
-    i
+    tiller_types::text::clip_middle(&out, max_bytes).into_owned()
 }
 
 #[cfg(test)]
@@ -103,15 +76,6 @@ mod tests {
             "t".into(),
             Script { model: "m".into(), context_length: 100, pace_ms: 0, turns: vec![] },
         )
-    }
-
-    #[test]
-    fn truncates_in_the_middle_on_char_boundaries() {
-        let text = "é".repeat(100);
-        let cut = truncate_middle(&text, 51);
-        assert!(cut.starts_with("éééé") && cut.ends_with("éééé"), "{cut}");
-        assert!(cut.contains("bytes omitted"));
-        assert_eq!(truncate_middle("short", 10), "short");
     }
 
     #[test]

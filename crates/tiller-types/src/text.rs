@@ -24,6 +24,19 @@ pub fn clip_marked(
     }
 }
 
+/// `text` cut to at most about `max_bytes`, keeping its head and tail and saying how much was
+/// left out in between.
+pub fn clip_middle(text: &str, max_bytes: usize) -> Cow<'_, str> {
+    if text.len() <= max_bytes {
+        return text.into();
+    }
+    let keep = max_bytes / 2;
+    let head_end = text.floor_char_boundary(keep);
+    let tail_start = text.ceil_char_boundary(text.len() - keep);
+    let omitted = tail_start - head_end;
+    format!("{}\n[… {omitted} bytes omitted …]\n{}", &text[..head_end], &text[tail_start..]).into()
+}
+
 /// `text` without terminal control: escape sequences (CSI such as `ESC [2J`, OSC such as a
 /// window title, and two-byte ones) are removed whole, and every other control character but
 /// newline and tab is dropped, so that what a model or a file says cannot drive the terminal.
@@ -84,6 +97,15 @@ fn skip_string(chars: &mut std::iter::Peekable<impl Iterator<Item = char>>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn clip_middle_cuts_on_char_boundaries() {
+        let text = "é".repeat(100);
+        let cut = clip_middle(&text, 51);
+        assert!(cut.starts_with("éééé") && cut.ends_with("éééé"), "{cut}");
+        assert!(cut.contains("bytes omitted"));
+        assert_eq!(clip_middle("short", 10), "short");
+    }
 
     #[test]
     fn clips_on_characters_with_a_marker() {

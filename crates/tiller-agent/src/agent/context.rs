@@ -6,7 +6,8 @@ use tiller_types::{AgentEvent, Message};
 
 use super::Agent;
 use crate::AgentError;
-use crate::compact::{self, truncate_middle};
+use crate::compact;
+use tiller_types::text::clip_middle;
 
 impl Agent {
     /// Compacts the history when the next prompt would take more than 80% of the input budget:
@@ -95,7 +96,7 @@ impl Agent {
         self.usage += summary.usage;
         let task = self.history[0].text();
         let task = task.split(compact::SUMMARY_HEADING).next().unwrap_or(task).trim_end();
-        let summary = truncate_middle(summary.content.trim(), max_tokens as usize * 4);
+        let summary = clip_middle(summary.content.trim(), max_tokens as usize * 4);
         let first = format!("{task}{}{summary}", compact::SUMMARY_HEADING);
         let mut compacted = vec![Message::user(first)];
         compacted.extend(self.history.drain(cut..));

@@ -69,7 +69,7 @@ impl Agent {
             return Err(format!(
                 "The answer was not understood: its arguments are not a JSON object with a \
                  `text` string ({}). Call answer again with {{\"text\": \"...\"}}.",
-                crate::compact::truncate_middle(&call.arguments, 200)
+                tiller_types::text::clip_middle(&call.arguments, 200)
             ));
         }
         let Some(tool) = self.tools.get(&call.name) else {
