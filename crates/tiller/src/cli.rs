@@ -6,6 +6,8 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use tiller_types::{ApprovalPolicy, ProviderKind};
 
+use crate::command_error::{CommandError, Kind};
+
 #[derive(Debug, Parser)]
 #[command(name = "tiller", version, about = "A free-software coding agent for the terminal.")]
 pub struct Cli {
@@ -286,6 +288,18 @@ pub struct ModelArgs {
     /// without asking. They can then do anything your user can. Has no effect in tiers A and B.
     #[arg(long, global = true)]
     pub dangerously_run_unconfined: bool,
+}
+
+impl ModelArgs {
+    /// The workspace: `-C DIR`, or else the current directory.
+    pub fn workspace_dir(&self) -> Result<PathBuf, CommandError> {
+        match &self.workspace {
+            Some(dir) => Ok(dir.clone()),
+            None => std::env::current_dir().map_err(|e| {
+                CommandError::new(Kind::Internal, format!("cannot read the current directory: {e}"))
+            }),
+        }
+    }
 }
 
 #[derive(Debug, Args)]

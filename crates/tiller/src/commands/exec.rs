@@ -74,10 +74,8 @@ pub fn session_file(model_args: &ModelArgs, id: Option<&str>) -> Result<PathBuf,
     let path = match id {
         Some(id) => dir.join(format!("{id}.jsonl")),
         None => {
-            let here = match &model_args.workspace {
-                Some(d) => d.canonicalize().unwrap_or_else(|_| d.clone()),
-                None => std::env::current_dir().unwrap_or_default(),
-            };
+            let here = model_args.workspace_dir()?;
+            let here = here.canonicalize().unwrap_or(here);
             let latest = list_sessions(&dir)
                 .into_iter()
                 .rev()

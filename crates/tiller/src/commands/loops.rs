@@ -2,7 +2,6 @@
 //! on a headless session. Progress and each step go to stderr, the verdict to stdout; a
 //! verdict against the model's work exits with `Kind::Task`.
 
-use std::path::PathBuf;
 
 use tiller_agent::{AcceptAll, Approver};
 use tiller_loops::{
@@ -17,7 +16,7 @@ use crate::commands::session::{self, Session, Start};
 use crate::render::Progress;
 
 pub fn project(model_args: &ModelArgs, args: &ProjectArgs) -> Result<(), CommandError> {
-    let root = workspace(model_args)?;
+    let root = model_args.workspace_dir()?;
     let (commands, origin) = ProjectCommands::load(&root)?;
     if args.save {
         commands.save(&root)?;
@@ -113,7 +112,7 @@ pub fn sweep(model_args: &ModelArgs, args: &SweepArgs) -> Result<(), CommandErro
 }
 
 pub fn perf(model_args: &ModelArgs, args: &PerfArgs) -> Result<(), CommandError> {
-    let root = workspace(model_args)?;
+    let root = model_args.workspace_dir()?;
     let bench = match &args.bench {
         Some(bench) => bench.clone(),
         None => ProjectCommands::load(&root)?.0.bench.ok_or_else(|| {
@@ -142,15 +141,6 @@ pub fn perf(model_args: &ModelArgs, args: &PerfArgs) -> Result<(), CommandError>
 
 fn rejected(what: &str, why: &str, hint: &str) -> CommandError {
     CommandError::new(Kind::Task, format!("tiller rejected the {what}: {why}")).with_hint(hint)
-}
-
-fn workspace(model_args: &ModelArgs) -> Result<PathBuf, CommandError> {
-    match &model_args.workspace {
-        Some(dir) => Ok(dir.clone()),
-        None => {
-            std::env::current_dir().map_err(|e| CommandError::new(Kind::Internal, e.to_string()))
-        }
-    }
 }
 
 /// Starts a session and runs `body` on a loop over it: edits reviewed (or accepted with

@@ -75,7 +75,7 @@ pub fn servers(
 pub fn run(model_args: &ModelArgs, command: McpCommand) -> Result<(), CommandError> {
     let settings = config::settle(model_args)?;
     match command {
-        McpCommand::List { json } => list(&settings, json),
+        McpCommand::List { json } => list(&settings, &model_args.workspace_dir()?, json),
         McpCommand::Add { name, url, env, env_vars, network, timeout_secs, command } => {
             let env = env
                 .iter()
@@ -112,12 +112,11 @@ pub fn run(model_args: &ModelArgs, command: McpCommand) -> Result<(), CommandErr
     }
 }
 
-fn list(settings: &Settings, json: bool) -> Result<(), CommandError> {
+fn list(settings: &Settings, root: &Path, json: bool) -> Result<(), CommandError> {
     let internal = |e: std::io::Error| CommandError::new(Kind::Internal, e.to_string());
-    let root = std::env::current_dir().map_err(internal)?;
-    let sandbox = Arc::new(super::sandbox::for_workspace(&root, false, settings)?);
+    let sandbox = Arc::new(super::sandbox::for_workspace(root, false, settings)?);
     let reserved = tiller_tools::Registry::default().names();
-    let servers = servers(settings, &sandbox, &root, reserved)?;
+    let servers = servers(settings, &sandbox, root, reserved)?;
     let mut out = Stdout;
     if settings.mcp.servers.is_empty() {
         eprintln!("tiller mcp: no servers in {}", settings.config_path.display());

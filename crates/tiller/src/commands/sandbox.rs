@@ -48,10 +48,7 @@ pub fn notes(sandbox: &Sandbox) -> Vec<String> {
 }
 
 pub fn run(model_args: &ModelArgs, args: &SandboxArgs) -> Result<(), CommandError> {
-    let internal =
-        |what: &str, e: std::io::Error| CommandError::new(Kind::Internal, format!("{what}: {e}"));
-    let cwd =
-        std::env::current_dir().map_err(|e| internal("cannot read the current directory", e))?;
+    let cwd = model_args.workspace_dir()?;
     let sandbox = for_workspace(&cwd, args.network, &config::settle(model_args)?)?;
     for note in notes(&sandbox) {
         eprintln!("tiller sandbox: {note}");
@@ -64,7 +61,9 @@ pub fn run(model_args: &ModelArgs, args: &SandboxArgs) -> Result<(), CommandErro
         // Its own process group, so that the timeout can kill the group in tier B too.
         cmd.process_group(0);
     }
-    let child = cmd.spawn().map_err(|e| internal("cannot start the sandbox", e))?;
+    let child = cmd
+        .spawn()
+        .map_err(|e| CommandError::new(Kind::Internal, format!("cannot start the sandbox: {e}")))?;
     let code = wait(child, args.timeout.map(Duration::from_secs))?;
     // Exiting skips destructors: remove the private temporary directory first.
     drop(sandbox);

@@ -93,12 +93,7 @@ pub fn test_runner(
 
 pub fn start(start: Start) -> Result<Session, CommandError> {
     let settings = config::settle(start.model_args)?;
-    let root = match &start.model_args.workspace {
-        Some(dir) => dir.clone(),
-        None => {
-            std::env::current_dir().map_err(|e| CommandError::new(Kind::Internal, e.to_string()))?
-        }
-    };
+    let root = start.model_args.workspace_dir()?;
     let model = config::model(&settings)?;
     let mut ws = workspace(&root, &settings, model.remote)?;
     if let Some(buffers) = start.buffers {

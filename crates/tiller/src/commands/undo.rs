@@ -10,12 +10,7 @@ use crate::command_error::{CommandError, Kind};
 use crate::paths;
 
 pub fn run(model_args: &ModelArgs) -> Result<(), CommandError> {
-    let root = match &model_args.workspace {
-        Some(dir) => dir.clone(),
-        None => {
-            std::env::current_dir().map_err(|e| CommandError::new(Kind::Internal, e.to_string()))?
-        }
-    };
+    let root = model_args.workspace_dir()?;
     let to_command = |e: UndoError| match e {
         UndoError::NotAStep => CommandError::new(Kind::User, e.to_string())
             .with_hint("tiller undo only takes back commits with a Tiller-Session trailer"),
