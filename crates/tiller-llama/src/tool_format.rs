@@ -313,6 +313,10 @@ fn blocks<'a>(text: &'a str, open: &'a str, close: &'a str) -> impl Iterator<Ite
 /// Calls written as a JSON list after `marker`.
 fn json_list(text: &str, marker: &str) -> Option<Vec<Parsed>> {
     let list: Vec<Value> = serde_json::from_str(text.trim().strip_prefix(marker)?.trim()).ok()?;
+    // An empty list is no call: the text is salvaged as a broken one, never dropped.
+    if list.is_empty() {
+        return None;
+    }
     list.iter().map(|call| parse_call(&call.to_string())).collect()
 }
 
@@ -462,6 +466,9 @@ mod tests {
                 serde_json::from_str::<Value>(&parsed[0].1).is_err() || parsed[0].1 == "{}",
                 "{format:?}: {parsed:?}"
             );
+            // A call section that names no call (the fuzzer's `<|tool_call|>[]`) is one too.
+            let empty = format!("{}[]", format.start());
+            assert_eq!(format.parse(&empty, &tools()).len(), 1, "{format:?}");
         }
     }
 
