@@ -183,6 +183,24 @@ fn write_to_home_is_refused() {
     refuses_write(|env| env.home.join(".bashrc"));
 }
 
+/// `-C DIR` names the workspace, as for every subcommand: the command runs there and may write
+/// there, and not in the folder tiller was started from.
+#[test]
+fn dash_c_names_the_workspace() {
+    need_tier_a!();
+    let env = env();
+    let ws = env.ws.display().to_string();
+    let mut cmd = env.tiller(&["-C", &ws, "sandbox", "--", "sh", "-c", "pwd; touch made"]);
+    let out = output(cmd.current_dir(&env.home));
+    assert_eq!((out.code, out.stdout.trim()), (0, ws.as_str()), "{}", out.stderr);
+    assert!(env.ws.join("made").is_file());
+    let out = output(
+        env.tiller(&["-C", &ws, "sandbox", "--", "touch", "../home/x"]).current_dir(&env.home),
+    );
+    assert_ne!(out.code, 0, "{}", out.stderr);
+    assert!(!env.home.join("x").exists());
+}
+
 #[test]
 fn write_to_etc_is_refused() {
     refuses_write(|_| PathBuf::from("/etc/tiller-escape"));

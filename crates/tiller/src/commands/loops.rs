@@ -2,7 +2,6 @@
 //! on a headless session. Progress and each step go to stderr, the verdict to stdout; a
 //! verdict against the model's work exits with `Kind::Task`.
 
-
 use tiller_agent::{AcceptAll, Approver};
 use tiller_loops::{
     Conclusion, Loop, LoopError, PROJECT_FILE, PerfOptions, ProjectCommands, SweepOptions, Verifier,
