@@ -45,6 +45,10 @@ pub struct ModelSummary {
 impl ModelSummary {
     /// Sets [`Self::context`] and [`Self::memory_bytes`] for a configured context length.
     pub fn at_context(&mut self, configured: u64) {
+        // A file that cannot run has no context in use.
+        if self.problem.is_some() {
+            return;
+        }
         let context = self.context_length.map_or(configured, |trained| trained.min(configured));
         self.context = Some(context);
         self.memory_bytes = self

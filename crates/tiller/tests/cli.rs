@@ -914,6 +914,36 @@ fn pull_resumes_checks_and_names_the_model() {
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
 }
 
+/// `tiller models` shows per file its architecture, parameters, quantisation, context (in use
+/// and trained), tool-call format, memory and whether the template takes tools; a file that
+/// is no model is listed with the reason. Table and JSON.
+#[cfg(feature = "llama")]
+#[test]
+fn models_lists_what_each_file_is_and_needs() {
+    let env = env();
+    let models = env.home.join(".local/share/tiller/models");
+    std::fs::create_dir_all(&models).unwrap();
+    std::fs::write(models.join("tiny.gguf"), tiny_gguf()).unwrap();
+    std::fs::write(models.join("broken.gguf"), b"not a model").unwrap();
+    let out = env.tiller(&["models"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let listed = text(&out.stdout).replace(&models.display().to_string(), "[MODELS]");
+    assert_eq!(
+        listed,
+        "broken           -               - -        ctx -             calls -           needs -         unusable: [MODELS]/broken.gguf is not a GGUF model (no GGUF magic)\n\
+         tiny             llama        140K F16      ctx 8192/8192     calls tiller      needs 0.0 GiB   template knows no tools\n"
+    );
+    let out = env.tiller(&["models", "--json"]);
+    let rows: Vec<serde_json::Value> =
+        text(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let tiny = &rows[1];
+    assert_eq!(
+        (&tiny["architecture"], &tiny["parameters"], &tiny["tool_format"], &tiny["memory_bytes"]),
+        (&"llama".into(), &139712.into(), &"tiller".into(), &2390176.into())
+    );
+    assert_eq!(rows[0]["supported"], false);
+}
+
 /// A model pulled with Ollama runs in-process as `ollama:NAME:TAG`, read from Ollama's store
 /// where it is, and `tiller models` lists it.
 #[cfg(feature = "llama")]
