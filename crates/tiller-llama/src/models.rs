@@ -143,7 +143,7 @@ pub(crate) fn summarise(path: &Path) -> ModelSummary {
             summary.supported = summary.problem.is_none();
             if let Ok(format) = format {
                 summary.tool_format = Some(format.tool_format().name().into());
-                summary.template_tools = format.tool_format().native();
+                summary.template_tools = format.tool_format().template_takes_tools();
             }
             summary.quantisation = Some(info.quantisation());
             summary.context_length = info.context_length;

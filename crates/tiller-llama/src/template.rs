@@ -180,6 +180,10 @@ impl ChatFormat {
         let native = self.template.is_some() && self.tool_format.native();
         let mut turns =
             if native { self.native_turns(messages) } else { tiller_turns(messages, tools) };
+        let takes_tools = native && self.tool_format.template_takes_tools();
+        if native && !takes_tools && !tools.is_empty() {
+            add_to_system(&mut turns, describe_tools_in(self.tool_format, tools));
+        }
         if self.fold_system && turns.first().is_some_and(|t| t.role == "system") {
             let system = turns.remove(0);
             match turns.iter_mut().find(|t| t.role == "user") {
@@ -187,7 +191,7 @@ impl ChatFormat {
                 None => turns.insert(0, TemplateMessage::new("user", system.content)),
             }
         }
-        let tools = (native && !tools.is_empty()).then(|| {
+        let tools = (takes_tools && !tools.is_empty()).then(|| {
             tools
                 .iter()
                 .map(|t| Tool {
@@ -309,6 +313,11 @@ fn push_merged(turns: &mut Vec<TemplateMessage>, turn: TemplateMessage) {
 /// The system text that offers `tools` and says how to call them, ending with an example call
 /// of the first tool (small models follow an example far better than a description).
 pub fn describe_tools(tools: &[ToolSpec]) -> String {
+    describe_tools_in(ToolFormat::Tiller, tools)
+}
+
+/// [`describe_tools`] with calls written in `format`, whose template writes the results.
+fn describe_tools_in(format: ToolFormat, tools: &[ToolSpec]) -> String {
     let mut out = String::from("# Tools\n\nAvailable tools:\n");
     for tool in tools {
         out.push_str(&format!(
@@ -320,10 +329,16 @@ pub fn describe_tools(tools: &[ToolSpec]) -> String {
     }
     out.push_str(
         "\nTo use a tool, answer with one tool call and nothing else. The arguments must match \
-         the tool's parameters. The result comes back in a <tool_result> message. Example:\n",
+         the tool's parameters.",
     );
+    if !format.native() {
+        out.push_str(" The result comes back in a <tool_result> message.");
+    }
+    out.push_str(" Example:\n");
     if let Some(tool) = tools.first() {
-        out.push_str(&call_text(&tool.name, &example_arguments(&tool.parameters).to_string()));
+        let arguments = example_arguments(&tool.parameters).to_string();
+        let example = ToolCall { id: String::new(), name: tool.name.clone(), arguments };
+        out.push_str(&format.calls_text(&[example]));
         out.push('\n');
     }
     out
@@ -398,16 +413,20 @@ fn tiller_turns(messages: &[Message], tools: &[ToolSpec]) -> Vec<TemplateMessage
         push_merged(&mut turns, TemplateMessage::new(role, content));
     }
     if !tools.is_empty() {
-        let described = describe_tools(tools);
-        match turns.first_mut() {
-            Some(first) if first.role == "system" => {
-                first.content.push_str("\n\n");
-                first.content.push_str(&described);
-            }
-            _ => turns.insert(0, TemplateMessage::new("system", described)),
-        }
+        add_to_system(&mut turns, describe_tools(tools));
     }
     turns
+}
+
+/// Adds `text` to the end of the system message, made first where there is none.
+fn add_to_system(turns: &mut Vec<TemplateMessage>, text: String) {
+    match turns.first_mut() {
+        Some(first) if first.role == "system" => {
+            first.content.push_str("\n\n");
+            first.content.push_str(&text);
+        }
+        _ => turns.insert(0, TemplateMessage::new("system", text)),
+    }
 }
 
 /// Where each input turn's content sits in the rendered `text`, found in order (templates that
@@ -492,6 +511,32 @@ mod tests {
 
     fn chat(template: &str) -> ChatFormat {
         ChatFormat::new(Some(template.into()), "<bos>".into(), "<eos>".into()).unwrap()
+    }
+
+    /// DeepSeek's template writes calls and results but is not given the tools: they are
+    /// described in the system message, with an example in DeepSeek's own syntax.
+    #[test]
+    fn deepseek_is_told_the_tools_in_its_own_call_syntax() {
+        let src = include_str!("../tests/templates/deepseek-ai-DeepSeek-V3.1.jinja");
+        let format = chat(src);
+        assert_eq!(format.tool_format(), ToolFormat::DeepSeek);
+        let p = format.render(&conversation(), &[tool()]).unwrap();
+        let (begin, call, sep) =
+            ("<｜tool▁calls▁begin｜>", "<｜tool▁call▁begin｜>", "<｜tool▁sep｜>");
+        let (call_end, end) = ("<｜tool▁call▁end｜>", "<｜tool▁calls▁end｜>");
+        assert!(
+            p.text.starts_with("<bos>Be brief.\n\n# Tools\n\nAvailable tools:\n"),
+            "{}",
+            p.text
+        );
+        let example = format!(
+            "parameters. Example:\n{begin}{call}read_file{sep}{{\"path\": \"...\"}}{call_end}{end}\n"
+        );
+        assert!(p.text.contains(&example), "{}", p.text);
+        let made = format!("{begin}{call}read_file{sep}{{\"path\": \"a.rs\"}}{call_end}{end}");
+        assert!(p.text.contains(&made), "{}", p.text);
+        assert!(p.text.contains("<｜tool▁output▁begin｜>fn main() {}"), "{}", p.text);
+        assert!(!p.text.contains("<tool_result"), "{}", p.text);
     }
 
     #[test]

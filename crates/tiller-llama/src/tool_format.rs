@@ -10,11 +10,13 @@
 //! | `llama3` (Llama 3.1–3.3) | `{"name": N, "parameters": {…}}` | no |
 //! | `mistral` (Mistral, Nemo) | `[TOOL_CALLS][{"name": N, "arguments": {…}, "id": "abcdefghi"}]` | yes |
 //! | `granite` (Granite 3) | `<|tool_call|>[{"name": N, "arguments": {…}}]` | yes |
+//! | `deepseek` (DeepSeek V3.1) | `<｜tool▁calls▁begin｜><｜tool▁call▁begin｜>N<｜tool▁sep｜>{…}<｜tool▁call▁end｜><｜tool▁calls▁end｜>` | yes |
 //! | `glm` (GLM 4.5–4.7) | `<tool_call>N\n<arg_key>K</arg_key>\n<arg_value>V</arg_value>\n</tool_call>` | yes |
 //! | `tiller` | `<tool_call>{"name": N, "arguments": {…}}</tool_call>`, taught in the system message | no |
 //!
 //! `tiller` is the format for templates that know no tools; the others are given the tools
-//! through the template. In the XML-like formats a string argument is written raw and any
+//! through the template, but for `deepseek`, whose template writes calls and results but not
+//! the tools themselves: tiller describes them in the system message, in the family's syntax. In the XML-like formats a string argument is written raw and any
 //! other as JSON.
 
 use serde_json::{Map, Value};
@@ -33,6 +35,7 @@ pub enum ToolFormat {
     Mistral,
     Granite,
     Glm,
+    DeepSeek,
 }
 
 /// A call read back from a reply: the tool's name and its arguments as JSON text (or, for a
@@ -41,7 +44,7 @@ pub type Parsed = (String, String);
 
 impl ToolFormat {
     /// Every format.
-    pub const ALL: [ToolFormat; 7] = [
+    pub const ALL: [ToolFormat; 8] = [
         ToolFormat::Tiller,
         ToolFormat::Hermes,
         ToolFormat::Qwen3Coder,
@@ -49,6 +52,7 @@ impl ToolFormat {
         ToolFormat::Mistral,
         ToolFormat::Granite,
         ToolFormat::Glm,
+        ToolFormat::DeepSeek,
     ];
 
     /// The format a chat template writes calls in; [`ToolFormat::Tiller`] for none, or one
@@ -56,6 +60,10 @@ impl ToolFormat {
     pub fn detect(template: Option<&str>) -> ToolFormat {
         let Some(src) = template else { return ToolFormat::Tiller };
         let has = |marker: &str| src.contains(marker);
+        // DeepSeek's template writes calls but is not given the tools.
+        if has(DS_CALLS_BEGIN) && has(DS_SEP) {
+            return ToolFormat::DeepSeek;
+        }
         if !has("tools") {
             return ToolFormat::Tiller;
         }
@@ -86,12 +94,20 @@ impl ToolFormat {
             ToolFormat::Mistral => "mistral",
             ToolFormat::Granite => "granite",
             ToolFormat::Glm => "glm",
+            ToolFormat::DeepSeek => "deepseek",
         }
     }
 
-    /// Whether the template is given the tools (all but [`ToolFormat::Tiller`]).
+    /// Whether the template writes the conversation's calls and results in the family's own
+    /// shape (all but [`ToolFormat::Tiller`]).
     pub fn native(self) -> bool {
         self != ToolFormat::Tiller
+    }
+
+    /// Whether the template is given the tools; where it is not, tiller describes them in the
+    /// system message.
+    pub fn template_takes_tools(self) -> bool {
+        !matches!(self, ToolFormat::Tiller | ToolFormat::DeepSeek)
     }
 
     /// Whether one reply may hold several calls.
@@ -105,6 +121,7 @@ impl ToolFormat {
             ToolFormat::Llama3 => "{\"name\"",
             ToolFormat::Mistral => "[TOOL_CALLS]",
             ToolFormat::Granite => "<|tool_call|>",
+            ToolFormat::DeepSeek => DS_CALLS_BEGIN,
             _ => TOOL_CALL_START,
         }
     }
@@ -123,6 +140,9 @@ impl ToolFormat {
                 "</arg_value>",
             ],
             ToolFormat::Llama3 => &[],
+            ToolFormat::DeepSeek => {
+                &[DS_CALLS_BEGIN, DS_CALL_BEGIN, DS_SEP, DS_CALL_END, DS_CALLS_END]
+            }
             _ => &[TOOL_CALL_START, TOOL_CALL_END],
         }
     }
@@ -163,6 +183,13 @@ impl ToolFormat {
             ),
             ToolFormat::Granite => {
                 format!("<|tool_call|>[{}]", each(&|c| json(c, "arguments"), ", "))
+            }
+            ToolFormat::DeepSeek => {
+                let call = |c: &ToolCall| {
+                    let args = json_text(&arguments(&c.arguments));
+                    format!("{DS_CALL_BEGIN}{}{DS_SEP}{args}{DS_CALL_END}", c.name)
+                };
+                format!("{DS_CALLS_BEGIN}{}{DS_CALLS_END}", each(&call, ""))
             }
             ToolFormat::Qwen3Coder => each(
                 &|c| {
@@ -207,6 +234,10 @@ impl ToolFormat {
                         };
                         g.add(&rule, format!("{} {args}", literal(&head)))
                     }
+                    ToolFormat::DeepSeek => {
+                        let args = g.rule_for(&tool.parameters, &format!("{rule}-args"));
+                        g.add(&rule, format!("{} {args}", literal(&format!("{name}{DS_SEP}"))))
+                    }
                     _ => {
                         let args = g.rule_for(&tool.parameters, &format!("{rule}-args"));
                         let key =
@@ -240,6 +271,10 @@ impl ToolFormat {
             ToolFormat::Llama3 => any,
             ToolFormat::Mistral => format!(r#""[TOOL_CALLS][" {any} ( ", " {any} )* "]""#),
             ToolFormat::Granite => format!(r#""<|tool_call|>[" {any} ( ", " {any} )* "]""#),
+            ToolFormat::DeepSeek => {
+                g.add("call", format!("{} {any} {}", literal(DS_CALL_BEGIN), literal(DS_CALL_END)));
+                format!("{} call+ {}", literal(DS_CALLS_BEGIN), literal(DS_CALLS_END))
+            }
         };
         let mut out = format!("root ::= {root}\n");
         for (name, body) in &g.rules {
@@ -275,6 +310,11 @@ impl ToolFormat {
                 });
                 xml_call(name, pairs, tools)
             }),
+            ToolFormat::DeepSeek => each(DS_CALL_BEGIN, DS_CALL_END, &|b| {
+                let (name, args) = b.split_once(DS_SEP)?;
+                let args: Value = serde_json::from_str(args.trim()).ok()?;
+                args.is_object().then(|| (name.trim().to_string(), json_text(&args)))
+            }),
             ToolFormat::Glm => each(TOOL_CALL_START, TOOL_CALL_END, &|b| {
                 let (name, body) = b.split_once('\n').unwrap_or((b, ""));
                 let keys = blocks(body, "<arg_key>", "</arg_key>");
@@ -284,6 +324,13 @@ impl ToolFormat {
         }
     }
 }
+
+// DeepSeek's markers (special tokens of its vocabulary).
+const DS_CALLS_BEGIN: &str = "<｜tool▁calls▁begin｜>";
+const DS_CALL_BEGIN: &str = "<｜tool▁call▁begin｜>";
+const DS_SEP: &str = "<｜tool▁sep｜>";
+const DS_CALL_END: &str = "<｜tool▁call▁end｜>";
+const DS_CALLS_END: &str = "<｜tool▁calls▁end｜>";
 
 /// A call id as Mistral's templates require it: nine letters and digits (a hash of the id).
 pub fn mistral_id(id: &str) -> String {

@@ -70,6 +70,9 @@ pub fn list(args: &crate::cli::ModelArgs, json: bool) -> Result<(), CommandError
         let status = match (&m.problem, m.has_chat_template, m.template_tools) {
             (Some(problem), ..) => format!("unusable: {problem}"),
             (None, true, true) => "template takes tools".into(),
+            (None, true, false) if m.tool_format.as_deref() != Some("tiller") => {
+                "template writes calls; tiller describes the tools".into()
+            }
             (None, true, false) => "template knows no tools".into(),
             (None, false, _) => "no chat template (plain transcript)".into(),
         };

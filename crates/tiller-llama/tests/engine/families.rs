@@ -26,7 +26,7 @@ const FAMILIES: &[(&str, &str, &str, bool)] = &[
     ("granite3.3", "granite", "granite", true),
     ("smollm3", "smollm3", "tiller", false),
     ("glm4.6", "glm4", "glm", true),
-    ("deepseek3.1", "deepseek2", "tiller", false),
+    ("deepseek3.1", "deepseek2", "deepseek", true),
 ];
 
 fn python() -> Command {
@@ -81,7 +81,7 @@ fn every_family_loads_and_generates() {
         let listed = list_models(models().unwrap());
         let listed = listed.iter().find(|m| m.name == name).unwrap();
         assert_eq!(listed.tool_format.as_deref(), Some(tool_format), "{name}");
-        assert_eq!(listed.template_tools, tool_format != "tiller", "{name}");
+        assert_eq!(listed.template_tools, !["tiller", "deepseek"].contains(&tool_format), "{name}");
         assert!(listed.supported && listed.memory_bytes > Some(listed.size_bytes), "{listed:?}");
         let (c, _) = run(&mut llama, &ask("hello world", 6));
         assert!(c.usage.completion_tokens > 0 || c.stop == StopReason::EndTurn, "{name}: {c:?}");
