@@ -178,11 +178,14 @@ impl ChatFormat {
 
     fn context<'a>(&'a self, messages: &[Message], tools: &'a [ToolSpec]) -> Context<'a> {
         let native = self.template.is_some() && self.tool_format.native();
-        let mut turns =
-            if native { self.native_turns(messages) } else { tiller_turns(messages, tools) };
+        let (mut turns, calls) = if native {
+            (self.native_turns(messages), self.tool_format)
+        } else {
+            (tiller_turns(messages), ToolFormat::Tiller)
+        };
         let takes_tools = native && self.tool_format.template_takes_tools();
-        if native && !takes_tools && !tools.is_empty() {
-            add_to_system(&mut turns, describe_tools_in(self.tool_format, tools));
+        if !takes_tools && !tools.is_empty() {
+            add_to_system(&mut turns, describe_tools(calls, tools));
         }
         if self.fold_system && turns.first().is_some_and(|t| t.role == "system") {
             let system = turns.remove(0);
@@ -310,14 +313,10 @@ fn push_merged(turns: &mut Vec<TemplateMessage>, turn: TemplateMessage) {
     }
 }
 
-/// The system text that offers `tools` and says how to call them, ending with an example call
-/// of the first tool (small models follow an example far better than a description).
-pub fn describe_tools(tools: &[ToolSpec]) -> String {
-    describe_tools_in(ToolFormat::Tiller, tools)
-}
-
-/// [`describe_tools`] with calls written in `format`, whose template writes the results.
-fn describe_tools_in(format: ToolFormat, tools: &[ToolSpec]) -> String {
+/// The system text that offers `tools` and says how to call them in `format`, ending with an
+/// example call of the first tool (small models follow an example far better than a
+/// description).
+fn describe_tools(format: ToolFormat, tools: &[ToolSpec]) -> String {
     let mut out = String::from("# Tools\n\nAvailable tools:\n");
     for tool in tools {
         out.push_str(&format!(
@@ -386,7 +385,7 @@ pub fn json_text(value: &serde_json::Value) -> String {
 }
 
 /// The conversation for templates that know no tools, in tiller's own format.
-fn tiller_turns(messages: &[Message], tools: &[ToolSpec]) -> Vec<TemplateMessage> {
+fn tiller_turns(messages: &[Message]) -> Vec<TemplateMessage> {
     let mut turns: Vec<TemplateMessage> = Vec::new();
     for (i, m) in messages.iter().enumerate() {
         let (role, content) = match m {
@@ -412,13 +411,11 @@ fn tiller_turns(messages: &[Message], tools: &[ToolSpec]) -> Vec<TemplateMessage
         };
         push_merged(&mut turns, TemplateMessage::new(role, content));
     }
-    if !tools.is_empty() {
-        add_to_system(&mut turns, describe_tools(tools));
-    }
     turns
 }
 
-/// Adds `text` to the end of the system message, made first where there is none.
+/// Adds `text` to the end of the system message, made first where there is none (the tools'
+/// description, where the template is not given them).
 fn add_to_system(turns: &mut Vec<TemplateMessage>, text: String) {
     match turns.first_mut() {
         Some(first) if first.role == "system" => {
@@ -548,7 +545,7 @@ mod tests {
              <|im_start|>assistant\n<tool_call>{{\"name\": \"read_file\", \"arguments\": {{\"path\": \"a.rs\"}}}}</tool_call><|im_end|>\n\
              <|im_start|>user\n<tool_result name=\"read_file\">\nfn main() {{}}\n</tool_result>\n\nThanks<|im_end|>\n\
              <|im_start|>assistant\n",
-            describe_tools(&[tool()]).trim()
+            describe_tools(ToolFormat::Tiller, &[tool()]).trim()
         );
         assert_eq!(p.text, expected);
         assert!(p.stop.is_empty());
@@ -556,7 +553,7 @@ mod tests {
 
     #[test]
     fn tools_description_holds_the_schema_and_the_call_form() {
-        let d = describe_tools(&[tool()]);
+        let d = describe_tools(ToolFormat::Tiller, &[tool()]);
         let schema = json_text(&tool().parameters);
         let line = format!(
             r#"{{"name": "read_file", "description": "Read a file", "parameters": {schema}}}"#

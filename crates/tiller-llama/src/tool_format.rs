@@ -16,8 +16,8 @@
 //!
 //! `tiller` is the format for templates that know no tools; the others are given the tools
 //! through the template, but for `deepseek`, whose template writes calls and results but not
-//! the tools themselves: tiller describes them in the system message, in the family's syntax. In the XML-like formats a string argument is written raw and any
-//! other as JSON.
+//! the tools themselves: tiller describes them in the system message, in the family's syntax.
+//! In the XML-like formats a string argument is written raw and any other as JSON.
 
 use serde_json::{Map, Value};
 use tiller_types::{ToolCall, ToolSpec};
