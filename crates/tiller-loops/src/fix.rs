@@ -4,8 +4,9 @@
 
 use serde_json::json;
 use tiller_tools::git::{SESSION_TRAILER, commit};
+use tiller_tools::is_test_path;
 
-use crate::git::{is_test_path, repro_commit, require_clean, revert};
+use crate::git::{repro_commit, require_clean, revert};
 use crate::{Conclusion, Loop, LoopError};
 
 /// An accepted fix.

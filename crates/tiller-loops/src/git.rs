@@ -4,7 +4,6 @@
 use std::path::Path;
 
 use tiller_tools::git::git;
-pub(crate) use tiller_tools::is_test_path;
 
 use crate::LoopError;
 

@@ -4,9 +4,10 @@
 
 use serde_json::json;
 use tiller_tools::git::{SESSION_TRAILER, commit};
+use tiller_tools::is_test_path;
 use tiller_types::text::clip;
 
-use crate::git::{TEST_TRAILER, changed_paths, is_test_path, require_clean, revert};
+use crate::git::{TEST_TRAILER, changed_paths, require_clean, revert};
 use crate::{Conclusion, Failure, Loop, LoopError, SuiteResult};
 
 /// An accepted reproduction.
