@@ -152,6 +152,13 @@ fn python_commands(root: &Path) -> ProjectCommands {
         || root.join("conftest.py").exists()
         || read("pyproject.toml").contains("[tool.pytest")
         || read("setup.cfg").contains("[tool:pytest]");
+    if !pytest && test_scripts(root) {
+        // unittest would find no test in them (and Python 3.12 fails a run that finds none).
+        return ProjectCommands {
+            test: "for t in test*.py; do python3 \"$t\" || exit 1; done".into(),
+            ..Default::default()
+        };
+    }
     // Bytecode caches and pytest's cache would show up as untracked files.
     let base = if pytest {
         "python3 -m pytest -q -rA -p no:cacheprovider"
@@ -165,14 +172,29 @@ fn python_commands(root: &Path) -> ProjectCommands {
     }
 }
 
-fn has_python_tests(root: &Path) -> bool {
+/// The `test*.py` files in `root`.
+fn python_tests(root: &Path) -> Vec<std::path::PathBuf> {
     let Ok(entries) = std::fs::read_dir(root) else {
-        return false;
+        return Vec::new();
     };
-    entries.flatten().any(|e| {
-        let name = e.file_name().to_string_lossy().into_owned();
-        name.starts_with("test") && name.ends_with(".py")
-    })
+    let test = |name: &str| name.starts_with("test") && name.ends_with(".py");
+    entries.flatten().filter(|e| test(&e.file_name().to_string_lossy())).map(|e| e.path()).collect()
+}
+
+fn has_python_tests(root: &Path) -> bool {
+    !python_tests(root).is_empty()
+}
+
+/// Whether the test files in `root` are scripts that check by running (asserts at the top
+/// level) rather than define tests for unittest or pytest.
+fn test_scripts(root: &Path) -> bool {
+    let files = python_tests(root);
+    let script = |path: &std::path::PathBuf| {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        !text.trim().is_empty()
+            && !["def test", "unittest", "pytest", "TestCase"].iter().any(|w| text.contains(w))
+    };
+    !files.is_empty() && files.iter().all(script)
 }
 
 /// Whether `path` looks like a test file by the usual conventions of Rust, Python, Go and
@@ -220,6 +242,12 @@ mod tests {
         std::fs::write(root.join("test_a.py"), "").unwrap();
         let (found, marker) = ProjectCommands::discover(root).unwrap();
         assert_eq!((found.test.as_str(), marker), ("python3 -m unittest -v", "test_*.py"));
+        std::fs::write(root.join("test_b.py"), "from b import f\nassert f() == 1\n").unwrap();
+        assert_eq!(ProjectCommands::discover(root).unwrap().0.test, "python3 -m unittest -v");
+        std::fs::write(root.join("test_a.py"), "import b\nassert b.f() == 2\n").unwrap();
+        let (scripts, _) = ProjectCommands::discover(root).unwrap();
+        assert!(scripts.test.contains("python3 \"$t\""), "test scripts run: {}", scripts.test);
+        assert_eq!(scripts.test_one, None);
         std::fs::write(root.join("pyproject.toml"), "[tool.pytest.ini_options]\n").unwrap();
         let (found, marker) = ProjectCommands::discover(root).unwrap();
         assert_eq!(marker, "pyproject.toml");

@@ -148,6 +148,8 @@ pub struct Profile {
     /// Offer an `answer` tool and require a tool call every turn (default: on for the embedded
     /// engine, whose small models rarely call tools unless made to).
     pub answer_tool: Option<bool>,
+    /// Sampling seed of the embedded engine (default 0): from the same seed, the same run.
+    pub seed: Option<u32>,
 }
 
 impl Profile {
@@ -167,6 +169,7 @@ impl Profile {
             deadline_secs: o.deadline_secs.or(self.deadline_secs),
             max_retries: o.max_retries.or(self.max_retries),
             answer_tool: o.answer_tool.or(self.answer_tool),
+            seed: o.seed.or(self.seed),
         }
     }
 }
