@@ -45,7 +45,7 @@ pub struct LlamaConfig {
     pub context_length: Option<u32>,
     /// Threads for prompt processing and generation; `None`: the number of physical cores.
     pub threads: Option<u32>,
-    /// Seed for sampling: with the same seed, prompt and settings, the reply is the same.
+    /// Seed for sampling: from the same seed, the same calls give the same replies.
     pub seed: u32,
     /// Whether tool calls are constrained by a grammar built from the offered tools (on by
     /// default; off only to measure what the grammar is worth).
@@ -139,6 +139,15 @@ impl Llama {
     /// Changes the sampling seed for later calls.
     pub fn set_seed(&mut self, seed: u32) {
         self.seed = seed;
+    }
+
+    /// The seed for the next `n` replies, which take it plus 0 to `n - 1`; later calls take
+    /// the seeds after them, so that asking again is sampling again, and the same calls from
+    /// the same seed give the same replies.
+    fn next_seeds(&mut self, n: usize) -> u32 {
+        let seed = self.seed;
+        self.seed = seed.wrapping_add(n as u32);
+        seed
     }
 
     /// The prompt `req` renders to, as text (for inspection and tests).
@@ -350,7 +359,8 @@ impl Provider for Llama {
     ) -> Result<Completion, ModelError> {
         let (tokens, reader) = self.prompt_for(req)?;
         let mut text = reader();
-        let mut sampler = self.sampler(req, self.seed)?;
+        let seed = self.next_seeds(1);
+        let mut sampler = self.sampler(req, seed)?;
         let mut out = Collector::new(on_event);
         let reused = self.prefill(&tokens, cancel)?;
         let limit = req.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS) as usize;
@@ -420,10 +430,17 @@ impl Llama {
         req: &Request,
     ) -> Result<(Vec<LlamaToken>, impl Fn() -> Output + use<>), ModelError> {
         let mut prompt = self.format.render(&req.messages, &req.tools)?;
-        let prefilled = self.call_required(req) && !self.constrain;
         let tool_format = self.format.tool_format();
+        let prefilled = self.call_required(req) && !self.constrain;
         if prefilled {
             prompt.text.push_str(tool_format.start());
+        }
+        if let Some(given) = &req.reply_start {
+            // The caller's text, maybe from files: plain, like the conversation's inputs. It is
+            // not read as output (a stop sequence in it does not count); `finish` puts it back.
+            let at = prompt.text.len();
+            prompt.plain.push(at..at + given.len());
+            prompt.text.push_str(given);
         }
         let tokens = self.tokenize_prompt(&prompt);
         if tokens.is_empty() || tokens.len() >= self.n_ctx {
@@ -474,7 +491,11 @@ impl Llama {
         }
         out.emit(StreamEvent::Usage { usage });
         out.emit(StreamEvent::Done { stop });
-        out.finish(self.name.clone(), None, 0)
+        let mut completion = out.finish(self.name.clone(), None, 0);
+        if let Some(given) = &req.reply_start {
+            completion.content.insert_str(0, given);
+        }
+        completion
     }
 }
 

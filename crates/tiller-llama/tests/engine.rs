@@ -76,14 +76,18 @@ fn tiny_model_loads_and_generates() {
 }
 
 #[test]
-fn a_fixed_seed_samples_the_same_reply() {
+fn a_fixed_seed_samples_the_same_replies_and_asking_again_samples_again() {
     let mut req = ask("the file", 16);
     req.temperature = Some(1.0);
     let mut a = tiny();
     a.set_seed(42);
     let mut b = tiny();
     b.set_seed(42);
-    assert_eq!(run(&mut a, &req).0.content, run(&mut b, &req).0.content);
+    let first = run(&mut a, &req).0.content;
+    assert_eq!(first, run(&mut b, &req).0.content);
+    let again = run(&mut a, &req).0.content;
+    assert_ne!(again, first, "the next call takes the next seed");
+    assert_eq!(again, run(&mut b, &req).0.content);
 }
 
 #[test]
@@ -356,6 +360,7 @@ fn replies_decoded_together_are_those_decoded_alone() {
     sampled.tools = held_tools()[..1].to_vec();
     sampled.tool_choice = ToolChoice::Required;
     let (one, _) = run(&mut llama, &sampled);
+    llama.set_seed(7);
     let alone = llama.complete_n(&sampled, 1, &Cancel::default()).unwrap();
     assert_eq!(alone[0].tool_calls[0].arguments, one.tool_calls[0].arguments);
     let batch = llama.complete_n(&sampled, 4, &Cancel::default()).unwrap();
@@ -485,6 +490,7 @@ fn tool_call_rate(llama: &mut Llama, tool_choice: ToolChoice, turns: u32) -> (u3
             temperature: Some(0.8),
             stop: Vec::new(),
             tool_choice,
+            reply_start: None,
         };
         let c = llama.complete(&req, &Cancel::default(), &mut |_| {}).unwrap();
         if c.stop == StopReason::MaxTokens {
@@ -620,6 +626,7 @@ fn a_model_the_grammar_cannot_steer_fails_its_call_without_aborting() {
             temperature: Some(0.8),
             stop: Vec::new(),
             tool_choice: ToolChoice::Required,
+            reply_start: None,
         };
         match llama.complete(&req, &Cancel::default(), &mut |_| {}) {
             Ok(c) => calls += c.tool_calls.len(),
@@ -694,6 +701,7 @@ fn smollm2_candidates_decoded_together_are_valid_calls() {
         temperature: Some(0.8),
         stop: Vec::new(),
         tool_choice: ToolChoice::Required,
+        reply_start: None,
     };
     let replies = llama.complete_n(&req, 8, &Cancel::default()).unwrap();
     assert_eq!(replies.len(), 8);

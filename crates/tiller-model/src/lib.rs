@@ -109,6 +109,11 @@ pub struct Request {
     pub stop: Vec<String>,
     #[serde(default, skip_serializing_if = "ToolChoice::is_auto")]
     pub tool_choice: ToolChoice,
+    /// The start of the reply, given by the caller: the model continues it, and the content of
+    /// the completion begins with it. Followed by the embedded engine; the other providers send
+    /// the request without it, so the caller must accept a reply that does not begin with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_start: Option<String>,
 }
 
 /// Whether the model must call a tool when tools are offered.

@@ -626,6 +626,7 @@ fn conversation() -> Request {
         temperature: Some(0.2),
         stop: vec!["</done>".into()],
         tool_choice: ToolChoice::Required,
+        reply_start: None,
     }
 }
 

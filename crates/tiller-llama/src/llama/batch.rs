@@ -28,8 +28,8 @@ struct Reply {
 
 impl Llama {
     /// `n` (at most [`MAX_SEQUENCES`]) replies to `req`, decoded together; reply `i` is sampled
-    /// with the seed plus `i`, so the first is the reply [`complete`](tiller_model::Provider::complete)
-    /// gives. The replies share the context left after the prompt.
+    /// with the next seed plus `i`, so the first is the reply [`complete`](tiller_model::Provider::complete)
+    /// would give. The replies share the context left after the prompt.
     pub(super) fn complete_together(
         &mut self,
         req: &Request,
@@ -39,8 +39,9 @@ impl Llama {
         let (tokens, reader) = self.prompt_for(req)?;
         let reused = self.prefill(&tokens, cancel)?;
         let mut replies = Vec::with_capacity(n);
+        let first = self.next_seeds(n);
         for i in 0..n {
-            let seed = self.seed.wrapping_add(i as u32);
+            let seed = first.wrapping_add(i as u32);
             let (sampler, text) = (self.sampler(req, seed)?, reader());
             replies.push(Reply {
                 sampler,
