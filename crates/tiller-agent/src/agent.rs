@@ -24,6 +24,7 @@ mod switch;
 mod tool_call;
 
 pub use config::AgentConfig;
+use edit_step::Checked;
 pub use switch::ModelSwitch;
 use switch::system_for;
 
@@ -57,6 +58,9 @@ pub struct Agent {
     tree: TreeWatch,
     /// Calls that failed, not to be run again.
     failures: Failures,
+    /// A candidate edit made the failing tests pass: with the answer tool on, answering is
+    /// what is left to do.
+    fixed: bool,
     /// The files the model has read, whose lines `replace` may take.
     read: BTreeSet<String>,
     /// Served tools the user approved for the rest of the session.
@@ -106,6 +110,7 @@ impl Agent {
             warning: None,
             tree: TreeWatch::default(),
             failures: Failures::default(),
+            fixed: false,
             read,
             approved_tools: BTreeSet::new(),
             checker: None,
@@ -208,7 +213,7 @@ impl Agent {
         for step in 1..=self.config.max_steps {
             events(&AgentEvent::TurnStarted { step });
             self.fit_context(events)?;
-            let completion = self.model_turn(step == self.config.max_steps, events);
+            let completion = self.model_turn(step == self.config.max_steps || self.fixed, events);
             self.warn(events);
             let completion = completion?;
             self.usage += completion.usage;
@@ -222,7 +227,11 @@ impl Agent {
                 events(&AgentEvent::Answer { text: answer.clone() });
                 return Ok(answer);
             }
-            let (completion, mut refused) = self.edit_step(completion, step, events)?;
+            let (completion, checked) = self.edit_step(completion, step, events)?;
+            let mut refused = match &checked {
+                Checked::Refused(text) => Some(text.clone()),
+                _ => None,
+            };
             self.push(completion.message())?;
             if self.cancel.is_cancelled() {
                 return Err(ModelError::Cancelled.into());
@@ -239,7 +248,13 @@ impl Agent {
                     None => self.call_tool(call, approver, events),
                 };
                 let (obs, files, is_error) = match outcome {
-                    Ok((obs, files)) => (obs, files, false),
+                    Ok((mut obs, files)) => {
+                        if checked == Checked::Fixes {
+                            obs.text.push_str("\nThe tests pass now.");
+                            self.fixed = true;
+                        }
+                        (obs, files, false)
+                    }
                     Err(text) => (Observation { text, ..Observation::default() }, Vec::new(), true),
                 };
                 if repeated.is_none() {
@@ -472,7 +487,8 @@ impl Agent {
 
     /// One model call on the whole conversation, its stream passed on as events. A stream that
     /// broke after part of the answer came (which the provider cannot retry) is asked once more.
-    /// On the `last` step, the answer tool (when on) is the only tool offered.
+    /// On the `last` step, or once the tests pass by a candidate, the answer tool (when on) is
+    /// the only tool offered.
     fn model_turn(
         &mut self,
         last: bool,
@@ -541,8 +557,7 @@ impl Agent {
             tools,
             max_tokens: Some(self.max_tokens()),
             temperature: self.config.temperature,
-            stop: Vec::new(),
-            tool_choice: ToolChoice::Auto,
+            ..Request::default()
         }
     }
 

@@ -213,7 +213,9 @@ mod tests {
         let (brief, shown) = brief(&ws, "The test fails; fix greet.py.", 4000, Some(&Discovered));
         assert!(brief.starts_with("Files in the workspace:\ngreet.py\ntest_greet.py\n"), "{brief}");
         assert!(
-            brief.contains("The project's tests run with: python3 -m unittest -v\n"),
+            brief.contains(
+                "The project's tests run with: for t in test*.py; do python3 \"$t\" || exit 1; done\n"
+            ),
             "{brief}"
         );
         assert!(brief.contains("They were run just now and fail"), "{brief}");

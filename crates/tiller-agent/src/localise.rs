@@ -47,6 +47,8 @@ pub(crate) struct Region {
     /// The lines among them that hold a literal the failure's output mentions (an assertion
     /// shows the value the code gave), or all of them where none does.
     pub suspects: Vec<String>,
+    /// The test file and its line that failed, where the output names one.
+    pub test: Option<(String, String)>,
 }
 
 impl Region {
@@ -76,6 +78,10 @@ pub(crate) fn region(ws: &Workspace, output: &str) -> Option<Region> {
     // frame in code that is not a test is preferred either way.
     let code_frame = |(path, _): &&(String, usize)| !is_test_path(path);
     let frame = frames.iter().rev().find(code_frame);
+    let test = frames.iter().rev().find(|f| !code_frame(f)).and_then(|(path, line)| {
+        let text = ws.read_text(path).ok()??;
+        Some((path.clone(), text.lines().nth(line.checked_sub(1)?)?.trim().to_string()))
+    });
     let region = match frame {
         Some((path, line)) => enclosing(path, &ws.read_text(path).ok()??, *line),
         None => {
@@ -85,7 +91,7 @@ pub(crate) fn region(ws: &Workspace, output: &str) -> Option<Region> {
             IDENTIFIER.find_iter(called).find_map(|name| definition(ws, test, name.as_str()))
         }
     };
-    Some(region?.suspected_by(output))
+    Some(Region { test, ..region?.suspected_by(output) })
 }
 
 impl Region {
@@ -172,6 +178,7 @@ fn enclosing(path: &str, text: &str, line: usize) -> Option<Region> {
         first: first + 1,
         lines: lines[first..=last].iter().map(|l| l.to_string()).collect(),
         suspects: Vec::new(),
+        test: None,
     })
 }
 
@@ -212,6 +219,8 @@ mod tests {
         );
         assert!(region.describe().contains("greet.py, lines 4-6:\n   4 def greet(name):\n"));
         assert_eq!(region.suspects, ["    return \"Hello\""], "the value the assertion shows");
+        let test = ("test_greet.py".into(), "assert greet(\"Ada\") == \"Hello, Ada!\"".into());
+        assert_eq!(region.test, Some(test));
     }
 
     #[test]

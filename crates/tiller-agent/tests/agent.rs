@@ -1246,17 +1246,24 @@ fn run_candidates(
     (repo, requests, events, notes)
 }
 
+/// A reply to a rewrite request: the lines at fault written again, as a code block.
+fn rewrite(body: &str) -> serde_json::Value {
+    json!({ "text": format!("```python\ndef greet(name):\n{body}\n```") })
+}
+
 #[test]
-fn of_three_candidates_the_one_the_tests_pass_is_applied() {
+fn of_three_candidates_the_one_the_tests_pass_is_applied_and_then_kept() {
     let fixed = "    return \"Hello, \" + name";
     let (repo, requests, events, notes) = run_candidates(json!([
         replace_greeting("    return \"Hi\""),
-        replace_greeting(fixed),
-        replace_greeting("    return \"Hello \" + name"),
+        rewrite(fixed),
+        rewrite("    return \"Hello \" + name"),
+        { "tool_calls": [ { "name": "replace", "arguments":
+            { "path": "greet.py", "old": fixed, "new": "    return \"Hey\"" } } ] },
         { "text": "Fixed." }
     ]));
     let code = std::fs::read_to_string(repo.path().join("greet.py")).unwrap();
-    assert_eq!(code, format!("def greet(name):\n{fixed}\n"));
+    assert_eq!(code, format!("def greet(name):\n{fixed}\n"), "the fix, and not the edit after it");
     let counted: Vec<(usize, usize)> = events
         .iter()
         .filter_map(|e| match e {
@@ -1266,33 +1273,46 @@ fn of_three_candidates_the_one_the_tests_pass_is_applied() {
         .collect();
     assert_eq!(counted, [(1, 3)]);
 
-    // The candidates were asked for with only the edit tool, the failing lines pointed out.
-    assert_eq!(requests.len(), 4);
+    // The candidates were asked for as the lines at fault written again, in code.
+    assert_eq!(requests.len(), 5);
     for request in &requests[1..3] {
-        assert_eq!(request.tool_choice, ToolChoice::Required);
-        let tools: Vec<&str> = request.tools.iter().map(|t| t.name.as_str()).collect();
-        assert_eq!(tools, ["replace"]);
-        let last = serde_json::to_string(request.messages.last().unwrap()).unwrap();
-        assert!(last.contains("The fault is most likely in greet.py, lines 1-2"), "{last}");
+        assert!(request.tools.is_empty());
+        let start = request.reply_start.as_deref();
+        assert_eq!(start, Some("```python\ndef greet(name):"), "the reply is begun");
+        let Message::User { content } = request.messages.last().unwrap() else {
+            panic!("{:?}", request.messages);
+        };
+        let lines = "def greet(name):\n    return \"Hello\"\n\n\n";
+        let test =
+            "# test_greet.py fails here:\nassert greet(\"Ada\") == \"Hello, Ada\", greet(\"Ada\")";
+        let fails = format!("```python\n{lines}{test}\n# AssertionError: Hello\n```\n");
+        assert!(content.starts_with(&fails), "the lines at fault, then the failure: {content}");
     }
-    // The conversation holds the call that was applied.
+    // The conversation holds the call that was applied, and the model is told the tests pass.
     let sent = serde_json::to_string(&requests[3].messages).unwrap();
     assert!(sent.contains("Hello, \\\\\\\" + name"), "{sent}");
-    assert!(sent.contains("Applied. Changed: greet.py."), "{sent}");
+    assert!(sent.contains("Applied. Changed: greet.py.\\nThe tests pass now."), "{sent}");
+    // An edit that would make the passing tests fail is not applied.
+    let Message::Tool { content, is_error, .. } = requests[4].messages.last().unwrap() else {
+        panic!("the edit's result comes last: {:?}", requests[4].messages);
+    };
+    assert!(is_error);
+    assert!(content.starts_with("Not applied: the tests pass with the code as it is"), "{content}");
+    assert!(content.contains("AssertionError: Hey"), "{content}");
 
     let verdicts: Vec<&str> =
         notes.iter().map(|n| n["data"]["verdict"].as_str().unwrap()).collect();
     assert_eq!(verdicts, ["fails", "passes", "fails"]);
     assert!(notes.iter().all(|n| n["topic"] == "candidate"));
-    assert_eq!(notes[1]["data"]["arguments"]["new"], fixed);
+    assert_eq!(notes[1]["data"]["arguments"]["new"], format!("def greet(name):\n{fixed}"));
 }
 
 #[test]
 fn when_no_candidate_passes_the_model_sees_their_failures() {
     let (repo, requests, events, notes) = run_candidates(json!([
         replace_greeting("    return \"Hi\""),
-        replace_greeting("    return \"Hey\""),
-        replace_greeting("    return \"Hi\""),
+        rewrite("    return \"Hey\""),
+        rewrite("    return \"Hi\""),
         { "text": "I could not fix it." }
     ]));
     let code = std::fs::read_to_string(repo.path().join("greet.py")).unwrap();

@@ -281,9 +281,12 @@ pub struct ModelArgs {
     pub config: Option<PathBuf>,
     /// Candidate edits to sample at an edit step while the project's tests fail; each is
     /// checked by the tests in a scratch copy and the passing one with the smallest change is
-    /// offered (default: 4 on the embedded engine where the project has a test command; 1: off).
+    /// offered (default: 16 on the embedded engine where the project has a test command; 1: off).
     #[arg(long, global = true, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=64))]
     pub candidates: Option<u16>,
+    /// Sampling seed of the embedded engine: from the same seed, the same run (default: 0).
+    #[arg(long, global = true, env = "TILLER_SEED")]
+    pub seed: Option<u32>,
     /// Where nothing can confine commands (sandbox tier C), run the model's commands unconfined
     /// without asking. They can then do anything your user can. Has no effect in tiers A and B.
     #[arg(long, global = true)]

@@ -86,6 +86,7 @@ pub fn settle(args: &ModelArgs) -> Result<Settings, CommandError> {
         model: args.model.clone(),
         base_url: args.base_url.clone(),
         api_key_env: args.api_key_env.clone(),
+        seed: args.seed,
         ..Profile::default()
     };
     Ok(Settings {

@@ -16,6 +16,7 @@ pub fn load(profile: &Profile) -> Result<Box<dyn Provider>, CommandError> {
         tiller_llama::LlamaConfig::new(profile.model.as_deref().unwrap_or(DEFAULT_MODEL));
     config.models_dir = Some(crate::paths::models_dir());
     config.context_length = profile.context_length.map(|c| c.min(u64::from(u32::MAX)) as u32);
+    config.seed = profile.seed.unwrap_or_default();
     match tiller_llama::Llama::load(&config) {
         Ok(llama) => Ok(Box::new(llama)),
         Err(e @ tiller_llama::LlamaError::ModelNotFound { .. }) => {

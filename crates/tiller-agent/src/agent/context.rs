@@ -1,7 +1,7 @@
 //! Keeping the conversation within the model's context: compaction when the next prompt would
 //! not fit, and on request (`/compact`).
 
-use tiller_model::{Request, ToolChoice};
+use tiller_model::Request;
 use tiller_types::{AgentEvent, Message};
 
 use super::Agent;
@@ -88,8 +88,7 @@ impl Agent {
             tools: Vec::new(),
             max_tokens: Some(max_tokens as u32),
             temperature: self.config.temperature,
-            stop: Vec::new(),
-            tool_choice: ToolChoice::Auto,
+            ..Request::default()
         };
         let quoted = self.quotes_in(&self.history[1..cut]);
         let summary = self.call_model(&summary_request, quoted, &mut |_| {})?;

@@ -2,53 +2,68 @@
 //! fail, more candidate edits are sampled from the model, held to the lines the failure points
 //! to, and all are checked by the tests in a scratch copy of the workspace (`candidates.rs`).
 
-use std::collections::BTreeMap;
 use std::time::Instant;
 
 use tiller_ledger::Note;
 use tiller_model::{Completion, Request, ToolChoice};
-use tiller_tools::{FileList, SuiteResult, ToolKind, constrain_specs};
-use tiller_types::{AgentEvent, Message, ToolCall, ToolSpec};
+use tiller_tools::{SuiteResult, ToolKind, is_test_path};
+use tiller_types::{AgentEvent, Message, ToolCall};
 
 use super::Agent;
 use crate::AgentError;
 use crate::candidates::{self, Candidate};
 use crate::localise::{self, Region};
 
+/// What checking an edit step found.
+#[derive(Clone, Debug, PartialEq)]
+pub(super) enum Checked {
+    /// Nothing was checked.
+    Not,
+    /// The call (maybe a candidate put in its place) makes the failing tests pass.
+    Fixes,
+    /// The call is not to run; the model is told this instead.
+    Refused(String),
+}
+
 impl Agent {
-    /// At an edit step (a turn whose one call is an edit) with candidates on and the tests
-    /// failing: samples more edits with the same tool, checks them and the model's own, and
-    /// puts the passing one with the smallest change in place of the model's call. When none
-    /// passes, the call stays and the second value is what the model is told instead of running
-    /// it: the candidates and their failures.
+    /// At an edit step (a turn whose one call is an edit) with candidates on. While the tests
+    /// fail: samples more edits, checks them and the model's own, and puts the passing one with
+    /// the smallest change in place of the model's call. While they pass: checks the model's
+    /// edit of code that is not a test, which may not make them fail.
     pub(super) fn edit_step(
         &mut self,
         mut completion: Completion,
         step: u32,
         events: &mut dyn FnMut(&AgentEvent),
-    ) -> Result<(Completion, Option<String>), AgentError> {
+    ) -> Result<(Completion, Checked), AgentError> {
         let Some(call) = self.edit_call(&completion) else {
-            return Ok((completion, None));
+            return Ok((completion, Checked::Not));
         };
-        let Some(now) = self.failing_now() else {
-            return Ok((completion, None));
+        let Some(now) = self.tests_now() else {
+            return Ok((completion, Checked::Not));
         };
-        let region = localise::region(&self.ws, &now.output);
-        let request = self.candidate_request(&call.name, region.as_ref());
-        let more = self.sample(&request, self.config.candidates - 1, events)?;
-        let calls = std::iter::once(call.clone())
-            .chain(more.into_iter().filter_map(|c| c.tool_calls.into_iter().next()))
-            .collect();
-        let failing: Vec<String> = now.failed.into_keys().collect();
-        let Some(checker) = self.checker.as_deref() else {
-            return Ok((completion, None));
-        };
-        let checked = match candidates::check(&self.tools, &self.ws, calls, checker, &failing) {
-            Ok(checked) => checked,
-            Err(why) => {
-                self.warning = Some(format!("candidate edits were not checked: {why}"));
-                return Ok((completion, None));
+        if now.green() {
+            return Ok((completion, self.keeps_passing(call)));
+        }
+        let n = self.config.candidates - 1;
+        let more: Vec<ToolCall> = match localise::region(&self.ws, &now.output) {
+            Some(region) if self.tools.get("replace").is_some() => {
+                let request = rewrite_request(&region, &now);
+                let replies = self.sample(&request, n, events)?;
+                replies.iter().filter_map(|c| rewrite_call(&region, &c.content)).collect()
             }
+            _ => {
+                let mut request = self.request(self.full_history());
+                request.tools.retain(|s| s.name == call.name);
+                request.tool_choice = ToolChoice::Required;
+                let replies = self.sample(&request, n, events)?;
+                replies.into_iter().filter_map(|c| c.tool_calls.into_iter().next()).collect()
+            }
+        };
+        let calls = std::iter::once(call.clone()).chain(more).collect();
+        let failing: Vec<String> = now.failed.into_keys().collect();
+        let Some(checked) = self.check(calls, &failing) else {
+            return Ok((completion, Checked::Not));
         };
         self.record_candidates(step, &checked)?;
         let passed = checked.iter().filter(|c| c.verdict == candidates::Verdict::Passes).count();
@@ -56,9 +71,40 @@ impl Agent {
         match candidates::best(&checked) {
             Some(best) => {
                 completion.tool_calls[0] = ToolCall { id: call.id, ..best.call.clone() };
-                Ok((completion, None))
+                Ok((completion, Checked::Fixes))
             }
-            None => Ok((completion, Some(candidates::report(&checked)))),
+            None => Ok((completion, Checked::Refused(candidates::report(&checked)))),
+        }
+    }
+
+    /// Whether the tests still pass with `call`, an edit made while they pass; an edit of tests
+    /// alone is not checked (a new test may fail first on purpose).
+    fn keeps_passing(&mut self, call: ToolCall) -> Checked {
+        let args: serde_json::Value = serde_json::from_str(&call.arguments).unwrap_or_default();
+        let path = args.get("path").and_then(|p| p.as_str());
+        if path.is_some_and(is_test_path) {
+            return Checked::Not;
+        }
+        match self.check(vec![call], &[]).as_deref() {
+            Some([Candidate { verdict: candidates::Verdict::Fails(why), .. }]) => {
+                Checked::Refused(format!(
+                    "Not applied: the tests pass with the code as it is, and with this edit they \
+                     fail:\n{why}\nLeave the code as it is, or make a different change."
+                ))
+            }
+            _ => Checked::Not,
+        }
+    }
+
+    /// `calls` checked in a scratch copy, or `None` (with a warning) when they could not be.
+    fn check(&mut self, calls: Vec<ToolCall>, failing: &[String]) -> Option<Vec<Candidate>> {
+        let checker = self.checker.as_deref()?;
+        match candidates::check(&self.tools, &self.ws, calls, checker, failing) {
+            Ok(checked) => Some(checked),
+            Err(why) => {
+                self.warning = Some(format!("candidate edits were not checked: {why}"));
+                None
+            }
         }
     }
 
@@ -74,58 +120,16 @@ impl Agent {
         (tool.kind() == ToolKind::Edit).then(|| call.clone())
     }
 
-    /// The tests' result now, when some fail (run in the workspace as it is).
-    fn failing_now(&mut self) -> Option<SuiteResult> {
+    /// The tests' result now (run in the workspace as it is).
+    fn tests_now(&mut self) -> Option<SuiteResult> {
         let result = self.checker.as_deref()?.check(self.ws.root(), &[]);
         match result {
-            Ok(result) if !result.green() => Some(result),
-            Ok(_) => None,
+            Ok(result) => Some(result),
             Err(why) => {
                 self.warning = Some(format!("the tests could not run to check candidates: {why}"));
                 None
             }
         }
-    }
-
-    /// The request candidates are sampled from: the conversation, with the lines at fault
-    /// added to its last message, and only tool `name`, which must be called. On a constrained
-    /// provider, `replace` may take only those lines.
-    fn candidate_request(&self, name: &str, region: Option<&Region>) -> Request {
-        let mut messages = self.full_history();
-        if let Some(region) = region
-            && let Some(Message::User { content } | Message::Tool { content, .. }) =
-                messages.last_mut()
-        {
-            content.push_str(&format!("\n\n{}", region.describe()));
-        }
-        let mut request = self.request(messages);
-        request.tools.retain(|s| s.name == name);
-        if let Some(held) = region.and_then(|r| self.held_to_region(name, r)) {
-            request.tools = vec![held];
-        }
-        request.tool_choice = ToolChoice::Required;
-        request
-    }
-
-    /// Tool `name`'s spec with the lines it may replace held to `region`'s suspects (those found
-    /// once in the file), for a provider that samples under a grammar.
-    fn held_to_region(&self, name: &str, region: &Region) -> Option<ToolSpec> {
-        if !self.config.constrained || name != "replace" {
-            return None;
-        }
-        let text = self.ws.read_text(&region.path).ok()??;
-        let once = |line: &&String| {
-            !line.trim().is_empty() && text.lines().filter(|l| l == line).count() == 1
-        };
-        let lines: Vec<String> = region.suspects.iter().filter(once).cloned().collect();
-        if lines.is_empty() {
-            return None;
-        }
-        let mut files = FileList::scan(&self.ws);
-        files.lines = BTreeMap::from([(region.path.clone(), lines)]);
-        let mut specs = vec![self.tools.get(name)?.spec()];
-        constrain_specs(&mut specs, Some(&files));
-        specs.pop()
     }
 
     /// `n` more completions of `request`, recorded as model calls and counted in the usage.
@@ -165,5 +169,175 @@ impl Agent {
             recorder.push(Note { topic: "candidate".into(), data: candidate.note(step, index) });
         }
         self.flush()
+    }
+}
+
+/// Bytes of the failing tests' output shown with a rewrite request.
+const FAILURE_EXCERPT: usize = 1200;
+
+/// The request for a candidate rewrite of the lines at fault: the lines and, after them as in
+/// a script, the test line that fails and how, in comments; the reply begun with a code block
+/// and the lines' first line, so that even a small model writes code, not prose or a call. The
+/// system message shows the form on an example.
+fn rewrite_request(region: &Region, now: &SuiteResult) -> Request {
+    let lang = fence_language(&region.path);
+    let (code, fails) = (region.lines.join("\n"), failure(region, now));
+    let user = format!("```{lang}\n{code}\n\n\n{fails}```\n\n{FIX}");
+    let (example, wrong, right) = example(lang);
+    let system = format!(
+        "You fix bugs in code. Reply with the corrected code only.\n\nFor example, to:\n\
+         ```{lang}\n{wrong}\n\n\n{example}```\n\n{FIX}\n\nyou reply:\n```{lang}\n{right}\n```"
+    );
+    Request {
+        messages: vec![Message::system(system), Message::user(user)],
+        // Without its line break: a tokenizer joins the break to the next line's indentation.
+        reply_start: Some(format!("```{lang}\n{}", region.lines[0])),
+        stop: vec!["```".into()],
+        max_tokens: Some((code.len() / 2 + 64) as u32),
+        ..Request::default()
+    }
+}
+
+/// What a rewrite request asks for.
+const FIX: &str = "Fix the function so that the test passes.";
+
+/// Lines of failure output shown with a rewrite request, at most.
+const FAILURE_LINES: usize = 3;
+
+/// The failure as comments in the language of `region`: the failing test line, where it is
+/// known, and the last lines of the output that say what went wrong.
+fn failure(region: &Region, now: &SuiteResult) -> String {
+    let comment =
+        if matches!(region.path.rsplit('.').next(), Some("py" | "sh")) { "#" } else { "//" };
+    let mut out = String::new();
+    let output = now.excerpt(FAILURE_EXCERPT);
+    let mut said: Vec<&str> = output
+        .lines()
+        .map(str::trim)
+        .filter(|l| region.test.as_ref().is_none_or(|(_, test)| l != test))
+        .filter(|l| SAYS_WHY.iter().any(|w| l.contains(w)) && !l.starts_with("File \""))
+        .collect();
+    said.dedup();
+    match &region.test {
+        Some((path, line)) => out.push_str(&format!("{comment} {path} fails here:\n{line}\n")),
+        None => out.push_str(&format!("{comment} A test fails:\n")),
+    }
+    for line in &said[said.len().saturating_sub(FAILURE_LINES)..] {
+        let line = tiller_types::text::clip(line, 160);
+        out.push_str(&format!("{comment} {line}\n"));
+    }
+    out
+}
+
+/// Words of a line of test output that says what went wrong.
+const SAYS_WHY: [&str; 9] =
+    ["Error", "error", "panicked", "assert", "xpected", "left", "right", "!==", "FAIL"];
+
+/// A failing test, the code at fault and its fix, in the language of fence `lang` (Python's
+/// where none is written here): the form of a rewrite, shown to the model.
+fn example(lang: &str) -> (&'static str, &'static str, &'static str) {
+    match lang {
+        "javascript" | "typescript" => (
+            "// test.js fails here:\nassert.strictEqual(area(2, 3), 6);\n// AssertionError: 4 !== 6\n",
+            "function area(w, h) {\n  return w * w;\n}",
+            "function area(w, h) {\n  return w * h;\n}",
+        ),
+        "rust" => (
+            "// tests/area.rs fails here:\nassert_eq!(area(2, 3), 6);\n// left: 4\n// right: 6\n",
+            "fn area(w: u32, h: u32) -> u32 {\n    w * w\n}",
+            "fn area(w: u32, h: u32) -> u32 {\n    w * h\n}",
+        ),
+        "bash" => (
+            "# test.sh fails here:\n[ \"$(area 2 3)\" = 6 ] || echo \"FAIL: got $(area 2 3)\"\n# FAIL: got 4\n",
+            "area() {\n  echo $(( $1 * $1 ))\n}",
+            "area() {\n  echo $(( $1 * $2 ))\n}",
+        ),
+        _ => (
+            "# test_area.py fails here:\nassert area(2, 3) == 6\n# AssertionError: 4\n",
+            "def area(w, h):\n    return w * w",
+            "def area(w, h):\n    return w * h",
+        ),
+    }
+}
+
+/// The `replace` call a rewrite's reply makes: the region's lines by the code in the reply's
+/// first code block (or the whole reply, where it has none).
+fn rewrite_call(region: &Region, reply: &str) -> Option<ToolCall> {
+    let code = match reply.split_once("```") {
+        Some((_, rest)) => {
+            let rest = rest.split_once('\n').map_or("", |(_, code)| code);
+            rest.split("```").next().unwrap_or(rest)
+        }
+        None => reply,
+    };
+    let new = code.trim_end().trim_start_matches('\n');
+    let old = region.lines.join("\n");
+    if new.trim().is_empty() || new == old {
+        return None;
+    }
+    let arguments = serde_json::json!({"path": region.path, "old": old, "new": new});
+    Some(ToolCall { id: String::new(), name: "replace".into(), arguments: arguments.to_string() })
+}
+
+/// The name a code block's fence gives the language of file `path`.
+fn fence_language(path: &str) -> &str {
+    let ext = path.rsplit_once('.').map_or("", |(_, ext)| ext);
+    match ext {
+        "py" => "python",
+        "js" | "mjs" | "cjs" => "javascript",
+        "ts" => "typescript",
+        "rs" => "rust",
+        "sh" | "bash" => "bash",
+        other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn region() -> Region {
+        Region {
+            path: "greet.py".into(),
+            first: 1,
+            lines: vec!["def greet(name):".into(), "    return \"Hello\"".into()],
+            suspects: Vec::new(),
+            test: Some(("test_greet.py".into(), "assert greet(\"Ada\") == \"Hi, Ada\"".into())),
+        }
+    }
+
+    #[test]
+    fn a_rewrite_is_read_from_the_reply_begun_or_not() {
+        let new = |reply: &str| {
+            let call = rewrite_call(&region(), reply)?;
+            let args: serde_json::Value = serde_json::from_str(&call.arguments).unwrap();
+            assert_eq!(args["old"], "def greet(name):\n    return \"Hello\"");
+            Some(args["new"].as_str().unwrap().to_string())
+        };
+        let fixed = "def greet(name):\n    return \"Hi, \" + name";
+        // On the engine: begun by the caller, cut at the closing fence.
+        assert_eq!(new(&format!("```python\n{fixed}\n")).as_deref(), Some(fixed));
+        // Elsewhere: prose around a whole block.
+        assert_eq!(new(&format!("Here:\n```python\n{fixed}\n```\nDone.")).as_deref(), Some(fixed));
+        assert_eq!(new("```python\ndef greet(name):\n    return \"Hello\"\n"), None, "unchanged");
+        assert_eq!(new("```python\n"), None, "empty");
+    }
+
+    #[test]
+    fn the_failure_is_told_as_comments_after_the_lines() {
+        let output = "Traceback (most recent call last):\n  File \"test_greet.py\", line 3, in <module>\n    assert greet(\"Ada\") == \"Hi, Ada\"\nAssertionError: Hello\n";
+        let now = tiller_tools::parse_output(output, false);
+        let said = failure(&region(), &now);
+        assert_eq!(
+            said,
+            "# test_greet.py fails here:\nassert greet(\"Ada\") == \"Hi, Ada\"\n# AssertionError: Hello\n"
+        );
+        let request = rewrite_request(&region(), &now);
+        assert_eq!(request.reply_start.as_deref(), Some("```python\ndef greet(name):"));
+        assert_eq!(request.stop, ["```"]);
+        let rust = Region { path: "src/lib.rs".into(), test: None, ..region() };
+        let unknown =
+            "// A test fails:\n// assert greet(\"Ada\") == \"Hi, Ada\"\n// AssertionError: Hello\n";
+        assert_eq!(failure(&rust, &now), unknown, "no test line known: the output's lines");
     }
 }

@@ -69,7 +69,7 @@ fn refuse_broad(root: &Path) -> Result<(), CommandError> {
 }
 
 /// Candidate edits per edit step on the embedded engine, where the project has a test command.
-const DEFAULT_CANDIDATES: usize = 4;
+const DEFAULT_CANDIDATES: usize = 16;
 
 /// Candidate edits per edit step (`--candidates`), and the runner of the project's tests that
 /// the brief and the candidates use. Without a test command, or where the sandbox would ask
