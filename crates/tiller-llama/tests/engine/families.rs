@@ -20,6 +20,8 @@ const FAMILIES: &[(&str, &str, &str, bool)] = &[
     ("hermes3", "llama", "hermes", true),
     ("llama3.2", "llama", "llama3", false),
     ("mistral-nemo", "llama", "mistral", true),
+    ("devstral", "llama", "devstral", true),
+    ("ministral3", "llama", "devstral", true),
     ("gemma2", "gemma2", "tiller", false),
     ("gemma3", "gemma3", "tiller", false),
     ("phi3.5", "phi3", "tiller", false),
