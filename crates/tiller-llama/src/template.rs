@@ -220,7 +220,7 @@ impl ChatFormat {
     fn native_turns(&self, messages: &[Message]) -> Vec<TemplateMessage> {
         let calls_in_content = !self.template.as_deref().is_some_and(|t| t.contains("tool_calls"));
         let id = |id: &str| match self.tool_format {
-            ToolFormat::Mistral => mistral_id(id),
+            ToolFormat::Mistral | ToolFormat::Devstral => mistral_id(id),
             _ => id.to_string(),
         };
         let mut turns: Vec<TemplateMessage> = Vec::new();

@@ -9,6 +9,7 @@
 //! | `qwen3-coder` | `<tool_call>\n<function=N>\n<parameter=K>\nV\n</parameter>\n</function>\n</tool_call>` | yes |
 //! | `llama3` (Llama 3.1–3.3) | `{"name": N, "parameters": {…}}` | no |
 //! | `mistral` (Mistral, Nemo) | `[TOOL_CALLS][{"name": N, "arguments": {…}, "id": "abcdefghi"}]` | yes |
+//! | `devstral` (Devstral, Ministral 3) | `[TOOL_CALLS]N[ARGS]{…}`, once per call | yes |
 //! | `granite` (Granite 3) | `<|tool_call|>[{"name": N, "arguments": {…}}]` | yes |
 //! | `deepseek` (DeepSeek V3.1) | `<｜tool▁calls▁begin｜><｜tool▁call▁begin｜>N<｜tool▁sep｜>{…}<｜tool▁call▁end｜><｜tool▁calls▁end｜>` | yes |
 //! | `glm` (GLM 4.5–4.7) | `<tool_call>N\n<arg_key>K</arg_key>\n<arg_value>V</arg_value>\n</tool_call>` | yes |
@@ -33,6 +34,7 @@ pub enum ToolFormat {
     Qwen3Coder,
     Llama3,
     Mistral,
+    Devstral,
     Granite,
     Glm,
     DeepSeek,
@@ -44,12 +46,13 @@ pub type Parsed = (String, String);
 
 impl ToolFormat {
     /// Every format.
-    pub const ALL: [ToolFormat; 8] = [
+    pub const ALL: [ToolFormat; 9] = [
         ToolFormat::Tiller,
         ToolFormat::Hermes,
         ToolFormat::Qwen3Coder,
         ToolFormat::Llama3,
         ToolFormat::Mistral,
+        ToolFormat::Devstral,
         ToolFormat::Granite,
         ToolFormat::Glm,
         ToolFormat::DeepSeek,
@@ -71,6 +74,8 @@ impl ToolFormat {
             ToolFormat::Qwen3Coder
         } else if has("<arg_key>") && has("<arg_value>") {
             ToolFormat::Glm
+        } else if has("[TOOL_CALLS]") && has(ARGS) {
+            ToolFormat::Devstral
         } else if has("[TOOL_CALLS]") {
             ToolFormat::Mistral
         } else if has("<|tool_call|>") {
@@ -92,6 +97,7 @@ impl ToolFormat {
             ToolFormat::Qwen3Coder => "qwen3-coder",
             ToolFormat::Llama3 => "llama3",
             ToolFormat::Mistral => "mistral",
+            ToolFormat::Devstral => "devstral",
             ToolFormat::Granite => "granite",
             ToolFormat::Glm => "glm",
             ToolFormat::DeepSeek => "deepseek",
@@ -119,7 +125,7 @@ impl ToolFormat {
     pub fn start(self) -> &'static str {
         match self {
             ToolFormat::Llama3 => "{\"name\"",
-            ToolFormat::Mistral => "[TOOL_CALLS]",
+            ToolFormat::Mistral | ToolFormat::Devstral => "[TOOL_CALLS]",
             ToolFormat::Granite => "<|tool_call|>",
             ToolFormat::DeepSeek => DS_CALLS_BEGIN,
             _ => TOOL_CALL_START,
@@ -130,6 +136,7 @@ impl ToolFormat {
     pub fn markers(self) -> &'static [&'static str] {
         match self {
             ToolFormat::Mistral => &["[TOOL_CALLS]"],
+            ToolFormat::Devstral => &["[TOOL_CALLS]", ARGS, CALL_ID],
             ToolFormat::Granite => &["<|tool_call|>"],
             ToolFormat::Glm => &[
                 "<tool_call>",
@@ -180,6 +187,10 @@ impl ToolFormat {
                     },
                     ", "
                 )
+            ),
+            ToolFormat::Devstral => each(
+                &|c| format!("[TOOL_CALLS]{}{ARGS}{}", c.name, json_text(&arguments(&c.arguments))),
+                "",
             ),
             ToolFormat::Granite => {
                 format!("<|tool_call|>[{}]", each(&|c| json(c, "arguments"), ", "))
@@ -234,9 +245,10 @@ impl ToolFormat {
                         };
                         g.add(&rule, format!("{} {args}", literal(&head)))
                     }
-                    ToolFormat::DeepSeek => {
+                    ToolFormat::DeepSeek | ToolFormat::Devstral => {
+                        let sep = if self == ToolFormat::DeepSeek { DS_SEP } else { ARGS };
                         let args = g.rule_for(&tool.parameters, &format!("{rule}-args"));
-                        g.add(&rule, format!("{} {args}", literal(&format!("{name}{DS_SEP}"))))
+                        g.add(&rule, format!("{} {args}", literal(&format!("{name}{sep}"))))
                     }
                     _ => {
                         let args = g.rule_for(&tool.parameters, &format!("{rule}-args"));
@@ -270,6 +282,7 @@ impl ToolFormat {
             ToolFormat::Glm => repeated("<tool_call>", "\n</tool_call>"),
             ToolFormat::Llama3 => any,
             ToolFormat::Mistral => format!(r#""[TOOL_CALLS][" {any} ( ", " {any} )* "]""#),
+            ToolFormat::Devstral => format!(r#"( "[TOOL_CALLS]" {any} )+"#),
             ToolFormat::Granite => format!(r#""<|tool_call|>[" {any} ( ", " {any} )* "]""#),
             ToolFormat::DeepSeek => {
                 g.add("call", format!("{} {any} {}", literal(DS_CALL_BEGIN), literal(DS_CALL_END)));
@@ -310,11 +323,8 @@ impl ToolFormat {
                 });
                 xml_call(name, pairs, tools)
             }),
-            ToolFormat::DeepSeek => each(DS_CALL_BEGIN, DS_CALL_END, &|b| {
-                let (name, args) = b.split_once(DS_SEP)?;
-                let args: Value = serde_json::from_str(args.trim()).ok()?;
-                args.is_object().then(|| (name.trim().to_string(), json_text(&args)))
-            }),
+            ToolFormat::DeepSeek => each(DS_CALL_BEGIN, DS_CALL_END, &|b| named_call(b, DS_SEP)),
+            ToolFormat::Devstral => each("[TOOL_CALLS]", "[TOOL_CALLS]", &|b| named_call(b, ARGS)),
             ToolFormat::Glm => each(TOOL_CALL_START, TOOL_CALL_END, &|b| {
                 let (name, body) = b.split_once('\n').unwrap_or((b, ""));
                 let keys = blocks(body, "<arg_key>", "</arg_key>");
@@ -331,6 +341,10 @@ const DS_CALL_BEGIN: &str = "<｜tool▁call▁begin｜>";
 const DS_SEP: &str = "<｜tool▁sep｜>";
 const DS_CALL_END: &str = "<｜tool▁call▁end｜>";
 const DS_CALLS_END: &str = "<｜tool▁calls▁end｜>";
+
+// Devstral's markers (with `[TOOL_CALLS]`, special tokens of its vocabulary).
+const ARGS: &str = "[ARGS]";
+const CALL_ID: &str = "[CALL_ID]";
 
 /// A call id as Mistral's templates require it: nine letters and digits (a hash of the id).
 pub fn mistral_id(id: &str) -> String {
@@ -365,6 +379,17 @@ fn json_list(text: &str, marker: &str) -> Option<Vec<Parsed>> {
         return None;
     }
     list.iter().map(|call| parse_call(&call.to_string())).collect()
+}
+
+/// A call written as its name, `sep` and its arguments as JSON (DeepSeek's, Devstral's).
+/// Arguments that are not a JSON object are kept as written, which the agent reports as broken.
+fn named_call(block: &str, sep: &str) -> Option<Parsed> {
+    let (head, args) = block.split_once(sep)?;
+    // Mistral Small 3.2 writes the call's id between its name and its arguments.
+    let name = head.split(CALL_ID).next().unwrap_or(head).trim();
+    let args = args.trim();
+    let object = serde_json::from_str::<Value>(args).ok().filter(Value::is_object);
+    Some((name.to_string(), object.map_or_else(|| args.to_string(), |v| json_text(&v))))
 }
 
 /// A call of the XML-like formats: values of string parameters as written, others as JSON.
@@ -520,11 +545,33 @@ mod tests {
     }
 
     #[test]
+    fn devstral_calls_are_read_one_by_one() {
+        let f = ToolFormat::Devstral;
+        let one = r#"[TOOL_CALLS]read_file[ARGS]{"path": "a.rs"}"#;
+        assert_eq!(
+            f.parse(one, &tools()),
+            vec![("read_file".into(), r#"{"path": "a.rs"}"#.into())]
+        );
+        // Mistral Small 3.2 writes a call id between the name and the arguments.
+        let two = r#"[TOOL_CALLS]read_file[ARGS]{"path": "a.rs"}
+[TOOL_CALLS]read_file[CALL_ID]abcDEF123[ARGS]{"limit": 2,"path":"b.rs"}"#;
+        let parsed = f.parse(two, &tools());
+        assert_eq!(parsed[1], ("read_file".into(), r#"{"limit": 2, "path": "b.rs"}"#.into()));
+        assert_eq!(parsed.len(), 2);
+        // A call cut short keeps its name and the text of its arguments, and spoils no other.
+        let cut = format!("{one}[TOOL_CALLS]read_file[ARGS]{{\"path\": \"b");
+        let parsed = f.parse(&cut, &tools());
+        assert_eq!(parsed[0].1, r#"{"path": "a.rs"}"#);
+        assert_eq!(parsed[1], ("read_file".into(), r#"{"path": "b"#.into()));
+    }
+
+    #[test]
     fn templates_tell_their_format() {
         let cases = [
             ("{{ tools }}<tool_call>\n<function=x>\n<parameter=y>", ToolFormat::Qwen3Coder),
             ("{{ tools }}<tool_call>{{ name }}<arg_key>k</arg_key><arg_value>", ToolFormat::Glm),
             ("{{ tools }}[TOOL_CALLS]", ToolFormat::Mistral),
+            ("{{ tools }}[TOOL_CALLS]{{ name }}[ARGS]", ToolFormat::Devstral),
             ("{{ tools }}<|tool_call|>", ToolFormat::Granite),
             ("{{ tools }}<tool_call>", ToolFormat::Hermes),
             ("{{ tools }}<|start_header_id|>\"parameters\": ", ToolFormat::Llama3),
