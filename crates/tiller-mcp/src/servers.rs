@@ -227,7 +227,7 @@ impl Drop for McpServers {
         let running: Vec<Connection> = self.servers.iter().filter_map(|s| s.take()).collect();
         self.runtime.block_on(async {
             for connection in running {
-                connection.process.stop().await;
+                connection.stop_and_explain().await;
             }
         });
     }
@@ -266,13 +266,6 @@ impl Server {
             }
             State::Idle => {}
         }
-        if self.entry.url.is_some() {
-            return Err(McpError::Http {
-                server: self.name.clone(),
-                detail: "streamable HTTP servers are not supported yet".into(),
-            }
-            .to_string());
-        }
         Connection::start(&self.name, &self.entry, &self.launch, self.timeout())
             .await
             .map_err(|e| e.to_string())
@@ -300,11 +293,10 @@ impl Server {
                     Ok(Err(e)) => e.to_string(),
                     _ => format!("no answer to `tools/list` within {} s", self.timeout().as_secs()),
                 };
-                let mut process = connection.process;
                 let why = format!(
                     "MCP server `{}` did not list its tools: {why}{}",
                     self.name,
-                    process.stop_and_explain().await
+                    connection.stop_and_explain().await
                 );
                 *self.lock() = State::Failed(why.clone());
                 Err(why)
@@ -342,6 +334,11 @@ impl Server {
                         *self.lock() = State::Running(Box::new(connection));
                         return Err(format!("The MCP server `{}` refused the call: {}", self.name, e.message));
                     }
+                    Ok(Err(ServiceError::TransportSend(e))) => format!(
+                        "The MCP server `{}` failed during the call ({})",
+                        self.name,
+                        crate::http::gist(&e)
+                    ),
                     Ok(Err(e)) => format!("The MCP server `{}` failed during the call ({e})", self.name),
                     Err(_) => format!(
                         "The MCP server `{}` gave no valid answer within {} s",
@@ -351,8 +348,7 @@ impl Server {
                 },
                 () = cancelled => "The call was cancelled".to_string(),
             };
-            let mut process = connection.process;
-            let ended = process.stop_and_explain().await;
+            let ended = connection.stop_and_explain().await;
             Err(format!("{failure}; the server was stopped{ended}\nIt starts again on the next call."))
         })
     }
