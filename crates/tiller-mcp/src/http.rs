@@ -23,6 +23,7 @@ use tiller_model::{EgressPolicy, http_agent, http_failure, read_body, read_event
 use tiller_types::McpServer;
 
 use crate::McpError;
+use crate::server::Listener;
 
 /// Reaches the server at `url` and initializes the protocol, within `limit`, which also bounds
 /// each silence of the server's.
@@ -32,7 +33,8 @@ pub(crate) async fn connect(
     entry: &McpServer,
     egress: &EgressPolicy,
     limit: Duration,
-) -> Result<RunningService<RoleClient, ()>, McpError> {
+    listener: Listener,
+) -> Result<RunningService<RoleClient, Listener>, McpError> {
     let failed = |detail: String| McpError::Start { server: name.into(), detail };
     let var = |var: &String| {
         std::env::var(var).map_err(|_| failed(format!("the environment variable {var} is not set")))
@@ -48,7 +50,7 @@ pub(crate) async fn connect(
     }
     let client = Http { agent, headers: Arc::new(headers), idle: limit };
     let transport = StreamableHttpClientTransport::with_client(client, config);
-    match tokio::time::timeout(limit, ().serve(transport)).await {
+    match tokio::time::timeout(limit, listener.serve(transport)).await {
         Ok(Ok(client)) => Ok(client),
         Ok(Err(ClientInitializeError::TransportError { error, .. })) => Err(failed(gist(&error))),
         Ok(Err(e)) => Err(failed(e.to_string())),

@@ -5,9 +5,10 @@
 //! the rest of tiller sees [`McpServers`], a synchronous [`ToolSource`](tiller_tools::ToolSource).
 //! Servers start when a session first lists its tools, confined like the agent's commands
 //! ([`Launch`]), or are reached over streamable HTTP through the egress policy, and stop, with
-//! every process they started, when it is dropped. A server that does not start, stops during a
-//! call, answers with something else than the protocol, or does not answer in time gives a
-//! warning or an observation, never an error of the session.
+//! every process they started, when it is dropped; their tools are listed again once a server
+//! says they changed. A server that does not start, stops during a call, answers with something
+//! else than the protocol, or does not answer in time gives a warning or an observation, never
+//! an error of the session.
 
 mod http;
 mod result;

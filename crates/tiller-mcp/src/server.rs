@@ -1,7 +1,8 @@
 //! One MCP server: over stdio, a program started confined like the agent's commands (the
 //! sandbox tier in force, its own network switch and environment), the protocol client on its
 //! stdin and stdout, its stderr kept in a file for telling what went wrong, and stopped with
-//! everything it started; or over streamable HTTP (`http.rs`).
+//! everything it started; or over streamable HTTP (`http.rs`). Either way the client notes the
+//! server's word that its tools changed.
 
 use std::ffi::OsString;
 use std::io::{Read, Seek, SeekFrom};
@@ -9,10 +10,11 @@ use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use rmcp::service::RunningService;
-use rmcp::{RoleClient, ServiceExt};
+use rmcp::service::{NotificationContext, RunningService};
+use rmcp::{ClientHandler, RoleClient, ServiceExt};
 use rustix::process::{Pid, Signal, kill_process_group};
 use tiller_model::EgressPolicy;
 use tiller_sandbox::{Policy, Sandbox};
@@ -40,9 +42,18 @@ pub struct Launch {
 
 /// A running server.
 pub(crate) struct Connection {
-    pub client: RunningService<RoleClient, ()>,
+    pub client: RunningService<RoleClient, Listener>,
     /// The program of a stdio server.
     process: Option<Process>,
+}
+
+/// The client's side of what a server tells it: set when its tools changed.
+pub(crate) struct Listener(pub Arc<AtomicBool>);
+
+impl ClientHandler for Listener {
+    async fn on_tool_list_changed(&self, _: NotificationContext<RoleClient>) {
+        self.0.store(true, Ordering::Relaxed);
+    }
 }
 
 /// A server's process.
@@ -58,15 +69,16 @@ pub(crate) struct Process {
 
 impl Connection {
     /// Starts `entry`'s program, or reaches its `url`, and initializes the protocol, within
-    /// `limit`.
+    /// `limit`; `listener` hears the server's notices.
     pub async fn start(
         name: &str,
         entry: &McpServer,
         launch: &Launch,
         limit: Duration,
+        listener: Listener,
     ) -> Result<Connection, McpError> {
         if let Some(url) = &entry.url {
-            let client = crate::http::connect(name, url, entry, &launch.egress, limit);
+            let client = crate::http::connect(name, url, entry, &launch.egress, limit, listener);
             return Ok(Connection { client: client.await?, process: None });
         }
         let program = entry.command.as_deref().ok_or_else(|| McpError::NoCommand(name.into()))?;
@@ -117,7 +129,7 @@ impl Connection {
             return Err(McpError::Start { server: name.into(), detail: "no pipes".into() });
         };
         let mut process = Process { child, group, stderr, _sandbox: sandbox };
-        match tokio::time::timeout(limit, ().serve((stdout, stdin))).await {
+        match tokio::time::timeout(limit, listener.serve((stdout, stdin))).await {
             Ok(Ok(client)) => Ok(Connection { client, process: Some(process) }),
             failed => {
                 let why = match failed {

@@ -1,6 +1,6 @@
 //! The MCP client against real servers: small misbehaving ones written here in Python (one that
 //! does not start, crashes mid-call, answers with something that is not JSON, hangs, offers a
-//! name twice, leaves a child behind; over HTTP, one that answers with an
+//! name twice, leaves a child behind, changes its tools; over HTTP, one that answers with an
 //! error or with something that is not JSON), and the reference servers installed by
 //! scripts/test (`@modelcontextprotocol/server-everything` from npm, over stdio and streamable
 //! HTTP, and `mcp-server-time` from PyPI).
@@ -35,7 +35,8 @@ tools = [{"name": "echo", "description": "Says it back.", "inputSchema": {"type"
          {"name": "crash", "inputSchema": {"type": "object"}},
          {"name": "garbage", "inputSchema": {"type": "object"}},
          {"name": "hang", "inputSchema": {"type": "object"}},
-         {"name": "spawn", "inputSchema": {"type": "object"}}]
+         {"name": "spawn", "inputSchema": {"type": "object"}},
+         {"name": "grow", "inputSchema": {"type": "object"}}]
 if mode == "clash":
     tools.append(tools[0])
     tools.append({"name": "bad name!", "inputSchema": {"type": "object"}})
@@ -60,6 +61,9 @@ for line in sys.stdin:
             continue
         if name == "hang":
             time.sleep(300)
+        if name == "grow":
+            tools.append({"name": "grown", "inputSchema": {"type": "object"}})
+            send({"jsonrpc": "2.0", "method": "notifications/tools/list_changed"})
         if name == "spawn":
             child = subprocess.Popen(["sleep", "300"])
             open(args["pidfile"], "w").write(f"{os.getpid()} {child.pid}")
@@ -135,7 +139,10 @@ fn tools_are_named_by_server_and_called() {
     let fx = Fixture::new();
     let servers = fx.servers(&[("bad", fx.entry("ok"))]);
     let names: Vec<String> = servers.tools().iter().map(|t| t.spec().name).collect();
-    assert_eq!(names, ["bad__echo", "bad__crash", "bad__garbage", "bad__hang", "bad__spawn"]);
+    assert_eq!(
+        names,
+        ["bad__echo", "bad__crash", "bad__garbage", "bad__hang", "bad__spawn", "bad__grow"]
+    );
     let spec = servers.tools()[0].spec();
     assert_eq!(spec.parameters["properties"]["text"]["type"], "string");
     assert!(spec.description.starts_with("Says it back."), "{}", spec.description);
@@ -261,6 +268,29 @@ fn the_reference_servers_answer() {
     let args = serde_json::json!({"timezone": "Europe/Paris"});
     let now = call(&servers, &fx.ws, "time__get_current_time", args);
     assert!(now.contains("\"timezone\": \"Europe/Paris\""), "{now}");
+}
+
+fn names(servers: &McpServers) -> Vec<String> {
+    servers.tools().iter().map(|t| t.spec().name).collect()
+}
+
+#[test]
+fn a_changed_tool_list_is_listed_again_on_refresh() {
+    let fx = Fixture::new();
+    let mut servers = fx.servers(&[("bad", fx.entry("ok"))]);
+    servers.refresh();
+    assert!(!names(&servers).contains(&"bad__grown".to_string()));
+    call(&servers, &fx.ws, "bad__grow", serde_json::json!({}));
+    // The server's notice is handled beside the call's answer: give it a moment.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !names(&servers).contains(&"bad__grown".to_string()) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+        servers.refresh();
+    }
+    let said = call(&servers, &fx.ws, "bad__grown", serde_json::json!({"text": "new"}));
+    assert_eq!(said, "said: new");
+    assert_eq!(names(&servers).len(), 7);
+    assert!(servers.take_warnings().is_empty());
 }
 
 #[test]
