@@ -206,11 +206,13 @@ impl Agent {
         };
         let task = self.outbound(task, "the task");
         self.push(Message::user(task))?;
-        // Tools served by other programs are listed (their servers started) on first use.
-        for message in self.tools.take_warnings() {
-            events(&AgentEvent::Warning { message });
-        }
         for step in 1..=self.config.max_steps {
+            // Tools served by other programs are listed (their servers started) on first use,
+            // and again when a server says they changed.
+            self.tools.refresh();
+            for message in self.tools.take_warnings() {
+                events(&AgentEvent::Warning { message });
+            }
             events(&AgentEvent::TurnStarted { step });
             self.fit_context(events)?;
             let completion = self.model_turn(step == self.config.max_steps || self.fixed, events);

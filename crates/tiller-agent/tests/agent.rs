@@ -1112,7 +1112,8 @@ impl tiller_tools::Tool for Ping {
     }
 }
 
-struct Served(Vec<Box<dyn tiller_tools::Tool>>);
+/// Tools a server would serve, and its warnings, each said once.
+struct Served(Vec<Box<dyn tiller_tools::Tool>>, Mutex<Vec<String>>);
 
 impl tiller_tools::ToolSource for Served {
     fn tools(&self) -> &[Box<dyn tiller_tools::Tool>] {
@@ -1120,8 +1121,36 @@ impl tiller_tools::ToolSource for Served {
     }
 
     fn take_warnings(&self) -> Vec<String> {
-        vec!["srv: one tool left out".into()]
+        std::mem::take(&mut self.1.lock().unwrap())
     }
+}
+
+/// Offers one more tool at each refresh, as a server that says its tools changed.
+struct Growing(Vec<Box<dyn tiller_tools::Tool>>);
+
+impl tiller_tools::ToolSource for Growing {
+    fn tools(&self) -> &[Box<dyn tiller_tools::Tool>] {
+        &self.0
+    }
+
+    fn refresh(&mut self) {
+        self.0.push(Box::new(Ping));
+    }
+}
+
+#[test]
+fn served_tools_are_listed_again_before_each_request() {
+    let repo = repo();
+    let ping = json!({ "tool_calls": [ { "name": "srv__ping", "arguments": {} } ] });
+    let (provider, requests) = scripted(json!([ping, { "text": "done" }]), 8192);
+    let tools = Registry::default().with_source(Box::new(Growing(Vec::new())));
+    let ws = Workspace::new(repo.path()).unwrap();
+    let mut agent = Agent::new(Box::new(provider), tools, ws, AgentConfig::default());
+    agent.run("ping", &mut Always(Vec::new()), &mut |_| {}).unwrap();
+    let requests = requests.lock().unwrap();
+    let served: Vec<usize> =
+        requests.iter().map(|r| r.tools.iter().filter(|t| t.name == "srv__ping").count()).collect();
+    assert_eq!(served, [1, 2]);
 }
 
 /// Approves each command for its whole tool, and counts the questions.
@@ -1148,7 +1177,10 @@ fn served_tools_are_asked_like_commands_and_approved_for_the_session_and_recorde
         json!({ "tool_calls": [ { "name": "shell", "arguments": { "command": "touch x" } } ] });
     let (provider, requests) =
         scripted(json!([ping, ping, touch, touch, { "text": "done" }]), 8192);
-    let tools = Registry::default().with_source(Box::new(Served(vec![Box::new(Ping)])));
+    let tools = Registry::default().with_source(Box::new(Served(
+        vec![Box::new(Ping)],
+        Mutex::new(vec!["srv: one tool left out".into()]),
+    )));
     let config = AgentConfig { approval: ApprovalPolicy::Untrusted, ..AgentConfig::default() };
     let ws = Workspace::new(repo.path()).unwrap();
     let ledger_dir = tempfile::tempdir().unwrap();

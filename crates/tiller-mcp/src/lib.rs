@@ -4,10 +4,13 @@
 //! The protocol is the official SDK's (`rmcp`), on a tokio runtime that stays inside this crate:
 //! the rest of tiller sees [`McpServers`], a synchronous [`ToolSource`](tiller_tools::ToolSource).
 //! Servers start when a session first lists its tools, confined like the agent's commands
-//! ([`Launch`]), and stop, with every process they started, when it is dropped. A server that
-//! does not start, stops during a call, answers with something else than the protocol, or does
-//! not answer in time gives a warning or an observation, never an error of the session.
+//! ([`Launch`]), or are reached over streamable HTTP through the egress policy, and stop, with
+//! every process they started, when it is dropped; their tools are listed again once a server
+//! says they changed. A server that does not start, stops during a call, answers with something
+//! else than the protocol, or does not answer in time gives a warning or an observation, never
+//! an error of the session.
 
+mod http;
 mod result;
 mod server;
 mod servers;
@@ -29,8 +32,6 @@ pub enum McpError {
     Unconfined(String),
     #[error("MCP server `{server}` did not start: {detail}")]
     Start { server: String, detail: String },
-    #[error("MCP server `{server}`: {detail}")]
-    Http { server: String, detail: String },
     #[error("cannot start the MCP client's runtime: {0}")]
     Runtime(std::io::Error),
     #[error(transparent)]

@@ -1,7 +1,8 @@
-//! One MCP server over stdio: started as a program confined like the agent's commands (the
+//! One MCP server: over stdio, a program started confined like the agent's commands (the
 //! sandbox tier in force, its own network switch and environment), the protocol client on its
 //! stdin and stdout, its stderr kept in a file for telling what went wrong, and stopped with
-//! everything it started.
+//! everything it started; or over streamable HTTP (`http.rs`). Either way the client notes the
+//! server's word that its tools changed.
 
 use std::ffi::OsString;
 use std::io::{Read, Seek, SeekFrom};
@@ -9,11 +10,13 @@ use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use rmcp::service::RunningService;
-use rmcp::{RoleClient, ServiceExt};
+use rmcp::service::{NotificationContext, RunningService};
+use rmcp::{ClientHandler, RoleClient, ServiceExt};
 use rustix::process::{Pid, Signal, kill_process_group};
+use tiller_model::EgressPolicy;
 use tiller_sandbox::{Policy, Sandbox};
 use tiller_types::McpServer;
 
@@ -33,12 +36,24 @@ pub struct Launch {
     pub allow_unconfined: bool,
     /// The folder servers start in: the workspace.
     pub workspace: PathBuf,
+    /// Where a `url` server may be reached from here, as any endpoint of tiller's.
+    pub egress: EgressPolicy,
 }
 
 /// A running server.
 pub(crate) struct Connection {
-    pub client: RunningService<RoleClient, ()>,
-    pub process: Process,
+    pub client: RunningService<RoleClient, Listener>,
+    /// The program of a stdio server.
+    process: Option<Process>,
+}
+
+/// The client's side of what a server tells it: set when its tools changed.
+pub(crate) struct Listener(pub Arc<AtomicBool>);
+
+impl ClientHandler for Listener {
+    async fn on_tool_list_changed(&self, _: NotificationContext<RoleClient>) {
+        self.0.store(true, Ordering::Relaxed);
+    }
 }
 
 /// A server's process.
@@ -53,13 +68,19 @@ pub(crate) struct Process {
 }
 
 impl Connection {
-    /// Starts `entry`'s program and initializes the protocol, within `limit`.
+    /// Starts `entry`'s program, or reaches its `url`, and initializes the protocol, within
+    /// `limit`; `listener` hears the server's notices.
     pub async fn start(
         name: &str,
         entry: &McpServer,
         launch: &Launch,
         limit: Duration,
+        listener: Listener,
     ) -> Result<Connection, McpError> {
+        if let Some(url) = &entry.url {
+            let client = crate::http::connect(name, url, entry, &launch.egress, limit, listener);
+            return Ok(Connection { client: client.await?, process: None });
+        }
         let program = entry.command.as_deref().ok_or_else(|| McpError::NoCommand(name.into()))?;
         let args: Vec<OsString> = entry.args.iter().map(OsString::from).collect();
         let mut policy = match &launch.sandbox {
@@ -108,8 +129,8 @@ impl Connection {
             return Err(McpError::Start { server: name.into(), detail: "no pipes".into() });
         };
         let mut process = Process { child, group, stderr, _sandbox: sandbox };
-        match tokio::time::timeout(limit, ().serve((stdout, stdin))).await {
-            Ok(Ok(client)) => Ok(Connection { client, process }),
+        match tokio::time::timeout(limit, listener.serve((stdout, stdin))).await {
+            Ok(Ok(client)) => Ok(Connection { client, process: Some(process) }),
             failed => {
                 let why = match failed {
                     Ok(Err(e)) => e.to_string(),
@@ -120,17 +141,23 @@ impl Connection {
             }
         }
     }
+
+    /// Stops the server (a program's whole process group killed and reaped, an HTTP session
+    /// closed) and says how a program ended and what its stderr ends with, as a suffix for a
+    /// message.
+    pub async fn stop_and_explain(mut self) -> String {
+        match &mut self.process {
+            Some(process) => process.stop_and_explain().await,
+            None => {
+                let _ = self.client.close_with_timeout(Duration::from_secs(5)).await;
+                String::new()
+            }
+        }
+    }
 }
 
 impl Process {
-    /// Stops the server: its whole process group killed and reaped.
-    pub async fn stop(mut self) {
-        self.kill().await;
-    }
-
-    /// Stops the server and says how it ended and what its stderr ends with, as a suffix for a
-    /// message.
-    pub async fn stop_and_explain(&mut self) -> String {
+    async fn stop_and_explain(&mut self) -> String {
         let status = match self.child.try_wait() {
             Ok(Some(status)) => format!("; it exited ({status})"),
             _ => String::new(),

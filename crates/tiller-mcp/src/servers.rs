@@ -1,8 +1,10 @@
 //! The session's MCP servers as a [`ToolSource`]: started together the first time the tools
-//! are listed, each tool a [`Tool`] named `server__tool`, calls bounded by the server's timeout
-//! and by the agent's cancel flag, and a server that stopped started again on its next call.
+//! are listed, and listed again once one says its tools changed; each tool a [`Tool`] named
+//! `server__tool`, calls bounded by the server's timeout and by the agent's cancel flag, and a
+//! server that stopped started again on its next call.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
@@ -16,7 +18,7 @@ use tokio::runtime::{Handle, Runtime};
 
 use crate::McpError;
 use crate::result::result_text;
-use crate::server::{Connection, Launch};
+use crate::server::{Connection, Launch, Listener};
 
 /// Seconds a server may take to start, and each call, unless its entry says.
 const DEFAULT_TIMEOUT_SECS: u64 = 60;
@@ -30,7 +32,8 @@ pub struct McpServers {
     /// Names the servers' tools may not take: tiller's own tools.
     reserved: Vec<String>,
     tools: OnceLock<Vec<Box<dyn Tool>>>,
-    warnings: Mutex<Vec<String>>,
+    /// Warnings not taken yet, and every one given, so that each is given once.
+    warnings: Mutex<(Vec<String>, BTreeSet<String>)>,
     /// Declared last: dropped after the servers are stopped.
     runtime: Runtime,
 }
@@ -43,6 +46,8 @@ struct Server {
     handle: Handle,
     state: Mutex<State>,
     cancel: Mutex<Cancel>,
+    /// Set when the server says its tools changed since they were last listed.
+    changed: Arc<AtomicBool>,
 }
 
 enum State {
@@ -98,6 +103,7 @@ impl McpServers {
                     handle: runtime.handle().clone(),
                     state: Mutex::new(State::Idle),
                     cancel: Mutex::default(),
+                    changed: Arc::default(),
                 })
             })
             .collect();
@@ -195,12 +201,10 @@ impl McpServers {
                 }
             }
         }
-        self.lock_warnings().extend(warnings);
+        let mut guard = self.warnings.lock().unwrap_or_else(PoisonError::into_inner);
+        let (new, given) = &mut *guard;
+        new.extend(warnings.into_iter().filter(|w| given.insert(w.clone())));
         tools
-    }
-
-    fn lock_warnings(&self) -> std::sync::MutexGuard<'_, Vec<String>> {
-        self.warnings.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -209,9 +213,17 @@ impl ToolSource for McpServers {
         self.tools.get_or_init(|| self.collect_tools())
     }
 
+    /// Lists every server's tools again once one said they changed.
+    fn refresh(&mut self) {
+        let changed = self.servers.iter().any(|s| s.changed.load(Ordering::Relaxed));
+        if changed && self.tools.get().is_some() {
+            self.tools = OnceLock::from(self.collect_tools());
+        }
+    }
+
     fn take_warnings(&self) -> Vec<String> {
         self.tools();
-        std::mem::take(&mut *self.lock_warnings())
+        std::mem::take(&mut self.warnings.lock().unwrap_or_else(PoisonError::into_inner).0)
     }
 
     fn share_cancel(&mut self, cancel: &Cancel) {
@@ -227,7 +239,7 @@ impl Drop for McpServers {
         let running: Vec<Connection> = self.servers.iter().filter_map(|s| s.take()).collect();
         self.runtime.block_on(async {
             for connection in running {
-                connection.process.stop().await;
+                connection.stop_and_explain().await;
             }
         });
     }
@@ -266,14 +278,8 @@ impl Server {
             }
             State::Idle => {}
         }
-        if self.entry.url.is_some() {
-            return Err(McpError::Http {
-                server: self.name.clone(),
-                detail: "streamable HTTP servers are not supported yet".into(),
-            }
-            .to_string());
-        }
-        Connection::start(&self.name, &self.entry, &self.launch, self.timeout())
+        let listener = Listener(Arc::clone(&self.changed));
+        Connection::start(&self.name, &self.entry, &self.launch, self.timeout(), listener)
             .await
             .map_err(|e| e.to_string())
     }
@@ -289,6 +295,8 @@ impl Server {
                 return Err(why);
             }
         };
+        // A change the server tells of from now on is not in this list.
+        self.changed.store(false, Ordering::Relaxed);
         let listed = tokio::time::timeout(self.timeout(), connection.client.list_all_tools()).await;
         match listed {
             Ok(Ok(tools)) => {
@@ -300,11 +308,10 @@ impl Server {
                     Ok(Err(e)) => e.to_string(),
                     _ => format!("no answer to `tools/list` within {} s", self.timeout().as_secs()),
                 };
-                let mut process = connection.process;
                 let why = format!(
                     "MCP server `{}` did not list its tools: {why}{}",
                     self.name,
-                    process.stop_and_explain().await
+                    connection.stop_and_explain().await
                 );
                 *self.lock() = State::Failed(why.clone());
                 Err(why)
@@ -342,6 +349,11 @@ impl Server {
                         *self.lock() = State::Running(Box::new(connection));
                         return Err(format!("The MCP server `{}` refused the call: {}", self.name, e.message));
                     }
+                    Ok(Err(ServiceError::TransportSend(e))) => format!(
+                        "The MCP server `{}` failed during the call ({})",
+                        self.name,
+                        crate::http::gist(&e)
+                    ),
                     Ok(Err(e)) => format!("The MCP server `{}` failed during the call ({e})", self.name),
                     Err(_) => format!(
                         "The MCP server `{}` gave no valid answer within {} s",
@@ -351,8 +363,7 @@ impl Server {
                 },
                 () = cancelled => "The call was cancelled".to_string(),
             };
-            let mut process = connection.process;
-            let ended = process.stop_and_explain().await;
+            let ended = connection.stop_and_explain().await;
             Err(format!("{failure}; the server was stopped{ended}\nIt starts again on the next call."))
         })
     }

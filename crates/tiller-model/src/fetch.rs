@@ -199,13 +199,7 @@ impl Client {
                 }
                 None => req.call(),
             };
-            let resp = match sent {
-                Ok(resp) => resp,
-                Err(ureq::Error::Status(_, resp)) => return Err(http::status_failure(resp).error),
-                Err(ureq::Error::Transport(t)) => {
-                    return Err(http::transport_error(&t, &url, self.config.idle_timeout));
-                }
-            };
+            let resp = sent.map_err(|e| http::http_failure(e, &url, self.config.idle_timeout))?;
             if !(300..400).contains(&resp.status()) {
                 return Ok(resp);
             }

@@ -20,7 +20,7 @@ use tiller_types::text::clip;
 use tiller_types::{ProviderKind, StreamEvent};
 
 use crate::sse::read_events;
-use crate::{Cancel, Collector, Completion, EndpointConfig, ModelError, ModelInfo};
+use crate::{Cancel, Collector, Completion, EgressPolicy, EndpointConfig, ModelError, ModelInfo};
 
 /// How often a waiting call looks at the cancel flag.
 const POLL: Duration = Duration::from_millis(50);
@@ -32,7 +32,7 @@ pub(crate) const MAX_EVENT: usize = 16 << 20;
 
 /// One server-sent event.
 #[derive(Clone, Debug, Default, PartialEq)]
-pub(crate) struct SseEvent {
+pub struct SseEvent {
     /// The `event:` name; empty when the server sent none.
     pub event: String,
     /// The `data:` lines, joined by newlines.
@@ -81,34 +81,12 @@ pub(crate) struct Client {
 
 impl Client {
     pub fn new(config: EndpointConfig) -> Result<Self, ModelError> {
-        let url = &config.base_url;
-        if !(url.starts_with("http://") || url.starts_with("https://")) {
-            return Err(ModelError::Config(format!(
-                "endpoint `{url}` is not an http:// or https:// URL"
-            )));
-        }
-        config.egress.check(url)?;
-        let mut builder = ureq::AgentBuilder::new();
-        if let Some(proxy) = &config.egress.proxy {
-            config.egress.check(proxy)?;
-            let proxy = ureq::Proxy::new(proxy)
-                .map_err(|e| ModelError::Config(format!("egress.proxy `{proxy}`: {e}")))?;
-            builder = builder.proxy(proxy);
-        }
-        let egress = config.egress.clone();
-        let agent = builder
-            .resolver(move |netloc: &str| egress.resolve(netloc))
-            .timeout_connect(config.connect_timeout)
-            .timeout_read(config.idle_timeout)
-            .timeout_write(config.idle_timeout)
-            .redirects(0)
-            .try_proxy_from_env(false)
-            // ureq 2 reads the response head of a reused connection without the read timeout,
-            // where a stalled endpoint would hang the call; a fresh connection each call is cheap
-            // next to a model's answer.
-            .max_idle_connections(0)
-            .user_agent(concat!("tiller/", env!("CARGO_PKG_VERSION")))
-            .build();
+        let agent = http_agent(
+            &config.base_url,
+            &config.egress,
+            config.connect_timeout,
+            config.idle_timeout,
+        )?;
         Ok(Client { config, agent })
     }
 
@@ -373,13 +351,59 @@ impl<R: Read> Read for Until<R> {
 }
 
 /// A whole response body, up to the largest event accepted.
-fn read_body(reader: impl Read) -> io::Result<String> {
+pub fn read_body(reader: impl Read) -> io::Result<String> {
     let mut raw = Vec::new();
     reader.take(MAX_EVENT as u64 + 1).read_to_end(&mut raw)?;
     if raw.len() > MAX_EVENT {
         return Err(io::Error::new(io::ErrorKind::InvalidData, "answer larger than 16 MiB"));
     }
     Ok(String::from_utf8_lossy(&raw).into_owned())
+}
+
+/// An HTTP agent for `url`: `url` checked against `egress` now, every connection resolved
+/// through it, redirects left to the caller, and the policy's proxy, never the environment's.
+pub fn http_agent(
+    url: &str,
+    egress: &EgressPolicy,
+    connect: Duration,
+    idle: Duration,
+) -> Result<ureq::Agent, ModelError> {
+    if !(url.starts_with("http://") || url.starts_with("https://")) {
+        return Err(ModelError::Config(format!(
+            "endpoint `{url}` is not an http:// or https:// URL"
+        )));
+    }
+    egress.check(url)?;
+    let mut builder = ureq::AgentBuilder::new();
+    if let Some(proxy) = &egress.proxy {
+        egress.check(proxy)?;
+        let proxy = ureq::Proxy::new(proxy)
+            .map_err(|e| ModelError::Config(format!("egress.proxy `{proxy}`: {e}")))?;
+        builder = builder.proxy(proxy);
+    }
+    let egress = egress.clone();
+    Ok(builder
+        .resolver(move |netloc: &str| egress.resolve(netloc))
+        .timeout_connect(connect)
+        .timeout_read(idle)
+        .timeout_write(idle)
+        .redirects(0)
+        .try_proxy_from_env(false)
+        // ureq 2 reads the response head of a reused connection without the read timeout,
+        // where a stalled endpoint would hang the call; a fresh connection each call is cheap
+        // next to a model's answer.
+        .max_idle_connections(0)
+        .user_agent(concat!("tiller/", env!("CARGO_PKG_VERSION")))
+        .build())
+}
+
+/// A failed request as the providers say it: the endpoint's HTTP status with the gist of its
+/// body, or why it could not be reached.
+pub fn http_failure(e: ureq::Error, endpoint: &str, idle: Duration) -> ModelError {
+    match e {
+        ureq::Error::Status(_, resp) => status_failure(resp).error,
+        ureq::Error::Transport(t) => transport_error(&t, endpoint, idle),
+    }
 }
 
 pub(crate) fn status_failure(resp: ureq::Response) -> Failure {

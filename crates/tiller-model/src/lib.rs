@@ -25,10 +25,12 @@ pub use collect::Collector;
 pub use egress::{EgressPolicy, Reach, reach};
 pub use error::ModelError;
 pub use fetch::{Download, Fetcher, part_path};
+pub use http::{SseEvent, http_agent, http_failure, read_body};
 pub use openai::OpenAi;
 pub use scripted::{Script, Scripted, ScriptedReply};
 #[doc(hidden)]
 pub use sse::decode_body;
+pub use sse::read_events;
 /// Moved to `tiller-types`, where the tools see it too; kept here for the providers' callers.
 pub use tiller_types::Cancel;
 

@@ -12,7 +12,7 @@ use crate::{Collector, Completion, ModelError};
 /// Reads server-sent events, passing each to `on_event` until it returns false or the body
 /// ends. Comments and fields other than `event` and `data` are skipped; a partial last line is
 /// dropped (the caller sees the stream end without its end marker).
-pub(crate) fn read_events(
+pub fn read_events(
     mut reader: impl BufRead,
     mut on_event: impl FnMut(SseEvent) -> bool,
 ) -> io::Result<()> {

@@ -122,10 +122,14 @@ pub(crate) fn parse_args<T: DeserializeOwned>(args: serde_json::Value) -> Result
 pub const SERVED_SEPARATOR: &str = "__";
 
 /// Tools found at run time, such as an MCP server's: listed the first time they are asked for,
-/// so that whatever provides them starts only when a session needs it.
+/// so that whatever provides them starts only when a session needs it, and listed again on
+/// [`refresh`](ToolSource::refresh) where they changed.
 pub trait ToolSource: Send + Sync {
     /// The tools; the first call may start servers and list what they offer.
     fn tools(&self) -> &[Box<dyn Tool>];
+    /// Lists the tools again if whatever provides them said they changed; called before each
+    /// model request.
+    fn refresh(&mut self) {}
     /// What went wrong while listing them (a server that did not start, a name taken), each
     /// said once.
     fn take_warnings(&self) -> Vec<String> {
@@ -175,6 +179,11 @@ impl Registry {
     pub fn share_cancel(&mut self, cancel: &Cancel) {
         self.tools.iter_mut().for_each(|t| t.share_cancel(cancel));
         self.sources.iter_mut().for_each(|s| s.share_cancel(cancel));
+    }
+
+    /// Lists again the tools of each source that says they changed.
+    pub fn refresh(&mut self) {
+        self.sources.iter_mut().for_each(|s| s.refresh());
     }
 
     /// Every tool: the built-in ones, then those of each source.

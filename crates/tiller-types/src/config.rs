@@ -66,6 +66,14 @@ pub struct McpServer {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub env_vars: Vec<String>,
     pub url: Option<String>,
+    /// Headers sent to a `url` server, with their values.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub http_headers: BTreeMap<String, String>,
+    /// Headers sent to a `url` server, each with the value of the environment variable named.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env_http_headers: BTreeMap<String, String>,
+    /// The environment variable whose value a `url` server gets as a bearer token.
+    pub bearer_token_env_var: Option<String>,
     /// Default: true.
     pub enabled: Option<bool>,
     /// Only these of its tools are offered (default: all).
@@ -267,13 +275,20 @@ mod tests {
             [mcp.servers.remote]
             url = "https://mcp.example.com/mcp"
             enabled = false
+            bearer_token_env_var = "REMOTE_TOKEN"
+            http_headers = { X-Team = "core" }
+            env_http_headers = { X-Key = "REMOTE_KEY" }
             "#,
         )
         .unwrap();
         let time = &cfg.mcp.servers["time"];
         assert_eq!(time.args, ["mcp-server-time"]);
         assert!(time.offers("get_current_time") && !time.offers("convert_time"));
-        assert_eq!(cfg.mcp.servers["remote"].enabled, Some(false));
+        let remote = &cfg.mcp.servers["remote"];
+        assert_eq!(remote.enabled, Some(false));
+        assert_eq!(remote.bearer_token_env_var.as_deref(), Some("REMOTE_TOKEN"));
+        assert_eq!(remote.http_headers["X-Team"], "core");
+        assert_eq!(remote.env_http_headers["X-Key"], "REMOTE_KEY");
         assert!(toml::from_str::<Config>("[mcp.servers.x]\ncomand = 'a'").is_err());
     }
 

@@ -1,7 +1,8 @@
 //! MCP servers end to end: `tiller exec` on the scripted model calls tools of the reference
-//! servers scripts/test installs (`@modelcontextprotocol/server-everything` from npm,
-//! `mcp-server-time` from PyPI) and of a small Python server that crashes mid-call, all confined
-//! by the sandbox; the results reach the model's next request, the calls the ledger; and
+//! servers scripts/test installs (`@modelcontextprotocol/server-everything` from npm, over stdio
+//! and over streamable HTTP, `mcp-server-time` from PyPI) and of a small Python server that
+//! crashes mid-call, all confined by the sandbox; the results reach the model's next request,
+//! the calls the ledger; an HTTP server off this machine is refused by the egress policy; and
 //! `tiller mcp add|list|remove` edit and show the config.
 // Helpers outside #[test] functions unwrap too: a failed setup should fail the test loudly.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -156,15 +157,7 @@ fn exec_calls_the_tools_of_real_servers_in_the_sandbox_and_records_them() {
     let tool_results = lines.iter().filter(|l| l["message"]["role"] == "tool").count();
     assert_eq!(tool_results, 4);
 
-    let db = env.home.join(".local/share/tiller/ledger.sqlite");
-    let conn = rusqlite::Connection::open(&db).unwrap();
-    let mcp: Vec<serde_json::Value> = conn
-        .prepare("SELECT payload FROM entries WHERE kind = 'tool_action' ORDER BY id")
-        .unwrap()
-        .query_map([], |r| r.get::<_, String>(0))
-        .unwrap()
-        .map(|p| serde_json::from_str::<serde_json::Value>(&p.unwrap()).unwrap()["mcp"].clone())
-        .collect();
+    let mcp = ledger_mcp(&env);
     let seen: Vec<(&str, &str, &str)> = mcp
         .iter()
         .map(|m| {
@@ -189,4 +182,89 @@ fn exec_calls_the_tools_of_real_servers_in_the_sandbox_and_records_them() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     let config = std::fs::read_to_string(env.config()).unwrap();
     assert!(config.contains("[mcp.servers.time]") && !config.contains("probe"), "{config}");
+}
+
+/// The `mcp` objects of the ledger's `tool_action` rows, in order.
+fn ledger_mcp(env: &Env) -> Vec<serde_json::Value> {
+    let db = env.home.join(".local/share/tiller/ledger.sqlite");
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    conn.prepare("SELECT payload FROM entries WHERE kind = 'tool_action' ORDER BY id")
+        .unwrap()
+        .query_map([], |r| r.get::<_, String>(0))
+        .unwrap()
+        .map(|p| serde_json::from_str::<serde_json::Value>(&p.unwrap()).unwrap()["mcp"].clone())
+        .collect()
+}
+
+#[test]
+fn exec_calls_the_tools_of_a_streamable_http_server_and_egress_refuses_one_off_the_machine() {
+    let Some(peer) = peers::HttpPeer::everything() else {
+        return;
+    };
+    let env = Env::new();
+    for (name, url) in [("everything", peer.url.as_str()), ("remote", "http://192.0.2.1:8080/mcp")]
+    {
+        let out = env.tiller(&["mcp", "add", name, "--url", url]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+    }
+    let out = env.tiller(&["mcp", "list"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let listed = text(&out.stdout);
+    assert!(listed.contains("everything  http  running\n  everything__echo  "), "{listed}");
+    let refused = "MCP server `remote` did not start: 192.0.2.1 is not on the egress allow-list";
+    assert!(listed.contains(&format!("remote  http  failed: {refused}")), "{listed}");
+
+    let call = |name: &str, arguments: serde_json::Value| serde_json::json!({ "tool_calls": [ { "name": name, "arguments": arguments } ] });
+    let script = serde_json::json!({ "model": "s", "turns": [
+        call("everything__echo", serde_json::json!({"message": "over http"})),
+        call("everything__get-sum", serde_json::json!({"a": 2, "b": 3})),
+        { "text": "done" }
+    ]});
+    std::fs::write(env.repo.join("s.json"), script.to_string()).unwrap();
+    let out = env.tiller(&["exec", "--json", "--provider", "scripted", "-m", "s.json", "go"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let events: Vec<serde_json::Value> =
+        text(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let warnings: Vec<&str> = events
+        .iter()
+        .filter(|e| e["type"] == "warning")
+        .map(|e| e["message"].as_str().unwrap())
+        .collect();
+    assert!(warnings.len() == 1 && warnings[0].starts_with(refused), "{warnings:?}");
+    let results: Vec<(&str, bool)> = events
+        .iter()
+        .filter(|e| e["type"] == "tool_result")
+        .map(|e| (e["output"].as_str().unwrap(), e["is_error"].as_bool().unwrap()))
+        .collect();
+    assert_eq!(results[0], ("Echo: over http", false));
+    assert!(results[1].0.contains("is 5") && !results[1].1, "{}", results[1].0);
+    assert_eq!(events.last().unwrap()["type"], "answer");
+
+    // Each result is in the conversation the next request carries.
+    let sessions = env.home.join(".local/share/tiller/sessions");
+    let log = std::fs::read_dir(&sessions).unwrap().next().unwrap().unwrap().path();
+    let log = std::fs::read_to_string(log).unwrap();
+    let tool_messages: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|l| l["message"]["role"] == "tool")
+        .collect();
+    assert_eq!(tool_messages.len(), 2);
+    assert!(tool_messages[0].to_string().contains("Echo: over http"), "{}", tool_messages[0]);
+
+    let mcp = ledger_mcp(&env);
+    let seen: Vec<(&str, &str, &str)> = mcp
+        .iter()
+        .map(|m| {
+            (
+                m["server"].as_str().unwrap(),
+                m["tool"].as_str().unwrap(),
+                m["outcome"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(seen, [("everything", "echo", "ok"), ("everything", "get-sum", "ok")]);
+    let arguments = r#"{"message":"over http"}"#;
+    assert_eq!(mcp[0]["arguments_sha256"], tiller_ledger::sha256_hex(arguments.as_bytes()));
+    assert_eq!(mcp[0]["bytes"], "Echo: over http".len());
 }

@@ -67,6 +67,8 @@ pub fn servers(
         sandbox: Some(Arc::clone(sandbox)),
         allow_unconfined: settings.dangerously_run_unconfined,
         workspace: root.to_path_buf(),
+        // A server's URL is an endpoint as any other: loopback, or on the allow-list.
+        egress: config::egress_policy(&settings.egress, false),
     };
     McpServers::new(&entries, launch, reserved)
         .map_err(|e| CommandError::new(Kind::Internal, e.to_string()))
