@@ -36,7 +36,7 @@ pub use read_file::ReadFile;
 pub use replace::Replace;
 pub use search::Search;
 pub use shell::{
-    CommandExit, CommandOutput, Ending, Shell, Terminal, is_known_safe, run_command,
+    CommandExit, CommandOutput, Ending, Shell, TIMED_OUT, Terminal, is_known_safe, run_command,
     run_command_until, wait_group,
 };
 pub use tree::{MAX_FILE_BYTES, TreeChanges, TreeWatch, keep_accepted};

@@ -34,8 +34,8 @@ const CANCEL_POLL: Duration = Duration::from_millis(50);
 /// keeps open.
 const DRAIN_GRACE: Duration = Duration::from_millis(200);
 
-/// Exit code of `tiller sandbox` for a command it killed at its time limit.
-const TIMED_OUT: i32 = 124;
+/// Exit code of `tiller sandbox` for a command it killed at its time limit, as `timeout(1)`'s.
+pub const TIMED_OUT: i32 = 124;
 
 /// Somewhere other than tiller's own process that runs the shell's confined commands: an
 /// editor's terminal, which shows their output as it comes.

@@ -7,15 +7,12 @@ use std::process::Child;
 use std::time::Duration;
 
 use tiller_sandbox::{Detection, Policy, Sandbox};
-use tiller_tools::{Ending, wait_group};
+use tiller_tools::{Ending, TIMED_OUT, wait_group};
 use tiller_types::Cancel;
 
 use crate::cli::{ModelArgs, SandboxArgs};
 use crate::command_error::{CommandError, Kind};
 use crate::config::{self, Settings};
-
-/// Exit code for a command that ran out of time, as `timeout(1)` uses.
-const TIMED_OUT: i32 = 124;
 
 /// The sandbox for commands run in `root`: the default policy, with the config file in use
 /// hidden too, the `[sandbox] env` variables passed on (except the API key's) and unix
