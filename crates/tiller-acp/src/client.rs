@@ -1,21 +1,27 @@
 //! The editor as one session's agent sees it, from the agent's own thread: where its updates go,
 //! who answers its approval questions ([`Approver`]), and, when the editor offers them, where
-//! text files are read and written ([`Buffers`]). Each request waits for the editor's answer on
-//! the calling thread; the connection runs on another.
+//! text files are read and written ([`Buffers`]) and where commands run ([`Terminal`]). Each
+//! request waits for the editor's answer on the calling thread; the connection runs on another.
 
+use std::ffi::OsStr;
 use std::path::Path;
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use agent_client_protocol::v1::ConnectionTo;
 use agent_client_protocol::v1::schema::{
-    ClientCapabilities, PermissionOption, PermissionOptionKind, ReadTextFileRequest,
-    RequestPermissionOutcome, RequestPermissionRequest, SessionNotification, SessionUpdate,
-    ToolCallContent, ToolCallUpdate, ToolCallUpdateFields, WriteTextFileRequest,
+    ClientCapabilities, CreateTerminalRequest, EnvVariable, KillTerminalRequest, PermissionOption,
+    PermissionOptionKind, ReadTextFileRequest, ReleaseTerminalRequest, RequestPermissionOutcome,
+    RequestPermissionRequest, SessionNotification, SessionUpdate, Terminal as Embedded,
+    TerminalOutputRequest, ToolCallContent, ToolCallUpdate, ToolCallUpdateFields,
+    WaitForTerminalExitRequest, WriteTextFileRequest,
 };
 use agent_client_protocol::{Client, JsonRpcRequest};
 use tiller_agent::{Approver, Review, Verdict};
-use tiller_tools::Buffers;
-use tiller_types::{ChangeSet, ToolCall};
+use tiller_tools::{Buffers, CommandExit, CommandOutput, Terminal, ToolError};
+use tiller_types::{Cancel, ChangeSet, ToolCall};
 
 use crate::updates::{Updates, kind};
 
@@ -138,5 +144,62 @@ impl Buffers for Editor {
         self.ask(WriteTextFileRequest::new(self.id(), abs, text))
             .map(drop)
             .map_err(std::io::Error::other)
+    }
+}
+
+impl Terminal for Editor {
+    /// Runs `command` in a terminal of the editor's, shown in the call's update; a cancel kills
+    /// it. The terminal is released once its output is read.
+    fn run(
+        &self,
+        call_id: &str,
+        command: &Command,
+        output_cap: usize,
+        cancel: &Cancel,
+    ) -> Result<CommandOutput, ToolError> {
+        let text = |s: &OsStr| s.to_string_lossy().into_owned();
+        let env = command.get_envs().filter_map(|(name, value)| {
+            value.map(|value| EnvVariable::new(text(name), text(value)))
+        });
+        let request = CreateTerminalRequest::new(self.id(), text(command.get_program()))
+            .args(command.get_args().map(text).collect())
+            .env(env.collect())
+            .cwd(command.get_current_dir().map(Path::to_path_buf))
+            .output_byte_limit(output_cap as u64);
+        let failed = |e: String| ToolError::Other(format!("the editor's terminal failed: {e}"));
+        let id = self.ask(request).map_err(failed)?.terminal_id;
+        let shown = vec![ToolCallContent::Terminal(Embedded::new(id.clone()))];
+        let update =
+            ToolCallUpdate::new(call_id.to_string(), ToolCallUpdateFields::new().content(shown));
+        self.send(vec![SessionUpdate::ToolCallUpdate(update)]);
+        let (done, killed) = (AtomicBool::new(false), AtomicBool::new(false));
+        let exit = std::thread::scope(|scope| {
+            scope.spawn(|| {
+                while !done.load(Ordering::Relaxed) {
+                    if cancel.is_cancelled() {
+                        killed.store(true, Ordering::Relaxed);
+                        let _ = self.ask(KillTerminalRequest::new(self.id(), id.clone()));
+                        return;
+                    }
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+            });
+            let exit = self.ask(WaitForTerminalExitRequest::new(self.id(), id.clone()));
+            done.store(true, Ordering::Relaxed);
+            exit
+        });
+        let output = self.ask(TerminalOutputRequest::new(self.id(), id.clone()));
+        let _ = self.ask(ReleaseTerminalRequest::new(self.id(), id));
+        let (status, output) = (exit.map_err(failed)?.exit_status, output.map_err(failed)?);
+        let exit = match status.exit_code.and_then(|code| i32::try_from(code).ok()) {
+            _ if killed.load(Ordering::Relaxed) => CommandExit::Cancelled,
+            // `tiller sandbox` exits with a code even for a command a signal killed.
+            code => CommandExit::Code(code.unwrap_or(-1)),
+        };
+        let mut text = output.output;
+        if output.truncated {
+            text.insert_str(0, &format!("[… earlier output omitted, {output_cap} bytes kept …]\n"));
+        }
+        Ok(CommandOutput { exit, output: text, omitted: 0 })
     }
 }

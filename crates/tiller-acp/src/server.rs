@@ -20,7 +20,7 @@ use agent_client_protocol::v1::{ConnectionTo, Responder};
 use agent_client_protocol::{Agent, Client, Error, Stdio};
 use futures::channel::oneshot;
 use tiller_agent::AgentError;
-use tiller_tools::Buffers;
+use tiller_tools::{Buffers, Terminal};
 use tiller_types::Cancel;
 
 use crate::client::Editor;
@@ -156,7 +156,9 @@ fn open(
     let fs = &state.client.fs;
     let buffers = (fs.read_text_file && fs.write_text_file)
         .then(|| Arc::new(editor.clone()) as Arc<dyn Buffers>);
-    let Opened { id, agent } = state.sessions.open(cwd, resume, buffers).map_err(internal)?;
+    let terminal = state.client.terminal.then(|| Arc::new(editor.clone()) as Arc<dyn Terminal>);
+    let Opened { id, agent } =
+        state.sessions.open(cwd, resume, buffers, terminal).map_err(internal)?;
     editor.name(&id);
     if resume.is_some() {
         editor.send(Updates::new(cwd).replay(agent.history()));

@@ -36,8 +36,8 @@ pub use read_file::ReadFile;
 pub use replace::Replace;
 pub use search::Search;
 pub use shell::{
-    CommandExit, CommandOutput, Ending, Shell, is_known_safe, run_command, run_command_until,
-    wait_group,
+    CommandExit, CommandOutput, Ending, Shell, TIMED_OUT, Terminal, is_known_safe, run_command,
+    run_command_until, wait_group,
 };
 pub use tree::{MAX_FILE_BYTES, TreeChanges, TreeWatch, keep_accepted};
 pub use workspace::{Buffers, Workspace};
@@ -94,6 +94,16 @@ pub trait Tool: Send + Sync {
     fn kind(&self) -> ToolKind;
     /// Runs the tool with its JSON arguments.
     fn run(&self, ws: &Workspace, args: serde_json::Value) -> Result<ToolOutput, ToolError>;
+    /// Runs the tool for the model's call `call_id`: a tool that shows its progress elsewhere
+    /// (the shell in an editor's terminal) names the call there.
+    fn run_call(
+        &self,
+        ws: &Workspace,
+        _call_id: &str,
+        args: serde_json::Value,
+    ) -> Result<ToolOutput, ToolError> {
+        self.run(ws, args)
+    }
     /// Whether every call must be approved by the user, whatever the approval policy.
     fn always_ask(&self) -> bool {
         false

@@ -6,6 +6,10 @@
 //! to its head and tail. On timeout the whole group is killed. Reading stops shortly after the
 //! command ends even if a background process still holds the pipe: such a process keeps running,
 //! but what it prints afterwards is not captured.
+//!
+//! With a [`Terminal`] (an editor's, over ACP) and a sandbox of tier A, a command runs there
+//! instead, as `tiller sandbox --policy …`: the same confinement, time limit and environment,
+//! its output shown as it comes.
 
 use std::collections::VecDeque;
 use std::ffi::OsStr;
@@ -18,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use rustix::process::{Pid, Signal, kill_process_group};
 use serde::Deserialize;
-use tiller_sandbox::Sandbox;
+use tiller_sandbox::{Sandbox, Tier};
 use tiller_types::{Cancel, ToolSpec};
 
 use crate::{Observation, Tool, ToolError, ToolKind, ToolOutput, Workspace, parse_args};
@@ -29,6 +33,25 @@ const CANCEL_POLL: Duration = Duration::from_millis(50);
 /// How long output is still read after the command ended, for a pipe that a background process
 /// keeps open.
 const DRAIN_GRACE: Duration = Duration::from_millis(200);
+
+/// Exit code of `tiller sandbox` for a command it killed at its time limit, as `timeout(1)`'s.
+pub const TIMED_OUT: i32 = 124;
+
+/// Somewhere other than tiller's own process that runs the shell's confined commands: an
+/// editor's terminal, which shows their output as it comes.
+pub trait Terminal: Send + Sync {
+    /// Runs `command` (program, arguments, directory, and the environment variables it sets)
+    /// for the model's call `call_id`, until it ends or `cancel` is set, keeping the last
+    /// `output_cap` bytes of its output; where more came, `output` starts with a line saying so
+    /// and `omitted` is 0, the count unknown.
+    fn run(
+        &self,
+        call_id: &str,
+        command: &Command,
+        output_cap: usize,
+        cancel: &Cancel,
+    ) -> Result<CommandOutput, ToolError>;
+}
 
 /// Runs a command with `bash -c` (or `sh -c` where bash is missing), confined by the sandbox
 /// when it has one.
@@ -47,6 +70,9 @@ pub struct Shell {
     /// Where nothing can confine commands (tier C), run them unconfined without asking: the
     /// user's explicit choice (`--dangerously-run-unconfined`).
     pub allow_unconfined: bool,
+    /// Runs confined commands in tier A, where killing the terminal's process ends all the
+    /// command started (bubblewrap dies with its parent).
+    pub terminal: Option<Arc<dyn Terminal>>,
 }
 
 impl Default for Shell {
@@ -58,6 +84,7 @@ impl Default for Shell {
             sandbox: None,
             cancel: Cancel::default(),
             allow_unconfined: false,
+            terminal: None,
         }
     }
 }
@@ -153,6 +180,27 @@ impl Tool for Shell {
     }
 
     fn run(&self, ws: &Workspace, args: serde_json::Value) -> Result<ToolOutput, ToolError> {
+        self.execute(ws, None, args)
+    }
+
+    fn run_call(
+        &self,
+        ws: &Workspace,
+        call_id: &str,
+        args: serde_json::Value,
+    ) -> Result<ToolOutput, ToolError> {
+        self.execute(ws, Some(call_id), args)
+    }
+}
+
+impl Shell {
+    /// Runs the command `args` asks for, in the terminal where there is one and `call_id`.
+    fn execute(
+        &self,
+        ws: &Workspace,
+        call_id: Option<&str>,
+        args: serde_json::Value,
+    ) -> Result<ToolOutput, ToolError> {
         let args: Args = parse_args(args)?;
         let dir = match &args.workdir {
             Some(workdir) => {
@@ -168,7 +216,19 @@ impl Tool for Shell {
             Some(secs) => Duration::from_secs(secs.max(1)).min(self.max_timeout),
             None => self.timeout,
         };
-        let mut cmd = match self.sandbox.as_deref().filter(|s| !s.requires_approval()) {
+        let sandbox = self.sandbox.as_deref().filter(|s| !s.requires_approval());
+        if let (Some(terminal), Some(sandbox), Some(id)) = (&self.terminal, sandbox, call_id)
+            && sandbox.tier() == Tier::A
+        {
+            let cmd = in_terminal(sandbox, &args.command, &dir, timeout)?;
+            let started = Instant::now();
+            let mut output = terminal.run(id, &cmd, self.output_cap, &self.cancel)?;
+            if output.exit == CommandExit::Code(TIMED_OUT) && started.elapsed() >= timeout {
+                output.exit = CommandExit::TimedOut(timeout);
+            }
+            return Ok(observation(output));
+        }
+        let mut cmd = match sandbox {
             Some(sandbox) => {
                 let args = ["-c".into(), args.command.clone().into()];
                 sandbox.command(OsStr::new(shell_program()), &args, &dir).map_err(|e| {
@@ -184,16 +244,45 @@ impl Tool for Shell {
         // With no terminal to answer on, a credential prompt would only wait for the timeout.
         cmd.env("GIT_TERMINAL_PROMPT", "0");
         let output = run_command_until(cmd, timeout, self.output_cap, &self.cancel)?;
-        let exit_code = match output.exit {
-            CommandExit::Code(code) => Some(code),
-            CommandExit::Signal(_) | CommandExit::TimedOut(_) | CommandExit::Cancelled => None,
-        };
-        Ok(ToolOutput::Text(Observation {
-            text: output.to_string(),
-            quotes: Vec::new(),
-            exit_code,
-        }))
+        Ok(observation(output))
     }
+}
+
+/// What the model is told of a command that ran.
+fn observation(output: CommandOutput) -> ToolOutput {
+    let exit_code = match output.exit {
+        CommandExit::Code(code) => Some(code),
+        CommandExit::Signal(_) | CommandExit::TimedOut(_) | CommandExit::Cancelled => None,
+    };
+    ToolOutput::Text(Observation { text: output.to_string(), quotes: Vec::new(), exit_code })
+}
+
+/// `command` in `dir` as a terminal runs it: `tiller sandbox` with `sandbox`'s policy and
+/// `timeout`, and the variables that policy passes on taken from tiller's environment, not the
+/// terminal's. `GIT_TERMINAL_PROMPT=0` is set as for a command run here.
+fn in_terminal(
+    sandbox: &Sandbox,
+    command: &str,
+    dir: &std::path::Path,
+    timeout: Duration,
+) -> Result<Command, ToolError> {
+    let mut policy = sandbox.policy().clone();
+    policy.env.push("GIT_TERMINAL_PROMPT".into());
+    let json = serde_json::to_string(&policy)
+        .map_err(|e| ToolError::Other(format!("cannot pass the sandbox policy: {e}")))?;
+    let exe = std::env::current_exe()
+        .map_err(|e| ToolError::Other(format!("cannot find the tiller executable: {e}")))?;
+    let mut cmd = Command::new(exe);
+    cmd.args(["sandbox", "--policy", &json, "--timeout", &timeout.as_secs().to_string(), "-C"])
+        .arg(dir)
+        .args(["--", shell_program(), "-c", command])
+        .current_dir(dir)
+        .envs(
+            std::env::vars_os()
+                .filter(|(name, _)| name.to_str().is_some_and(|name| policy.passes_env(name))),
+        )
+        .env("GIT_TERMINAL_PROMPT", "0");
+    Ok(cmd)
 }
 
 /// `bash` when it is on the `PATH`, else `sh`.
@@ -610,6 +699,88 @@ mod tests {
         assert!(!unconfined.always_ask());
         let out = sh(&unconfined, &ws, serde_json::json!({"command": "echo ran > f; cat f"}));
         assert_eq!(out.unwrap(), "exit code: 0\nran\n");
+    }
+
+    /// A terminal that records what it is asked to run and answers with `exit` after `delay`.
+    struct Fake {
+        asked: Mutex<Vec<(String, Vec<String>)>>,
+        exit: CommandExit,
+        delay: Duration,
+    }
+
+    impl Terminal for Fake {
+        fn run(
+            &self,
+            id: &str,
+            cmd: &Command,
+            cap: usize,
+            _: &Cancel,
+        ) -> Result<CommandOutput, ToolError> {
+            let text = |s: &OsStr| s.to_string_lossy().into_owned();
+            let mut args: Vec<String> = cmd.get_args().map(text).collect();
+            args.extend(cmd.get_envs().map(|(k, v)| format!("{}={}", text(k), text(v.unwrap()))));
+            args.push(format!("cap={cap}"));
+            self.asked.lock().unwrap().push((id.to_string(), args));
+            std::thread::sleep(self.delay);
+            Ok(CommandOutput { exit: self.exit, output: "printed\n".into(), omitted: 0 })
+        }
+    }
+
+    #[test]
+    fn a_terminal_runs_commands_in_tiller_sandbox_in_tier_a_only() {
+        let (dir, ws) = ws();
+        let policy = tiller_sandbox::Policy::for_workspace(dir.path());
+        let sandbox = |bwrap: Option<&str>| {
+            let detection = tiller_sandbox::Detection {
+                landlock_abi: Some(7),
+                seccomp: true,
+                userns: Ok(()),
+                bwrap: bwrap.map(Into::into),
+                root: false,
+                fixes: Vec::new(),
+            };
+            let exe = std::env::current_exe().unwrap();
+            Some(Arc::new(Sandbox::new(policy.clone(), detection, exe).unwrap()))
+        };
+        let fake = |exit, delay| Arc::new(Fake { asked: Mutex::default(), exit, delay });
+        let terminal = fake(CommandExit::Code(3), Duration::ZERO);
+        let shell = Shell {
+            sandbox: sandbox(Some("/usr/bin/bwrap")),
+            terminal: Some(terminal.clone()),
+            ..Shell::default()
+        };
+        let run = |shell: &Shell, args| match shell.run_call(&ws, "call-1", args).unwrap() {
+            ToolOutput::Text(o) => (o.text, o.exit_code),
+            other => panic!("{other:?}"),
+        };
+        let out = run(&shell, serde_json::json!({"command": "make", "timeout_secs": 5}));
+        assert_eq!(out, ("exit code: 3\nprinted\n".into(), Some(3)));
+        let (id, args) = terminal.asked.lock().unwrap().pop().unwrap();
+        assert_eq!(id, "call-1");
+        let root = dir.path().display().to_string();
+        assert_eq!(args[..2], ["sandbox", "--policy"]);
+        let sent: tiller_sandbox::Policy = serde_json::from_str(&args[2]).unwrap();
+        assert_eq!(sent.writable, policy.writable);
+        assert!(sent.passes_env("GIT_TERMINAL_PROMPT"));
+        let rest = ["--timeout", "5", "-C", &root, "--", shell_program(), "-c", "make"];
+        assert_eq!(args[3..11], rest);
+        assert!(args.contains(&"GIT_TERMINAL_PROMPT=0".into()), "{args:?}");
+        assert_eq!(args.last().unwrap(), "cap=16384");
+
+        // `tiller sandbox`'s exit code at the time limit is a timeout.
+        let slow = Shell {
+            terminal: Some(fake(CommandExit::Code(124), Duration::from_secs(1))),
+            ..shell.clone()
+        };
+        let out = run(&slow, serde_json::json!({"command": "sleep 9", "timeout_secs": 1}));
+        assert_eq!(out, ("timed out after 1s; process group killed\nprinted\n".into(), None));
+
+        // Without a call to show it in, or in tier B, the command runs here (the helper being
+        // this test binary, it runs no command at all).
+        let echo = serde_json::json!({"command": "echo here"});
+        shell.run(&ws, echo.clone()).unwrap();
+        Shell { sandbox: sandbox(None), ..shell }.run_call(&ws, "call-2", echo).unwrap();
+        assert!(terminal.asked.lock().unwrap().is_empty());
     }
 
     #[test]

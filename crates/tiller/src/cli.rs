@@ -188,6 +188,10 @@ pub struct SandboxArgs {
     /// Kill the command and everything it started after this many seconds (exit code 124).
     #[arg(long, value_name = "SECS")]
     pub timeout: Option<u64>,
+    /// The confinement as JSON, as a session hands it to an editor's terminal, in place of the
+    /// one for the workspace and config; the command's output is all that is printed.
+    #[arg(long, value_name = "JSON", hide = true, conflicts_with = "network")]
+    pub policy: Option<String>,
     /// The command and its arguments, after `--`.
     #[arg(last = true, required = true, value_name = "CMD")]
     pub command: Vec<std::ffi::OsString>,

@@ -1,12 +1,17 @@
 //! `tiller acp` driven by a real editor-side peer: the reference TypeScript SDK's client
 //! (`@agentclientprotocol/sdk`, installed by `scripts/test` under `target/peers/acp`) runs
-//! `tests/acp/client.mjs` against scripted models (`tests/acp/*.script.json`). It skips where
-//! node or the SDK is missing, unless `TILLER_EXPECT_ACP` is set (as `scripts/test` sets it),
-//! where that fails.
+//! `tests/acp/client.mjs` against scripted models (`tests/acp/*.script.json`, and the two the
+//! test writes for the client's terminal). It skips where node or the SDK is missing, unless
+//! `TILLER_EXPECT_ACP` is set (as `scripts/test` sets it), where that fails; the terminal's part
+//! needs tier A, under `TILLER_SANDBOX_EXPECT_TIER=A` too.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[path = "support/scratch.rs"]
+mod scratch;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
@@ -28,6 +33,38 @@ fn sdk() -> Option<PathBuf> {
     None
 }
 
+/// Whether tier A is in force, where the editor's terminal runs commands; fails if
+/// `TILLER_SANDBOX_EXPECT_TIER=A` (as `scripts/test` sets) and it is not.
+fn tier_a() -> bool {
+    let out = Command::new(env!("CARGO_BIN_EXE_tiller")).args(["doctor", "--json"]).output();
+    let doctor: Value = serde_json::from_slice(&out.unwrap().stdout).unwrap();
+    let expected = std::env::var("TILLER_SANDBOX_EXPECT_TIER").is_ok_and(|t| t == "A");
+    assert!(doctor["tier"] == "A" || !expected, "tier A expected: {}", doctor["summary"]);
+    doctor["tier"] == "A"
+}
+
+/// A model script at `path` that calls the shell tool with `arguments`, then answers.
+fn write_script(path: &Path, arguments: Value) {
+    let call = serde_json::json!({ "name": "shell", "arguments": arguments });
+    let turns = serde_json::json!([{ "tool_calls": [call] }, { "text": "Done." }]);
+    let model = serde_json::json!({ "model": "acp-script", "turns": turns });
+    std::fs::write(path, model.to_string()).unwrap();
+}
+
+/// Whether a process `sleep SECS` is still there, after up to a minute's wait for it to go.
+fn still_sleeping(secs: &str) -> bool {
+    let wanted = format!("sleep\0{secs}\0");
+    let found = || {
+        let mut procs = std::fs::read_dir("/proc").unwrap().flatten();
+        procs.any(|p| std::fs::read(p.path().join("cmdline")).is_ok_and(|c| c == wanted.as_bytes()))
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while found() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    found()
+}
+
 /// The updates of one session, by their `sessionUpdate` kind.
 fn kinds(updates: &Value) -> Vec<&str> {
     updates.as_array().unwrap().iter().map(|u| u["sessionUpdate"].as_str().unwrap()).collect()
@@ -38,10 +75,22 @@ fn an_editor_drives_sessions_through_the_reference_client() {
     let Some(sdk) = sdk() else { return };
     let dir = tempfile::tempdir().unwrap();
     let (home, work) = (dir.path().join("home"), dir.path().join("work"));
-    for name in ["allow", "deny", "cancel", "hunks", "command"] {
+    for name in ["allow", "deny", "cancel", "hunks", "command", "terminal", "stop"] {
         std::fs::create_dir_all(work.join(name)).unwrap();
         std::fs::write(work.join(name).join("notes.txt"), NOTES).unwrap();
     }
+    // The terminal's command writes inside its workspace and tries a real folder outside it
+    // (tier A has a /tmp of its own).
+    let outside = scratch::outside_tmp();
+    let escaped = outside.path().join("escaped.txt");
+    let script =
+        format!("echo from-the-terminal; echo in > inside.txt; echo out > {}", escaped.display());
+    write_script(&work.join("terminal.script.json"), serde_json::json!({ "command": script }));
+    // A number of seconds no other process on the machine sleeps.
+    let secs = format!("97{}", std::process::id());
+    // Where it runs in tiller (not tier A), nothing cancels it: its time limit ends it.
+    let sleep = serde_json::json!({ "command": format!("sleep {secs}"), "timeout_secs": 30 });
+    write_script(&work.join("stop.script.json"), sleep);
     std::fs::create_dir_all(&home).unwrap();
     let here = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/acp");
     let out = Command::new("node")
@@ -118,6 +167,12 @@ fn an_editor_drives_sessions_through_the_reference_client() {
     let updates = &command["seen"]["updates"][command["sessionId"].as_str().unwrap()];
     assert!(updates.as_array().unwrap().iter().any(|u| u["status"] == "failed"), "{updates}");
 
+    let terminal = &seen["terminal"];
+    let terminal_id = terminal["sessionId"].as_str().unwrap();
+    assert_eq!(terminal["stopReason"], "end_turn", "{stderr}");
+    let stop = &seen["stop"];
+    let stop_id = stop["sessionId"].as_str().unwrap();
+
     // Every call in the ledger: the edits as actions of their sessions.
     let db = home.join(".local/share/tiller/ledger.sqlite");
     let conn = rusqlite::Connection::open(db).unwrap();
@@ -130,5 +185,47 @@ fn an_editor_drives_sessions_through_the_reference_client() {
         .collect();
     let ids = [allow["sessionId"].as_str().unwrap(), deny["sessionId"].as_str().unwrap()];
     assert_eq!(sessions[..2], ids, "{sessions:?}");
-    assert_eq!(sessions.len(), 4, "{sessions:?}");
+    assert_eq!(sessions.len(), 6, "{sessions:?}");
+    assert_eq!(sessions[4..], [terminal_id, stop_id], "{sessions:?}");
+
+    // The editor's terminal: the command ran there, confined by `tiller sandbox`, shown live.
+    let created = terminal["seen"]["terminals"].as_array().unwrap();
+    if !tier_a() {
+        assert!(created.is_empty(), "{created:?}");
+        return eprintln!("skipped: the editor's terminal runs commands only in tier A");
+    }
+    assert_eq!(created.len(), 1, "{created:?}");
+    let tiller = Path::new(env!("CARGO_BIN_EXE_tiller")).canonicalize().unwrap();
+    assert_eq!(Path::new(created[0]["command"].as_str().unwrap()).canonicalize().unwrap(), tiller);
+    let args: Vec<&str> =
+        created[0]["args"].as_array().unwrap().iter().map(|a| a.as_str().unwrap()).collect();
+    assert_eq!(args[..2], ["sandbox", "--policy"], "{args:?}");
+    assert_eq!(args[args.len() - 2..], ["-c", &script], "{args:?}");
+    let workspace = work.join("terminal").canonicalize().unwrap();
+    assert_eq!(Path::new(created[0]["cwd"].as_str().unwrap()), workspace);
+    let updates = &terminal["seen"]["updates"][terminal_id];
+    let embeds = |u: &&Value| u["content"][0]["type"] == "terminal";
+    let shown = updates.as_array().unwrap().iter().find(embeds).expect("no terminal shown");
+    assert_eq!(shown["content"][0]["terminalId"], "terminal-1", "{shown}");
+    assert_eq!(terminal["seen"]["released"], serde_json::json!(["terminal-1"]));
+    // Inside the workspace the command wrote (and its edit was reviewed); outside it could not.
+    assert_eq!(std::fs::read_to_string(workspace.join("inside.txt")).unwrap(), "in\n");
+    assert!(!escaped.exists(), "the command wrote outside its workspace");
+    // What the terminal printed is the observation of the call, sent with the next request.
+    let log = home.join(format!(".local/share/tiller/sessions/{terminal_id}.jsonl"));
+    let log = std::fs::read_to_string(log).unwrap();
+    let observed = log
+        .lines()
+        .map(|line| serde_json::from_str::<Value>(line).unwrap())
+        .find(|entry| entry["message"]["role"] == "tool")
+        .unwrap();
+    let observed = observed["message"]["content"].as_str().unwrap();
+    assert!(observed.starts_with("exit code: 1\nfrom-the-terminal\n"), "{observed}");
+    assert!(observed.contains("escaped.txt: Read-only file system"), "{observed}");
+
+    // Cancelled while it runs there: the terminal killed, with all the command started.
+    assert_eq!(stop["stopReason"], "cancelled", "{stderr}");
+    assert_eq!(stop["seen"]["killed"], serde_json::json!(["terminal-1"]));
+    assert_eq!(stop["seen"]["released"], serde_json::json!(["terminal-1"]));
+    assert!(!still_sleeping(&secs), "the command outlived its cancelled terminal");
 }

@@ -8,6 +8,9 @@
 // Helpers outside #[test] functions unwrap too: a failed setup should fail the test loudly.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "support/scratch.rs"]
+mod scratch;
+
 use std::io::Read;
 use std::net::{TcpListener, UdpSocket};
 use std::os::unix::net::{UnixDatagram, UnixListener};
@@ -88,16 +91,7 @@ struct Env {
 
 /// `base/{home,ws,sibling}` in a fresh folder outside `/tmp` (which tier A replaces).
 fn env() -> Env {
-    // Cargo's temporary folder lies under /tmp when the checkout does; /var/tmp then.
-    let cargo_tmp = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
-    let fallback = if cargo_tmp.starts_with("/tmp") {
-        PathBuf::from("/var/tmp/tiller-tests")
-    } else {
-        cargo_tmp
-    };
-    let parent = std::env::var_os("TILLER_TEST_TMPDIR").map_or(fallback, PathBuf::from);
-    std::fs::create_dir_all(&parent).unwrap();
-    let dir = tempfile::tempdir_in(parent).unwrap();
+    let dir = scratch::outside_tmp();
     let base = dir.path().canonicalize().unwrap();
     let (home, ws) = (base.join("home"), base.join("ws"));
     for d in [&home, &ws, &base.join("sibling")] {
@@ -199,6 +193,36 @@ fn dash_c_names_the_workspace() {
     );
     assert_ne!(out.code, 0, "{}", out.stderr);
     assert!(!env.home.join("x").exists());
+}
+
+#[test]
+fn a_session_policy_confines_and_prints_only_the_command() {
+    need_tier_a!();
+    let env = env();
+    let policy = serde_json::to_string(&tiller_sandbox::Policy::for_workspace(&env.ws)).unwrap();
+    let sub = env.ws.join("sub");
+    std::fs::create_dir(&sub).unwrap();
+    let script = "pwd; touch ../made; touch ../../home/x";
+    let run = |extra: &[&str]| {
+        let mut args = vec!["sandbox", "--policy", &policy];
+        args.extend(extra);
+        args.extend(["-C", sub.to_str().unwrap(), "--", "sh", "-c", script]);
+        output(&mut env.tiller(&args))
+    };
+    // The policy's workspace is writable, from the folder the command runs in; beyond it not.
+    let out = run(&[]);
+    assert_ne!(out.code, 0);
+    assert_eq!(out.stdout, format!("{}\n", sub.display()));
+    assert!(out.stderr.starts_with("touch: cannot touch '../../home/x'"), "{}", out.stderr);
+    assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
+    assert!(env.ws.join("made").is_file());
+    assert!(!env.home.join("x").exists());
+    // Its time limit ends it with timeout(1)'s code, and says nothing of it.
+    let mut args = vec!["sandbox", "--policy", &policy, "--timeout", "1", "--", "sleep", "30"];
+    let out = output(&mut env.tiller(&args));
+    assert_eq!((out.code, out.stderr.as_str()), (124, ""));
+    args.splice(1..3, []);
+    assert!(output(&mut env.tiller(&args)).stderr.contains("timed out after 1s"));
 }
 
 #[test]

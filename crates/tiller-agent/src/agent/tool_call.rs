@@ -117,7 +117,8 @@ impl Agent {
                 format!("Not run: cannot note the working tree before the command ({e}).")
             })?;
         }
-        let (changes, ran) = match tool.run(&self.ws, args).map_err(|e| explain(&self.ws, &e))? {
+        let output = tool.run_call(&self.ws, &call.id, args).map_err(|e| explain(&self.ws, &e))?;
+        let (changes, ran) = match output {
             ToolOutput::Text(obs) if !watch => return Ok((obs, Vec::new())),
             ToolOutput::Text(mut obs) => {
                 let seen = self.tree.after(&self.ws).map_err(|e| {

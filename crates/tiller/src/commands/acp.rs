@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use tiller_acp::{Opened, Sessions};
-use tiller_tools::Buffers;
+use tiller_tools::{Buffers, Terminal};
 use tiller_types::ApprovalPolicy;
 
 use crate::cli::{AcpArgs, ModelArgs};
@@ -30,6 +30,7 @@ impl Sessions for Starter {
         cwd: &Path,
         resume: Option<&str>,
         buffers: Option<Arc<dyn Buffers>>,
+        terminal: Option<Arc<dyn Terminal>>,
     ) -> Result<Opened, String> {
         let model_args =
             ModelArgs { workspace: Some(cwd.to_path_buf()), ..self.model_args.clone() };
@@ -43,6 +44,7 @@ impl Sessions for Starter {
                 approval: ApprovalPolicy::OnRequest,
                 step_budget: Some(interactive::STEP_BUDGET),
                 buffers,
+                terminal,
             })
         };
         let s = start().map_err(|e: CommandError| match e.hint {

@@ -26,6 +26,7 @@ pub fn exec(
         approval: ApprovalPolicy::Never,
         step_budget: None,
         buffers: None,
+        terminal: None,
     })?;
     let mut progress = Progress::new(args.json);
     progress.event(&started);

@@ -36,6 +36,7 @@ pub fn run(
         approval: ApprovalPolicy::OnRequest,
         step_budget: Some(STEP_BUDGET),
         buffers: None,
+        terminal: None,
     })?;
     let status = Status {
         model: s.info.model.clone(),

@@ -158,6 +158,7 @@ fn run<T>(
         approval: ApprovalPolicy::OnRequest,
         step_budget: None,
         buffers: None,
+        terminal: None,
     })?;
     let (commands, _) = ProjectCommands::load(&root)?;
     let mut progress = Progress::new(false);

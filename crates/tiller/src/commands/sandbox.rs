@@ -7,15 +7,12 @@ use std::process::Child;
 use std::time::Duration;
 
 use tiller_sandbox::{Detection, Policy, Sandbox};
-use tiller_tools::{Ending, wait_group};
+use tiller_tools::{Ending, TIMED_OUT, wait_group};
 use tiller_types::Cancel;
 
 use crate::cli::{ModelArgs, SandboxArgs};
 use crate::command_error::{CommandError, Kind};
 use crate::config::{self, Settings};
-
-/// Exit code for a command that ran out of time, as `timeout(1)` uses.
-const TIMED_OUT: i32 = 124;
 
 /// The sandbox for commands run in `root`: the default policy, with the config file in use
 /// hidden too, the `[sandbox] env` variables passed on (except the API key's) and unix
@@ -25,9 +22,6 @@ pub fn for_workspace(
     network: bool,
     settings: &Settings,
 ) -> Result<Sandbox, CommandError> {
-    let helper = std::env::current_exe().map_err(|e| {
-        CommandError::new(Kind::Internal, format!("cannot find the tiller executable: {e}"))
-    })?;
     let mut policy = Policy::for_workspace(root);
     policy.network = network;
     policy.unix_sockets = settings.sandbox.unix_sockets;
@@ -37,6 +31,14 @@ pub fn for_workspace(
     let key = settings.api_key_var();
     policy.env =
         settings.sandbox.env.iter().filter(|name| Some(name.as_str()) != key).cloned().collect();
+    confine(policy)
+}
+
+/// A sandbox enforcing `policy` on this machine, with this executable as its helper.
+fn confine(policy: Policy) -> Result<Sandbox, CommandError> {
+    let helper = std::env::current_exe().map_err(|e| {
+        CommandError::new(Kind::Internal, format!("cannot find the tiller executable: {e}"))
+    })?;
     Ok(Sandbox::new(policy, Detection::probe(), helper)?)
 }
 
@@ -49,9 +51,19 @@ pub fn notes(sandbox: &Sandbox) -> Vec<String> {
 
 pub fn run(model_args: &ModelArgs, args: &SandboxArgs) -> Result<(), CommandError> {
     let cwd = model_args.workspace_dir()?;
-    let sandbox = for_workspace(&cwd, args.network, &config::settle(model_args)?)?;
-    for note in notes(&sandbox) {
-        eprintln!("tiller sandbox: {note}");
+    // A session's own policy (an editor's terminal running its command) names the workspace,
+    // which `cwd` lies in, and prints nothing of its own.
+    let quiet = args.policy.is_some();
+    let sandbox = match &args.policy {
+        Some(json) => confine(serde_json::from_str(json).map_err(|e| {
+            CommandError::new(Kind::User, format!("--policy is not a sandbox policy: {e}"))
+        })?)?,
+        None => for_workspace(&cwd, args.network, &config::settle(model_args)?)?,
+    };
+    if !quiet {
+        for note in notes(&sandbox) {
+            eprintln!("tiller sandbox: {note}");
+        }
     }
     let Some((program, rest)) = args.command.split_first() else {
         return Err(CommandError::new(Kind::User, "no command given"));
@@ -64,15 +76,15 @@ pub fn run(model_args: &ModelArgs, args: &SandboxArgs) -> Result<(), CommandErro
     let child = cmd
         .spawn()
         .map_err(|e| CommandError::new(Kind::Internal, format!("cannot start the sandbox: {e}")))?;
-    let code = wait(child, args.timeout.map(Duration::from_secs))?;
+    let code = wait(child, args.timeout.map(Duration::from_secs), quiet)?;
     // Exiting skips destructors: remove the private temporary directory first.
     drop(sandbox);
     std::process::exit(code)
 }
 
 /// The child's exit code (128 + the signal that killed it), or [`TIMED_OUT`] once its process
-/// group was killed after `timeout`.
-fn wait(mut child: Child, timeout: Option<Duration>) -> Result<i32, CommandError> {
+/// group was killed after `timeout` (said on stderr unless `quiet`).
+fn wait(mut child: Child, timeout: Option<Duration>, quiet: bool) -> Result<i32, CommandError> {
     let lost = |e: std::io::Error| {
         CommandError::new(Kind::Internal, format!("lost track of the command: {e}"))
     };
@@ -81,10 +93,13 @@ fn wait(mut child: Child, timeout: Option<Duration>) -> Result<i32, CommandError
         Some(limit) => match wait_group(child, Some(limit), &Cancel::default()).map_err(lost)? {
             Ending::Exited(status) => status,
             Ending::TimedOut | Ending::Cancelled => {
-                eprintln!(
-                    "tiller sandbox: timed out after {}s; killed the command and all it started",
-                    limit.as_secs()
-                );
+                if !quiet {
+                    eprintln!(
+                        "tiller sandbox: timed out after {}s; killed the command and all it \
+                         started",
+                        limit.as_secs()
+                    );
+                }
                 return Ok(TIMED_OUT);
             }
         },

@@ -10,7 +10,7 @@ use tiller_agent::{
 use tiller_loops::Verifier;
 use tiller_model::ModelInfo;
 use tiller_sandbox::Sandbox;
-use tiller_tools::{Buffers, ProjectCommands, Registry, Shell, Workspace};
+use tiller_tools::{Buffers, ProjectCommands, Registry, Shell, Terminal, Workspace};
 use tiller_types::{AgentEvent, ApprovalPolicy, ProviderKind};
 
 use crate::cli::ModelArgs;
@@ -32,6 +32,8 @@ pub struct Start<'a> {
     pub step_budget: Option<usize>,
     /// An editor that holds the text files (over ACP): tools read and write them through it.
     pub buffers: Option<Arc<dyn Buffers>>,
+    /// An editor's terminal (over ACP): the shell's confined commands run in it.
+    pub terminal: Option<Arc<dyn Terminal>>,
 }
 
 /// A ready agent and what the front end shows about it.
@@ -109,6 +111,7 @@ pub fn start(start: Start) -> Result<Session, CommandError> {
     let shell = Shell {
         sandbox: Some(Arc::clone(&sandbox)),
         allow_unconfined: settings.dangerously_run_unconfined,
+        terminal: start.terminal,
         ..Shell::default()
     };
     let provider = model.provider;
