@@ -5,7 +5,8 @@
 //! grammar enforces.
 //!
 //! Schemas map to rules as follows: objects list their required properties first, in the order
-//! `required` gives, then the others, optional, in map order; `string`, `integer`, `number`, `boolean`, `null`, arrays
+//! `required` gives, then the others, optional, in map order; `string` (with `maxLength`, and a
+//! `pattern` of one excluded character class), `integer`, `number`, `boolean`, `null`, arrays
 //! (with or without `items`), `enum`, `const`, `anyOf`/`oneOf` and type lists are followed;
 //! anything else becomes any JSON value. Whitespace is fixed (one space after `:` and `,`) and
 //! numbers have bounded digits, so that a small model cannot wander off into endless spaces.
@@ -67,7 +68,8 @@ pub fn salvage_call(text: &str) -> (String, String) {
 }
 
 /// Checks `value` against the subset of JSON Schema that [`tool_call_grammar`] enforces (`type`,
-/// `enum`, `const`, `properties`, `required`, `items`, `anyOf`, `oneOf`). Returns what is wrong.
+/// `enum`, `const`, `properties`, `required`, `items`, `anyOf`, `oneOf`, `maxLength`, and a
+/// `pattern` that excludes characters). Returns what is wrong.
 pub fn validate(schema: &Value, value: &Value) -> Result<(), String> {
     let Value::Object(schema) = schema else {
         return Ok(());
@@ -114,12 +116,30 @@ pub fn validate(schema: &Value, value: &Value) -> Result<(), String> {
             }
         }
     }
+    if let Value::String(text) = value {
+        let max = schema.get("maxLength").and_then(Value::as_u64);
+        if max.is_some_and(|max| text.chars().count() as u64 > max) {
+            return Err(format!("longer than {} characters", max.unwrap_or_default()));
+        }
+        let pattern = schema.get("pattern").and_then(Value::as_str);
+        if let Some(excluded) = pattern.and_then(excluded_chars)
+            && text.contains(|c| excluded.contains(c))
+        {
+            return Err(format!("holds one of {excluded}"));
+        }
+    }
     if let (Value::Array(items), Some(sub)) = (value, schema.get("items")) {
         for (i, item) in items.iter().enumerate() {
             validate(sub, item).map_err(|e| format!("[{i}]: {e}"))?;
         }
     }
     Ok(())
+}
+
+/// The characters a `pattern` of the form `^[^...]*$` excludes, if it is one.
+fn excluded_chars(pattern: &str) -> Option<&str> {
+    let chars = pattern.strip_prefix("^[^")?.strip_suffix("]*$")?;
+    (!chars.contains(['\\', ']', '-', '^'])).then_some(chars)
 }
 
 fn check_type(ty: &str, value: &Value) -> Result<(), String> {
@@ -191,7 +211,8 @@ impl Grammar {
 
     fn rule_for_type(&mut self, ty: &str, s: &Map<String, Value>, name: &str) -> String {
         match ty {
-            "string" | "integer" | "number" | "boolean" => ty.into(),
+            "string" => self.string(s, name),
+            "integer" | "number" | "boolean" => ty.into(),
             "null" => literal("null"),
             "array" => {
                 let item = match s.get("items") {
@@ -207,6 +228,28 @@ impl Grammar {
             },
             _ => "value".into(),
         }
+    }
+
+    /// A string held to the schema's `maxLength` and to a `pattern` that is one excluded
+    /// character class (`^[^<>]*$`); other patterns are not followed.
+    fn string(&mut self, s: &Map<String, Value>, name: &str) -> String {
+        let excluded = s.get("pattern").and_then(Value::as_str).and_then(excluded_chars);
+        let max = s.get("maxLength").and_then(Value::as_u64);
+        if excluded.is_none() && max.is_none() {
+            return "string".into();
+        }
+        let char = match excluded {
+            Some(chars) => {
+                let chars: String = chars.chars().flat_map(char::escape_default).collect();
+                let body = format!(
+                    r#"[^"\\\x7F\x00-\x1F{chars}] | "\\" ( ["\\/bfnrt] | "u" [0-9a-fA-F]{{4}} )"#
+                );
+                self.add(&format!("{name}-char"), body)
+            }
+            None => "char".into(),
+        };
+        let repeat = max.map_or("*".to_string(), |n| format!("{{0,{n}}}"));
+        self.add(name, format!(r#""\"" {char}{repeat} "\"""#))
     }
 
     /// An object with `props`: required ones always, in map order, then optional ones.
@@ -346,6 +389,23 @@ mod tests {
         assert_eq!(g.rule_for(&json!({"$ref": "#/x"}), "r"), "value");
         assert_eq!(g.rule_for(&json!({"type": "object"}), "r"), "object");
         assert_eq!(g.rule_for(&json!({"type": ["string", "null"]}), "r"), r#"( string | "null" )"#);
+    }
+
+    #[test]
+    fn strings_follow_max_length_and_an_excluded_class() {
+        let mut g = Grammar::default();
+        let prose = json!({"type": "string", "maxLength": 80, "pattern": "^[^<>{}]*$"});
+        assert_eq!(g.rule_for(&prose, "t"), "t");
+        assert_eq!(g.rules["t"], r#""\"" t-char{0,80} "\"""#);
+        assert!(
+            g.rules["t-char"].starts_with(r#"[^"\\\x7F\x00-\x1F<>{}] | "#),
+            "{}",
+            g.rules["t-char"]
+        );
+        assert_eq!(g.rule_for(&json!({"type": "string", "pattern": "^a+$"}), "u"), "string");
+        assert_eq!(validate(&prose, &json!("Fixed greet.")), Ok(()));
+        assert!(validate(&prose, &json!("Done.</tool_call>")).unwrap_err().contains("<>{}"));
+        assert!(validate(&prose, &json!("x".repeat(81))).unwrap_err().contains("longer than 80"));
     }
 
     #[test]
