@@ -73,7 +73,11 @@ impl Recorder {
                 call.model_returned = done.model.clone();
                 call.usage = done.usage;
                 call.ttft_ms = meta.ttft_ms;
-                call.latency_ms = meta.latency_ms.max(1);
+                // A reply of a batch has no latency of its own: its share of the batch's stands.
+                if meta.latency_ms > 0 {
+                    call.latency_ms = meta.latency_ms;
+                }
+                call.latency_ms = call.latency_ms.max(1);
                 call.http_status = meta.http_status;
                 call.retries = retries.max(meta.retries);
                 call.decode_tps = decode_rate(done);
