@@ -1,6 +1,7 @@
 //! An edit step with candidates: when the model's turn is one edit while the project's tests
-//! fail, more candidate edits are sampled from the model, held to the lines the failure points
-//! to, and all are checked by the tests in a scratch copy of the workspace (`candidates.rs`).
+//! fail, the model is asked for the lines the failure points to written again, several times,
+//! and every attempt, its own edit included, is checked by the tests in a scratch copy of the
+//! workspace (`candidates.rs`). While the tests pass, an edit may not make them fail.
 
 use std::time::Instant;
 
