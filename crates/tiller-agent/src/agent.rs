@@ -6,7 +6,7 @@ use std::time::Instant;
 use tiller_ledger::{FileHashes, Redaction, Sent, ToolAction};
 use tiller_model::{Cancel, Completion, ModelError, Provider, Request, ToolChoice};
 use tiller_tools::{Observation, Quote, Registry, ToolKind, TreeWatch, Workspace};
-use tiller_types::{AgentEvent, ApprovalPolicy, Message, StreamEvent, ToolCall, ToolSpec, Usage};
+use tiller_types::{AgentEvent, ApprovalPolicy, Message, StreamEvent, ToolCall, Usage};
 
 use crate::ground;
 use crate::ids::CallIds;
@@ -17,12 +17,14 @@ use crate::session::close_dangling_calls;
 use crate::{AgentError, Approver, Checker, SessionLog, agents_files};
 use tiller_types::text::clip_middle;
 
+mod answer;
 mod config;
 mod context;
 mod edit_step;
 mod switch;
 mod tool_call;
 
+use answer::{ANSWER_TOOL, answer_spec};
 pub use config::AgentConfig;
 use edit_step::Checked;
 pub use switch::ModelSwitch;
@@ -578,27 +580,6 @@ impl Agent {
     fn observation_cap(&self) -> usize {
         let eighth_of_context = self.provider.info().context_length as usize * 4 / 8;
         self.config.max_observation_bytes.min(eighth_of_context.max(1024))
-    }
-}
-
-const ANSWER_TOOL: &str = "answer";
-
-/// Characters the `answer` tool's text may hold.
-const ANSWER_CHARS: u32 = 600;
-
-fn answer_spec() -> ToolSpec {
-    ToolSpec {
-        name: ANSWER_TOOL.into(),
-        description: "Finish: give the user your final answer. Call it when the task is done or cannot be done.".into(),
-        parameters: serde_json::json!({
-            "type": "object",
-            "properties": { "text": {
-                "type": "string", "description": "The answer.",
-                // Held to prose: a small model otherwise writes call markup into it.
-                "maxLength": ANSWER_CHARS, "pattern": "^[^<>{}]*$"
-            } },
-            "required": ["text"]
-        }),
     }
 }
 
