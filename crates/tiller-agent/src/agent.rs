@@ -200,7 +200,8 @@ impl Agent {
         }
         let task = if self.config.brief && self.history.is_empty() {
             let budget = if self.compact_mode() { 1600 } else { 6000 };
-            let (brief, shown) = ground::brief(&self.ws, task, budget, self.unasked_checker());
+            let (brief, shown) =
+                ground::brief(&self.ws, task, budget, self.unasked_checker(), &self.cancel);
             self.read.extend(shown);
             format!("{task}\n\n{brief}")
         } else {

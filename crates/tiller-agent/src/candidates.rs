@@ -9,13 +9,15 @@ use serde_json::json;
 use tiller_tools::{
     FileList, Registry, SuiteResult, ToolOutput, Workspace, apply_changes, explain,
 };
-use tiller_types::{ChangeSet, ToolCall};
+use tiller_types::{Cancel, ChangeSet, ToolCall};
 
 /// Runs the project's tests in a directory that holds a copy of the workspace.
 pub trait Checker: Send {
     /// Runs the tests named in `failing` (alone, where the project can run one test) and, when
-    /// they pass, the whole suite, in `dir`. `Err` says why the tests could not run at all.
-    fn check(&self, dir: &Path, failing: &[String]) -> Result<SuiteResult, String>;
+    /// they pass, the whole suite, in `dir`, stopping them when `cancel` is set. `Err` says why
+    /// the tests could not run at all.
+    fn check(&self, dir: &Path, failing: &[String], cancel: &Cancel)
+    -> Result<SuiteResult, String>;
 }
 
 /// What checking a candidate found.
@@ -76,18 +78,20 @@ impl Candidate {
 /// Bytes of a failing candidate's test output kept for the model.
 const FAILURE_BYTES: usize = 300;
 
-/// Checks each of `calls` (edit tool calls) in a scratch copy of `ws`. Candidates that make the
-/// same change are checked once.
+/// Checks each of `calls` (edit tool calls) in a scratch copy of `ws`, until `cancel` is set:
+/// the candidates not checked by then are left out. Candidates that make the same change are
+/// checked once.
 pub(crate) fn check(
     tools: &Registry,
     ws: &Workspace,
     calls: Vec<ToolCall>,
     checker: &dyn Checker,
     failing: &[String],
+    cancel: &Cancel,
 ) -> Result<Vec<Candidate>, String> {
     let scratch = Scratch::copy(ws)?;
     let mut checked: Vec<Candidate> = Vec::with_capacity(calls.len());
-    for call in calls {
+    for call in calls.into_iter().take_while(|_| !cancel.is_cancelled()) {
         let changes = edit(tools, ws, &call);
         let same = checked
             .iter()
@@ -95,7 +99,7 @@ pub(crate) fn check(
         let verdict = match (&changes, same) {
             (Err(why), _) => Verdict::Invalid(why.clone()),
             (Ok(_), Some(same)) => same.verdict.clone(),
-            (Ok(changes), None) => scratch.verdict(changes, checker, failing),
+            (Ok(changes), None) => scratch.verdict(changes, checker, failing, cancel),
         };
         checked.push(Candidate { call, changes: changes.ok(), verdict });
     }
@@ -192,11 +196,17 @@ impl Scratch {
     }
 
     /// Writes `changes`, runs the tests, and puts the files back as they were.
-    fn verdict(&self, changes: &ChangeSet, checker: &dyn Checker, failing: &[String]) -> Verdict {
+    fn verdict(
+        &self,
+        changes: &ChangeSet,
+        checker: &dyn Checker,
+        failing: &[String],
+        cancel: &Cancel,
+    ) -> Verdict {
         if let Err(e) = apply_changes(&self.ws, changes, &changes.accept_all()) {
             return Verdict::Invalid(e.to_string());
         }
-        let result = checker.check(self.ws.root(), failing);
+        let result = checker.check(self.ws.root(), failing, cancel);
         for file in &changes.files {
             let path = self.ws.root().join(&file.path);
             // The copy is ours and in a temporary directory: a file not put back only spoils
@@ -222,7 +232,7 @@ mod tests {
     struct Grep;
 
     impl Checker for Grep {
-        fn check(&self, dir: &Path, _: &[String]) -> Result<SuiteResult, String> {
+        fn check(&self, dir: &Path, _: &[String], _: &Cancel) -> Result<SuiteResult, String> {
             let text = std::fs::read_to_string(dir.join("greet.py")).map_err(|e| e.to_string())?;
             let success = text.contains("Hello, ");
             Ok(SuiteResult {
@@ -251,7 +261,8 @@ mod tests {
             replace("d", "    return \"Hi\""),
             ToolCall { id: "e".into(), name: "replace".into(), arguments: "{".into() },
         ];
-        let checked = check(&Registry::default(), &ws, calls, &Grep, &[]).unwrap();
+        let checked =
+            check(&Registry::default(), &ws, calls, &Grep, &[], &Cancel::default()).unwrap();
         let verdicts: Vec<&str> = checked.iter().map(|c| c.verdict.name()).collect();
         assert_eq!(verdicts, ["fails", "passes", "passes", "fails", "invalid"]);
         assert_eq!(best(&checked).unwrap().call.id, "c");
@@ -267,5 +278,29 @@ mod tests {
             "the same change once: {report}"
         );
         assert!(report.contains("does not apply: bad JSON"), "{report}");
+    }
+
+    /// Cancels the run as it checks its first candidate.
+    struct CancelsAtOnce;
+
+    impl Checker for CancelsAtOnce {
+        fn check(&self, _: &Path, _: &[String], cancel: &Cancel) -> Result<SuiteResult, String> {
+            cancel.cancel();
+            Ok(SuiteResult::default())
+        }
+    }
+
+    #[test]
+    fn no_candidate_is_checked_once_the_run_is_cancelled() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("greet.py"), "def greet(name):\n    return \"Hello\"\n")
+            .unwrap();
+        let ws = Workspace::new(dir.path()).unwrap();
+        let calls = vec![replace("a", "    return 1"), replace("b", "    return 2")];
+        let cancel = Cancel::default();
+        let checked =
+            check(&Registry::default(), &ws, calls, &CancelsAtOnce, &[], &cancel).unwrap();
+        let ids: Vec<&str> = checked.iter().map(|c| c.call.id.as_str()).collect();
+        assert_eq!(ids, ["a"], "the second is not checked");
     }
 }

@@ -6,7 +6,7 @@
 use std::collections::BTreeSet;
 
 use tiller_tools::{FileList, ProjectCommands, Registry, Workspace, constrain_specs, is_test_path};
-use tiller_types::ToolSpec;
+use tiller_types::{Cancel, ToolSpec};
 
 use crate::Checker;
 
@@ -25,6 +25,7 @@ pub(crate) fn brief(
     task: &str,
     budget: usize,
     checker: Option<&dyn Checker>,
+    cancel: &Cancel,
 ) -> (String, Vec<String>) {
     let files = FileList::scan(ws).files;
     let mut out = list_files(&files, budget / 2);
@@ -36,7 +37,7 @@ pub(crate) fn brief(
     out.push_str(&format!("\nThe project's tests run with: {}\n", commands.test));
     let lower = task.to_lowercase();
     let checker = checker.filter(|_| FAILURE_WORDS.iter().any(|w| lower.contains(w)));
-    let Some(Ok(result)) = checker.map(|c| c.check(ws.root(), &[])) else {
+    let Some(Ok(result)) = checker.map(|c| c.check(ws.root(), &[], cancel)) else {
         return (out, Vec::new());
     };
     if result.green() {
@@ -186,7 +187,12 @@ mod tests {
     struct Discovered;
 
     impl Checker for Discovered {
-        fn check(&self, dir: &std::path::Path, _: &[String]) -> Result<SuiteResult, String> {
+        fn check(
+            &self,
+            dir: &std::path::Path,
+            _: &[String],
+            _: &Cancel,
+        ) -> Result<SuiteResult, String> {
             let (commands, _) = ProjectCommands::discover(dir).ok_or("no test command")?;
             let out = std::process::Command::new("bash")
                 .args(["-c", &commands.test])
@@ -210,7 +216,13 @@ mod tests {
         )
         .unwrap();
         let ws = Workspace::new(dir.path()).unwrap();
-        let (brief, shown) = brief(&ws, "The test fails; fix greet.py.", 4000, Some(&Discovered));
+        let (brief, shown) = brief(
+            &ws,
+            "The test fails; fix greet.py.",
+            4000,
+            Some(&Discovered),
+            &Cancel::default(),
+        );
         assert!(brief.starts_with("Files in the workspace:\ngreet.py\ntest_greet.py\n"), "{brief}");
         assert!(
             brief.contains(
@@ -226,9 +238,10 @@ mod tests {
             "{brief}"
         );
 
-        let (quiet, _) = super::brief(&ws, "Describe the project.", 4000, Some(&Discovered));
+        let (quiet, _) =
+            super::brief(&ws, "Describe the project.", 4000, Some(&Discovered), &Cancel::default());
         assert!(!quiet.contains("run just now"), "{quiet}");
-        let (tight, _) = super::brief(&ws, "Describe the project.", 80, None);
+        let (tight, _) = super::brief(&ws, "Describe the project.", 80, None, &Cancel::default());
         assert!(tight.contains("(1 more files)"), "{tight}");
     }
 

@@ -18,7 +18,7 @@ use tiller_ledger::Ledger;
 use tiller_model::{Request, Scripted, ToolChoice};
 use tiller_tools::{Registry, SuiteResult, Workspace, parse_output};
 use tiller_types::{
-    AgentEvent, ApprovalPolicy, ChangeKind, ChangeSet, Message, Selection, ToolCall,
+    AgentEvent, ApprovalPolicy, Cancel, ChangeKind, ChangeSet, Message, Selection, ToolCall,
 };
 
 /// A small repository with a bug: `greet` says "Hello" without the name.
@@ -1225,7 +1225,7 @@ fn served_tools_are_asked_like_commands_and_approved_for_the_session_and_recorde
 struct RunTests;
 
 impl Checker for RunTests {
-    fn check(&self, dir: &Path, _failing: &[String]) -> Result<SuiteResult, String> {
+    fn check(&self, dir: &Path, _: &[String], _: &Cancel) -> Result<SuiteResult, String> {
         let out = Command::new("python3")
             .arg("test_greet.py")
             .current_dir(dir)

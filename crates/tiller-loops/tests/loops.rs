@@ -417,3 +417,36 @@ fn perf_reverts_a_change_that_is_not_faster() {
         &("attempt".to_string(), "reverted".to_string())
     );
 }
+
+/// A candidate whose tests hang is stopped: in a copy of the workspace at a limit set by how long
+/// the tests took in the workspace, and at once when the run is cancelled.
+#[test]
+fn a_candidate_check_that_hangs_is_stopped() {
+    use tiller_agent::Checker;
+    let (root, copy) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    std::fs::write(root.path().join("test.py"), "assert False\n").unwrap();
+    std::fs::write(copy.path().join("test.py"), "while True:\n    pass\n").unwrap();
+    let commands = ProjectCommands { test: "python3 test.py".into(), ..Default::default() };
+    let mut verifier = Verifier::new(root.path(), commands, None);
+    // More than the floor on a candidate's run, so that only a cancel can stop it sooner.
+    verifier.timeout = std::time::Duration::from_secs(60);
+    let cancel = tiller_types::Cancel::default();
+    assert!(!verifier.check(root.path(), &[], &cancel).unwrap().green());
+
+    let started = std::time::Instant::now();
+    let result = std::thread::scope(|s| {
+        s.spawn(|| {
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            cancel.cancel();
+        });
+        verifier.check(copy.path(), &[], &cancel).unwrap()
+    });
+    assert!(started.elapsed().as_secs() < 5, "stopped by the cancel: {:?}", started.elapsed());
+    assert_eq!(result.build_error.as_deref(), Some("`python3 test.py` was stopped"));
+
+    let started = std::time::Instant::now();
+    let result = verifier.check(copy.path(), &[], &tiller_types::Cancel::default()).unwrap();
+    let waited = started.elapsed().as_secs();
+    assert!((10..50).contains(&waited), "stopped at the floor of 10 s: {waited} s");
+    assert!(result.build_error.unwrap().contains("ran past 10s"));
+}

@@ -229,7 +229,8 @@ fn one(
     Ok((done, trial))
 }
 
-/// Runs `work`, cancelling `cancel` if it is still running at `deadline`.
+/// Runs `work`, cancelling `cancel` if it is still running at `deadline`, and again every tenth
+/// of a second until it ends (an agent clears the flag as it starts a run).
 fn within<R>(cancel: &Cancel, deadline: Option<Instant>, work: impl FnOnce() -> R) -> R {
     let Some(deadline) = deadline else {
         return work();
@@ -238,10 +239,11 @@ fn within<R>(cancel: &Cancel, deadline: Option<Instant>, work: impl FnOnce() -> 
     std::thread::scope(|scope| {
         let cancel = cancel.clone();
         scope.spawn(move || {
-            let left = deadline.saturating_duration_since(Instant::now());
+            let mut left = deadline.saturating_duration_since(Instant::now());
             // Only a timeout, not `done` going away, means the time was spent.
-            if wait.recv_timeout(left) == Err(mpsc::RecvTimeoutError::Timeout) {
+            while wait.recv_timeout(left) == Err(mpsc::RecvTimeoutError::Timeout) {
                 cancel.cancel();
+                left = Duration::from_millis(100);
             }
         });
         let result = work();
@@ -289,6 +291,15 @@ mod tests {
         let soon = Some(Instant::now() + Duration::from_millis(50));
         within(&cancel, soon, || std::thread::sleep(Duration::from_millis(300)));
         assert!(cancel.is_cancelled());
+        let cancel = Cancel::default();
+        let past = Some(Instant::now() - Duration::from_millis(1));
+        let seen = within(&cancel, past, || {
+            std::thread::sleep(Duration::from_millis(50));
+            cancel.reset();
+            std::thread::sleep(Duration::from_millis(300));
+            cancel.is_cancelled()
+        });
+        assert!(seen, "cancelled again after the work cleared the flag");
         let cancel = Cancel::default();
         within(&cancel, Some(Instant::now() + Duration::from_secs(60)), || ());
         assert!(!cancel.is_cancelled(), "finished in time");

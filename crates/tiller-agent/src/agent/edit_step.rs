@@ -100,7 +100,9 @@ impl Agent {
     /// `calls` checked in a scratch copy, or `None` (with a warning) when they could not be.
     fn check(&mut self, calls: Vec<ToolCall>, failing: &[String]) -> Option<Vec<Candidate>> {
         let checker = self.checker.as_deref()?;
-        match candidates::check(&self.tools, &self.ws, calls, checker, failing) {
+        match candidates::check(&self.tools, &self.ws, calls, checker, failing, &self.cancel) {
+            // The run stops at once; the candidates checked so far decide nothing.
+            Ok(_) if self.cancel.is_cancelled() => None,
             Ok(checked) => Some(checked),
             Err(why) => {
                 self.warning = Some(format!("candidate edits were not checked: {why}"));
@@ -123,7 +125,7 @@ impl Agent {
 
     /// The tests' result now (run in the workspace as it is).
     fn tests_now(&mut self) -> Option<SuiteResult> {
-        let result = self.checker.as_deref()?.check(self.ws.root(), &[]);
+        let result = self.checker.as_deref()?.check(self.ws.root(), &[], &self.cancel);
         match result {
             Ok(result) => Some(result),
             Err(why) => {
