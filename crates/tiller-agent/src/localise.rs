@@ -84,12 +84,7 @@ pub(crate) fn region(ws: &Workspace, output: &str) -> Option<Region> {
     });
     let region = match frame {
         Some((path, line)) => enclosing(path, &ws.read_text(path).ok()??, *line),
-        None => {
-            let (test, line) = frames.last()?;
-            let text = ws.read_text(test).ok()??;
-            let called = text.lines().nth(line.checked_sub(1)?)?;
-            IDENTIFIER.find_iter(called).find_map(|name| definition(ws, test, name.as_str()))
-        }
+        None => most_called(ws, &frames),
     };
     Some(Region { test, ..region?.suspected_by(output) })
 }
@@ -116,20 +111,44 @@ impl Region {
     }
 }
 
+/// The function the test lines of `frames` call most often (the innermost line's first, of
+/// equals), where it is defined in code that is not a test.
+fn most_called(ws: &Workspace, frames: &[(String, usize)]) -> Option<Region> {
+    let mut called: Vec<(String, usize)> = Vec::new();
+    for (test, line) in frames.iter().rev() {
+        let Some(text) = ws.read_text(test).ok().flatten() else {
+            continue;
+        };
+        let Some(code) = line.checked_sub(1).and_then(|at| text.lines().nth(at)) else {
+            continue;
+        };
+        for name in IDENTIFIER.find_iter(code).map(|m| m.as_str()) {
+            match called.iter_mut().find(|(n, _)| n == name) {
+                Some((_, count)) => *count += 1,
+                None => called.push((name.to_string(), 1)),
+            }
+        }
+    }
+    let files = tiller_tools::FileList::scan(ws).files;
+    let defined =
+        called.iter().filter_map(|(name, count)| Some((*count, definition(ws, &files, name)?)));
+    // `max_by_key` keeps the last of equals.
+    defined.rev().max_by_key(|(count, _)| *count).map(|(_, region)| region)
+}
+
 /// `path` as the workspace names it, if it is one of its files.
 fn relative(ws: &Workspace, path: &str) -> Option<String> {
     let resolved = ws.resolve(path).ok()?;
     resolved.is_file().then(|| ws.relative(&resolved))
 }
 
-/// Where `name` is defined as a function in a code file other than `test`.
-fn definition(ws: &Workspace, test: &str, name: &str) -> Option<Region> {
+/// Where `name` is defined as a function in a code file that is not a test.
+fn definition(ws: &Workspace, files: &[String], name: &str) -> Option<Region> {
     let defines = Regex::new(&format!(
         r"^\s*(?:pub(?:\([a-z]+\))?\s+)?(?:async\s+)?(?:def|fn|function|func)\s+{name}\s*[(<]"
     ))
     .ok()?;
-    let files = tiller_tools::FileList::scan(ws).files;
-    files.iter().filter(|f| *f != test && !f.ends_with(".md")).find_map(|file| {
+    files.iter().filter(|f| !is_test_path(f) && !f.ends_with(".md")).find_map(|file| {
         let text = ws.read_text(file).ok()??;
         let at = text.lines().position(|l| defines.is_match(l))?;
         enclosing(file, &text, at + 1)
@@ -236,5 +255,15 @@ mod tests {
         assert_eq!(region.suspects, region.lines, "no literal is mentioned: all lines");
         assert!(region.lines[2].starts_with('}'));
         assert_eq!(super::region(&ws, "no references here"), None);
+    }
+
+    #[test]
+    fn of_the_functions_the_failing_lines_call_the_one_called_most_is_chosen() {
+        let code = "def to_f(c):\n    return c * 9 / 5 + 23\n\n\ndef to_c(f):\n    return (f - 32) * 5 / 9\n";
+        let test = "import unittest\nfrom units import to_c, to_f\n\nclass T(unittest.TestCase):\n    def test_f(self):\n        self.assertEqual(to_f(0), 32.0)\n\n    def test_round_trip(self):\n        self.assertEqual(to_c(to_f(37)), 37)\n";
+        let (_dir, ws) = workspace(&[("units.py", code), ("test_units.py", test)]);
+        let output = "FAIL: test_f (test_units.T.test_f)\n  File \"test_units.py\", line 6, in test_f\nAssertionError: 23.0 != 32.0\nFAIL: test_round_trip (test_units.T.test_round_trip)\n  File \"test_units.py\", line 9, in test_round_trip\nAssertionError: 32.7 != 37\n";
+        let region = region(&ws, output).unwrap();
+        assert_eq!(region.lines[0], "def to_f(c):", "called by both failing lines");
     }
 }
