@@ -53,10 +53,7 @@ pub(crate) struct Candidate {
 impl Candidate {
     /// Lines added plus removed.
     pub fn size(&self) -> usize {
-        self.changes.as_ref().map_or(usize::MAX, |c| {
-            let (added, removed) = c.line_counts();
-            added + removed
-        })
+        self.changes.as_ref().map_or(usize::MAX, size)
     }
 
     /// The ledger's record of it.
@@ -78,9 +75,9 @@ impl Candidate {
 /// Bytes of a failing candidate's test output kept for the model.
 const FAILURE_BYTES: usize = 300;
 
-/// Checks each of `calls` (edit tool calls) in a scratch copy of `ws`, until `cancel` is set:
-/// the candidates not checked by then are left out. Candidates that make the same change are
-/// checked once.
+/// Checks `calls` (edit tool calls) in a scratch copy of `ws`, the smallest change first, until
+/// one passes or `cancel` is set: the candidates not checked by then are left out. Candidates
+/// that make the same change are checked once.
 pub(crate) fn check(
     tools: &Registry,
     ws: &Workspace,
@@ -90,9 +87,19 @@ pub(crate) fn check(
     cancel: &Cancel,
 ) -> Result<Vec<Candidate>, String> {
     let scratch = Scratch::copy(ws)?;
-    let mut checked: Vec<Candidate> = Vec::with_capacity(calls.len());
-    for call in calls.into_iter().take_while(|_| !cancel.is_cancelled()) {
-        let changes = edit(tools, ws, &call);
+    let mut edits: Vec<(ToolCall, Result<ChangeSet, String>)> = calls
+        .into_iter()
+        .map(|call| {
+            let changes = edit(tools, ws, &call);
+            (call, changes)
+        })
+        .collect();
+    edits.sort_by_key(|(_, changes)| changes.as_ref().map_or(usize::MAX, size));
+    let mut checked: Vec<Candidate> = Vec::with_capacity(edits.len());
+    for (call, changes) in edits {
+        if cancel.is_cancelled() || checked.iter().any(|c| c.verdict == Verdict::Passes) {
+            break;
+        }
         let same = checked
             .iter()
             .find(|c| c.changes.is_some() && c.changes == changes.as_ref().ok().cloned());
@@ -106,28 +113,70 @@ pub(crate) fn check(
     Ok(checked)
 }
 
+/// Lines a change adds plus those it removes.
+fn size(changes: &ChangeSet) -> usize {
+    let (added, removed) = changes.line_counts();
+    added + removed
+}
+
+/// Similarity (0 to 1, by characters) above which a new line is taken to be an old one
+/// rewritten.
+const SAME_LINE: f32 = 0.6;
+
+/// The smaller edits inside a rewrite of the lines `old` into `new`, each with the rest of the
+/// lines as they were: every block of lines changed, alone, and every line rewritten (a new line
+/// much like an old one in the same block), alone. A small model often writes the line at fault
+/// right and breaks another.
+pub(crate) fn parts(old: &str, new: &str) -> Vec<String> {
+    let (a, b): (Vec<&str>, Vec<&str>) = (old.lines().collect(), new.lines().collect());
+    let ops = similar::capture_diff_slices(similar::Algorithm::Myers, &a, &b);
+    let with = |from: std::ops::Range<usize>, lines: &[&str]| {
+        [&a[..from.start], lines, &a[from.end..]].concat().join("\n")
+    };
+    let mut out: Vec<String> = Vec::new();
+    for op in ops.iter().filter(|op| op.tag() != similar::DiffTag::Equal) {
+        let (from, to) = (op.old_range(), op.new_range());
+        out.push(with(from.clone(), &b[to.clone()]));
+        for i in from {
+            for j in to.clone() {
+                if similar::TextDiff::from_chars(a[i], b[j]).ratio() >= SAME_LINE {
+                    out.push(with(i..i + 1, &b[j..j + 1]));
+                }
+            }
+        }
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    out.retain(|p| p != new && p != old && seen.insert(p.clone()));
+    out
+}
+
 /// The passing candidate with the smallest change, the first of equals.
 pub(crate) fn best(candidates: &[Candidate]) -> Option<&Candidate> {
     let passing = candidates.iter().filter(|c| c.verdict == Verdict::Passes);
     passing.min_by_key(|c| c.size())
 }
 
-/// What the model is told when no candidate passes: each distinct change, compactly, and how the
-/// tests failed with it.
+/// Distinct changes a report shows, at most; the smallest come first.
+const REPORTED: usize = 6;
+
+/// What the model is told when no candidate passes: the first [`REPORTED`] distinct changes,
+/// compactly, and how the tests failed with each.
 pub(crate) fn report(candidates: &[Candidate]) -> String {
     let mut out = format!(
         "Not applied: {} candidate edits were tried in a scratch copy and none made the tests \
          pass. Try a different change.\n",
         candidates.len()
     );
-    let mut seen: Vec<&ChangeSet> = Vec::new();
+    let mut seen: Vec<Option<&ChangeSet>> = Vec::new();
     for candidate in candidates {
-        if let Some(changes) = &candidate.changes {
-            if seen.contains(&changes) {
-                continue;
-            }
-            seen.push(changes);
+        let changes = candidate.changes.as_ref();
+        if changes.is_some() && seen.contains(&changes) {
+            continue;
         }
+        if seen.len() == REPORTED {
+            break;
+        }
+        seen.push(changes);
         let what = candidate.changes.as_ref().map_or_else(
             || tiller_types::text::clip_middle(&candidate.call.arguments, 160).into_owned(),
             summary,
@@ -249,26 +298,29 @@ mod tests {
     }
 
     #[test]
-    fn the_smallest_passing_candidate_is_chosen_and_the_tree_is_left_alone() {
+    fn the_smallest_change_is_checked_first_and_the_first_to_pass_is_chosen() {
         let dir = tempfile::tempdir().unwrap();
         let code = "def greet(name):\n    return \"Hello\"\n";
         std::fs::write(dir.path().join("greet.py"), code).unwrap();
         let ws = Workspace::new(dir.path()).unwrap();
+        let bad_json = ToolCall { id: "e".into(), name: "replace".into(), arguments: "{".into() };
         let calls = vec![
-            replace("a", "    return \"Hi\""),
             replace("b", "    x = 1\n    return \"Hello, \" + name"),
-            replace("c", "    return \"Hello, \" + name"),
+            replace("a", "    return \"Hi\""),
             replace("d", "    return \"Hi\""),
-            ToolCall { id: "e".into(), name: "replace".into(), arguments: "{".into() },
+            replace("c", "    return \"Hello, \" + name"),
+            bad_json.clone(),
         ];
-        let checked =
-            check(&Registry::default(), &ws, calls, &Grep, &[], &Cancel::default()).unwrap();
-        let verdicts: Vec<&str> = checked.iter().map(|c| c.verdict.name()).collect();
-        assert_eq!(verdicts, ["fails", "passes", "passes", "fails", "invalid"]);
+        let (tools, cancel) = (Registry::default(), Cancel::default());
+        let checked = check(&tools, &ws, calls, &Grep, &[], &cancel).unwrap();
+        let verdicts: Vec<(&str, &str)> =
+            checked.iter().map(|c| (c.call.id.as_str(), c.verdict.name())).collect();
+        assert_eq!(verdicts, [("a", "fails"), ("d", "fails"), ("c", "passes")], "b not checked");
         assert_eq!(best(&checked).unwrap().call.id, "c");
         assert_eq!(std::fs::read_to_string(dir.path().join("greet.py")).unwrap(), code);
 
-        let failed = [checked[0].clone(), checked[3].clone(), checked[4].clone()];
+        let calls = vec![checked[0].call.clone(), checked[1].call.clone(), bad_json];
+        let failed = check(&tools, &ws, calls, &Grep, &[], &cancel).unwrap();
         assert!(best(&failed).is_none());
         let report = report(&failed);
         assert!(report.starts_with("Not applied: 3 candidate edits"), "{report}");
@@ -278,6 +330,18 @@ mod tests {
             "the same change once: {report}"
         );
         assert!(report.contains("does not apply: bad JSON"), "{report}");
+    }
+
+    #[test]
+    fn the_parts_of_a_rewrite_are_its_blocks_and_rewritten_lines_alone() {
+        let old = "def chunks(xs, n):\n    out = []\n    for i in range(0, len(xs), n - 1):\n        out.append(xs[i:i + n])\n    return out";
+        let new = "def chunks(xs, n):\n    out = []\n    for i in range(0, len(xs), n):\n        with open('f') as f:\n            out.append(f)\n    return out";
+        let parts = parts(old, new);
+        let right = old.replace("n - 1)", "n)");
+        assert!(parts.contains(&right), "the loop's line alone: {parts:#?}");
+        assert!(!parts.iter().any(|p| p == new || p == old));
+        assert_eq!(parts.len(), parts.iter().collect::<std::collections::BTreeSet<_>>().len());
+        assert!(super::parts(old, &right).is_empty(), "one line changed: nothing smaller");
     }
 
     /// Cancels the run as it checks its first candidate.

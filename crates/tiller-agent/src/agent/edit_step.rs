@@ -51,7 +51,12 @@ impl Agent {
             Some(region) if self.tools.get("replace").is_some() => {
                 let request = rewrite_request(&region, &now);
                 let replies = self.sample(&request, n, events)?;
-                replies.iter().filter_map(|c| rewrite_call(&region, &c.content)).collect()
+                let rewrites: Vec<String> =
+                    replies.iter().filter_map(|c| rewrite(&region, &c.content)).collect();
+                let old = region.lines.join("\n");
+                let parts = rewrites.iter().flat_map(|new| candidates::parts(&old, new));
+                let rewrites = rewrites.iter().cloned().chain(parts);
+                rewrites.map(|new| replace_call(&region, &new)).collect()
             }
             _ => {
                 let mut request = self.request(self.full_history());
@@ -263,9 +268,9 @@ fn example(lang: &str) -> (&'static str, &'static str, &'static str) {
     }
 }
 
-/// The `replace` call a rewrite's reply makes: the region's lines by the code in the reply's
-/// first code block (or the whole reply, where it has none).
-fn rewrite_call(region: &Region, reply: &str) -> Option<ToolCall> {
+/// The lines a rewrite's reply puts in place of the region's: the code in its first code block
+/// (or the whole reply, where it has none); `None` when they are none or the same.
+fn rewrite(region: &Region, reply: &str) -> Option<String> {
     let code = match reply.split_once("```") {
         Some((_, rest)) => {
             let rest = rest.split_once('\n').map_or("", |(_, code)| code);
@@ -274,12 +279,14 @@ fn rewrite_call(region: &Region, reply: &str) -> Option<ToolCall> {
         None => reply,
     };
     let new = code.trim_end().trim_start_matches('\n');
+    (!new.trim().is_empty() && new != region.lines.join("\n")).then(|| new.to_string())
+}
+
+/// The `replace` call that puts `new` in place of the region's lines.
+fn replace_call(region: &Region, new: &str) -> ToolCall {
     let old = region.lines.join("\n");
-    if new.trim().is_empty() || new == old {
-        return None;
-    }
     let arguments = serde_json::json!({"path": region.path, "old": old, "new": new});
-    Some(ToolCall { id: String::new(), name: "replace".into(), arguments: arguments.to_string() })
+    ToolCall { id: String::new(), name: "replace".into(), arguments: arguments.to_string() }
 }
 
 /// The name a code block's fence gives the language of file `path`.
@@ -311,12 +318,7 @@ mod tests {
 
     #[test]
     fn a_rewrite_is_read_from_the_reply_begun_or_not() {
-        let new = |reply: &str| {
-            let call = rewrite_call(&region(), reply)?;
-            let args: serde_json::Value = serde_json::from_str(&call.arguments).unwrap();
-            assert_eq!(args["old"], "def greet(name):\n    return \"Hello\"");
-            Some(args["new"].as_str().unwrap().to_string())
-        };
+        let new = |reply: &str| rewrite(&region(), reply);
         let fixed = "def greet(name):\n    return \"Hi, \" + name";
         // On the engine: begun by the caller, cut at the closing fence.
         assert_eq!(new(&format!("```python\n{fixed}\n")).as_deref(), Some(fixed));
