@@ -125,8 +125,8 @@ const SAME_LINE: f32 = 0.6;
 
 /// The smaller edits inside a rewrite of the lines `old` into `new`, each with the rest of the
 /// lines as they were: every block of lines changed, alone, and every line rewritten (a new line
-/// much like an old one in the same block), alone. A small model often writes the line at fault
-/// right and breaks another.
+/// much like an old one in the same block), alone; blank lines added or removed are no part. A
+/// small model often writes the line at fault right and breaks another.
 pub(crate) fn parts(old: &str, new: &str) -> Vec<String> {
     let (a, b): (Vec<&str>, Vec<&str>) = (old.lines().collect(), new.lines().collect());
     let ops = similar::capture_diff_slices(similar::Algorithm::Myers, &a, &b);
@@ -134,8 +134,12 @@ pub(crate) fn parts(old: &str, new: &str) -> Vec<String> {
         [&a[..from.start], lines, &a[from.end..]].concat().join("\n")
     };
     let mut out: Vec<String> = Vec::new();
+    let blank = |lines: &[&str]| lines.iter().all(|l| l.trim().is_empty());
     for op in ops.iter().filter(|op| op.tag() != similar::DiffTag::Equal) {
         let (from, to) = (op.old_range(), op.new_range());
+        if blank(&a[from.clone()]) && blank(&b[to.clone()]) {
+            continue;
+        }
         out.push(with(from.clone(), &b[to.clone()]));
         for i in from {
             for j in to.clone() {
@@ -335,11 +339,12 @@ mod tests {
     #[test]
     fn the_parts_of_a_rewrite_are_its_blocks_and_rewritten_lines_alone() {
         let old = "def chunks(xs, n):\n    out = []\n    for i in range(0, len(xs), n - 1):\n        out.append(xs[i:i + n])\n    return out";
-        let new = "def chunks(xs, n):\n    out = []\n    for i in range(0, len(xs), n):\n        with open('f') as f:\n            out.append(f)\n    return out";
+        let new = "def chunks(xs, n):\n\n    out = []\n    for i in range(0, len(xs), n):\n        with open('f') as f:\n            out.append(f)\n    return out";
         let parts = parts(old, new);
         let right = old.replace("n - 1)", "n)");
         assert!(parts.contains(&right), "the loop's line alone: {parts:#?}");
         assert!(!parts.iter().any(|p| p == new || p == old));
+        assert!(!parts.iter().any(|p| p.starts_with("def chunks(xs, n):\n\n")), "{parts:#?}");
         assert_eq!(parts.len(), parts.iter().collect::<std::collections::BTreeSet<_>>().len());
         assert!(super::parts(old, &right).is_empty(), "one line changed: nothing smaller");
     }
