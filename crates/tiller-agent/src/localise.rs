@@ -190,7 +190,7 @@ fn enclosing(path: &str, text: &str, line: usize) -> Option<Region> {
     } else if end - start + 1 > MAX_REGION_LINES {
         (at.saturating_sub(AROUND).max(start), (at + AROUND).min(end))
     } else {
-        (start, end)
+        (constants_above(&lines, start, end), end)
     };
     Some(Region {
         path: path.to_string(),
@@ -199,6 +199,34 @@ fn enclosing(path: &str, text: &str, line: usize) -> Option<Region> {
         suspects: Vec::new(),
         test: None,
     })
+}
+
+/// `NAME = …` at the top level of a file (`const`, `let`, `static` or `var` before it allowed).
+static CONSTANT: LazyLock<Regex> = LazyLock::new(|| {
+    // A fixed pattern: it compiles.
+    #[allow(clippy::unwrap_used)]
+    Regex::new(
+        r"^(?:(?:pub\s+)?(?:const|let|static|var)\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*(?::[^=]*)?=[^=]",
+    )
+    .unwrap()
+});
+
+/// The first line of the function at lines `start..=end` together with the one-line constants
+/// it reads that stand just above it (blank lines between allowed): a value a function reads
+/// may be what is wrong.
+fn constants_above(lines: &[&str], start: usize, end: usize) -> usize {
+    let body = lines[start..=end].join("\n");
+    let used: std::collections::BTreeSet<&str> =
+        IDENTIFIER.find_iter(&body).map(|m| m.as_str()).collect();
+    let mut first = start;
+    for i in (0..start).rev().take_while(|&i| end - i < MAX_REGION_LINES) {
+        match CONSTANT.captures(lines[i]) {
+            Some(c) if used.contains(&c[1]) => first = i,
+            _ if lines[i].trim().is_empty() => {}
+            _ => break,
+        }
+    }
+    first
 }
 
 #[cfg(test)]
@@ -265,5 +293,17 @@ mod tests {
         let output = "FAIL: test_f (test_units.T.test_f)\n  File \"test_units.py\", line 6, in test_f\nAssertionError: 23.0 != 32.0\nFAIL: test_round_trip (test_units.T.test_round_trip)\n  File \"test_units.py\", line 9, in test_round_trip\nAssertionError: 32.7 != 37\n";
         let region = region(&ws, output).unwrap();
         assert_eq!(region.lines[0], "def to_f(c):", "called by both failing lines");
+    }
+
+    #[test]
+    fn a_constant_the_function_reads_just_above_it_is_in_the_region() {
+        let code = "import re\nUNITS = {\"s\": 1, \"m\": 60}\n\n\ndef parse(text):\n    if text[-1] not in UNITS:\n        raise ValueError(text)\n    return UNITS[text[-1]]\n";
+        let test = "from duration import parse\nassert parse(\"2h\") == 7200\n";
+        let (_dir, ws) = workspace(&[("duration.py", code), ("test_duration.py", test)]);
+        let output = "Traceback (most recent call last):\n  File \"test_duration.py\", line 2, in <module>\n  File \"duration.py\", line 7, in parse\nValueError: 2h\n";
+        let region = region(&ws, output).unwrap();
+        assert_eq!(region.first, 2, "from the constant: {region:?}");
+        assert_eq!(region.lines.len(), 7);
+        assert!(region.lines[0].starts_with("UNITS = "));
     }
 }
