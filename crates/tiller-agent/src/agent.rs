@@ -63,6 +63,9 @@ pub struct Agent {
     /// A candidate edit made the failing tests pass: with the answer tool on, answering is
     /// what is left to do.
     fixed: bool,
+    /// Rounds of candidates so far: each rewrites the next of the regions the failure points
+    /// to (the function at fault, then those it calls).
+    rounds: usize,
     /// The files the model has read, whose lines `replace` may take.
     read: BTreeSet<String>,
     /// Served tools the user approved for the rest of the session.
@@ -113,6 +116,7 @@ impl Agent {
             tree: TreeWatch::default(),
             failures: Failures::default(),
             fixed: false,
+            rounds: 0,
             read,
             approved_tools: BTreeSet::new(),
             checker: None,

@@ -136,6 +136,30 @@ fn most_called(ws: &Workspace, frames: &[(String, usize)]) -> Option<Region> {
     defined.rev().max_by_key(|(count, _)| *count).map(|(_, region)| region)
 }
 
+/// A name called: `name(`.
+static CALL: LazyLock<Regex> = LazyLock::new(|| {
+    // A fixed pattern: it compiles.
+    #[allow(clippy::unwrap_used)]
+    Regex::new(r"([A-Za-z_][A-Za-z0-9_]*)\s*\(").unwrap()
+});
+
+/// The functions of the workspace's code that `region` calls, each as a region of its own (the
+/// fault may be in what the failing code calls), in the order of the calls.
+pub(crate) fn callees(ws: &Workspace, region: &Region, output: &str) -> Vec<Region> {
+    let files = tiller_tools::FileList::scan(ws).files;
+    let mut out: Vec<Region> = Vec::new();
+    for name in CALL.captures_iter(&region.lines.join("\n")) {
+        let Some(callee) = definition(ws, &files, &name[1]) else {
+            continue;
+        };
+        let seen = |r: &Region| r.path == callee.path && r.first == callee.first;
+        if !seen(region) && !out.iter().any(seen) {
+            out.push(Region { test: region.test.clone(), ..callee.suspected_by(output) });
+        }
+    }
+    out
+}
+
 /// `path` as the workspace names it, if it is one of its files.
 fn relative(ws: &Workspace, path: &str) -> Option<String> {
     let resolved = ws.resolve(path).ok()?;
@@ -305,5 +329,22 @@ mod tests {
         assert_eq!(region.first, 2, "from the constant: {region:?}");
         assert_eq!(region.lines.len(), 7);
         assert!(region.lines[0].starts_with("UNITS = "));
+    }
+
+    #[test]
+    fn the_functions_a_region_calls_are_regions_too() {
+        let pricing = "CODES = {\"HALF\": 50}\n\n\ndef discounted(amount, code):\n    return amount * (100 + CODES.get(code, 0)) / 100\n";
+        let cart = "from pricing import discounted\n\n\ndef total(items, code=None):\n    amount = sum(p * q for p, q in items)\n    return discounted(amount, code)\n";
+        let test = "from cart import total\nassert total([(10, 2)], \"HALF\") == 10\n";
+        let (_dir, ws) =
+            workspace(&[("pricing.py", pricing), ("cart.py", cart), ("test_cart.py", test)]);
+        let output = "  File \"test_cart.py\", line 2, in <module>\nAssertionError\n";
+        let region = region(&ws, output).unwrap();
+        assert_eq!((region.path.as_str(), region.first), ("cart.py", 4));
+        let callees = callees(&ws, &region, output);
+        let found: Vec<(&str, usize)> =
+            callees.iter().map(|r| (r.path.as_str(), r.first)).collect();
+        assert_eq!(found, [("pricing.py", 1)], "`sum` is no function of the workspace");
+        assert_eq!(callees[0].test, region.test);
     }
 }

@@ -47,16 +47,22 @@ impl Agent {
             return Ok((completion, self.keeps_passing(call)));
         }
         let n = self.config.candidates - 1;
-        let more: Vec<ToolCall> = match localise::region(&self.ws, &now.output) {
-            Some(region) if self.tools.get("replace").is_some() => {
-                let request = rewrite_request(&region, &now);
+        let regions = localise::region(&self.ws, &now.output).map(|region| {
+            let callees = localise::callees(&self.ws, &region, &now.output);
+            [vec![region], callees].concat()
+        });
+        let more: Vec<ToolCall> = match regions {
+            Some(regions) if self.tools.get("replace").is_some() => {
+                let region = &regions[self.rounds % regions.len()];
+                self.rounds += 1;
+                let request = rewrite_request(region, &now);
                 let replies = self.sample(&request, n, events)?;
                 let rewrites: Vec<String> =
-                    replies.iter().filter_map(|c| rewrite(&region, &c.content)).collect();
+                    replies.iter().filter_map(|c| rewrite(region, &c.content)).collect();
                 let old = region.lines.join("\n");
                 let parts = rewrites.iter().flat_map(|new| candidates::parts(&old, new));
                 let rewrites = rewrites.iter().cloned().chain(parts);
-                rewrites.map(|new| replace_call(&region, &new)).collect()
+                rewrites.map(|new| replace_call(region, &new)).collect()
             }
             _ => {
                 let mut request = self.request(self.full_history());
