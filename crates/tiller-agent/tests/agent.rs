@@ -1251,7 +1251,18 @@ fn replace_greeting(new: &str) -> serde_json::Value {
 fn run_candidates(
     turns: serde_json::Value,
 ) -> (tempfile::TempDir, Vec<Request>, Vec<AgentEvent>, Vec<serde_json::Value>) {
+    run_candidates_with(&[], turns)
+}
+
+/// [`run_candidates`] with `files` written over the repository's first.
+fn run_candidates_with(
+    files: &[(&str, &str)],
+    turns: serde_json::Value,
+) -> (tempfile::TempDir, Vec<Request>, Vec<AgentEvent>, Vec<serde_json::Value>) {
     let repo = repo();
+    for (path, text) in files {
+        std::fs::write(repo.path().join(path), text).unwrap();
+    }
     let (provider, requests) = scripted(turns, 8192);
     let config =
         AgentConfig { approval: ApprovalPolicy::Never, candidates: 3, ..AgentConfig::default() };
@@ -1379,4 +1390,34 @@ fn the_right_line_of_a_rewrite_that_breaks_another_is_tried_alone() {
     assert_eq!(passing.len(), 1, "checking stops at the first that passes: {notes:?}");
     assert_eq!(passing[0]["data"]["arguments"]["new"], format!("def greet(name):\n{fixed}"));
     assert!(events.iter().any(|e| matches!(e, AgentEvent::Candidates { passed: 1, .. })));
+}
+
+/// Where the failing function calls another of the workspace's, the next round of candidates
+/// rewrites that one.
+#[test]
+fn the_next_round_rewrites_the_function_the_failing_one_calls() {
+    let greet = "from words import hello\n\n\ndef greet(name):\n    return hello(name)\n";
+    let words = "def hello(name):\n    return \"Hello\"\n";
+    let edit = |new: &str| {
+        json!({ "tool_calls": [ { "name": "replace", "arguments":
+            { "path": "greet.py", "old": "    return hello(name)", "new": new } } ] })
+    };
+    let fixed = "```python\ndef hello(name):\n    return \"Hello, \" + name\n```";
+    let (repo, requests, _, _) = run_candidates_with(
+        &[("greet.py", greet), ("words.py", words)],
+        json!([
+            edit("    return hello(name) + \"!\""),
+            rewrite("    return hello(name) + \"?\""),
+            rewrite("    return hello(name) + \".\""),
+            edit("    return hello(name) + \";\""),
+            { "text": "```python\ndef hello(name):\n    return \"Hi\"\n```" },
+            { "text": fixed },
+            { "text": "Fixed." }
+        ]),
+    );
+    let starts: Vec<&str> = requests.iter().filter_map(|r| r.reply_start.as_deref()).collect();
+    let (first, second) = ("```python\ndef greet(name):", "```python\ndef hello(name):");
+    assert_eq!(starts, [first, first, second, second], "two rewrites a round");
+    let code = std::fs::read_to_string(repo.path().join("words.py")).unwrap();
+    assert_eq!(code, "def hello(name):\n    return \"Hello, \" + name\n");
 }
