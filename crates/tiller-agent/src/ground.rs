@@ -8,18 +8,19 @@ use std::collections::BTreeSet;
 use tiller_tools::{FileList, ProjectCommands, Registry, Workspace, constrain_specs, is_test_path};
 use tiller_types::{Cancel, ToolSpec};
 
-use crate::Checker;
+use crate::{Checker, RepoMap};
 
 /// Words that say a task is about a failing test or a bug, so that running the tests first is
 /// worth it.
 const FAILURE_WORDS: [&str; 7] = ["test", "fail", "bug", "error", "broken", "crash", "fix"];
 
 /// The brief given with the task before the model's first turn, in at most about `budget` bytes
-/// for each part: the workspace's files, shallow ones first; the project's test command; and,
-/// when the task is about a failure and the tests can run without asking (by `checker`), which
+/// for each part: the workspace's files, shallow ones first; the project's test command; when
+/// the task is about a failure and the tests can run without asking (by `checker`), which
 /// tests fail, the end of their output, the lines most likely at fault and the code the tests
-/// involve: the files the output names, then other small ones, whole. Returns the brief and
-/// the files it shows whole.
+/// involve: the files the output names, then other small ones, whole; and, where the code is
+/// too large to show whole, a map of the definitions in the files not shown, those the task and
+/// the output name first (in half the budget). Returns the brief and the files it shows whole.
 pub(crate) fn brief(
     ws: &Workspace,
     task: &str,
@@ -29,20 +30,44 @@ pub(crate) fn brief(
 ) -> (String, Vec<String>) {
     let files = FileList::scan(ws).files;
     let mut out = list_files(&files, budget / 2);
-    let Some((commands, _)) = ProjectCommands::discover(ws.root())
-        .or_else(|| ProjectCommands::load(ws.root()).ok().map(|(c, _)| (c, "")))
-    else {
-        return (out, Vec::new());
-    };
+    let (output, shown) =
+        tests(ws, &files, task, budget, checker, cancel, &mut out).unwrap_or_default();
+    let size = |f: &String| std::fs::metadata(ws.root().join(f)).map_or(0, |m| m.len() as usize);
+    let code: Vec<&String> = files.iter().filter(|f| RepoMap::maps(f)).collect();
+    if code.iter().copied().map(size).sum::<usize>() > budget {
+        let texts: Vec<(&str, String)> =
+            code.into_iter().filter_map(|f| Some((f.as_str(), ws.read_text(f).ok()??))).collect();
+        let map = RepoMap::new(texts.iter().map(|(f, text)| (*f, text.as_str())));
+        let map = map.render(&format!("{task}\n{output}"), &shown, budget / 2);
+        if !map.is_empty() {
+            out.push_str("\nDefinitions in the code");
+            out.push_str(if shown.is_empty() { "" } else { " not shown above" });
+            out.push_str(&format!(", the most relevant files first:\n{map}"));
+        }
+    }
+    (out, shown)
+}
+
+/// Appends the project's test command to `out` and, when the task is about a failure and the
+/// tests fail, what [`brief`] says of them. Returns the tests' output and the files shown whole.
+fn tests(
+    ws: &Workspace,
+    files: &[String],
+    task: &str,
+    budget: usize,
+    checker: Option<&dyn Checker>,
+    cancel: &Cancel,
+    out: &mut String,
+) -> Option<(String, Vec<String>)> {
+    let (commands, _) = ProjectCommands::discover(ws.root())
+        .or_else(|| ProjectCommands::load(ws.root()).ok().map(|(c, _)| (c, "")))?;
     out.push_str(&format!("\nThe project's tests run with: {}\n", commands.test));
     let lower = task.to_lowercase();
-    let checker = checker.filter(|_| FAILURE_WORDS.iter().any(|w| lower.contains(w)));
-    let Some(Ok(result)) = checker.map(|c| c.check(ws.root(), &[], cancel)) else {
-        return (out, Vec::new());
-    };
+    let checker = checker.filter(|_| FAILURE_WORDS.iter().any(|w| lower.contains(w)))?;
+    let result = checker.check(ws.root(), &[], cancel).ok()?;
     if result.green() {
         out.push_str("They were run just now and pass.\n");
-        return (out, Vec::new());
+        return None;
     }
     out.push_str("They were run just now and fail");
     if !result.failed.is_empty() {
@@ -54,8 +79,8 @@ pub(crate) fn brief(
         out.push('\n');
         out.push_str(&region.describe());
     }
-    let shown = show_files(ws, &files, &result.output, budget, &mut out);
-    (out, shown)
+    let shown = show_files(ws, files, &result.output, budget, out);
+    Some((result.output, shown))
 }
 
 /// Appends to `out`, within `budget` bytes, whole code files: those `output` names first, then
@@ -243,6 +268,44 @@ mod tests {
         assert!(!quiet.contains("run just now"), "{quiet}");
         let (tight, _) = super::brief(&ws, "Describe the project.", 80, None, &Cancel::default());
         assert!(tight.contains("(1 more files)"), "{tight}");
+    }
+
+    #[test]
+    fn the_brief_maps_the_code_too_large_to_show_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |path: &str, text: &str| std::fs::write(dir.path().join(path), text).unwrap();
+        let filler = |prefix: &str| -> String {
+            (0..60).map(|i| format!("def {prefix}_{i}(x):\n    return x + {i}\n\n\n")).collect()
+        };
+        write(
+            "pricing.py",
+            &format!(
+                "{}def discounted(amount, percent):\n    return amount * (100 + percent) / 100\n",
+                filler("rate")
+            ),
+        );
+        write(
+            "cart.py",
+            "from pricing import discounted\n\n\ndef total(items, percent):\n    \
+             return discounted(sum(items), percent)\n",
+        );
+        write("report.py", &filler("column"));
+        write(
+            "test_cart.py",
+            "from cart import total\nassert total([100], 10) == 90, total([100], 10)\n",
+        );
+        let ws = Workspace::new(dir.path()).unwrap();
+        let task = "The cart total is wrong when a discount applies; the test fails.";
+
+        let (brief, shown) = brief(&ws, task, 1600, Some(&Discovered), &Cancel::default());
+        assert!(!shown.contains(&"pricing.py".to_string()), "too large to show whole: {shown:?}");
+        let (_, map) = brief.split_once("\nDefinitions in the code not shown above").expect(&brief);
+        assert!(map.contains("pricing.py:\n"), "{map}");
+        assert!(map.contains(" 241: def discounted(amount, percent):\n"), "{map}");
+        assert!(map.len() <= 800 + 60, "{map}");
+
+        let (small, _) = super::brief(&ws, task, 100_000, Some(&Discovered), &Cancel::default());
+        assert!(!small.contains("Definitions in the code"), "all shown whole: {small}");
     }
 
     #[test]

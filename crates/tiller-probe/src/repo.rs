@@ -178,6 +178,7 @@ impl Suite<RepoTask> {
 mod tests {
     use super::*;
     use crate::{Grade, Grader};
+    use tiller_agent::RepoMap;
 
     /// The files of `task` with its reference fix applied, each `old` found exactly once.
     fn fixed(task: &RepoTask) -> RepoTask {
@@ -212,6 +213,20 @@ mod tests {
                 let graded = grader.check(repo, dir.path()).unwrap();
                 assert_eq!(graded.outcome, want, "{}: {:?}", task.id, graded.detail);
             }
+        }
+    }
+
+    #[test]
+    fn the_map_of_each_repository_from_its_task_alone_holds_the_file_to_fix() {
+        let suite = Suite::bugfix().unwrap();
+        let mapped: Vec<&RepoTask> =
+            suite.tasks.iter().filter(|t| RepoMap::maps(&t.fix[0].file)).collect();
+        assert!(mapped.len() >= 25, "Rust, Python and JavaScript tasks");
+        for task in mapped {
+            let map = RepoMap::new(task.files.iter().map(|(p, t)| (p.as_str(), t.as_str())));
+            let map = map.render(&task.prompt, &[], 400);
+            let header = format!("{}:", task.fix[0].file);
+            assert!(map.lines().any(|l| l == header), "{}: {map}", task.id);
         }
     }
 
