@@ -5,10 +5,11 @@
 
 use std::collections::BTreeSet;
 
+use tiller_repomap::RepoMap;
 use tiller_tools::{FileList, ProjectCommands, Registry, Workspace, constrain_specs, is_test_path};
 use tiller_types::{Cancel, ToolSpec};
 
-use crate::{Checker, RepoMap};
+use crate::Checker;
 
 /// Words that say a task is about a failing test or a bug, so that running the tests first is
 /// worth it.

@@ -18,7 +18,6 @@ mod prompt;
 mod record;
 mod redact;
 mod repeat;
-mod repomap;
 mod session;
 
 pub use agent::{Agent, AgentConfig, ModelSwitch};
@@ -29,7 +28,6 @@ pub use prompt::{agents_files, system_prompt};
 pub use record::Recorder;
 pub use redact::{Finding, Redacted, Redactor};
 pub use repeat::MAX_REPEATS;
-pub use repomap::RepoMap;
 pub use session::{
     SessionLog, SessionMeta, SessionSummary, list_sessions, load_session, parse_session,
     take_kept_rows,

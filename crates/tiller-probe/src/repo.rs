@@ -178,7 +178,7 @@ impl Suite<RepoTask> {
 mod tests {
     use super::*;
     use crate::{Grade, Grader};
-    use tiller_agent::RepoMap;
+    use tiller_repomap::RepoMap;
 
     /// The files of `task` with its reference fix applied, each `old` found exactly once.
     fn fixed(task: &RepoTask) -> RepoTask {
