@@ -226,7 +226,7 @@ fn enclosing(path: &str, text: &str, line: usize) -> Option<Region> {
 }
 
 /// `NAME = …` at the top level of a file (`const`, `let`, `static` or `var` before it allowed).
-static CONSTANT: LazyLock<Regex> = LazyLock::new(|| {
+pub(crate) static CONSTANT: LazyLock<Regex> = LazyLock::new(|| {
     // A fixed pattern: it compiles.
     #[allow(clippy::unwrap_used)]
     Regex::new(

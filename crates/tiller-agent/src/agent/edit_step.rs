@@ -205,10 +205,19 @@ fn rewrite_request(region: &Region, now: &SuiteResult) -> Request {
     Request {
         messages: vec![Message::system(system), Message::user(user)],
         // Without its line break: a tokenizer joins the break to the next line's indentation.
-        reply_start: Some(format!("```{lang}\n{}", region.lines[0])),
+        reply_start: Some(format!("```{lang}\n{}", opening(&region.lines[0]))),
         stop: vec!["```".into()],
         max_tokens: Some((code.len() / 2 + 64) as u32),
         ..Request::default()
+    }
+}
+
+/// How a rewrite's reply is begun from the region's first line: the whole line where it opens
+/// a function, up to its value where it is a constant (which may be what is wrong).
+fn opening(line: &str) -> &str {
+    match line.find('=').filter(|_| localise::CONSTANT.is_match(line)) {
+        Some(at) => line[..at + 1].trim_end(),
+        None => line,
     }
 }
 
@@ -346,6 +355,9 @@ mod tests {
         let request = rewrite_request(&region(), &now);
         assert_eq!(request.reply_start.as_deref(), Some("```python\ndef greet(name):"));
         assert_eq!(request.stop, ["```"]);
+        let constant = Region { lines: vec!["UNITS = {\"s\": 1}".into()], ..region() };
+        let start = rewrite_request(&constant, &now).reply_start;
+        assert_eq!(start.as_deref(), Some("```python\nUNITS ="), "the value left to write");
         let rust = Region { path: "src/lib.rs".into(), test: None, ..region() };
         let unknown =
             "// A test fails:\n// assert greet(\"Ada\") == \"Hi, Ada\"\n// AssertionError: Hello\n";
