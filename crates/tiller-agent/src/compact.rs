@@ -74,7 +74,13 @@ mod tests {
     fn provider() -> Scripted {
         Scripted::new(
             "t".into(),
-            Script { model: "m".into(), context_length: 100, pace_ms: 0, turns: vec![] },
+            Script {
+                model: "m".into(),
+                context_length: 100,
+                pace_ms: 0,
+                turns: vec![],
+                departures: vec![],
+            },
         )
     }
 

@@ -1263,7 +1263,16 @@ fn run_candidates_with(
     for (path, text) in files {
         std::fs::write(repo.path().join(path), text).unwrap();
     }
-    let (provider, requests) = scripted(turns, 8192);
+    // Turns, or `{ "turns": …, "departures": … }`.
+    let (turns, departures) = match turns {
+        serde_json::Value::Object(script) => {
+            (script["turns"].clone(), script["departures"].clone())
+        }
+        turns => (turns, json!([])),
+    };
+    let script = json!({ "turns": turns, "departures": departures });
+    let provider = Scripted::new("test-script".into(), serde_json::from_value(script).unwrap());
+    let requests = provider.requests();
     let config =
         AgentConfig { approval: ApprovalPolicy::Never, candidates: 3, ..AgentConfig::default() };
     let db_dir = tempfile::tempdir().unwrap();
@@ -1389,6 +1398,34 @@ fn the_right_line_of_a_rewrite_that_breaks_another_is_tried_alone() {
         notes.iter().filter(|n| n["data"]["verdict"] == "passes").collect();
     assert_eq!(passing.len(), 1, "checking stops at the first that passes: {notes:?}");
     assert_eq!(passing[0]["data"]["arguments"]["new"], format!("def greet(name):\n{fixed}"));
+    assert!(events.iter().any(|e| matches!(e, AgentEvent::Candidates { passed: 1, .. })));
+}
+
+/// The model's departures from the lines at fault (each one line written otherwise, ranked by
+/// the model) are candidates too, checked before rewrites that change as much.
+#[test]
+fn a_departure_of_the_model_from_the_lines_at_fault_is_a_candidate() {
+    let departed = "    return \"Hello, \" + name";
+    let (repo, _, events, notes) = run_candidates(json!({
+        "turns": [
+            replace_greeting("    return \"Hi\""),
+            rewrite("    return \"Hello, %s\" % name"),
+            rewrite("    return \"Hey\""),
+            { "text": "Fixed." }
+        ],
+        "departures": [[
+            "```python\ndef greet(name):\n    return \"Hello!\"",
+            format!("```python\ndef greet(name):\n{departed}")
+        ]]
+    }));
+    let code = std::fs::read_to_string(repo.path().join("greet.py")).unwrap();
+    assert_eq!(code, format!("def greet(name):\n{departed}\n"), "the departure, checked first");
+    let tried: Vec<&serde_json::Value> =
+        notes.iter().map(|n| &n["data"]["arguments"]["new"]).collect();
+    assert_eq!(
+        tried[1], "def greet(name):\n    return \"Hello!\"",
+        "after the model's own: {notes:?}"
+    );
     assert!(events.iter().any(|e| matches!(e, AgentEvent::Candidates { passed: 1, .. })));
 }
 

@@ -24,6 +24,7 @@ use crate::template::{ChatFormat, Prompt};
 use crate::{LlamaError, resolve_model};
 
 mod batch;
+mod depart;
 pub(crate) mod load;
 
 /// Context length used when the configuration gives none, if the model allows that much.
@@ -415,6 +416,16 @@ impl Provider for Llama {
             all.extend(self.complete_together(req, batch, cancel)?);
         }
         Ok(all)
+    }
+
+    fn departures(
+        &mut self,
+        req: &Request,
+        text: &str,
+        n: usize,
+        cancel: &Cancel,
+    ) -> Result<Vec<Completion>, ModelError> {
+        self.depart(req, text, n, cancel)
     }
 
     fn count_tokens(&self, text: &str) -> u64 {

@@ -371,6 +371,42 @@ fn replies_decoded_together_are_those_decoded_alone() {
     assert!(distinct.len() > 1, "each sequence samples with its own seed: {distinct:?}");
 }
 
+/// The lines of `reply` that differ from those of `given`, each with its line number; the two
+/// must have as many lines.
+fn changed_lines<'a>(given: &str, reply: &'a str) -> Vec<(usize, &'a str)> {
+    assert_eq!(given.lines().count(), reply.lines().count(), "{reply:?}");
+    let pairs = given.lines().zip(reply.lines()).enumerate();
+    pairs.filter(|(_, (a, b))| a != b).map(|(i, (_, b))| (i, b)).collect()
+}
+
+/// Departures from a given reply: at most as many as asked, distinct, each the reply with one
+/// line written otherwise after the reply's start; the cache is left holding the prompt and the
+/// reply, and a call after them replies as it would have.
+#[test]
+fn departures_each_change_one_line_of_the_given_reply() {
+    let mut llama = tiny();
+    let mut req = ask("Fix the code.", 16);
+    req.reply_start = Some("```python\ndef area(w, h):".into());
+    let given = "\n    x = w\n    return x * w";
+    let (before, _) = run(&mut llama, &ask("Say something.", 12));
+    let departed = llama.departures(&req, given, 8, &Cancel::default()).unwrap();
+    assert_eq!(departed.len(), 8);
+    let start = req.reply_start.as_deref().unwrap();
+    let mut seen = std::collections::BTreeSet::new();
+    for reply in &departed {
+        let rest = reply.content.strip_prefix(start).unwrap();
+        assert!(seen.insert(rest), "distinct: {rest:?}");
+        // A departure at the break that ends the first line joins it to what the model writes.
+        let changed = changed_lines(&format!("{start}{given}"), &reply.content);
+        assert_eq!(changed.len(), 1, "{:?}", reply.content);
+        assert_eq!(reply.usage.prompt_tokens, departed[0].usage.prompt_tokens);
+    }
+    assert!(departed[1].usage.cached_tokens == departed[1].usage.prompt_tokens);
+    let (after, _) = run(&mut llama, &ask("Say something.", 12));
+    assert_eq!(after.content, before.content);
+    assert!(llama.departures(&req, given, 0, &Cancel::default()).unwrap().is_empty());
+}
+
 // --- SmolLM2-135M-Instruct, when installed -----------------------------------------------------
 
 /// SmolLM2 from the models folder, or `None` (with a notice) when it is not installed.
@@ -714,6 +750,35 @@ fn smollm2_candidates_decoded_together_are_valid_calls() {
         replies.into_iter().filter(|r| r.usage.completion_tokens < 120).collect();
     assert!(!finished.is_empty());
     assert_valid_calls(&finished, &tools);
+}
+
+/// Given the code at fault and the test that fails, the fix is among the lines the model would
+/// most likely write otherwise, though its own rewrite copies the code as it was.
+#[test]
+fn smollm2_departures_hold_the_fix_of_a_slip() {
+    let Some(mut llama) = smollm2(true) else {
+        return;
+    };
+    let req = Request {
+        messages: vec![
+            Message::system("You fix bugs in code. Reply with the corrected code only."),
+            Message::user(
+                "```python\ndef area(w, h):\n    return w * w\n\n\n# test_area.py fails here:\n\
+                 assert area(2, 3) == 6\n# AssertionError: 4\n```\n\nFix the function so that \
+                 the test passes.",
+            ),
+        ],
+        max_tokens: Some(40),
+        stop: vec!["```".into()],
+        reply_start: Some("```python\ndef area(w, h):".into()),
+        ..Request::default()
+    };
+    let given = "\n    return w * w";
+    let departed = llama.departures(&req, given, 8, &Cancel::default()).unwrap();
+    let lines: Vec<&str> = departed.iter().map(|c| c.content.lines().nth(2).unwrap()).collect();
+    println!("{lines:#?}");
+    assert_eq!(departed.len(), 8);
+    assert!(lines.iter().any(|l| l.trim() == "return w * h"), "{lines:?}");
 }
 
 #[path = "engine/families.rs"]

@@ -59,6 +59,23 @@ pub trait Provider: Send {
         (0..n).map(|_| self.complete(req, cancel, &mut |_| {})).collect()
     }
 
+    /// Up to `n` one-line departures from `text`, the reply the caller expects to `req` (after
+    /// its `reply_start`), most likely first: each follows `text` up to a token the model ranks
+    /// high in place of the one there, then takes the model's most likely tokens to the end of
+    /// that line, and keeps the rest of `text`. A completion's content is the whole reply so
+    /// changed. Only a provider that reads the model's token probabilities can say; the others
+    /// give none.
+    fn departures(
+        &mut self,
+        req: &Request,
+        text: &str,
+        n: usize,
+        cancel: &Cancel,
+    ) -> Result<Vec<Completion>, ModelError> {
+        let _ = (req, text, n, cancel);
+        Ok(Vec::new())
+    }
+
     /// Tokens `text` takes in this model's prompt. Remote providers estimate; engines with a
     /// tokenizer count exactly.
     fn count_tokens(&self, text: &str) -> u64 {

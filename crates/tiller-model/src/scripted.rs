@@ -14,6 +14,7 @@
 //! `usage`; otherwise prompt and completion tokens are estimated. `"truncate": true` streams the
 //! turn's text and then fails as a dropped connection would. `"pace_ms": N` at the top waits N
 //! milliseconds before each streamed word, as a real model's tokens arrive over time.
+//! `"departures": [["reply", …], …]` gives the replies of each call for departures in turn.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -30,6 +31,7 @@ pub struct Scripted {
     path: String,
     script: Script,
     next: usize,
+    departed: usize,
     requests: Arc<Mutex<Vec<Request>>>,
 }
 
@@ -44,6 +46,9 @@ pub struct Script {
     #[serde(default)]
     pub pace_ms: u64,
     pub turns: Vec<ScriptedReply>,
+    /// The replies of each call for departures, in turn; none once they are used up.
+    #[serde(default)]
+    pub departures: Vec<Vec<String>>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -85,7 +90,7 @@ impl Scripted {
     }
 
     pub fn new(path: String, script: Script) -> Self {
-        Scripted { path, script, next: 0, requests: Arc::default() }
+        Scripted { path, script, next: 0, departed: 0, requests: Arc::default() }
     }
 
     /// A handle on the requests received from now on. Requests are kept only while someone
@@ -125,7 +130,34 @@ impl Provider for Scripted {
             ),
         })?;
         self.next += 1;
+        self.play(turn, req, cancel, on_event)
+    }
 
+    fn departures(
+        &mut self,
+        req: &Request,
+        _text: &str,
+        n: usize,
+        cancel: &Cancel,
+    ) -> Result<Vec<Completion>, ModelError> {
+        let replies = self.script.departures.get(self.departed).cloned().unwrap_or_default();
+        self.departed += 1;
+        let turn =
+            |text| ScriptedReply { text, tool_calls: Vec::new(), usage: None, truncate: false };
+        let mut ignore = |_: &StreamEvent| {};
+        replies.into_iter().take(n).map(|t| self.play(turn(t), req, cancel, &mut ignore)).collect()
+    }
+}
+
+impl Scripted {
+    /// Streams `turn` as the reply to `req`.
+    fn play(
+        &self,
+        turn: ScriptedReply,
+        req: &Request,
+        cancel: &Cancel,
+        on_event: &mut dyn FnMut(&StreamEvent),
+    ) -> Result<Completion, ModelError> {
         let mut out = Collector::new(on_event);
         // Stream word by word so that consumers see real deltas.
         for piece in turn.text.split_inclusive(' ') {

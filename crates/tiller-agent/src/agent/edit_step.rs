@@ -6,7 +6,7 @@
 use std::time::Instant;
 
 use tiller_ledger::Note;
-use tiller_model::{Completion, Request, ToolChoice};
+use tiller_model::{Cancel, Completion, ModelError, Provider, Request, ToolChoice};
 use tiller_tools::{SuiteResult, ToolKind, is_test_path};
 use tiller_types::{AgentEvent, Message, ToolCall};
 
@@ -56,19 +56,25 @@ impl Agent {
                 let region = &regions[self.rounds % regions.len()];
                 self.rounds += 1;
                 let request = rewrite_request(region, &now);
-                let replies = self.sample(&request, n, events)?;
+                let old = region.lines.join("\n");
+                let given = &old[opening(&region.lines[0]).len()..];
+                let departures = DEPARTURES * self.config.candidates;
+                let departed = self.sample(&request, events, |p, c| {
+                    p.departures(&request, given, departures, c)
+                })?;
+                let replies = self.sample(&request, events, |p, c| p.complete_n(&request, n, c))?;
                 let rewrites: Vec<String> =
                     replies.iter().filter_map(|c| rewrite(region, &c.content)).collect();
-                let old = region.lines.join("\n");
                 let parts = rewrites.iter().flat_map(|new| candidates::parts(&old, new));
-                let rewrites = rewrites.iter().cloned().chain(parts);
+                let departed = departed.iter().filter_map(|c| rewrite(region, &c.content));
+                let rewrites = departed.chain(rewrites.iter().cloned()).chain(parts);
                 rewrites.map(|new| replace_call(region, &new)).collect()
             }
             _ => {
                 let mut request = self.request(self.full_history());
                 request.tools.retain(|s| s.name == call.name);
                 request.tool_choice = ToolChoice::Required;
-                let replies = self.sample(&request, n, events)?;
+                let replies = self.sample(&request, events, |p, c| p.complete_n(&request, n, c))?;
                 replies.into_iter().filter_map(|c| c.tool_calls.into_iter().next()).collect()
             }
         };
@@ -146,19 +152,20 @@ impl Agent {
         }
     }
 
-    /// `n` more completions of `request`, recorded as model calls and counted in the usage.
+    /// The completions `ask` gets for `request` from the provider, recorded as model calls and
+    /// counted in the usage.
     fn sample(
         &mut self,
         request: &Request,
-        n: usize,
         events: &mut dyn FnMut(&AgentEvent),
+        ask: impl FnOnce(&mut dyn Provider, &Cancel) -> Result<Vec<Completion>, ModelError>,
     ) -> Result<Vec<Completion>, AgentError> {
         let started = Instant::now();
-        let outcomes = match self.provider.complete_n(request, n, &self.cancel) {
+        let outcomes: Vec<_> = match ask(&mut *self.provider, &self.cancel) {
             Ok(done) => done.into_iter().map(Ok).collect(),
             Err(e) => vec![Err(e)],
         };
-        let took = (started.elapsed() / n.max(1) as u32, 0);
+        let took = (started.elapsed() / outcomes.len().max(1) as u32, 0);
         if let Some(recorder) = &mut self.recorder {
             let info = self.provider.info();
             for outcome in &outcomes {
@@ -185,6 +192,10 @@ impl Agent {
         self.flush()
     }
 }
+
+/// Departures from the lines at fault asked of the model per candidate: each changes one line,
+/// and costs a few tokens where a rewrite costs the whole region.
+const DEPARTURES: usize = 2;
 
 /// Bytes of the failing tests' output shown with a rewrite request.
 const FAILURE_EXCERPT: usize = 1200;
