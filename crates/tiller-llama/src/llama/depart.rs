@@ -38,6 +38,9 @@ impl Llama {
         n: usize,
         cancel: &Cancel,
     ) -> Result<Vec<Completion>, ModelError> {
+        if n == 0 {
+            return Ok(Vec::new());
+        }
         // The reply given is tokenized with the prompt, as the model would have written it: its
         // first token may join the end of the reply's start.
         let start = req.reply_start.clone().unwrap_or_default();
@@ -59,7 +62,7 @@ impl Llama {
         let Some(start) = start.as_bytes().strip_suffix(head) else {
             return Ok(Vec::new());
         };
-        if given.is_empty() || n == 0 {
+        if given.is_empty() {
             return Ok(Vec::new());
         }
         let reused = self.prefill(prompt, cancel)?;
