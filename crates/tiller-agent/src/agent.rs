@@ -238,7 +238,7 @@ impl Agent {
             }
             let (completion, checked) = self.edit_step(completion, step, events)?;
             let mut refused = match &checked {
-                Checked::Refused(text) => Some(text.clone()),
+                Checked::Refused(text) | Checked::Tried(text) => Some(text.clone()),
                 _ => None,
             };
             self.push(completion.message())?;
@@ -251,7 +251,11 @@ impl Agent {
             }
             for call in &completion.tool_calls {
                 let started = Instant::now();
-                let repeated = self.failures.repeated(call);
+                // A call that brought new candidates checked is no repeat.
+                let repeated = match checked {
+                    Checked::Tried(_) => None,
+                    _ => self.failures.repeated(call),
+                };
                 let outcome = match repeated.clone().or_else(|| refused.take()) {
                     Some(text) => Err(text),
                     None => self.call_tool(call, approver, events),

@@ -3,6 +3,8 @@
 //! smallest change chosen. The tests are run by a [`Checker`], which a caller above the agent
 //! provides (the verified loops' runner of the project's commands, confined by the sandbox).
 
+use std::collections::HashSet;
+use std::hash::{Hash, Hasher};
 use std::path::Path;
 
 use serde_json::json;
@@ -76,14 +78,16 @@ impl Candidate {
 const FAILURE_BYTES: usize = 300;
 
 /// Checks `calls` (edit tool calls) in a scratch copy of `ws`, the smallest change first, until
-/// one passes or `cancel` is set: the candidates not checked by then are left out. Candidates
-/// that make the same change are checked once.
+/// one passes or `cancel` is set: the candidates not checked by then are left out, and so are
+/// those that make a change `failed` holds. Candidates that make the same change are checked
+/// once.
 pub(crate) fn check(
     tools: &Registry,
     ws: &Workspace,
     calls: Vec<ToolCall>,
     checker: &dyn Checker,
     failing: &[String],
+    failed: &HashSet<u64>,
     cancel: &Cancel,
 ) -> Result<Vec<Candidate>, String> {
     let scratch = Scratch::copy(ws)?;
@@ -93,6 +97,7 @@ pub(crate) fn check(
             let changes = edit(tools, ws, &call);
             (call, changes)
         })
+        .filter(|(_, changes)| changes.as_ref().map_or(true, |c| !failed.contains(&fingerprint(c))))
         .collect();
     edits.sort_by_key(|(_, changes)| changes.as_ref().map_or(usize::MAX, size));
     let mut checked: Vec<Candidate> = Vec::with_capacity(edits.len());
@@ -111,6 +116,15 @@ pub(crate) fn check(
         checked.push(Candidate { call, changes: changes.ok(), verdict });
     }
     Ok(checked)
+}
+
+/// What tells a change from another made to the same files: the paths and what they become.
+pub(crate) fn fingerprint(changes: &ChangeSet) -> u64 {
+    let mut hasher = std::hash::DefaultHasher::new();
+    for file in &changes.files {
+        (&file.path, &file.new).hash(&mut hasher);
+    }
+    hasher.finish()
 }
 
 /// Lines a change adds plus those it removes.
@@ -154,6 +168,40 @@ pub(crate) fn parts(old: &str, new: &str) -> Vec<String> {
     out
 }
 
+/// Pairs of the one-line changes of lines `old` in `singles` (each `old` with one line written
+/// otherwise, most likely first), each pair on two different lines made together: at most `n`,
+/// those of the likeliest pairs (by the sum of their ranks) first. A fix of two lines is two
+/// lines the model ranks likely, each alone no fix.
+pub(crate) fn pairs(old: &str, singles: &[String], n: usize) -> Vec<String> {
+    let a: Vec<&str> = old.lines().collect();
+    let changed: Vec<(usize, &str)> = singles
+        .iter()
+        .filter_map(|new| {
+            let b: Vec<&str> = new.lines().collect();
+            let mut diff = (0..a.len()).filter(|&i| b.len() == a.len() && a[i] != b[i]);
+            match (diff.next(), diff.next()) {
+                (Some(i), None) => Some((i, b[i])),
+                _ => None,
+            }
+        })
+        .collect();
+    let mut out: Vec<String> = Vec::new();
+    for sum in 1..(2 * changed.len()).saturating_sub(2) {
+        for i in sum.saturating_sub(changed.len() - 1)..sum.div_ceil(2) {
+            let ((x, one), (y, other)) = (changed[i], changed[sum - i]);
+            if out.len() == n {
+                return out;
+            }
+            if x != y {
+                let mut lines = a.clone();
+                (lines[x], lines[y]) = (one, other);
+                out.push(lines.join("\n"));
+            }
+        }
+    }
+    out
+}
+
 /// The passing candidate with the smallest change, the first of equals.
 pub(crate) fn best(candidates: &[Candidate]) -> Option<&Candidate> {
     let passing = candidates.iter().filter(|c| c.verdict == Verdict::Passes);
@@ -161,7 +209,7 @@ pub(crate) fn best(candidates: &[Candidate]) -> Option<&Candidate> {
 }
 
 /// Distinct changes a report shows, at most; the smallest come first.
-const REPORTED: usize = 6;
+const REPORTED: usize = 3;
 
 /// What the model is told when no candidate passes: the first [`REPORTED`] distinct changes,
 /// compactly, and how the tests failed with each.
@@ -316,7 +364,7 @@ mod tests {
             bad_json.clone(),
         ];
         let (tools, cancel) = (Registry::default(), Cancel::default());
-        let checked = check(&tools, &ws, calls, &Grep, &[], &cancel).unwrap();
+        let checked = check(&tools, &ws, calls, &Grep, &[], &HashSet::new(), &cancel).unwrap();
         let verdicts: Vec<(&str, &str)> =
             checked.iter().map(|c| (c.call.id.as_str(), c.verdict.name())).collect();
         assert_eq!(verdicts, [("a", "fails"), ("d", "fails"), ("c", "passes")], "b not checked");
@@ -324,7 +372,7 @@ mod tests {
         assert_eq!(std::fs::read_to_string(dir.path().join("greet.py")).unwrap(), code);
 
         let calls = vec![checked[0].call.clone(), checked[1].call.clone(), bad_json];
-        let failed = check(&tools, &ws, calls, &Grep, &[], &cancel).unwrap();
+        let failed = check(&tools, &ws, calls, &Grep, &[], &HashSet::new(), &cancel).unwrap();
         assert!(best(&failed).is_none());
         let report = report(&failed);
         assert!(report.starts_with("Not applied: 3 candidate edits"), "{report}");
@@ -349,6 +397,17 @@ mod tests {
         assert!(super::parts(old, &right).is_empty(), "one line changed: nothing smaller");
     }
 
+    #[test]
+    fn pairs_join_two_one_line_changes_on_different_lines_likeliest_first() {
+        let old = "a\nb\nc";
+        let singles: Vec<String> =
+            ["A\nb\nc", "a\nB\nc", "x\nb\nc", "a\nb\nC", "A\nB\nc"].map(String::from).into();
+        let pairs = pairs(old, &singles, 10);
+        assert_eq!(pairs, ["A\nB\nc", "A\nb\nC", "x\nB\nc", "a\nB\nC", "x\nb\nC"]);
+        assert_eq!(super::pairs(old, &singles, 2), ["A\nB\nc", "A\nb\nC"]);
+        assert!(super::pairs(old, &singles[..1], 4).is_empty());
+    }
+
     /// Cancels the run as it checks its first candidate.
     struct CancelsAtOnce;
 
@@ -368,7 +427,8 @@ mod tests {
         let calls = vec![replace("a", "    return 1"), replace("b", "    return 2")];
         let cancel = Cancel::default();
         let checked =
-            check(&Registry::default(), &ws, calls, &CancelsAtOnce, &[], &cancel).unwrap();
+            check(&Registry::default(), &ws, calls, &CancelsAtOnce, &[], &HashSet::new(), &cancel)
+                .unwrap();
         let ids: Vec<&str> = checked.iter().map(|c| c.call.id.as_str()).collect();
         assert_eq!(ids, ["a"], "the second is not checked");
     }

@@ -78,6 +78,11 @@ pub(crate) fn region(ws: &Workspace, output: &str) -> Option<Region> {
     // frame in code that is not a test is preferred either way.
     let code_frame = |(path, _): &&(String, usize)| !is_test_path(path);
     let frame = frames.iter().rev().find(code_frame);
+    if frames.is_empty() {
+        // No line named (a shell test says only what failed): the tests' own lines.
+        let region = most_called(ws, &test_lines(ws))?;
+        return Some(region.suspected_by(output));
+    }
     let test = frames.iter().rev().find(|f| !code_frame(f)).and_then(|(path, line)| {
         let text = ws.read_text(path).ok()??;
         Some((path.clone(), text.lines().nth(line.checked_sub(1)?)?.trim().to_string()))
@@ -160,6 +165,20 @@ pub(crate) fn callees(ws: &Workspace, region: &Region, output: &str) -> Vec<Regi
     out
 }
 
+/// Lines of the tests' files read when the output names none, at most.
+const MAX_TEST_LINES: usize = 2000;
+
+/// Every line of the workspace's test files, as (file, line) frames, up to [`MAX_TEST_LINES`].
+fn test_lines(ws: &Workspace) -> Vec<(String, usize)> {
+    let files = tiller_tools::FileList::scan(ws).files;
+    let tests = files.into_iter().filter(|f| is_test_path(f));
+    let lines = tests.flat_map(|file| {
+        let count = ws.read_text(&file).ok().flatten().map_or(0, |t| t.lines().count());
+        (1..=count).map(move |line| (file.clone(), line))
+    });
+    lines.take(MAX_TEST_LINES).collect()
+}
+
 /// `path` as the workspace names it, if it is one of its files.
 fn relative(ws: &Workspace, path: &str) -> Option<String> {
     let resolved = ws.resolve(path).ok()?;
@@ -172,11 +191,25 @@ fn definition(ws: &Workspace, files: &[String], name: &str) -> Option<Region> {
         r"^\s*(?:pub(?:\([a-z]+\))?\s+)?(?:async\s+)?(?:def|fn|function|func)\s+{name}\s*[(<]"
     ))
     .ok()?;
+    let shell = Regex::new(&format!(r"^\s*(?:function\s+)?{name}\s*\(\s*\)\s*\{{?\s*$")).ok()?;
     files.iter().filter(|f| !is_test_path(f) && !f.ends_with(".md")).find_map(|file| {
         let text = ws.read_text(file).ok()??;
+        let defines = if is_shell(file) { &shell } else { &defines };
         let at = text.lines().position(|l| defines.is_match(l))?;
         enclosing(file, &text, at + 1)
     })
+}
+
+/// `name() {`, as a shell script defines a function.
+static SHELL_FUNCTION: LazyLock<Regex> = LazyLock::new(|| {
+    // A fixed pattern: it compiles.
+    #[allow(clippy::unwrap_used)]
+    Regex::new(r"^\s*(?:function\s+)?[A-Za-z_][A-Za-z0-9_]*\s*\(\s*\)\s*\{?\s*$").unwrap()
+});
+
+/// Whether `path` is a shell script, by its name.
+fn is_shell(path: &str) -> bool {
+    path.ends_with(".sh") || path.ends_with(".bash")
 }
 
 /// The function around line `line` (from 1) of `text`, by indentation: from the nearest line
@@ -191,6 +224,7 @@ fn enclosing(path: &str, text: &str, line: usize) -> Option<Region> {
         ["def ", "fn ", "pub fn ", "async ", "function ", "func ", "pub(crate) fn ", "class "]
             .iter()
             .any(|k| t.starts_with(k))
+            || (is_shell(path) && SHELL_FUNCTION.is_match(l))
     };
     let start = (0..=at).rev().find(|&i| opens(lines[i])).unwrap_or(at);
     let depth = indent(lines[start]);
@@ -306,7 +340,8 @@ mod tests {
         assert_eq!(region.lines.len(), 3);
         assert_eq!(region.suspects, region.lines, "no literal is mentioned: all lines");
         assert!(region.lines[2].starts_with('}'));
-        assert_eq!(super::region(&ws, "no references here"), None);
+        let unnamed = super::region(&ws, "no references here").map(|r| r.first);
+        assert_eq!(unnamed, Some(1), "no line named: the function the tests call");
     }
 
     #[test]
@@ -329,6 +364,17 @@ mod tests {
         assert_eq!(region.first, 2, "from the constant: {region:?}");
         assert_eq!(region.lines.len(), 7);
         assert!(region.lines[0].starts_with("UNITS = "));
+    }
+
+    #[test]
+    fn a_shell_test_that_names_no_line_points_to_the_function_the_tests_call() {
+        let code = "# is_even N: succeeds when N is even.\nis_even() {\n    [ $(($1 % 2)) -eq 1 ]\n}\n\nlog() {\n    echo \"$@\"\n}\n";
+        let test = ". ./numbers.sh\nfor n in 0 2; do\n    is_even \"$n\" || echo \"FAIL: $n is even\"\ndone\nis_even 3 && log \"FAIL: 3 is odd\"\n";
+        let (_dir, ws) = workspace(&[("numbers.sh", code), ("test.sh", test)]);
+        let region = region(&ws, "FAIL: 0 is even\nFAIL: 2 is even\n").unwrap();
+        assert_eq!((region.path.as_str(), region.first), ("numbers.sh", 2), "{region:?}");
+        assert_eq!(region.lines, ["is_even() {", "    [ $(($1 % 2)) -eq 1 ]", "}"]);
+        assert_eq!(region.test, None);
     }
 
     #[test]

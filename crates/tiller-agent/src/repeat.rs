@@ -4,7 +4,7 @@
 //! out; the agent tells the model that it made the call before and what it can do instead, and
 //! after [`MAX_REPEATS`] such repeats it stops the run.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use tiller_types::ToolCall;
 
@@ -12,11 +12,13 @@ use tiller_types::ToolCall;
 pub const MAX_REPEATS: u32 = 3;
 
 /// The calls that failed, and the reads made, since the workspace last changed; with what
-/// became of each.
+/// became of each. And the candidate changes the tests failed with (by their
+/// [`fingerprint`](crate::candidates::fingerprint)), not to be checked again.
 #[derive(Debug, Default)]
 pub(crate) struct Failures {
     made: HashMap<(String, String), String>,
     repeats: u32,
+    pub changes: HashSet<u64>,
 }
 
 impl Failures {
@@ -46,6 +48,7 @@ impl Failures {
     /// The workspace changed: calls made before may give something else now.
     pub fn clear(&mut self) {
         self.made.clear();
+        self.changes.clear();
     }
 
     /// Whether the model has repeated failed calls often enough to stop.

@@ -1429,6 +1429,83 @@ fn a_departure_of_the_model_from_the_lines_at_fault_is_a_candidate() {
     assert!(events.iter().any(|e| matches!(e, AgentEvent::Candidates { passed: 1, .. })));
 }
 
+/// A candidate the tests failed with is not checked again while the workspace is as it was; a
+/// model that repeats its edit while each round brings new candidates is not stopped as
+/// repeating, and one whose round brings nothing new is told so, and counted.
+#[test]
+fn candidates_checked_before_are_left_out_and_a_round_with_new_ones_is_no_repeat() {
+    let fixed = "    return \"Hello, \" + name";
+    let hi = || replace_greeting("    return \"Hi\"");
+    let (repo, _, _, notes) = run_candidates(json!([
+        hi(), rewrite("    return \"Hey\""), rewrite("    return \"Yo\""),
+        hi(), rewrite("    return \"Hey\""), rewrite("    return \"Hola\""),
+        hi(), rewrite("    return \"Yo\""), rewrite("    return \"Hiya\""),
+        hi(), rewrite("    return \"Hey\""), rewrite("    return \"Yo\""),
+        hi(), rewrite(fixed), rewrite("    return \"Hey\""),
+        { "text": "Fixed." }
+    ]));
+    let code = std::fs::read_to_string(repo.path().join("greet.py")).unwrap();
+    assert_eq!(code, format!("def greet(name):\n{fixed}\n"), "the fix of the fifth round");
+    let new = |n: &serde_json::Value| n["data"]["arguments"]["new"].as_str().map(str::to_string);
+    let checked = |body: &str| notes.iter().filter_map(new).filter(|n| n.ends_with(body)).count();
+    assert_eq!(checked("    return \"Hi\""), 1, "{notes:#?}");
+    assert_eq!(checked("    return \"Hey\""), 1, "{notes:#?}");
+    assert_eq!(checked("    return \"Yo\""), 1, "{notes:#?}");
+}
+
+/// Departures are the model's most likely first: a later round on the same lines asks for more
+/// of them, and checks those it had not.
+#[test]
+fn each_round_on_the_lines_at_fault_asks_for_more_departures() {
+    let fixed = "    return \"Hello, \" + name";
+    let departure = |body: &str| format!("```python\ndef greet(name):\n{body}");
+    let wrong: Vec<String> =
+        (0..6).map(|i| departure(&format!("    return \"Hello{i}\""))).collect();
+    let deeper = [wrong.clone(), vec![departure(fixed)]].concat();
+    let hi = || replace_greeting("    return \"Hi\"");
+    let (repo, _, _, notes) = run_candidates(json!({
+        "turns": [
+            hi(), rewrite("    return \"Hey\""), rewrite("    return \"Yo\""),
+            hi(), rewrite("    return \"Hey\""), rewrite("    return \"Yo\""),
+            { "text": "Fixed." }
+        ],
+        "departures": [wrong, deeper]
+    }));
+    let code = std::fs::read_to_string(repo.path().join("greet.py")).unwrap();
+    assert_eq!(code, format!("def greet(name):\n{fixed}\n"), "{notes:#?}");
+    let second: Vec<&serde_json::Value> = notes
+        .iter()
+        .filter(|n| n["data"]["step"] == 2)
+        .map(|n| &n["data"]["arguments"]["new"])
+        .collect();
+    assert_eq!(second, [&json!(format!("def greet(name):\n{fixed}"))], "only the new one checked");
+}
+
+/// Two lines at fault: two departures, each on its own line and each alone no fix, are a
+/// candidate together.
+#[test]
+fn two_departures_on_different_lines_are_a_candidate_together() {
+    let greet = "def greet(name):\n    x = \"Hello\"\n    return x\n";
+    let (x, ret) = ("    x = \"Hello, \"", "    return x + name");
+    let edit = json!({ "tool_calls": [ { "name": "replace", "arguments":
+        { "path": "greet.py", "old": "    return x", "new": "    return x + \"!\"" } } ] });
+    let body = |x: &str, ret: &str| format!("```python\ndef greet(name):\n{x}\n{ret}");
+    let (repo, _, _, notes) = run_candidates_with(
+        &[("greet.py", greet)],
+        json!({
+            "turns": [
+                edit,
+                { "text": body("    x = \"Hi\"", "    return x") + "\n```" },
+                { "text": body("    x = \"Hey\"", "    return x") + "\n```" },
+                { "text": "Fixed." }
+            ],
+            "departures": [[body(x, "    return x"), body("    x = \"Hello\"", ret)]]
+        }),
+    );
+    let code = std::fs::read_to_string(repo.path().join("greet.py")).unwrap();
+    assert_eq!(code, format!("def greet(name):\n{x}\n{ret}\n"), "{notes:#?}");
+}
+
 /// Where the failing function calls another of the workspace's, the next round of candidates
 /// rewrites that one.
 #[test]

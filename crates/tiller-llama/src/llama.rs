@@ -27,6 +27,10 @@ mod batch;
 mod depart;
 pub(crate) mod load;
 
+/// The sequence of the cache that holds a prompt set aside, after those of replies decoded
+/// together.
+const PARKED: i32 = batch::MAX_SEQUENCES as i32;
+
 /// Context length used when the configuration gives none, if the model allows that much.
 pub const DEFAULT_CONTEXT: u32 = 8192;
 /// Output tokens per call when the request gives no limit.
@@ -84,6 +88,8 @@ pub struct Llama {
     constrain: bool,
     /// The tokens whose keys and values are in the context's cache, in order.
     cached: Vec<LlamaToken>,
+    /// The tokens of a prompt set aside in sequence [`PARKED`] (see [`Llama::switch`]).
+    parked: Vec<LlamaToken>,
     calls: u64,
 }
 
@@ -118,6 +124,7 @@ impl Llama {
             seed: config.seed,
             constrain: config.constrain_tool_calls,
             cached: Vec::new(),
+            parked: Vec::new(),
             calls: 0,
         })
     }
@@ -231,15 +238,22 @@ impl Llama {
     }
 
     /// Brings the cache to `tokens[..len - 1]` plus the logits of the last token, reusing the
-    /// longest prefix already cached. Returns how many tokens were reused.
-    fn prefill(&mut self, tokens: &[LlamaToken], cancel: &Cancel) -> Result<usize, ModelError> {
+    /// longest prefix already cached (in sequence 0, or set aside), with `room` cells left for
+    /// what the call decodes after the prompt. Returns how many tokens were reused.
+    fn prefill(
+        &mut self,
+        tokens: &[LlamaToken],
+        room: usize,
+        cancel: &Cancel,
+    ) -> Result<usize, ModelError> {
+        self.switch(tokens, room);
         let mut keep = self.cached.iter().zip(tokens).take_while(|(a, b)| a == b).count();
         // The last prompt token is always decoded again: its logits pick the first reply token.
         keep = keep.min(tokens.len().saturating_sub(1));
         let trimmed =
             u32::try_from(keep).ok().and_then(|k| self.ctx.kv_cache_seq_rm(0, Some(k), None).ok());
         if trimmed.is_none() {
-            self.ctx.clear_kv_cache();
+            self.forget();
             keep = 0;
         }
         self.cached.truncate(keep);
@@ -260,11 +274,53 @@ impl Llama {
         Ok(keep)
     }
 
+    /// Keeps the caches of two prompts, so that a conversation and a side request taken in
+    /// turns (a candidate's rewrite between the agent's steps) each reuse their own: when
+    /// `tokens` share more with the prompt set aside than with the one in sequence 0, the two
+    /// change places; when they share less than half of the one in sequence 0, that one is set
+    /// aside in place of the other. The prompt set aside is let go when it would leave the call
+    /// (`tokens` and `room` cells more) too little of the context.
+    fn switch(&mut self, tokens: &[LlamaToken], room: usize) {
+        let shared = |c: &[LlamaToken]| c.iter().zip(tokens).take_while(|(a, b)| a == b).count();
+        let (now, aside) = (shared(&self.cached), shared(&self.parked));
+        let ctx = &mut self.ctx;
+        // Moves sequence `from`, whole, to the empty sequence `to`.
+        let mut moved = |from: i32, to: i32| {
+            ctx.copy_kv_cache_seq(from, to, None, None).is_ok()
+                && ctx.clear_kv_cache_seq(Some(from as u32), None, None).is_ok()
+        };
+        let done = if aside > now {
+            // Sequence 1 is empty between calls.
+            let swapped = moved(0, 1) && moved(PARKED, 0) && moved(1, PARKED);
+            std::mem::swap(&mut self.cached, &mut self.parked);
+            swapped
+        } else if now < self.cached.len() / 2 {
+            self.parked = self.cached.clone();
+            self.ctx.clear_kv_cache_seq(Some(PARKED as u32), None, None).is_ok()
+                && self.ctx.copy_kv_cache_seq(0, PARKED, None, None).is_ok()
+        } else {
+            true
+        };
+        let full = self.parked.len() + tokens.len() + room > self.n_ctx;
+        if !done || (full && self.ctx.clear_kv_cache_seq(Some(PARKED as u32), None, None).is_err())
+        {
+            self.forget();
+        } else if full {
+            self.parked.clear();
+        }
+    }
+
+    /// Empties the cache, where a part of it could not be let go alone.
+    fn forget(&mut self) {
+        self.ctx.clear_kv_cache();
+        self.cached.clear();
+        self.parked.clear();
+    }
+
     /// Decodes a batch holding `tokens`, keeping `cached` true to the cache even on failure.
     fn decode(&mut self, batch: &mut LlamaBatch, tokens: &[LlamaToken]) -> Result<(), ModelError> {
         if let Err(e) = self.ctx.decode(batch) {
-            self.ctx.clear_kv_cache();
-            self.cached.clear();
+            self.forget();
             return Err(engine(e));
         }
         self.cached.extend_from_slice(tokens);
@@ -363,8 +419,8 @@ impl Provider for Llama {
         let seed = self.next_seeds(1);
         let mut sampler = self.sampler(req, seed)?;
         let mut out = Collector::new(on_event);
-        let reused = self.prefill(&tokens, cancel)?;
         let limit = req.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS) as usize;
+        let reused = self.prefill(&tokens, limit, cancel)?;
         let vocab = self.model.vocab();
         let mut batch = LlamaBatch::new(1, 1);
         let mut generated = 0;

@@ -129,6 +129,29 @@ fn second_turn_decodes_only_new_tokens() {
     assert!(c4.usage.cached_tokens > 3, "{:?}", c4.usage);
 }
 
+/// A side request between two turns of a conversation (a candidate's rewrite between the
+/// agent's steps) sets the conversation's cache aside: the next turn decodes only what is new
+/// and replies as a fresh engine does; the side request, asked again, reuses its own.
+#[test]
+fn a_side_request_between_turns_leaves_both_caches_reusable() {
+    let mut llama = tiny();
+    let first = ask("read the file", 8);
+    let (c1, _) = run(&mut llama, &first);
+    let mut side = ask("Write the function again, all of it, as it should have been.", 8);
+    side.messages[0] = Message::system("You fix bugs in code. Reply with the code only.");
+    let (s1, _) = run(&mut llama, &side);
+    let mut second = first.clone();
+    second.messages.push(c1.message());
+    second.messages.push(Message::user("yes"));
+    let (c2, _) = run(&mut llama, &second);
+    assert!(c2.usage.cached_tokens >= c1.usage.prompt_tokens, "{:?}", c2.usage);
+    let (fresh, _) = run(&mut tiny(), &second);
+    assert_eq!(c2.content, fresh.content);
+    let (s2, _) = run(&mut llama, &side);
+    assert_eq!(s2.usage.cached_tokens, s2.usage.prompt_tokens - 1, "{:?}", s2.usage);
+    assert_eq!(s2.content, s1.content);
+}
+
 #[test]
 fn a_prompt_over_the_context_is_an_error() {
     let mut config = LlamaConfig::new(fixture().to_string_lossy());

@@ -3,6 +3,7 @@
 //! and every attempt, its own edit included, is checked by the tests in a scratch copy of the
 //! workspace (`candidates.rs`). While the tests pass, an edit may not make them fail.
 
+use std::collections::HashSet;
 use std::time::Instant;
 
 use tiller_ledger::Note;
@@ -22,9 +23,16 @@ pub(super) enum Checked {
     Not,
     /// The call (maybe a candidate put in its place) makes the failing tests pass.
     Fixes,
-    /// The call is not to run; the model is told this instead.
+    /// The call is not to run; the model is told this instead (a repeated call is told so).
     Refused(String),
+    /// New candidates were checked in the call's place and none passes: the model is told this
+    /// instead; the call, even repeated, brought something new.
+    Tried(String),
 }
+
+/// What the model is told of an edit whose change, and every candidate's, failed before.
+const TRIED: &str = "Not applied: the tests failed with this change before, and with every \
+     other candidate. Try a different change.";
 
 impl Agent {
     /// At an edit step (a turn whose one call is an edit) with candidates on. While the tests
@@ -54,11 +62,14 @@ impl Agent {
         let more: Vec<ToolCall> = match regions {
             Some(regions) if self.tools.get("replace").is_some() => {
                 let region = &regions[self.rounds % regions.len()];
+                // Departures are the model's most likely first: each round on a region asks for
+                // more, and those checked before are left out.
+                let depth = 1 + self.rounds / regions.len();
                 self.rounds += 1;
                 let request = rewrite_request(region, &now);
                 let old = region.lines.join("\n");
                 let given = &old[opening(&region.lines[0]).len()..];
-                let departures = DEPARTURES * self.config.candidates;
+                let departures = DEPARTURES * self.config.candidates * depth;
                 let departed = self.sample(&request, events, |p, c| {
                     p.departures(&request, given, departures, c)
                 })?;
@@ -66,9 +77,11 @@ impl Agent {
                 let rewrites: Vec<String> =
                     replies.iter().filter_map(|c| rewrite(region, &c.content)).collect();
                 let parts = rewrites.iter().flat_map(|new| candidates::parts(&old, new));
-                let departed = departed.iter().filter_map(|c| rewrite(region, &c.content));
-                let rewrites = departed.chain(rewrites.iter().cloned()).chain(parts);
-                rewrites.map(|new| replace_call(region, &new)).collect()
+                let departed: Vec<String> =
+                    departed.iter().filter_map(|c| rewrite(region, &c.content)).collect();
+                let pairs = candidates::pairs(&old, &departed, self.config.candidates * depth);
+                let rewrites = departed.into_iter().chain(rewrites.iter().cloned()).chain(parts);
+                rewrites.chain(pairs).map(|new| replace_call(region, &new)).collect()
             }
             _ => {
                 let mut request = self.request(self.full_history());
@@ -80,10 +93,17 @@ impl Agent {
         };
         let calls = std::iter::once(call.clone()).chain(more).collect();
         let failing: Vec<String> = now.failed.into_keys().collect();
-        let Some(checked) = self.check(calls, &failing) else {
+        let Some(checked) = self.check(calls, Some(&failing)) else {
             return Ok((completion, Checked::Not));
         };
+        if checked.is_empty() {
+            return Ok((completion, Checked::Refused(TRIED.into())));
+        }
         self.record_candidates(step, &checked)?;
+        let failed = checked.iter().filter(|c| matches!(c.verdict, candidates::Verdict::Fails(_)));
+        self.failures
+            .changes
+            .extend(failed.filter_map(|c| c.changes.as_ref()).map(candidates::fingerprint));
         let passed = checked.iter().filter(|c| c.verdict == candidates::Verdict::Passes).count();
         events(&AgentEvent::Candidates { call_id: call.id.clone(), passed, total: checked.len() });
         match candidates::best(&checked) {
@@ -91,7 +111,7 @@ impl Agent {
                 completion.tool_calls[0] = ToolCall { id: call.id, ..best.call.clone() };
                 Ok((completion, Checked::Fixes))
             }
-            None => Ok((completion, Checked::Refused(candidates::report(&checked)))),
+            None => Ok((completion, Checked::Tried(candidates::report(&checked)))),
         }
     }
 
@@ -103,7 +123,7 @@ impl Agent {
         if path.is_some_and(is_test_path) {
             return Checked::Not;
         }
-        match self.check(vec![call], &[]).as_deref() {
+        match self.check(vec![call], None).as_deref() {
             Some([Candidate { verdict: candidates::Verdict::Fails(why), .. }]) => {
                 Checked::Refused(format!(
                     "Not applied: the tests pass with the code as it is, and with this edit they \
@@ -115,9 +135,20 @@ impl Agent {
     }
 
     /// `calls` checked in a scratch copy, or `None` (with a warning) when they could not be.
-    fn check(&mut self, calls: Vec<ToolCall>, failing: &[String]) -> Option<Vec<Candidate>> {
+    /// While the tests fail, changes they failed with before are left out.
+    fn check(
+        &mut self,
+        calls: Vec<ToolCall>,
+        failing: Option<&[String]>,
+    ) -> Option<Vec<Candidate>> {
         let checker = self.checker.as_deref()?;
-        match candidates::check(&self.tools, &self.ws, calls, checker, failing, &self.cancel) {
+        let none = HashSet::new();
+        let (failing, failed) = match failing {
+            Some(failing) => (failing, &self.failures.changes),
+            None => (&[][..], &none),
+        };
+        let (tools, ws, cancel) = (&self.tools, &self.ws, &self.cancel);
+        match candidates::check(tools, ws, calls, checker, failing, failed, cancel) {
             // The run stops at once; the candidates checked so far decide nothing.
             Ok(_) if self.cancel.is_cancelled() => None,
             Ok(checked) => Some(checked),

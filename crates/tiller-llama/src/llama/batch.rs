@@ -37,7 +37,8 @@ impl Llama {
         cancel: &Cancel,
     ) -> Result<Vec<Completion>, ModelError> {
         let (tokens, reader) = self.prompt_for(req)?;
-        let reused = self.prefill(&tokens, cancel)?;
+        let limit = req.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS) as usize;
+        let reused = self.prefill(&tokens, n * limit, cancel)?;
         let mut replies = Vec::with_capacity(n);
         let first = self.next_seeds(n);
         for i in 0..n {
@@ -52,14 +53,12 @@ impl Llama {
                 logits: -1,
             });
         }
-        let limit = req.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS) as usize;
         let decoded = self.decode_together(&mut replies, tokens.len(), limit, cancel);
         // Only the prompt stays cached, in sequence 0, as `cached` says.
         for seq in 0..n as u32 {
             let from = (seq == 0).then_some(tokens.len() as u32);
             if self.ctx.clear_kv_cache_seq(Some(seq), from, None).is_err() {
-                self.ctx.clear_kv_cache();
-                self.cached.clear();
+                self.forget();
             }
         }
         decoded?;

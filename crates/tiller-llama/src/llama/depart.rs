@@ -65,7 +65,8 @@ impl Llama {
         if given.is_empty() {
             return Ok(Vec::new());
         }
-        let reused = self.prefill(prompt, cancel)?;
+        let room = given.len() + (MAX_SEQUENCES - 1) * LINE_TOKENS;
+        let reused = self.prefill(prompt, room, cancel)?;
         let mut forks = self.forks(-1, given[0], 0);
         let mut batch = LlamaBatch::new(self.n_batch, 1);
         for (c, chunk) in given.chunks(self.n_batch).enumerate() {
@@ -193,8 +194,7 @@ impl Llama {
         // Only sequence 0 stays, as `cached` says.
         for seq in 1..=group.len() as u32 {
             if self.ctx.clear_kv_cache_seq(Some(seq), None, None).is_err() {
-                self.ctx.clear_kv_cache();
-                self.cached.clear();
+                self.forget();
             }
         }
         decoded.map(|()| lines)

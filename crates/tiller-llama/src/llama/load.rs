@@ -125,8 +125,9 @@ pub(super) fn load_shared(
     let params = LlamaContextParams::default()
         .with_n_ctx(NonZeroU32::new(n_ctx))
         .with_n_batch(n_ctx.min(512))
-        // Replies decoded together are sequences of one cache, each of the whole length.
-        .with_n_seq_max(batch::MAX_SEQUENCES as u32)
+        // Replies decoded together are sequences of one cache, each of the whole length; one
+        // more holds a prompt set aside.
+        .with_n_seq_max(batch::MAX_SEQUENCES as u32 + 1)
         .with_kv_unified(true)
         .with_n_threads(threads)
         .with_n_threads_batch(threads);
