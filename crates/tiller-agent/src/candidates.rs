@@ -5,13 +5,14 @@
 
 use std::collections::HashSet;
 use std::hash::{Hash, Hasher};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
 use serde_json::json;
 use tiller_tools::{
     FileList, Registry, SuiteResult, ToolOutput, Workspace, apply_changes, explain,
 };
-use tiller_types::{Cancel, ChangeSet, ToolCall};
+use tiller_types::{Cancel, ChangeKind, ChangeSet, ToolCall};
 
 /// Runs the project's tests in a directory that holds a copy of the workspace.
 pub trait Checker: Send {
@@ -90,7 +91,7 @@ pub(crate) fn check(
     failed: &HashSet<u64>,
     cancel: &Cancel,
 ) -> Result<Vec<Candidate>, String> {
-    let scratch = Scratch::copy(ws)?;
+    let mut scratch = Scratch::copy(ws)?;
     let mut edits: Vec<(ToolCall, Result<ChangeSet, String>)> = calls
         .into_iter()
         .map(|call| {
@@ -271,6 +272,18 @@ fn edit(tools: &Registry, ws: &Workspace, call: &ToolCall) -> Result<ChangeSet, 
 struct Scratch {
     _dir: tempfile::TempDir,
     ws: Workspace,
+    /// Where the copies came from.
+    from: PathBuf,
+    /// Each file copied, with its length and time of change as copied.
+    files: Vec<(String, Stamp)>,
+}
+
+/// A file's length and time of change, which tell whether a run wrote it.
+type Stamp = Option<(u64, SystemTime)>;
+
+fn stamp(path: &Path) -> Stamp {
+    let meta = std::fs::metadata(path).ok()?;
+    Some((meta.len(), meta.modified().ok()?))
 }
 
 impl Scratch {
@@ -284,43 +297,56 @@ impl Scratch {
             .prefix("tiller-candidates-")
             .tempdir()
             .map_err(|e| format!("cannot create a scratch directory: {e}"))?;
-        for file in &list.files {
-            let to = dir.path().join(file);
+        let scratch = Workspace::new(dir.path()).map_err(|e| e.to_string())?;
+        let mut scratch =
+            Scratch { _dir: dir, ws: scratch, from: ws.root().to_path_buf(), files: Vec::new() };
+        for file in list.files {
+            let to = scratch.ws.root().join(&file);
             if let Some(parent) = to.parent() {
                 std::fs::create_dir_all(parent)
                     .map_err(|e| format!("{}: {e}", parent.display()))?;
             }
-            std::fs::copy(ws.root().join(file), &to).map_err(|e| format!("{file}: {e}"))?;
+            std::fs::copy(scratch.from.join(&file), &to).map_err(|e| format!("{file}: {e}"))?;
+            scratch.files.push((file, stamp(&to)));
         }
-        let scratch = Workspace::new(dir.path()).map_err(|e| e.to_string())?;
-        Ok(Scratch { _dir: dir, ws: scratch })
+        Ok(scratch)
     }
 
-    /// Writes `changes`, runs the tests, and puts the files back as they were.
+    /// Writes `changes`, runs the tests, and puts the files back as they were: those the
+    /// change adds are removed, and every file the change or the run wrote (a test may write
+    /// over another, or over itself) is copied again.
     fn verdict(
-        &self,
+        &mut self,
         changes: &ChangeSet,
         checker: &dyn Checker,
         failing: &[String],
         cancel: &Cancel,
     ) -> Verdict {
-        if let Err(e) = apply_changes(&self.ws, changes, &changes.accept_all()) {
-            return Verdict::Invalid(e.to_string());
-        }
-        let result = checker.check(self.ws.root(), failing, cancel);
+        let result = match apply_changes(&self.ws, changes, &changes.accept_all()) {
+            Ok(_) => Ok(checker.check(self.ws.root(), failing, cancel)),
+            Err(e) => Err(Verdict::Invalid(e.to_string())),
+        };
         for file in &changes.files {
-            let path = self.ws.root().join(&file.path);
+            let added = match &file.kind {
+                ChangeKind::Move { to } => Some(to),
+                _ => file.old.is_none().then_some(&file.path),
+            };
             // The copy is ours and in a temporary directory: a file not put back only spoils
             // the verdicts of later candidates, which then fail.
-            let _ = match &file.old {
-                Some(text) => std::fs::write(&path, text),
-                None => std::fs::remove_file(&path),
-            };
+            let _ = added.map(|path| std::fs::remove_file(self.ws.root().join(path)));
+        }
+        for (file, copied) in &mut self.files {
+            let to = self.ws.root().join(&*file);
+            if stamp(&to) != *copied {
+                let _ = std::fs::copy(self.from.join(&*file), &to);
+                *copied = stamp(&to);
+            }
         }
         match result {
-            Ok(result) if result.green() => Verdict::Passes,
-            Ok(result) => Verdict::Fails(result.excerpt(FAILURE_BYTES)),
-            Err(why) => Verdict::Fails(why),
+            Err(invalid) => invalid,
+            Ok(Ok(result)) if result.green() => Verdict::Passes,
+            Ok(Ok(result)) => Verdict::Fails(result.excerpt(FAILURE_BYTES)),
+            Ok(Err(why)) => Verdict::Fails(why),
         }
     }
 }
@@ -406,6 +432,37 @@ mod tests {
         assert_eq!(pairs, ["A\nB\nc", "A\nb\nC", "x\nB\nc", "a\nB\nC", "x\nb\nC"]);
         assert_eq!(super::pairs(old, &singles, 2), ["A\nB\nc", "A\nb\nC"]);
         assert!(super::pairs(old, &singles[..1], 4).is_empty());
+    }
+
+    /// Fails while `guard.txt` holds text; a run of a candidate that says "vandal" empties it,
+    /// as a test run that writes over the tests would.
+    struct Vandal;
+
+    impl Checker for Vandal {
+        fn check(&self, dir: &Path, _: &[String], _: &Cancel) -> Result<SuiteResult, String> {
+            let code = std::fs::read_to_string(dir.join("greet.py")).map_err(|e| e.to_string())?;
+            let guard = std::fs::read_to_string(dir.join("guard.txt")).unwrap_or_default();
+            if code.contains("vandal") {
+                std::fs::write(dir.join("guard.txt"), "").map_err(|e| e.to_string())?;
+            }
+            let output = format!("guard: {guard:?}");
+            Ok(SuiteResult { success: guard.is_empty(), output, ..SuiteResult::default() })
+        }
+    }
+
+    #[test]
+    fn what_a_candidates_run_writes_is_put_back_before_the_next() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("greet.py"), "def greet(name):\n    return \"Hello\"\n")
+            .unwrap();
+        std::fs::write(dir.path().join("guard.txt"), "keep").unwrap();
+        let ws = Workspace::new(dir.path()).unwrap();
+        let calls = vec![replace("a", "    return \"vandal\""), replace("b", "    return \"Hi\"")];
+        let (tools, cancel) = (Registry::default(), Cancel::default());
+        let checked = check(&tools, &ws, calls, &Vandal, &[], &HashSet::new(), &cancel).unwrap();
+        let verdicts: Vec<&str> = checked.iter().map(|c| c.verdict.name()).collect();
+        assert_eq!(verdicts, ["fails", "fails"], "{checked:?}");
+        assert_eq!(std::fs::read_to_string(dir.path().join("guard.txt")).unwrap(), "keep");
     }
 
     /// Cancels the run as it checks its first candidate.
