@@ -186,21 +186,17 @@ pub(crate) fn pairs(old: &str, singles: &[String], n: usize) -> Vec<String> {
             }
         })
         .collect();
-    let mut out: Vec<String> = Vec::new();
-    for sum in 1..(2 * changed.len()).saturating_sub(2) {
-        for i in sum.saturating_sub(changed.len() - 1)..sum.div_ceil(2) {
-            let ((x, one), (y, other)) = (changed[i], changed[sum - i]);
-            if out.len() == n {
-                return out;
-            }
-            if x != y {
-                let mut lines = a.clone();
-                (lines[x], lines[y]) = (one, other);
-                out.push(lines.join("\n"));
-            }
-        }
-    }
-    out
+    let mut ranked: Vec<(usize, usize)> =
+        (0..changed.len()).flat_map(|j| (0..j).map(move |i| (i, j))).collect();
+    ranked.sort_by_key(|&(i, j)| (i + j, i));
+    let apart = ranked.into_iter().filter(|&(i, j)| changed[i].0 != changed[j].0);
+    let joined = apart.map(|(i, j)| {
+        let ((x, one), (y, other)) = (changed[i], changed[j]);
+        let mut lines = a.clone();
+        (lines[x], lines[y]) = (one, other);
+        lines.join("\n")
+    });
+    joined.take(n).collect()
 }
 
 /// The passing candidate with the smallest change, the first of equals.

@@ -76,13 +76,13 @@ pub(crate) fn region(ws: &Workspace, output: &str) -> Option<Region> {
         .collect();
     // Python prints the innermost frame last, Rust and JavaScript the failing line first; a
     // frame in code that is not a test is preferred either way.
-    let code_frame = |(path, _): &&(String, usize)| !is_test_path(path);
-    let frame = frames.iter().rev().find(code_frame);
     if frames.is_empty() {
         // No line named (a shell test says only what failed): the tests' own lines.
         let region = most_called(ws, &test_lines(ws))?;
         return Some(region.suspected_by(output));
     }
+    let code_frame = |(path, _): &&(String, usize)| !is_test_path(path);
+    let frame = frames.iter().rev().find(code_frame);
     let test = frames.iter().rev().find(|f| !code_frame(f)).and_then(|(path, line)| {
         let text = ws.read_text(path).ok()??;
         Some((path.clone(), text.lines().nth(line.checked_sub(1)?)?.trim().to_string()))
@@ -120,11 +120,10 @@ impl Region {
 /// equals), where it is defined in code that is not a test.
 fn most_called(ws: &Workspace, frames: &[(String, usize)]) -> Option<Region> {
     let mut called: Vec<(String, usize)> = Vec::new();
+    let mut texts: std::collections::HashMap<&str, Option<String>> = Default::default();
     for (test, line) in frames.iter().rev() {
-        let Some(text) = ws.read_text(test).ok().flatten() else {
-            continue;
-        };
-        let Some(code) = line.checked_sub(1).and_then(|at| text.lines().nth(at)) else {
+        let text = texts.entry(test).or_insert_with(|| ws.read_text(test).ok().flatten());
+        let Some(code) = line.checked_sub(1).and_then(|at| text.as_deref()?.lines().nth(at)) else {
             continue;
         };
         for name in IDENTIFIER.find_iter(code).map(|m| m.as_str()) {
@@ -134,11 +133,10 @@ fn most_called(ws: &Workspace, frames: &[(String, usize)]) -> Option<Region> {
             }
         }
     }
+    // Stable: the first called of equals first.
+    called.sort_by_key(|(_, count)| std::cmp::Reverse(*count));
     let files = tiller_tools::FileList::scan(ws).files;
-    let defined =
-        called.iter().filter_map(|(name, count)| Some((*count, definition(ws, &files, name)?)));
-    // `max_by_key` keeps the last of equals.
-    defined.rev().max_by_key(|(count, _)| *count).map(|(_, region)| region)
+    called.iter().find_map(|(name, _)| definition(ws, &files, name))
 }
 
 /// A name called: `name(`.

@@ -31,6 +31,11 @@ pub(crate) mod load;
 /// together.
 const PARKED: i32 = batch::MAX_SEQUENCES as i32;
 
+/// How many tokens `a` and `b` begin with alike.
+fn shared(a: &[LlamaToken], b: &[LlamaToken]) -> usize {
+    a.iter().zip(b).take_while(|(a, b)| a == b).count()
+}
+
 /// Context length used when the configuration gives none, if the model allows that much.
 pub const DEFAULT_CONTEXT: u32 = 8192;
 /// Output tokens per call when the request gives no limit.
@@ -247,7 +252,7 @@ impl Llama {
         cancel: &Cancel,
     ) -> Result<usize, ModelError> {
         self.switch(tokens, room);
-        let mut keep = self.cached.iter().zip(tokens).take_while(|(a, b)| a == b).count();
+        let mut keep = shared(&self.cached, tokens);
         // The last prompt token is always decoded again: its logits pick the first reply token.
         keep = keep.min(tokens.len().saturating_sub(1));
         let trimmed =
@@ -281,8 +286,7 @@ impl Llama {
     /// aside in place of the other. The prompt set aside is let go when it would leave the call
     /// (`tokens` and `room` cells more) too little of the context.
     fn switch(&mut self, tokens: &[LlamaToken], room: usize) {
-        let shared = |c: &[LlamaToken]| c.iter().zip(tokens).take_while(|(a, b)| a == b).count();
-        let (now, aside) = (shared(&self.cached), shared(&self.parked));
+        let (now, aside) = (shared(&self.cached, tokens), shared(&self.parked, tokens));
         let ctx = &mut self.ctx;
         // Moves sequence `from`, whole, to the empty sequence `to`.
         let mut moved = |from: i32, to: i32| {

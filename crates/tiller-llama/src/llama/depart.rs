@@ -51,8 +51,7 @@ impl Llama {
             let prompt = all.len() + LINE_TOKENS;
             return Err(LlamaError::PromptTooLong { prompt, context: self.n_ctx }.into());
         }
-        let shared = prompt.iter().zip(&all).take_while(|(a, b)| a == b).count();
-        let (prompt, given) = all.split_at(shared.clamp(1, all.len()));
+        let (prompt, given) = all.split_at(super::shared(&prompt, &all).clamp(1, all.len()));
         let pieces: Vec<Vec<u8>> = given.iter().map(|&t| self.piece(t)).collect();
         let head = pieces.concat();
         // What of the reply's start the given tokens hold again.
