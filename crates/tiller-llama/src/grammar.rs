@@ -6,7 +6,7 @@
 //!
 //! Schemas map to rules as follows: objects list their required properties first, in the order
 //! `required` gives, then the others, optional, in map order; `string` (with `maxLength`, and a
-//! `pattern` of one excluded character class), `integer`, `number`, `boolean`, `null`, arrays
+//! `pattern` in the subset [`Pattern`] reads), `integer`, `number`, `boolean`, `null`, arrays
 //! (with or without `items`), `enum`, `const`, `anyOf`/`oneOf` and type lists are followed;
 //! anything else becomes any JSON value. Whitespace is fixed (one space after `:` and `,`) and
 //! numbers have bounded digits, so that a small model cannot wander off into endless spaces.
@@ -69,7 +69,7 @@ pub fn salvage_call(text: &str) -> (String, String) {
 
 /// Checks `value` against the subset of JSON Schema that [`tool_call_grammar`] enforces (`type`,
 /// `enum`, `const`, `properties`, `required`, `items`, `anyOf`, `oneOf`, `maxLength`, and a
-/// `pattern` that excludes characters). Returns what is wrong.
+/// `pattern` in the subset [`Pattern`] reads). Returns what is wrong.
 pub fn validate(schema: &Value, value: &Value) -> Result<(), String> {
     let Value::Object(schema) = schema else {
         return Ok(());
@@ -122,10 +122,10 @@ pub fn validate(schema: &Value, value: &Value) -> Result<(), String> {
             return Err(format!("longer than {} characters", max.unwrap_or_default()));
         }
         let pattern = schema.get("pattern").and_then(Value::as_str);
-        if let Some(excluded) = pattern.and_then(excluded_chars)
-            && text.contains(|c| excluded.contains(c))
+        if let Some(p) =
+            pattern.filter(|p| Pattern::read(p, None).is_some_and(|r| !r.matches(text)))
         {
-            return Err(format!("holds one of {excluded}"));
+            return Err(format!("does not match {p}"));
         }
     }
     if let (Value::Array(items), Some(sub)) = (value, schema.get("items")) {
@@ -136,10 +136,114 @@ pub fn validate(schema: &Value, value: &Value) -> Result<(), String> {
     Ok(())
 }
 
-/// The characters a `pattern` of the form `^[^...]*$` excludes, if it is one.
-fn excluded_chars(pattern: &str) -> Option<&str> {
-    let chars = pattern.strip_prefix("^[^")?.strip_suffix("]*$")?;
-    (!chars.contains(['\\', ']', '-', '^'])).then_some(chars)
+/// A `pattern` in the subset the grammar follows: anchored (`^…$`), a sequence of character
+/// classes (`[A-Z]`, or `[^<>]` without ranges) and single characters (`\\.` for a dot), each
+/// once or with `?`, `*` or `+`. The runs (`*`, `+`) share the string's `maxLength`. A
+/// negated class admits no control characters: an answer held to one is a line.
+struct Pattern<'a> {
+    steps: Vec<Step<'a>>,
+}
+
+/// One class of a [`Pattern`] and how many characters it takes (`max`: `None` for no limit).
+#[derive(Clone, Copy)]
+struct Step<'a> {
+    class: &'a str,
+    negated: bool,
+    min: u64,
+    max: Option<u64>,
+}
+
+impl<'a> Pattern<'a> {
+    fn read(pattern: &'a str, max: Option<u64>) -> Option<Self> {
+        let mut rest = pattern.strip_prefix('^')?.strip_suffix('$')?;
+        let mut steps = Vec::new();
+        while let Some(c) = rest.chars().next() {
+            let (class, negated, after) = if c == '[' {
+                let (class, after) = rest[1..].split_once(']')?;
+                match class.strip_prefix('^') {
+                    Some(excluded) if !excluded.contains(['\\', '-', '^']) => {
+                        (excluded, true, after)
+                    }
+                    Some(_) => return None,
+                    None => (class, false, after),
+                }
+            } else if let Some(after) = rest.strip_prefix('\\') {
+                let c = after.chars().next().filter(char::is_ascii_punctuation)?;
+                let (class, after) = after.split_at(c.len_utf8());
+                (class, false, after)
+            } else if "^$.()|{}*+?]".contains(c) {
+                return None;
+            } else {
+                let (class, after) = rest.split_at(c.len_utf8());
+                (class, false, after)
+            };
+            if class.is_empty() || class.contains(['"', '\\', '[', ']']) || class.starts_with('^') {
+                return None;
+            }
+            let (min, most, after) = match after.chars().next() {
+                Some('?') => (0, Some(1), &after[1..]),
+                Some('*') => (0, max, &after[1..]),
+                Some('+') => (1, max, &after[1..]),
+                _ => (1, Some(1), after),
+            };
+            steps.push(Step { class, negated, min, max: most });
+            rest = after;
+        }
+        // The string's length is shared out among the runs, so that together they keep to it.
+        let runs = steps.iter().filter(|s| s.max == max && max.is_some()).count() as u64;
+        let fixed = steps.iter().filter(|s| s.max == Some(1)).count() as u64;
+        for step in steps.iter_mut().filter(|s| s.max == max) {
+            step.max = max.map(|max| (max.saturating_sub(fixed) / runs.max(1)).max(step.min));
+        }
+        Some(Pattern { steps })
+    }
+
+    /// Whether the whole of `text` matches.
+    fn matches(&self, text: &str) -> bool {
+        let chars: Vec<char> = text.chars().collect();
+        matches_from(&self.steps, &chars)
+    }
+}
+
+fn matches_from(steps: &[Step], text: &[char]) -> bool {
+    let Some((step, rest)) = steps.split_first() else {
+        return text.is_empty();
+    };
+    for n in 0..=text.len() {
+        if n as u64 >= step.min && matches_from(rest, &text[n..]) {
+            return true;
+        }
+        let admits = |c: char| {
+            if step.negated {
+                !c.is_control() && !in_class(step.class, c)
+            } else {
+                in_class(step.class, c)
+            }
+        };
+        if step.max.is_some_and(|m| n as u64 >= m) || n == text.len() || !admits(text[n]) {
+            return false;
+        }
+    }
+    false
+}
+
+/// Whether a class's text (`A-Z_`) holds `c`.
+fn in_class(class: &str, c: char) -> bool {
+    let chars: Vec<char> = class.chars().collect();
+    let mut i = 0;
+    while i < chars.len() {
+        if i + 2 < chars.len() && chars[i + 1] == '-' {
+            if (chars[i]..=chars[i + 2]).contains(&c) {
+                return true;
+            }
+            i += 3;
+        } else if chars[i] == c {
+            return true;
+        } else {
+            i += 1;
+        }
+    }
+    false
 }
 
 fn check_type(ty: &str, value: &Value) -> Result<(), String> {
@@ -230,26 +334,37 @@ impl Grammar {
         }
     }
 
-    /// A string held to the schema's `maxLength` and to a `pattern` that is one excluded
-    /// character class (`^[^<>]*$`); other patterns are not followed.
+    /// A string held to the schema's `maxLength` and to a `pattern` in the subset [`Pattern`]
+    /// reads; other patterns are not followed.
     fn string(&mut self, s: &Map<String, Value>, name: &str) -> String {
-        let excluded = s.get("pattern").and_then(Value::as_str).and_then(excluded_chars);
         let max = s.get("maxLength").and_then(Value::as_u64);
-        if excluded.is_none() && max.is_none() {
-            return "string".into();
-        }
-        let char = match excluded {
-            Some(chars) => {
-                let chars: String = chars.chars().flat_map(char::escape_default).collect();
-                let body = format!(
-                    r#"[^"\\\x7F\x00-\x1F{chars}] | "\\" ( ["\\/bfnrt] | "u" [0-9a-fA-F]{{4}} )"#
-                );
-                self.add(&format!("{name}-char"), body)
-            }
-            None => "char".into(),
+        let pattern = s.get("pattern").and_then(Value::as_str);
+        let steps = match pattern.and_then(|p| Pattern::read(p, max)) {
+            Some(pattern) => pattern.steps,
+            None if max.is_some() => vec![Step { class: "", negated: true, min: 0, max }],
+            None => return "string".into(),
         };
-        let repeat = max.map_or("*".to_string(), |n| format!("{{0,{n}}}"));
-        self.add(name, format!(r#""\"" {char}{repeat} "\"""#))
+        let mut parts = Vec::new();
+        for (i, Step { class, negated, min, max }) in steps.into_iter().enumerate() {
+            let char = if !negated {
+                format!("[{class}]")
+            } else if class.is_empty() {
+                "char".into()
+            } else {
+                let chars: String = class.chars().flat_map(char::escape_default).collect();
+                let body = format!(r#"[^"\\\x7F\x00-\x1F{chars}] | "\\" ["\\/]"#);
+                self.add(&format!("{name}-char{i}"), body)
+            };
+            let repeat = match (min, max) {
+                (1, Some(1)) => String::new(),
+                (0, Some(1)) => "?".into(),
+                (min, Some(most)) => format!("{{{min},{most}}}"),
+                (0, None) => "*".into(),
+                (_, None) => "+".into(),
+            };
+            parts.push(format!("{char}{repeat}"));
+        }
+        self.add(name, format!(r#""\"" {} "\"""#, parts.join(" ")))
     }
 
     /// An object with `props`: required ones always, in map order, then optional ones.
@@ -396,16 +511,49 @@ mod tests {
         let mut g = Grammar::default();
         let prose = json!({"type": "string", "maxLength": 80, "pattern": "^[^<>{}]*$"});
         assert_eq!(g.rule_for(&prose, "t"), "t");
-        assert_eq!(g.rules["t"], r#""\"" t-char{0,80} "\"""#);
-        assert!(
-            g.rules["t-char"].starts_with(r#"[^"\\\x7F\x00-\x1F<>{}] | "#),
-            "{}",
-            g.rules["t-char"]
-        );
-        assert_eq!(g.rule_for(&json!({"type": "string", "pattern": "^a+$"}), "u"), "string");
+        assert_eq!(g.rules["t"], r#""\"" t-char0{0,80} "\"""#);
+        assert_eq!(g.rules["t-char0"], r#"[^"\\\x7F\x00-\x1F<>{}] | "\\" ["\\/]"#);
+        assert_eq!(g.rule_for(&json!({"type": "string", "pattern": "^(a|b)$"}), "u"), "string");
         assert_eq!(validate(&prose, &json!("Fixed greet.")), Ok(()));
         assert!(validate(&prose, &json!("Done.</tool_call>")).unwrap_err().contains("<>{}"));
         assert!(validate(&prose, &json!("x".repeat(81))).unwrap_err().contains("longer than 80"));
+    }
+
+    #[test]
+    fn strings_follow_a_pattern_of_classes_and_characters() {
+        let mut g = Grammar::default();
+        let sentence =
+            json!({"type": "string", "maxLength": 80, "pattern": r"^[A-Z][^<> ]* [^<>]*\.$"});
+        assert_eq!(g.rule_for(&sentence, "s"), "s");
+        assert_eq!(g.rules["s"], r#""\"" [A-Z] s-char1{0,38} [ ] s-char3{0,38} [.] "\"""#);
+        assert_eq!(g.rules["s-char3"], r#"[^"\\\x7F\x00-\x1F<>] | "\\" ["\\/]"#);
+        for ok in ["Fixed greet.py so it returns the name.", "I fixed it. Tests pass."] {
+            assert_eq!(validate(&sentence, &json!(ok)), Ok(()), "{ok}");
+        }
+        let bad = [
+            "###",
+            "match.py",
+            "2024-01-01 12:00",
+            "fixed it.",
+            "Done.",
+            "Fixed <it>.",
+            "A fix\nhere.",
+        ];
+        for bad in bad {
+            assert!(
+                validate(&sentence, &json!(bad)).unwrap_err().contains("does not match"),
+                "{bad}"
+            );
+        }
+        let counted = json!({"type": "string", "pattern": "^[a-c0-9_]+x?$"});
+        assert_eq!(g.rule_for(&counted, "c"), "c");
+        assert_eq!(g.rules["c"], r#""\"" [a-c0-9_]+ [x]? "\"""#);
+        assert_eq!(validate(&counted, &json!("ab_9x")), Ok(()));
+        assert!(validate(&counted, &json!("abd")).is_err());
+        assert!(validate(&counted, &json!("x")).is_err());
+        for unread in ["^a.b$", "a*", r"^[^a-z]$", r"^\d$", "^[^^]$", r"^\^$"] {
+            assert_eq!(g.rule_for(&json!({"type": "string", "pattern": unread}), "n"), "string");
+        }
     }
 
     #[test]

@@ -324,6 +324,32 @@ fn a_call_cut_off_by_the_token_limit_is_a_call_not_text() {
     assert!(serde_json::from_str::<Value>(&c.tool_calls[0].arguments).is_err());
 }
 
+#[test]
+fn under_the_grammar_even_random_weights_answer_in_the_shape_of_a_sentence() {
+    let mut llama = tiny();
+    let sentence = json!({"type": "string", "pattern": r"^[A-Z][^<>{} ]* [^<>{}]*\.$"});
+    let mut text = sentence.clone();
+    text["maxLength"] = json!(24);
+    let answer = ToolSpec {
+        name: "answer".into(),
+        description: "Finish.".into(),
+        parameters: json!({"type": "object", "properties": {"text": text}, "required": ["text"]}),
+    };
+    for seed in 0..4 {
+        llama.set_seed(seed);
+        let mut req = ask("Say what you did.", 200);
+        req.temperature = Some(1.0);
+        req.tools = vec![answer.clone()];
+        req.tool_choice = ToolChoice::Required;
+        let (c, _) = run(&mut llama, &req);
+        assert_eq!(c.tool_calls.len(), 1, "{c:?}");
+        let args: Value = serde_json::from_str(&c.tool_calls[0].arguments).unwrap();
+        // The length is not checked: random weights write bytes that are not UTF-8, each of
+        // which becomes a replacement character.
+        assert_eq!(validate(&sentence, &args["text"]), Ok(()), "{args}");
+    }
+}
+
 /// Tool specs a grammar holds to listed paths and lines, as the agent sends them.
 fn held_tools() -> Vec<ToolSpec> {
     let read = ToolSpec {

@@ -260,7 +260,11 @@ fn the_default_model_fixes_the_example() {
     assert!(stderr.contains("candidates pass"), "{stderr}");
     let test = Command::new("python3").arg("test_greet.py").current_dir(&env.repo).output();
     assert!(test.unwrap().status.success(), "the test passes afterwards: {stderr}");
-    assert!(!stdout.trim().is_empty() && !stdout.contains(['<', '{']), "words: {stdout}");
+    let answer = stdout.trim();
+    let sentence = answer.starts_with(|c: char| c.is_ascii_uppercase())
+        && answer.contains(' ')
+        && answer.ends_with('.');
+    assert!(sentence && !answer.contains(['<', '{']), "a sentence: {stdout}");
 }
 
 #[test]

@@ -15,8 +15,10 @@ pub(super) fn answer_spec() -> ToolSpec {
             "type": "object",
             "properties": { "text": {
                 "type": "string", "description": "The answer.",
-                // Held to prose: a small model otherwise writes call markup into it.
-                "maxLength": ANSWER_CHARS, "pattern": "^[^<>{}]*$"
+                // Held to a sentence: a small model otherwise writes call markup, a heading
+                // or a bare file name into it. The first word holds no space, so that the
+                // grammar reads each text one way (ambiguity would multiply its stacks).
+                "maxLength": ANSWER_CHARS, "pattern": r"^[A-Z][^<>{} ]* [^<>{}]*\.$"
             } },
             "required": ["text"]
         }),
