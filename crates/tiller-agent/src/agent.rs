@@ -263,7 +263,9 @@ impl Agent {
                 let (obs, files, is_error) = match outcome {
                     Ok((mut obs, files)) => {
                         if checked == Checked::Fixes {
-                            obs.text.push_str("\nThe tests pass now.");
+                            obs.text.push_str(
+                                "\nThe tests pass now. Say in one sentence what you changed.",
+                            );
                             self.fixed = true;
                         }
                         (obs, files, false)

@@ -5,6 +5,7 @@
 
 use std::collections::HashSet;
 use std::hash::{Hash, Hasher};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
@@ -270,16 +271,20 @@ struct Scratch {
     ws: Workspace,
     /// Where the copies came from.
     from: PathBuf,
-    /// Each file copied, with its length and time of change as copied.
+    /// Each file copied, with its stamp as copied.
     files: Vec<(String, Stamp)>,
 }
 
-/// A file's length and time of change, which tell whether a run wrote it.
-type Stamp = Option<(u64, SystemTime)>;
+/// A file's length, time of change and inode, which tell whether a candidate or a run wrote
+/// it. The time alone cannot: a write in the same tick of the file system's clock as the copy
+/// keeps it, and a candidate is written the moment the one before is put back. Writing a
+/// candidate replaces the file (a new inode); a run that writes in place does so a process
+/// start after the copy.
+type Stamp = Option<(u64, SystemTime, u64)>;
 
 fn stamp(path: &Path) -> Stamp {
     let meta = std::fs::metadata(path).ok()?;
-    Some((meta.len(), meta.modified().ok()?))
+    Some((meta.len(), meta.modified().ok()?, meta.ino()))
 }
 
 impl Scratch {
@@ -459,6 +464,24 @@ mod tests {
         let verdicts: Vec<&str> = checked.iter().map(|c| c.verdict.name()).collect();
         assert_eq!(verdicts, ["fails", "fails"], "{checked:?}");
         assert_eq!(std::fs::read_to_string(dir.path().join("guard.txt")).unwrap(), "keep");
+    }
+
+    /// Candidates the length of the line they replace, each written the moment the one before
+    /// is put back (within one tick of the file system's clock): each still finds the file as
+    /// it was.
+    #[test]
+    fn a_candidate_as_long_as_the_original_is_put_back_too() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("greet.py"), "def greet(name):\n    return \"Hello\"\n")
+            .unwrap();
+        let ws = Workspace::new(dir.path()).unwrap();
+        let calls = ["Hallo", "Hullo", "Jello", "Hellu", "Hells"]
+            .map(|word| replace(word, &format!("    return \"{word}\"")))
+            .to_vec();
+        let (tools, cancel) = (Registry::default(), Cancel::default());
+        let checked = check(&tools, &ws, calls, &Grep, &[], &HashSet::new(), &cancel).unwrap();
+        let verdicts: Vec<&str> = checked.iter().map(|c| c.verdict.name()).collect();
+        assert_eq!(verdicts, ["fails"; 5], "{checked:?}");
     }
 
     /// Cancels the run as it checks its first candidate.

@@ -1343,7 +1343,7 @@ fn of_three_candidates_the_one_the_tests_pass_is_applied_and_then_kept() {
     // The conversation holds the call that was applied, and the model is told the tests pass.
     let sent = serde_json::to_string(&requests[3].messages).unwrap();
     assert!(sent.contains("Hello, \\\\\\\" + name"), "{sent}");
-    assert!(sent.contains("Applied. Changed: greet.py.\\nThe tests pass now."), "{sent}");
+    assert!(sent.contains("Applied. Changed: greet.py.\\nThe tests pass now. Say in one sentence what you changed."), "{sent}");
     // An edit that would make the passing tests fail is not applied.
     let Message::Tool { content, is_error, .. } = requests[4].messages.last().unwrap() else {
         panic!("the edit's result comes last: {:?}", requests[4].messages);

@@ -456,6 +456,20 @@ fn departures_each_change_one_line_of_the_given_reply() {
     assert!(llama.departures(&req, given, 0, &Cancel::default()).unwrap().is_empty());
 }
 
+/// However far down its position's list a token is, it is a departure once the ranking of all
+/// positions together reaches it: a short line gives more departures than three a position.
+#[test]
+fn departures_reach_past_the_likeliest_few_tokens_of_a_position() {
+    let mut llama = tiny();
+    let mut req = ask("Fix the code.", 16);
+    req.reply_start = Some("```python\ndef f():".into());
+    let given = "\n    return 1";
+    // No more tokens than bytes, and one position before them.
+    let positions = given.len() + 1;
+    let departed = llama.departures(&req, given, 4 * positions, &Cancel::default()).unwrap();
+    assert_eq!(departed.len(), 4 * positions);
+}
+
 // --- SmolLM2-135M-Instruct, when installed -----------------------------------------------------
 
 /// SmolLM2 from the models folder, or `None` (with a notice) when it is not installed.
