@@ -263,9 +263,7 @@ impl Agent {
                 let (obs, files, is_error) = match outcome {
                     Ok((mut obs, files)) => {
                         if checked == Checked::Fixes {
-                            obs.text.push_str(
-                                "\nThe tests pass now. Say in one sentence what you changed.",
-                            );
+                            obs.text.push_str(edit_step::FIXED);
                             self.fixed = true;
                         }
                         (obs, files, false)

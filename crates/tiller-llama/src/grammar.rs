@@ -180,20 +180,23 @@ impl<'a> Pattern<'a> {
             if class.is_empty() || class.contains(['"', '\\', '[', ']']) || class.starts_with('^') {
                 return None;
             }
+            // A run's limit (`None` here) is set below.
             let (min, most, after) = match after.chars().next() {
                 Some('?') => (0, Some(1), &after[1..]),
-                Some('*') => (0, max, &after[1..]),
-                Some('+') => (1, max, &after[1..]),
+                Some('*') => (0, None, &after[1..]),
+                Some('+') => (1, None, &after[1..]),
                 _ => (1, Some(1), after),
             };
             steps.push(Step { class, negated, min, max: most });
             rest = after;
         }
         // The string's length is shared out among the runs, so that together they keep to it.
-        let runs = steps.iter().filter(|s| s.max == max && max.is_some()).count() as u64;
-        let fixed = steps.iter().filter(|s| s.max == Some(1)).count() as u64;
-        for step in steps.iter_mut().filter(|s| s.max == max) {
-            step.max = max.map(|max| (max.saturating_sub(fixed) / runs.max(1)).max(step.min));
+        if let Some(max) = max {
+            let runs = steps.iter().filter(|s| s.max.is_none()).count().max(1) as u64;
+            let share = max.saturating_sub((steps.len() as u64).saturating_sub(runs)) / runs;
+            for step in steps.iter_mut().filter(|s| s.max.is_none()) {
+                step.max = Some(share.max(step.min));
+            }
         }
         Some(Pattern { steps })
     }

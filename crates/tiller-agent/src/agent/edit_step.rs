@@ -30,6 +30,9 @@ pub(super) enum Checked {
     Tried(String),
 }
 
+/// Added to the result of the edit a candidate made pass: the model's next turn is its answer.
+pub(super) const FIXED: &str = "\nThe tests pass now. Say in one sentence what you changed.";
+
 /// What the model is told of an edit whose change, and every candidate's, failed before.
 const TRIED: &str = "Not applied: the tests failed with this change before, and with every \
      other candidate. Try a different change.";
