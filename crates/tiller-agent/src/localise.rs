@@ -27,15 +27,13 @@ static IDENTIFIER: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"[A-Za-z_][A-Za-z0-9_]*").unwrap()
 });
 
-/// String and number literals in a line of code.
-static LITERAL: LazyLock<Regex> = LazyLock::new(|| {
-    // A fixed pattern: it compiles.
-    #[allow(clippy::unwrap_used)]
-    Regex::new(r#""([^"]*)"|'([^']*)'|\b(\d+)\b"#).unwrap()
-});
-
 /// How comment and docstring lines begin.
 const COMMENTS: [&str; 6] = ["#", "//", "/*", "*", "\"\"\"", "'''"];
+
+/// Whether `line` is a comment or a docstring's line.
+pub(crate) fn is_comment(line: &str) -> bool {
+    COMMENTS.iter().any(|c| line.trim_start().starts_with(c))
+}
 
 /// Lines of one file most likely at fault.
 #[derive(Clone, Debug, PartialEq)]
@@ -44,9 +42,6 @@ pub(crate) struct Region {
     /// The first line, counting from 1.
     pub first: usize,
     pub lines: Vec<String>,
-    /// The lines among them that hold a literal the failure's output mentions (an assertion
-    /// shows the value the code gave), or all of them where none does.
-    pub suspects: Vec<String>,
     /// The test file and its line that failed, where the output names one.
     pub test: Option<(String, String)>,
 }
@@ -78,8 +73,7 @@ pub(crate) fn region(ws: &Workspace, output: &str) -> Option<Region> {
     // frame in code that is not a test is preferred either way.
     if frames.is_empty() {
         // No line named (a shell test says only what failed): the tests' own lines.
-        let region = most_called(ws, &test_lines(ws))?;
-        return Some(region.suspected_by(output));
+        return most_called(ws, &test_lines(ws));
     }
     let code_frame = |(path, _): &&(String, usize)| !is_test_path(path);
     let frame = frames.iter().rev().find(code_frame);
@@ -91,29 +85,7 @@ pub(crate) fn region(ws: &Workspace, output: &str) -> Option<Region> {
         Some((path, line)) => enclosing(path, &ws.read_text(path).ok()??, *line),
         None => most_called(ws, &frames),
     };
-    Some(Region { test, ..region?.suspected_by(output) })
-}
-
-impl Region {
-    /// Picks the [`Region::suspects`] by the words of the failure's `output`.
-    fn suspected_by(mut self, output: &str) -> Region {
-        let said: std::collections::BTreeSet<&str> =
-            IDENTIFIER.find_iter(output).map(|m| m.as_str()).collect();
-        let mentions = |literal: &str| {
-            let word = |w: regex::Match| w.as_str().len() > 1 && said.contains(w.as_str());
-            IDENTIFIER.find_iter(literal).any(word) || said.contains(literal)
-        };
-        let mentioned = |line: &&String| {
-            let comment = COMMENTS.iter().any(|c| line.trim_start().starts_with(c));
-            !comment
-                && LITERAL
-                    .captures_iter(line)
-                    .any(|c| c.iter().skip(1).flatten().any(|literal| mentions(literal.as_str())))
-        };
-        let suspects: Vec<String> = self.lines.iter().filter(mentioned).cloned().collect();
-        self.suspects = if suspects.is_empty() { self.lines.clone() } else { suspects };
-        self
-    }
+    Some(Region { test, ..region? })
 }
 
 /// The function the test lines of `frames` call most often (the innermost line's first, of
@@ -136,7 +108,18 @@ fn most_called(ws: &Workspace, frames: &[(String, usize)]) -> Option<Region> {
     // Stable: the first called of equals first.
     called.sort_by_key(|(_, count)| std::cmp::Reverse(*count));
     let files = tiller_tools::FileList::scan(ws).files;
-    called.iter().find_map(|(name, _)| definition(ws, &files, name))
+    let defined = |code: &str| CALL.captures_iter(code).find_map(|c| definition(ws, &files, &c[1]));
+    called.iter().find_map(|(name, _)| definition(ws, &files, name)).or_else(|| {
+        // The failing lines call nothing of the workspace's (`assert_eq!(v, [3, 1, 2])`): the
+        // nearest line above one, in its test, that does.
+        frames.iter().rev().find_map(|(test, line)| {
+            let text = texts.get(test.as_str())?.as_deref()?;
+            let above: Vec<&str> = text.lines().take(line.saturating_sub(1)).collect();
+            let start = above.iter().rposition(|code| opens(test, code)).unwrap_or(0);
+            let start = start.max(above.len().saturating_sub(MAX_REGION_LINES));
+            above[start..].iter().rev().find_map(|code| defined(code))
+        })
+    })
 }
 
 /// A name called: `name(`.
@@ -148,7 +131,7 @@ static CALL: LazyLock<Regex> = LazyLock::new(|| {
 
 /// The functions of the workspace's code that `region` calls, each as a region of its own (the
 /// fault may be in what the failing code calls), in the order of the calls.
-pub(crate) fn callees(ws: &Workspace, region: &Region, output: &str) -> Vec<Region> {
+pub(crate) fn callees(ws: &Workspace, region: &Region) -> Vec<Region> {
     let files = tiller_tools::FileList::scan(ws).files;
     let mut out: Vec<Region> = Vec::new();
     for name in CALL.captures_iter(&region.lines.join("\n")) {
@@ -157,7 +140,7 @@ pub(crate) fn callees(ws: &Workspace, region: &Region, output: &str) -> Vec<Regi
         };
         let seen = |r: &Region| r.path == callee.path && r.first == callee.first;
         if !seen(region) && !out.iter().any(seen) {
-            out.push(Region { test: region.test.clone(), ..callee.suspected_by(output) });
+            out.push(Region { test: region.test.clone(), ..callee });
         }
     }
     out
@@ -210,6 +193,15 @@ fn is_shell(path: &str) -> bool {
     path.ends_with(".sh") || path.ends_with(".bash")
 }
 
+/// Whether `line` of the file at `path` opens a definition.
+fn opens(path: &str, line: &str) -> bool {
+    let t = line.trim_start();
+    ["def ", "fn ", "pub fn ", "async ", "function ", "func ", "pub(crate) fn ", "class "]
+        .iter()
+        .any(|k| t.starts_with(k))
+        || (is_shell(path) && SHELL_FUNCTION.is_match(line))
+}
+
 /// The function around line `line` (from 1) of `text`, by indentation: from the nearest line
 /// above that opens a definition to the last line indented deeper than it (and a closing
 /// brace at its own depth). Cut to the lines around `line` when long.
@@ -217,14 +209,7 @@ fn enclosing(path: &str, text: &str, line: usize) -> Option<Region> {
     let lines: Vec<&str> = text.lines().collect();
     let at = line.checked_sub(1).filter(|&at| at < lines.len())?;
     let indent = |l: &str| l.len() - l.trim_start().len();
-    let opens = |l: &str| {
-        let t = l.trim_start();
-        ["def ", "fn ", "pub fn ", "async ", "function ", "func ", "pub(crate) fn ", "class "]
-            .iter()
-            .any(|k| t.starts_with(k))
-            || (is_shell(path) && SHELL_FUNCTION.is_match(l))
-    };
-    let start = (0..=at).rev().find(|&i| opens(lines[i])).unwrap_or(at);
+    let start = (0..=at).rev().find(|&i| opens(path, lines[i])).unwrap_or(at);
     let depth = indent(lines[start]);
     let mut end = start;
     for (i, l) in lines.iter().enumerate().skip(start + 1) {
@@ -252,7 +237,6 @@ fn enclosing(path: &str, text: &str, line: usize) -> Option<Region> {
         path: path.to_string(),
         first: first + 1,
         lines: lines[first..=last].iter().map(|l| l.to_string()).collect(),
-        suspects: Vec::new(),
         test: None,
     })
 }
@@ -268,8 +252,8 @@ pub(crate) static CONSTANT: LazyLock<Regex> = LazyLock::new(|| {
 });
 
 /// The first line of the function at lines `start..=end` together with the one-line constants
-/// it reads that stand just above it (blank lines between allowed): a value a function reads
-/// may be what is wrong.
+/// it reads that stand just above it (blank and comment lines between allowed): a value a
+/// function reads may be what is wrong.
 fn constants_above(lines: &[&str], start: usize, end: usize) -> usize {
     let body = lines[start..=end].join("\n");
     let used: std::collections::BTreeSet<&str> =
@@ -278,7 +262,7 @@ fn constants_above(lines: &[&str], start: usize, end: usize) -> usize {
     for i in (0..start).rev().take_while(|&i| end - i < MAX_REGION_LINES) {
         match CONSTANT.captures(lines[i]) {
             Some(c) if used.contains(&c[1]) => first = i,
-            _ if lines[i].trim().is_empty() => {}
+            _ if lines[i].trim().is_empty() || is_comment(lines[i]) => {}
             _ => break,
         }
     }
@@ -292,7 +276,9 @@ mod tests {
     fn workspace(files: &[(&str, &str)]) -> (tempfile::TempDir, Workspace) {
         let dir = tempfile::tempdir().unwrap();
         for (path, text) in files {
-            std::fs::write(dir.path().join(path), text).unwrap();
+            let path = dir.path().join(path);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text).unwrap();
         }
         let ws = Workspace::new(dir.path()).unwrap();
         (dir, ws)
@@ -321,7 +307,6 @@ mod tests {
             ["def greet(name):", "    \"\"\"Doc.\"\"\"", "    return \"Hello\""]
         );
         assert!(region.describe().contains("greet.py, lines 4-6:\n   4 def greet(name):\n"));
-        assert_eq!(region.suspects, ["    return \"Hello\""], "the value the assertion shows");
         let test = ("test_greet.py".into(), "assert greet(\"Ada\") == \"Hello, Ada!\"".into());
         assert_eq!(region.test, Some(test));
     }
@@ -336,7 +321,6 @@ mod tests {
         let region = region(&ws, output).unwrap();
         assert_eq!((region.path.as_str(), region.first), ("lib.rs", 5));
         assert_eq!(region.lines.len(), 3);
-        assert_eq!(region.suspects, region.lines, "no literal is mentioned: all lines");
         assert!(region.lines[2].starts_with('}'));
         let unnamed = super::region(&ws, "no references here").map(|r| r.first);
         assert_eq!(unnamed, Some(1), "no line named: the function the tests call");
@@ -365,6 +349,33 @@ mod tests {
     }
 
     #[test]
+    fn a_constant_above_the_function_is_in_the_region_past_the_comments_between() {
+        let code = "/// Centimetres in a metre.\npub const CM_PER_M: f64 = 10.0;\n\n/// `m` metres in centimetres.\npub fn to_cm(m: f64) -> f64 {\n    m * CM_PER_M\n}\n";
+        let test = "use units::to_cm;\n\n#[test]\nfn converts() {\n    assert_eq!(to_cm(2.0), 200.0);\n}\n";
+        let (_dir, ws) = workspace(&[("src/units.rs", code), ("tests/units.rs", test)]);
+        let output = "thread 'converts' panicked at tests/units.rs:5:5:\nassertion `left == right` failed\n  left: 20.0\n right: 200.0\n";
+        let region = region(&ws, output).unwrap();
+        assert_eq!((region.path.as_str(), region.first), ("src/units.rs", 2), "{region:?}");
+        assert_eq!(region.lines.len(), 6);
+    }
+
+    #[test]
+    fn a_failing_line_that_calls_nothing_of_the_workspace_points_to_the_call_above_it() {
+        let code = "/// Moves every item `k` places to the left.\npub fn rotate_left(v: &mut [i32], k: usize) {\n    v.rotate_right(k % v.len());\n}\n";
+        let test = "use rotate::rotate_left;\n\n#[test]\nfn rotates() {\n    let mut v = [1, 2, 3];\n    rotate_left(&mut v, 1);\n    assert_eq!(v, [2, 3, 1]);\n}\n\nfn other() {\n    rotate_left(&mut [], 1);\n}\n";
+        let (_dir, ws) = workspace(&[("src/lib.rs", code), ("tests/rotate.rs", test)]);
+        let output = "thread 'rotates' panicked at tests/rotate.rs:7:5:\nassertion `left == right` failed\n  left: [3, 1, 2]\n right: [2, 3, 1]\n";
+        let region = region(&ws, output).unwrap();
+        assert_eq!((region.path.as_str(), region.first), ("src/lib.rs", 2), "{region:?}");
+        assert_eq!(region.lines.len(), 3);
+        let test = ("tests/rotate.rs".into(), "assert_eq!(v, [2, 3, 1]);".into());
+        assert_eq!(region.test, Some(test));
+        // Above the failing test's own lines nothing is looked for.
+        let outside = "thread 'rotates' panicked at tests/rotate.rs:5:5:\n";
+        assert_eq!(super::region(&ws, outside), None);
+    }
+
+    #[test]
     fn a_shell_test_that_names_no_line_points_to_the_function_the_tests_call() {
         let code = "# is_even N: succeeds when N is even.\nis_even() {\n    [ $(($1 % 2)) -eq 1 ]\n}\n\nlog() {\n    echo \"$@\"\n}\n";
         let test = ". ./numbers.sh\nfor n in 0 2; do\n    is_even \"$n\" || echo \"FAIL: $n is even\"\ndone\nis_even 3 && log \"FAIL: 3 is odd\"\n";
@@ -385,7 +396,7 @@ mod tests {
         let output = "  File \"test_cart.py\", line 2, in <module>\nAssertionError\n";
         let region = region(&ws, output).unwrap();
         assert_eq!((region.path.as_str(), region.first), ("cart.py", 4));
-        let callees = callees(&ws, &region, output);
+        let callees = callees(&ws, &region);
         let found: Vec<(&str, usize)> =
             callees.iter().map(|r| (r.path.as_str(), r.first)).collect();
         assert_eq!(found, [("pricing.py", 1)], "`sum` is no function of the workspace");

@@ -482,10 +482,11 @@ impl Provider for Llama {
         &mut self,
         req: &Request,
         text: &str,
+        held: &[usize],
         n: usize,
         cancel: &Cancel,
     ) -> Result<Vec<Completion>, ModelError> {
-        self.depart(req, text, n, cancel)
+        self.depart(req, text, held, n, cancel)
     }
 
     fn count_tokens(&self, text: &str) -> u64 {

@@ -438,7 +438,7 @@ fn departures_each_change_one_line_of_the_given_reply() {
     req.reply_start = Some("```python\ndef area(w, h):".into());
     let given = "\n    x = w\n    return x * w";
     let (before, _) = run(&mut llama, &ask("Say something.", 12));
-    let departed = llama.departures(&req, given, 8, &Cancel::default()).unwrap();
+    let departed = llama.departures(&req, given, &[], 8, &Cancel::default()).unwrap();
     assert_eq!(departed.len(), 8);
     let start = req.reply_start.as_deref().unwrap();
     let mut seen = std::collections::BTreeSet::new();
@@ -451,9 +451,15 @@ fn departures_each_change_one_line_of_the_given_reply() {
         assert_eq!(reply.usage.prompt_tokens, departed[0].usage.prompt_tokens);
     }
     assert!(departed[1].usage.cached_tokens == departed[1].usage.prompt_tokens);
+    // Held, the given's line 1 (line 2 of the reply) is left as it is.
+    let held = llama.departures(&req, given, &[1], 8, &Cancel::default()).unwrap();
+    assert_eq!(held.len(), 8);
+    let whole = format!("{start}{given}");
+    assert!(held.iter().all(|r| changed_lines(&whole, &r.content)[0].0 != 2));
+    assert!(departed.iter().any(|r| changed_lines(&whole, &r.content)[0].0 == 2));
     let (after, _) = run(&mut llama, &ask("Say something.", 12));
     assert_eq!(after.content, before.content);
-    assert!(llama.departures(&req, given, 0, &Cancel::default()).unwrap().is_empty());
+    assert!(llama.departures(&req, given, &[], 0, &Cancel::default()).unwrap().is_empty());
 }
 
 /// However far down its position's list a token is, it is a departure once the ranking of all
@@ -466,8 +472,23 @@ fn departures_reach_past_the_likeliest_few_tokens_of_a_position() {
     let given = "\n    return 1";
     // No more tokens than bytes, and one position before them.
     let positions = given.len() + 1;
-    let departed = llama.departures(&req, given, 4 * positions, &Cancel::default()).unwrap();
+    let departed = llama.departures(&req, given, &[], 4 * positions, &Cancel::default()).unwrap();
     assert_eq!(departed.len(), 4 * positions);
+}
+
+/// A token the model ranks high is also tried alone, the rest of its line as it was: a line
+/// right but for one token is a departure even where the model's own line strays after it.
+#[test]
+fn departures_swap_one_token_and_keep_the_rest_of_the_line() {
+    let mut llama = tiny();
+    let mut req = ask("Fix the code.", 16);
+    req.reply_start = Some("```python\ndef f(a, b):".into());
+    let given = "\n    return a < b";
+    let departed = llama.departures(&req, given, &[], 64, &Cancel::default()).unwrap();
+    let start = req.reply_start.as_deref().unwrap();
+    let lines: Vec<&str> = departed.iter().map(|c| &c.content[start.len()..]).collect();
+    let swaps = lines.iter().filter(|l| l.ends_with(" < b") && l.starts_with("\n    r")).count();
+    assert!(swaps >= 4, "swaps of the tokens before ` < b`: {lines:?}");
 }
 
 // --- SmolLM2-135M-Instruct, when installed -----------------------------------------------------
@@ -837,7 +858,7 @@ fn smollm2_departures_hold_the_fix_of_a_slip() {
         ..Request::default()
     };
     let given = "\n    return w * w";
-    let departed = llama.departures(&req, given, 8, &Cancel::default()).unwrap();
+    let departed = llama.departures(&req, given, &[], 8, &Cancel::default()).unwrap();
     let lines: Vec<&str> = departed.iter().map(|c| c.content.lines().nth(2).unwrap()).collect();
     println!("{lines:#?}");
     assert_eq!(departed.len(), 8);

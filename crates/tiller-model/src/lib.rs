@@ -62,17 +62,20 @@ pub trait Provider: Send {
     /// Up to `n` one-line departures from `text`, the reply the caller expects to `req` (after
     /// its `reply_start`), most likely first: each follows `text` up to a token the model ranks
     /// high in place of the one there, then takes the model's most likely tokens to the end of
-    /// that line, and keeps the rest of `text`. A completion's content is the whole reply so
-    /// changed. Only a provider that reads the model's token probabilities can say; the others
-    /// give none.
+    /// that line (or, a swap, keeps the rest of the line as it was), and keeps the rest of
+    /// `text`. None begins on the lines of `text` in `held` (counting from 0): a comment, say,
+    /// whose change would change nothing the code does. A completion's content is the whole
+    /// reply so changed. Only a provider that reads the model's token probabilities can say;
+    /// the others give none.
     fn departures(
         &mut self,
         req: &Request,
         text: &str,
+        held: &[usize],
         n: usize,
         cancel: &Cancel,
     ) -> Result<Vec<Completion>, ModelError> {
-        let _ = (req, text, n, cancel);
+        let _ = (req, text, held, n, cancel);
         Ok(Vec::new())
     }
 

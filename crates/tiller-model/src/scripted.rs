@@ -137,6 +137,7 @@ impl Provider for Scripted {
         &mut self,
         req: &Request,
         _text: &str,
+        _held: &[usize],
         n: usize,
         cancel: &Cancel,
     ) -> Result<Vec<Completion>, ModelError> {

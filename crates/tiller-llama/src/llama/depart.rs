@@ -2,7 +2,8 @@
 //! The reply is decoded once after the prompt, keeping the logits of every position; each token
 //! the model ranks high in place of the one there begins a departure, which shares the cache up
 //! to that point in a sequence of its own and takes the model's most likely tokens to the end of
-//! the line. Departures are decoded together, a batch of sequences at a time, most likely first.
+//! the line; a swap, that token alone in place of the one there, follows it. Departures are
+//! decoded together, a batch of sequences at a time, most likely first.
 
 use std::collections::HashSet;
 
@@ -35,6 +36,7 @@ impl Llama {
         &mut self,
         req: &Request,
         text: &str,
+        held: &[usize],
         n: usize,
         cancel: &Cancel,
     ) -> Result<Vec<Completion>, ModelError> {
@@ -82,6 +84,8 @@ impl Llama {
                 forks.extend(self.forks(i as i32, given[at], at));
             }
         }
+        let lines = lines_of(&pieces, head.len());
+        forks.retain(|f| !held.contains(&lines[f.at]));
         forks.sort_by(|a, b| b.logprob.total_cmp(&a.logprob));
 
         let mut seen = HashSet::from([pieces.concat()]);
@@ -92,9 +96,12 @@ impl Llama {
             }
             let lines = self.lines(group, prompt.len(), cancel)?;
             for (fork, (line, generated)) in group.iter().zip(lines) {
-                let departed = splice(&pieces, fork.at, &line);
-                if found.len() < n && seen.insert(departed.clone()) {
-                    found.push((departed, generated));
+                let swapped = swap(&pieces, fork.at, &self.piece(fork.token));
+                let departed = [Some((splice(&pieces, fork.at, &line), generated)), swapped];
+                for (departed, generated) in departed.into_iter().flatten() {
+                    if found.len() < n && seen.insert(departed.clone()) {
+                        found.push((departed, generated));
+                    }
                 }
             }
         }
@@ -209,9 +216,32 @@ fn splice(pieces: &[Vec<u8>], at: usize, line: &[u8]) -> Vec<u8> {
     [&before[..], line, rest].concat()
 }
 
+/// The line of the text after the first `skip` bytes of `pieces` where each piece begins (a
+/// piece that begins with a break belongs to the line it ends).
+fn lines_of(pieces: &[Vec<u8>], skip: usize) -> Vec<usize> {
+    let (mut line, mut at) = (0, 0);
+    let mut lines = Vec::with_capacity(pieces.len());
+    for piece in pieces {
+        lines.push(line);
+        line += piece.iter().enumerate().filter(|&(i, &b)| b == b'\n' && at + i >= skip).count();
+        at += piece.len();
+    }
+    lines
+}
+
+/// The text of `pieces` with piece `at` alone replaced by `piece`, the rest of its line kept
+/// (the model's line after a token it ranks high may stray from a line right but for that
+/// token); `None` where either breaks a line. No token is decoded for it.
+fn swap(pieces: &[Vec<u8>], at: usize, piece: &[u8]) -> Option<(Vec<u8>, usize)> {
+    if piece.contains(&b'\n') || pieces[at].contains(&b'\n') {
+        return None;
+    }
+    Some(([&pieces[..at].concat()[..], piece, &pieces[at + 1..].concat()].concat(), 0))
+}
+
 #[cfg(test)]
 mod tests {
-    use super::splice;
+    use super::{lines_of, splice, swap};
 
     #[test]
     fn a_departure_rewrites_the_rest_of_its_line_only() {
@@ -225,5 +255,23 @@ mod tests {
         assert_eq!(spliced(6, " + 1\n").unwrap(), "\n    return a < b + 1\nx");
         // On the last line, with no break after it.
         assert_eq!(spliced(7, "y").unwrap(), "\n    return a < b\ny");
+    }
+
+    #[test]
+    fn each_piece_begins_on_a_line_of_the_text_after_its_head() {
+        let pieces: Vec<Vec<u8>> =
+            [":\n", "    ", "x", "\n", "\n    ", "y"].map(|p| p.into()).to_vec();
+        // The head, `:`, is no part of the text: its break begins the text's first line.
+        assert_eq!(lines_of(&pieces, 1), [0, 1, 1, 1, 2, 3]);
+    }
+
+    #[test]
+    fn a_swap_replaces_one_token_and_keeps_the_rest() {
+        let pieces: Vec<Vec<u8>> =
+            ["\n", "    ", "return", " a", " <", " b", "\n", "x"].map(|p| p.into()).to_vec();
+        let swapped = |at, piece: &str| swap(&pieces, at, piece.as_bytes()).map(|s| s.0);
+        assert_eq!(swapped(4, " >").unwrap(), b"\n    return a > b\nx");
+        assert_eq!(swapped(6, " +"), None, "the break stays");
+        assert_eq!(swapped(5, "\n"), None, "no break is added");
     }
 }
