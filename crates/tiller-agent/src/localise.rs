@@ -27,12 +27,15 @@ static IDENTIFIER: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"[A-Za-z_][A-Za-z0-9_]*").unwrap()
 });
 
-/// How comment and docstring lines begin.
-const COMMENTS: [&str; 6] = ["#", "//", "/*", "*", "\"\"\"", "'''"];
-
-/// Whether `line` is a comment or a docstring's line.
-pub(crate) fn is_comment(line: &str) -> bool {
-    COMMENTS.iter().any(|c| line.trim_start().starts_with(c))
+/// Whether `line` of the file at `path` is a comment or a docstring's line, as the file's
+/// language begins them (in a shell script, `*.jpg)` is a pattern).
+pub(crate) fn is_comment(path: &str, line: &str) -> bool {
+    let begins: &[&str] = match path.rsplit_once('.').map(|(_, ext)| ext) {
+        Some("py") => &["#", "\"\"\"", "'''"],
+        Some("sh" | "bash" | "rb" | "pl" | "r" | "toml" | "yaml" | "yml") => &["#"],
+        _ => &["//", "/*", "*"],
+    };
+    begins.iter().any(|c| line.trim_start().starts_with(c))
 }
 
 /// Lines of one file most likely at fault.
@@ -231,7 +234,7 @@ fn enclosing(path: &str, text: &str, line: usize) -> Option<Region> {
     } else if end - start + 1 > MAX_REGION_LINES {
         (at.saturating_sub(AROUND).max(start), (at + AROUND).min(end))
     } else {
-        (constants_above(&lines, start, end), end)
+        (constants_above(path, &lines, start, end), end)
     };
     Some(Region {
         path: path.to_string(),
@@ -254,7 +257,7 @@ pub(crate) static CONSTANT: LazyLock<Regex> = LazyLock::new(|| {
 /// The first line of the function at lines `start..=end` together with the one-line constants
 /// it reads that stand just above it (blank and comment lines between allowed): a value a
 /// function reads may be what is wrong.
-fn constants_above(lines: &[&str], start: usize, end: usize) -> usize {
+fn constants_above(path: &str, lines: &[&str], start: usize, end: usize) -> usize {
     let body = lines[start..=end].join("\n");
     let used: std::collections::BTreeSet<&str> =
         IDENTIFIER.find_iter(&body).map(|m| m.as_str()).collect();
@@ -262,7 +265,7 @@ fn constants_above(lines: &[&str], start: usize, end: usize) -> usize {
     for i in (0..start).rev().take_while(|&i| end - i < MAX_REGION_LINES) {
         match CONSTANT.captures(lines[i]) {
             Some(c) if used.contains(&c[1]) => first = i,
-            _ if lines[i].trim().is_empty() || is_comment(lines[i]) => {}
+            _ if lines[i].trim().is_empty() || is_comment(path, lines[i]) => {}
             _ => break,
         }
     }
@@ -357,6 +360,17 @@ mod tests {
         let region = region(&ws, output).unwrap();
         assert_eq!((region.path.as_str(), region.first), ("src/units.rs", 2), "{region:?}");
         assert_eq!(region.lines.len(), 6);
+    }
+
+    #[test]
+    fn comments_are_told_by_the_language_of_the_file() {
+        assert!(is_comment("a.py", "    # why"));
+        assert!(is_comment("a.py", "    \"\"\"Doc.\"\"\""));
+        assert!(is_comment("src/a.rs", "/// Doc."));
+        assert!(is_comment("a.js", "   * more of a block comment"));
+        assert!(!is_comment("kind.sh", "    *.jpg | *.png) echo image ;;"), "a case pattern");
+        assert!(!is_comment("src/a.rs", "#[derive(Debug)]"));
+        assert!(!is_comment("a.py", "    return a * b"));
     }
 
     #[test]

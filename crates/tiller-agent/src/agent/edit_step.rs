@@ -75,7 +75,7 @@ impl Agent {
                 let departures = DEPARTURES * self.config.candidates * depth;
                 // A comment's change changes nothing the tests see.
                 let held: Vec<usize> = (0..region.lines.len())
-                    .filter(|&i| localise::is_comment(&region.lines[i]))
+                    .filter(|&i| localise::is_comment(&region.path, &region.lines[i]))
                     .collect();
                 let departed = self.sample(&request, events, |p, c| {
                     p.departures(&request, given, &held, departures, c)
