@@ -7,6 +7,8 @@ use std::collections::HashSet;
 use std::hash::{Hash, Hasher};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::SystemTime;
 
 use serde_json::json;
@@ -16,12 +18,17 @@ use tiller_tools::{
 use tiller_types::{Cancel, ChangeKind, ChangeSet, ToolCall};
 
 /// Runs the project's tests in a directory that holds a copy of the workspace.
-pub trait Checker: Send {
+pub trait Checker: Send + Sync {
     /// Runs the tests named in `failing` (alone, where the project can run one test) and, when
     /// they pass, the whole suite, in `dir`, stopping them when `cancel` is set. `Err` says why
     /// the tests could not run at all.
     fn check(&self, dir: &Path, failing: &[String], cancel: &Cancel)
     -> Result<SuiteResult, String>;
+
+    /// How many checks may run at once, each in a directory of its own.
+    fn workers(&self) -> usize {
+        1
+    }
 }
 
 /// What checking a candidate found.
@@ -79,10 +86,10 @@ impl Candidate {
 /// Bytes of a failing candidate's test output kept for the model.
 const FAILURE_BYTES: usize = 300;
 
-/// Checks `calls` (edit tool calls) in a scratch copy of `ws`, the smallest change first, until
-/// one passes or `cancel` is set: the candidates not checked by then are left out, and so are
-/// those that make a change `failed` holds. Candidates that make the same change are checked
-/// once.
+/// Checks `calls` (edit tool calls) in scratch copies of `ws`, as many at once as `checker`
+/// runs, the smallest change first, until one passes or `cancel` is set: the candidates not
+/// reached by then are left out, and so are those that make a change `failed` holds.
+/// Candidates that make the same change are checked once.
 pub(crate) fn check(
     tools: &Registry,
     ws: &Workspace,
@@ -92,7 +99,6 @@ pub(crate) fn check(
     failed: &HashSet<u64>,
     cancel: &Cancel,
 ) -> Result<Vec<Candidate>, String> {
-    let mut scratch = Scratch::copy(ws)?;
     let mut edits: Vec<(ToolCall, Result<ChangeSet, String>)> = calls
         .into_iter()
         .map(|call| {
@@ -102,22 +108,49 @@ pub(crate) fn check(
         .filter(|(_, changes)| changes.as_ref().map_or(true, |c| !failed.contains(&fingerprint(c))))
         .collect();
     edits.sort_by_key(|(_, changes)| changes.as_ref().map_or(usize::MAX, size));
-    let mut checked: Vec<Candidate> = Vec::with_capacity(edits.len());
-    for (call, changes) in edits {
-        if cancel.is_cancelled() || checked.iter().any(|c| c.verdict == Verdict::Passes) {
-            break;
+    // Each edit that makes a change an edit before it makes takes that one's verdict.
+    let mut first_of = std::collections::HashMap::new();
+    let same_as: Vec<Option<usize>> = (edits.iter().enumerate())
+        .map(|(i, (_, changes))| {
+            let changes = changes.as_ref().ok()?;
+            let first = *first_of.entry(fingerprint(changes)).or_insert(i);
+            (first != i).then_some(first)
+        })
+        .collect();
+    let verdicts: Vec<OnceLock<Verdict>> = edits.iter().map(|_| OnceLock::new()).collect();
+    let (next, passed) = (AtomicUsize::new(0), AtomicBool::new(false));
+    let scratches = (0..checker.workers().clamp(1, edits.len().max(1)))
+        .map(|_| Scratch::copy(ws))
+        .collect::<Result<Vec<_>, _>>()?;
+    std::thread::scope(|threads| {
+        for mut scratch in scratches {
+            let (edits, same_as, verdicts) = (&edits, &same_as, &verdicts);
+            let (next, passed) = (&next, &passed);
+            threads.spawn(move || {
+                while !cancel.is_cancelled() && !passed.load(Ordering::Relaxed) {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= edits.len() {
+                        break;
+                    }
+                    if same_as[i].is_some() {
+                        continue;
+                    }
+                    let verdict = match &edits[i].1 {
+                        Err(why) => Verdict::Invalid(why.clone()),
+                        Ok(changes) => scratch.verdict(changes, checker, failing, cancel),
+                    };
+                    passed.fetch_or(verdict == Verdict::Passes, Ordering::Relaxed);
+                    let _ = verdicts[i].set(verdict);
+                }
+            });
         }
-        let same = checked
-            .iter()
-            .find(|c| c.changes.is_some() && c.changes == changes.as_ref().ok().cloned());
-        let verdict = match (&changes, same) {
-            (Err(why), _) => Verdict::Invalid(why.clone()),
-            (Ok(_), Some(same)) => same.verdict.clone(),
-            (Ok(changes), None) => scratch.verdict(changes, checker, failing, cancel),
-        };
-        checked.push(Candidate { call, changes: changes.ok(), verdict });
-    }
-    Ok(checked)
+    });
+    let reached = next.load(Ordering::Relaxed);
+    let checked = edits.into_iter().enumerate().filter_map(|(i, (call, changes))| {
+        let verdict = verdicts[same_as[i].unwrap_or(i)].get().filter(|_| i < reached)?;
+        Some(Candidate { call, changes: changes.ok(), verdict: verdict.clone() })
+    });
+    Ok(checked.collect())
 }
 
 /// What tells a change from another made to the same files: the paths and what they become.
@@ -482,6 +515,50 @@ mod tests {
         let checked = check(&tools, &ws, calls, &Grep, &[], &HashSet::new(), &cancel).unwrap();
         let verdicts: Vec<&str> = checked.iter().map(|c| c.verdict.name()).collect();
         assert_eq!(verdicts, ["fails"; 5], "{checked:?}");
+    }
+
+    /// [`Grep`] two at a time, each check long enough to overlap another: counts the checks
+    /// that ran at once.
+    #[derive(Default)]
+    struct TwoAtOnce {
+        running: AtomicUsize,
+        most: AtomicUsize,
+    }
+
+    impl Checker for TwoAtOnce {
+        fn check(&self, dir: &Path, failing: &[String], c: &Cancel) -> Result<SuiteResult, String> {
+            let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
+            self.most.fetch_max(now, Ordering::SeqCst);
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            let result = Grep.check(dir, failing, c);
+            self.running.fetch_sub(1, Ordering::SeqCst);
+            result
+        }
+
+        fn workers(&self) -> usize {
+            2
+        }
+    }
+
+    #[test]
+    fn candidates_are_checked_as_many_at_once_as_the_checker_runs_each_in_its_own_copy() {
+        let dir = tempfile::tempdir().unwrap();
+        let code = "def greet(name):\n    return \"Hello\"\n";
+        std::fs::write(dir.path().join("greet.py"), code).unwrap();
+        let ws = Workspace::new(dir.path()).unwrap();
+        let mut calls: Vec<ToolCall> =
+            (0..6).map(|i| replace(&format!("f{i}"), &format!("    return \"Hi{i}\""))).collect();
+        calls.push(replace("pass", "    return \"Hello, \" + name"));
+        let (tools, cancel, checker) =
+            (Registry::default(), Cancel::default(), TwoAtOnce::default());
+        let checked = check(&tools, &ws, calls, &checker, &[], &HashSet::new(), &cancel).unwrap();
+        assert_eq!(checker.most.load(Ordering::SeqCst), 2);
+        let verdicts: Vec<String> =
+            checked.iter().map(|c| format!("{} {}", c.call.id, c.verdict.name())).collect();
+        let mut expected: Vec<String> = (0..6).map(|i| format!("f{i} fails")).collect();
+        expected.push("pass passes".into());
+        assert_eq!(verdicts, expected, "each in its own copy");
+        assert_eq!(std::fs::read_to_string(dir.path().join("greet.py")).unwrap(), code);
     }
 
     /// Cancels the run as it checks its first candidate.

@@ -2,11 +2,10 @@
 //! limit: the test suite parsed into a [`SuiteResult`], a benchmark timed; and, for the agent's
 //! candidate edits, the tests in a scratch copy of the project.
 
-use std::cell::Cell;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tiller_sandbox::Sandbox;
@@ -28,7 +27,7 @@ pub struct Verifier {
     pub timeout: Duration,
     /// How long the last run of the tests in `root` took: a candidate's run in a copy may take
     /// [`CANDIDATE_SLOWDOWN`] times as long before it is stopped as a candidate that hangs.
-    last_run: Cell<Option<Duration>>,
+    last_run: Mutex<Option<Duration>>,
 }
 
 /// How many times as long as the tests took in the workspace a candidate's run may take.
@@ -50,7 +49,7 @@ impl Verifier {
             commands,
             sandbox,
             timeout: Duration::from_secs(600),
-            last_run: Cell::new(None),
+            last_run: Mutex::new(None),
         }
     }
 
@@ -81,7 +80,7 @@ impl Verifier {
         let started = Instant::now();
         let out = self.run_until(command, dir, sandbox, limit, cancel)?;
         if dir == self.root {
-            self.last_run.set(Some(started.elapsed()));
+            *self.last_run.lock().unwrap_or_else(|e| e.into_inner()) = Some(started.elapsed());
         }
         let mut result = parse_output(&out.output, out.exit == CommandExit::Code(0));
         match out.exit {
@@ -163,7 +162,10 @@ impl tiller_agent::Checker for Verifier {
     ) -> Result<SuiteResult, String> {
         let limit = match dir == self.root {
             true => self.timeout,
-            false => candidate_limit(self.last_run.get(), self.timeout),
+            false => {
+                let last = *self.last_run.lock().unwrap_or_else(|e| e.into_inner());
+                candidate_limit(last, self.timeout)
+            }
         };
         let widened = match &self.sandbox {
             Some(sandbox) if dir != self.root => {
@@ -183,7 +185,15 @@ impl tiller_agent::Checker for Verifier {
         let result = self.tests_in(&self.commands.test, dir, sandbox, limit, cancel);
         result.map_err(|e| e.to_string())
     }
+
+    /// One a core, up to [`MAX_CHECKS`]: a project's tests mostly run on one.
+    fn workers(&self) -> usize {
+        std::thread::available_parallelism().map_or(1, |n| n.get()).min(MAX_CHECKS)
+    }
 }
+
+/// Candidates' test runs at once, at most.
+const MAX_CHECKS: usize = 4;
 
 #[cfg(test)]
 mod tests {

@@ -233,7 +233,7 @@ impl Agent {
 
 /// Departures from the lines at fault asked of the model per candidate: each changes one line,
 /// and costs a few tokens where a rewrite costs the whole region.
-const DEPARTURES: usize = 2;
+const DEPARTURES: usize = 6;
 
 /// Bytes of the failing tests' output shown with a rewrite request.
 const FAILURE_EXCERPT: usize = 1200;

@@ -17,7 +17,7 @@ use super::{Llama, engine};
 use crate::LlamaError;
 
 /// Tokens other than the one there taken as departures at each position, at most.
-const PER_POSITION: usize = 8;
+const PER_POSITION: usize = 24;
 
 /// Tokens a departure may take to reach the end of its line.
 const LINE_TOKENS: usize = 48;
