@@ -404,6 +404,17 @@ mod tests {
         }
     }
 
+    /// The code every candidate here edits.
+    const GREET: &str = "def greet(name):\n    return \"Hello\"\n";
+
+    /// A workspace holding [`GREET`] as `greet.py`, and the directory that keeps it.
+    fn greet_workspace() -> (tempfile::TempDir, Workspace) {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("greet.py"), GREET).unwrap();
+        let ws = Workspace::new(dir.path()).unwrap();
+        (dir, ws)
+    }
+
     fn replace(id: &str, new: &str) -> ToolCall {
         let arguments = json!({"path": "greet.py", "old": "    return \"Hello\"", "new": new});
         ToolCall { id: id.into(), name: "replace".into(), arguments: arguments.to_string() }
@@ -411,10 +422,7 @@ mod tests {
 
     #[test]
     fn the_smallest_change_is_checked_first_and_the_first_to_pass_is_chosen() {
-        let dir = tempfile::tempdir().unwrap();
-        let code = "def greet(name):\n    return \"Hello\"\n";
-        std::fs::write(dir.path().join("greet.py"), code).unwrap();
-        let ws = Workspace::new(dir.path()).unwrap();
+        let (dir, ws) = greet_workspace();
         let bad_json = ToolCall { id: "e".into(), name: "replace".into(), arguments: "{".into() };
         let calls = vec![
             replace("b", "    x = 1\n    return \"Hello, \" + name"),
@@ -429,7 +437,7 @@ mod tests {
             checked.iter().map(|c| (c.call.id.as_str(), c.verdict.name())).collect();
         assert_eq!(verdicts, [("a", "fails"), ("d", "fails"), ("c", "passes")], "b not checked");
         assert_eq!(best(&checked).unwrap().call.id, "c");
-        assert_eq!(std::fs::read_to_string(dir.path().join("greet.py")).unwrap(), code);
+        assert_eq!(std::fs::read_to_string(dir.path().join("greet.py")).unwrap(), GREET);
 
         let calls = vec![checked[0].call.clone(), checked[1].call.clone(), bad_json];
         let failed = check(&tools, &ws, calls, &Grep, &[], &HashSet::new(), &cancel).unwrap();
@@ -486,11 +494,8 @@ mod tests {
 
     #[test]
     fn what_a_candidates_run_writes_is_put_back_before_the_next() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("greet.py"), "def greet(name):\n    return \"Hello\"\n")
-            .unwrap();
+        let (dir, ws) = greet_workspace();
         std::fs::write(dir.path().join("guard.txt"), "keep").unwrap();
-        let ws = Workspace::new(dir.path()).unwrap();
         let calls = vec![replace("a", "    return \"vandal\""), replace("b", "    return \"Hi\"")];
         let (tools, cancel) = (Registry::default(), Cancel::default());
         let checked = check(&tools, &ws, calls, &Vandal, &[], &HashSet::new(), &cancel).unwrap();
@@ -504,10 +509,7 @@ mod tests {
     /// it was.
     #[test]
     fn a_candidate_as_long_as_the_original_is_put_back_too() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("greet.py"), "def greet(name):\n    return \"Hello\"\n")
-            .unwrap();
-        let ws = Workspace::new(dir.path()).unwrap();
+        let (_dir, ws) = greet_workspace();
         let calls = ["Hallo", "Hullo", "Jello", "Hellu", "Hells"]
             .map(|word| replace(word, &format!("    return \"{word}\"")))
             .to_vec();
@@ -542,10 +544,7 @@ mod tests {
 
     #[test]
     fn candidates_are_checked_as_many_at_once_as_the_checker_runs_each_in_its_own_copy() {
-        let dir = tempfile::tempdir().unwrap();
-        let code = "def greet(name):\n    return \"Hello\"\n";
-        std::fs::write(dir.path().join("greet.py"), code).unwrap();
-        let ws = Workspace::new(dir.path()).unwrap();
+        let (dir, ws) = greet_workspace();
         let mut calls: Vec<ToolCall> =
             (0..6).map(|i| replace(&format!("f{i}"), &format!("    return \"Hi{i}\""))).collect();
         calls.push(replace("pass", "    return \"Hello, \" + name"));
@@ -558,7 +557,7 @@ mod tests {
         let mut expected: Vec<String> = (0..6).map(|i| format!("f{i} fails")).collect();
         expected.push("pass passes".into());
         assert_eq!(verdicts, expected, "each in its own copy");
-        assert_eq!(std::fs::read_to_string(dir.path().join("greet.py")).unwrap(), code);
+        assert_eq!(std::fs::read_to_string(dir.path().join("greet.py")).unwrap(), GREET);
     }
 
     /// Cancels the run as it checks its first candidate.
@@ -573,10 +572,7 @@ mod tests {
 
     #[test]
     fn no_candidate_is_checked_once_the_run_is_cancelled() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("greet.py"), "def greet(name):\n    return \"Hello\"\n")
-            .unwrap();
-        let ws = Workspace::new(dir.path()).unwrap();
+        let (_dir, ws) = greet_workspace();
         let calls = vec![replace("a", "    return 1"), replace("b", "    return 2")];
         let cancel = Cancel::default();
         let checked =
