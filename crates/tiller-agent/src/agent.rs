@@ -455,8 +455,9 @@ impl Agent {
         }
     }
 
-    /// Remembers what a call did: a failure or a read, not to be repeated; files read; a change
-    /// written (after which calls made before may give something else).
+    /// Remembers what a call did: a failure, a read or a command of its own (which would print
+    /// the same with the workspace as it is), not to be repeated; files read; a change written
+    /// (after which calls made before may give something else).
     fn note_outcome(
         &mut self,
         call: &ToolCall,
@@ -464,9 +465,16 @@ impl Agent {
         files: &[FileHashes],
         is_error: bool,
     ) {
+        let tool = self.tools.get(&call.name);
+        let reads = tool.is_some_and(|t| match t.kind() {
+            ToolKind::Read => true,
+            // A served tool may answer otherwise each time (the time, a queue).
+            ToolKind::Exec => t.served_by().is_none(),
+            ToolKind::Edit => false,
+        });
         if is_error {
             self.failures.record(call, &obs.text);
-        } else if self.tools.get(&call.name).is_some_and(|t| t.kind() == ToolKind::Read) {
+        } else if reads {
             self.failures.record_read(call);
         }
         if !files.is_empty() {

@@ -1,8 +1,8 @@
-//! Calls that already failed are not run again, nor reads whose result is already in the
-//! conversation. Small models repeat a refused call over and over (the same missing file, the
-//! same patch that does not apply) or read the same file again and again until their steps run
-//! out; the agent tells the model that it made the call before and what it can do instead, and
-//! after [`MAX_REPEATS`] such repeats it stops the run.
+//! Calls that already failed are not run again, nor reads and commands whose result is already
+//! in the conversation. Small models repeat a refused call over and over (the same missing file,
+//! the same patch that does not apply) or read the same file, or run the same failing tests,
+//! again and again until their steps run out; the agent tells the model that it made the call
+//! before and what it can do instead, and after [`MAX_REPEATS`] such repeats it stops the run.
 
 use std::collections::{HashMap, HashSet};
 
@@ -39,7 +39,8 @@ impl Failures {
         self.made.insert(key(call), what);
     }
 
-    /// Remembers that `call`, which only reads, succeeded: its result is in the conversation.
+    /// Remembers that `call`, which reads or runs a command that changed nothing, succeeded: its
+    /// result is in the conversation.
     pub fn record_read(&mut self, call: &ToolCall) {
         let what = "its result is above; nothing has changed since.".to_string();
         self.made.insert(key(call), what);

@@ -405,6 +405,36 @@ fn a_call_that_failed_is_not_run_again_and_repeats_stop_the_run() {
 }
 
 #[test]
+fn a_command_is_not_run_again_until_the_workspace_changes() {
+    let repo = repo();
+    let test = json!({ "tool_calls": [ { "name": "shell", "arguments": { "command": "python3 test_greet.py" } } ] });
+    let (provider, _) = scripted(
+        json!([
+            test,
+            test,
+            { "tool_calls": [ { "name": "apply_patch", "arguments": { "patch": FIX } } ] },
+            test,
+            { "text": "Fixed." }
+        ]),
+        8192,
+    );
+    let mut agent = agent(provider, repo.path(), ApprovalPolicy::Never);
+    assert_eq!(agent.run("fix", &mut AcceptAll, &mut |_| {}).unwrap(), "Fixed.");
+    let results: Vec<&str> = agent
+        .history()
+        .iter()
+        .filter_map(|m| match m {
+            Message::Tool { content, .. } => Some(content.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert!(results[0].contains("AssertionError"), "{}", results[0]);
+    assert!(results[1].starts_with("Not run: you made this same call before"), "{}", results[1]);
+    assert!(results[1].contains("its result is above"), "{}", results[1]);
+    assert!(results[3].contains("exit code: 0"), "run again after the change: {}", results[3]);
+}
+
+#[test]
 fn on_a_constrained_engine_paths_are_listed_and_small_contexts_get_few_tools() {
     let repo = repo();
     let answer = json!({ "tool_calls": [ { "name": "answer", "arguments": { "text": "ok" } } ] });
