@@ -455,7 +455,7 @@ impl Agent {
         }
     }
 
-    /// Remembers what a call did: a failure, a read or a command of its own (which would print
+    /// Remembers what a call did: a failure, a read or a built-in command (which would print
     /// the same with the workspace as it is), not to be repeated; files read; a change written
     /// (after which calls made before may give something else).
     fn note_outcome(
@@ -465,8 +465,7 @@ impl Agent {
         files: &[FileHashes],
         is_error: bool,
     ) {
-        let tool = self.tools.get(&call.name);
-        let reads = tool.is_some_and(|t| match t.kind() {
+        let reads = self.tools.get(&call.name).is_some_and(|t| match t.kind() {
             ToolKind::Read => true,
             // A served tool may answer otherwise each time (the time, a queue).
             ToolKind::Exec => t.served_by().is_none(),

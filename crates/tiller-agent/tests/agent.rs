@@ -373,6 +373,15 @@ fn a_malformed_answer_is_no_answer_and_the_model_is_told() {
     assert!(second.contains("The answer was not understood"), "{second}");
 }
 
+/// The tool results in the agent's conversation, in order.
+fn tool_results(agent: &Agent) -> Vec<&str> {
+    let results = agent.history().iter().filter_map(|m| match m {
+        Message::Tool { content, .. } => Some(content.as_str()),
+        _ => None,
+    });
+    results.collect()
+}
+
 #[test]
 fn a_call_that_failed_is_not_run_again_and_repeats_stop_the_run() {
     let repo = repo();
@@ -388,14 +397,7 @@ fn a_call_that_failed_is_not_run_again_and_repeats_stop_the_run() {
     let err = agent.run("fix", &mut AcceptAll, &mut |_| {}).unwrap_err();
     assert!(matches!(err, AgentError::Repeating(3)), "{err}");
     assert_eq!(requests.lock().unwrap().len(), 4, "the first call and three repeats");
-    let results: Vec<&str> = agent
-        .history()
-        .iter()
-        .filter_map(|m| match m {
-            Message::Tool { content, .. } => Some(content.as_str()),
-            _ => None,
-        })
-        .collect();
+    let results = tool_results(&agent);
     assert!(
         results[0].contains("is outside the workspace. Paths are relative to the workspace root; the closest that exist: test_greet.py"),
         "{}",
@@ -420,14 +422,7 @@ fn a_command_is_not_run_again_until_the_workspace_changes() {
     );
     let mut agent = agent(provider, repo.path(), ApprovalPolicy::Never);
     assert_eq!(agent.run("fix", &mut AcceptAll, &mut |_| {}).unwrap(), "Fixed.");
-    let results: Vec<&str> = agent
-        .history()
-        .iter()
-        .filter_map(|m| match m {
-            Message::Tool { content, .. } => Some(content.as_str()),
-            _ => None,
-        })
-        .collect();
+    let results = tool_results(&agent);
     assert!(results[0].contains("AssertionError"), "{}", results[0]);
     assert!(results[1].starts_with("Not run: you made this same call before"), "{}", results[1]);
     assert!(results[1].contains("its result is above"), "{}", results[1]);
