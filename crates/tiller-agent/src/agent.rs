@@ -565,7 +565,7 @@ impl Agent {
     }
 
     fn request(&self, messages: Vec<Message>) -> Request {
-        let tools = ground::specs(
+        let offer = ground::offer(
             &self.tools,
             &self.ws,
             self.config.constrained,
@@ -574,8 +574,8 @@ impl Agent {
         );
         Request {
             messages,
-            tools,
-            max_tokens: Some(self.max_tokens()),
+            max_tokens: Some(self.reply_limit(offer.bounded_by.as_deref())),
+            tools: offer.specs,
             temperature: self.config.temperature,
             ..Request::default()
         }

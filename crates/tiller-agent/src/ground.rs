@@ -142,17 +142,25 @@ const COMPACT_TOOLS: [&str; 3] = ["read_file", "replace", "shell"];
 /// Context lengths up to this get the compact prompt and tools.
 pub const COMPACT_CONTEXT: u64 = 8192;
 
+/// The tools offered in one request.
+pub(crate) struct Offer {
+    pub specs: Vec<ToolSpec>,
+    /// Where every call offered is small but a `replace` held to the lines of some files: those
+    /// files. A reply then needs no more output than a rewrite of the largest of them.
+    pub bounded_by: Option<Vec<String>>,
+}
+
 /// The tools as offered in one request. With `constrained`, path arguments list the workspace's
 /// paths and `replace`'s text the lines of the code files in `read` (or, before any was read, of
 /// every file while they are few), test files only where there is no other code; otherwise the
 /// schemas are plain.
-pub(crate) fn specs(
+pub(crate) fn offer(
     tools: &Registry,
     ws: &Workspace,
     constrained: bool,
     compact: bool,
     read: &BTreeSet<String>,
-) -> Vec<ToolSpec> {
+) -> Offer {
     let mut specs = tools.specs();
     if compact {
         // Tools the user added (an MCP server's) stay offered.
@@ -175,7 +183,11 @@ pub(crate) fn specs(
     if let Some(files) = &files {
         hold_reads_to_unread_files(&mut specs, files, read);
     }
-    specs
+    let only_builtin = specs.iter().all(|s| tools.is_builtin(&s.name));
+    let bounded_by = files
+        .filter(|f| compact && only_builtin && !f.lines.is_empty())
+        .map(|f| f.lines.into_keys().collect());
+    Offer { specs, bounded_by }
 }
 
 /// `read_file` may name only files not read yet (their content is in the conversation already,
@@ -319,11 +331,11 @@ mod tests {
         let tools = Registry::default();
         let read = BTreeSet::from(["greet.py".to_string()]);
 
-        let plain = specs(&tools, &ws, false, false, &read);
+        let plain = offer(&tools, &ws, false, false, &read).specs;
         assert!(!serde_json::to_string(&plain).unwrap().contains("x-tiller"));
         assert_eq!(plain.len(), tools.specs().len());
 
-        let held = specs(&tools, &ws, true, true, &read);
+        let held = offer(&tools, &ws, true, true, &read).specs;
         let names: Vec<&str> = held.iter().map(|s| s.name.as_str()).collect();
         assert_eq!(names, ["read_file", "replace", "shell"]);
         assert_eq!(
@@ -340,7 +352,7 @@ mod tests {
 
         let all = BTreeSet::from(["greet.py".to_string(), "test_greet.py".to_string()]);
         let names: Vec<String> =
-            specs(&tools, &ws, true, true, &all).into_iter().map(|s| s.name).collect();
+            offer(&tools, &ws, true, true, &all).specs.into_iter().map(|s| s.name).collect();
         assert_eq!(names, ["replace", "shell"], "nothing left to read");
     }
 }

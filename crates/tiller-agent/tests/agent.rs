@@ -451,6 +451,35 @@ fn on_a_constrained_engine_paths_are_listed_and_small_contexts_get_few_tools() {
     assert!(!serde_json::to_string(&request.tools).unwrap().contains("x-tiller"));
 }
 
+/// In compact mode on a constrained engine every call is small but a `replace`, so a reply's
+/// output limit is what a rewrite of the largest file it may edit needs, not a quarter of the
+/// context: a small model rambling on inside a string is cut in seconds.
+#[test]
+fn on_a_small_constrained_engine_a_reply_is_limited_to_what_an_edit_needs() {
+    let repo = repo();
+    let limit = |context_length: u64| {
+        let answer =
+            json!({ "tool_calls": [ { "name": "answer", "arguments": { "text": "ok" } } ] });
+        let (provider, requests) = scripted(json!([answer]), context_length);
+        let config = AgentConfig { answer_tool: true, constrained: true, ..AgentConfig::default() };
+        let ws = Workspace::new(repo.path()).unwrap();
+        let mut agent = Agent::new(Box::new(provider), Registry::default(), ws, config);
+        agent.run("fix", &mut AcceptAll, &mut |_| {}).unwrap();
+        requests.lock().unwrap()[0].max_tokens.unwrap()
+    };
+    // greet.py is 9 tokens (the scripted model counts four bytes a token).
+    let small = limit(8192);
+    assert!((256..300).contains(&small), "{small}");
+    // 120 lines, 495 tokens: room for a rewrite of it half as long again.
+    let code: String =
+        (0..60).map(|i| format!("def f_{i:02}(x):\n    return x + {i:04}\n")).collect();
+    std::fs::write(repo.path().join("greet.py"), &code).unwrap();
+    let grown = limit(8192);
+    assert!((900..2048).contains(&grown), "{grown}");
+    // A large context gets the full tools and the provider's limit, a quarter of it.
+    assert_eq!(limit(32_768), 8192);
+}
+
 /// A fake GitHub token in the right format (prefix, 36 alphanumerics).
 const TOKEN: &str = "ghp_R8x2Kq7LmN4pV9tY3wZ6bC1dF5gH0jS2aE7u";
 

@@ -26,6 +26,24 @@ impl Agent {
         self.config.max_tokens.unwrap_or_else(|| tiller_model::default_max_tokens(&info))
     }
 
+    /// The output limit of the next reply. Where every call offered is small but a `replace`
+    /// held to the lines of `bounded_by` (compact mode on a constrained engine), no reply needs
+    /// more than a rewrite of the largest of those files, half as long again, and 256 tokens
+    /// for the call around it; so a small model that rambles on inside a string is cut in
+    /// seconds rather than at [`Agent::max_tokens`].
+    pub(super) fn reply_limit(&self, bounded_by: Option<&[String]>) -> u32 {
+        let Some(files) = bounded_by else {
+            return self.max_tokens();
+        };
+        let count = |path: &String| {
+            let text = self.ws.read_text(path).ok().flatten().unwrap_or_default();
+            self.provider.count_tokens(&text)
+        };
+        let largest = files.iter().map(count).max().unwrap_or(0);
+        let need = largest + largest / 2 + 256;
+        self.max_tokens().min(u32::try_from(need).unwrap_or(u32::MAX))
+    }
+
     /// Summarises all but the last turn now, whatever the context holds (`/compact`). Nothing
     /// happens to a conversation too short to split.
     pub fn compact_now(&mut self, events: &mut dyn FnMut(&AgentEvent)) -> Result<(), AgentError> {

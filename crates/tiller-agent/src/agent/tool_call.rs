@@ -25,7 +25,8 @@ impl Agent {
         mut completion: Completion,
         events: &mut dyn FnMut(&AgentEvent),
     ) -> Result<(), AgentError> {
-        let limit = self.max_tokens();
+        // Nothing has changed since the request: its limit is the one the reply met.
+        let limit = self.request(Vec::new()).max_tokens.unwrap_or_default();
         let output = format!(
             "Not run: your reply was cut at the output limit of {limit} tokens before this call \
              was complete. Make smaller calls: split a long file into several writes or edits."
