@@ -95,6 +95,8 @@ pub struct Llama {
     cached: Vec<LlamaToken>,
     /// The tokens of a prompt set aside in sequence [`PARKED`] (see [`Llama::switch`]).
     parked: Vec<LlamaToken>,
+    /// The lines departures took from the last few replies (see `depart.rs`).
+    departed: depart::Memo,
     calls: u64,
 }
 
@@ -130,6 +132,7 @@ impl Llama {
             constrain: config.constrain_tool_calls,
             cached: Vec::new(),
             parked: Vec::new(),
+            departed: depart::Memo::default(),
             calls: 0,
         })
     }

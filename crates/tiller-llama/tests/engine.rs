@@ -462,6 +462,30 @@ fn departures_each_change_one_line_of_the_given_reply() {
     assert!(llama.departures(&req, given, &[], 0, &Cancel::default()).unwrap().is_empty());
 }
 
+/// Asked again for more departures from the same reply, after departures from another, the
+/// engine decodes only the lines it has not decoded before: the first come back as they were,
+/// with no tokens generated for them.
+#[test]
+fn departures_asked_for_again_decode_only_the_new_ones() {
+    let mut llama = tiny();
+    let mut req = ask("Fix the code.", 16);
+    req.reply_start = Some("```python\ndef area(w, h):".into());
+    let given = "\n    x = w\n    return x * w";
+    let mut other = req.clone();
+    other.reply_start = Some("```python\ndef f():".into());
+    let generated = |c: &[Completion]| c.iter().map(|c| c.usage.completion_tokens).sum::<u64>();
+    let contents = |c: &[Completion]| c.iter().map(|c| c.content.clone()).collect::<Vec<_>>();
+
+    let first = llama.departures(&req, given, &[], 8, &Cancel::default()).unwrap();
+    llama.departures(&other, "\n    return 1", &[], 8, &Cancel::default()).unwrap();
+    let more = llama.departures(&req, given, &[], 64, &Cancel::default()).unwrap();
+    assert_eq!(contents(&more[..8]), contents(&first));
+    assert!(generated(&first) > 0);
+    assert_eq!(generated(&more[..8]), 0, "decoded before");
+    assert!(generated(&more) > 0, "lines past those decoded before are decoded");
+    assert_eq!(more.len(), 64);
+}
+
 /// However far down its position's list a token is, it is a departure once the ranking of all
 /// positions together reaches it: a short line gives more departures than three a position.
 #[test]

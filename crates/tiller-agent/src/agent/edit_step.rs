@@ -66,7 +66,8 @@ impl Agent {
             Some(regions) if self.tools.get("replace").is_some() => {
                 let region = &regions[self.rounds % regions.len()];
                 // Departures are the model's most likely first: each round on a region asks for
-                // more, and those checked before are left out.
+                // more (the engine decodes only the new ones), and those checked before are left
+                // out.
                 let depth = 1 + self.rounds / regions.len();
                 self.rounds += 1;
                 let request = rewrite_request(region, &now);

@@ -3,9 +3,10 @@
 //! the model ranks high in place of the one there begins a departure, which shares the cache up
 //! to that point in a sequence of its own and takes the model's most likely tokens to the end of
 //! the line; a swap, that token alone in place of the one there, follows it. Departures are
-//! decoded together, a batch of sequences at a time, most likely first.
+//! decoded together, a batch of sequences at a time, most likely first. A later call for more
+//! departures from the same reply takes the lines decoded before from a memo.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use llama_cpp_2::llama_batch::LlamaBatch;
 use llama_cpp_2::token::LlamaToken;
@@ -22,12 +23,40 @@ const PER_POSITION: usize = 24;
 /// Tokens a departure may take to reach the end of its line.
 const LINE_TOKENS: usize = 48;
 
+/// Replies whose departures' lines [`Memo`] keeps, at most: the rewrites of a few regions.
+const MEMO_REPLIES: usize = 4;
+
 /// A departure from the given text: at its token `at`, `token` in place of the one there.
 #[derive(Clone, Copy)]
 struct Fork {
     at: usize,
     token: LlamaToken,
     logprob: f32,
+}
+
+/// The line decoded for each fork of one reply, by token index and token.
+type Lines = HashMap<(usize, LlamaToken), Vec<u8>>;
+
+/// The lines decoded for departures from the last few replies, by the tokens of prompt and
+/// reply.
+#[derive(Default)]
+pub(super) struct Memo(Vec<(Vec<LlamaToken>, Lines)>);
+
+impl Memo {
+    /// The lines known for `tokens`, taken out (put back with [`Memo::keep`]).
+    fn take(&mut self, tokens: &[LlamaToken]) -> Lines {
+        match self.0.iter().position(|(t, _)| t == tokens) {
+            Some(i) => self.0.remove(i).1,
+            None => Lines::new(),
+        }
+    }
+
+    /// Keeps `lines` for `tokens`, the newest; the oldest beyond [`MEMO_REPLIES`] go.
+    fn keep(&mut self, tokens: Vec<LlamaToken>, lines: Lines) {
+        self.0.push((tokens, lines));
+        let extra = self.0.len().saturating_sub(MEMO_REPLIES);
+        self.0.drain(..extra);
+    }
 }
 
 impl Llama {
@@ -90,21 +119,34 @@ impl Llama {
 
         let mut seen = HashSet::from([pieces.concat()]);
         let mut found = Vec::new();
+        let mut known = self.departed.take(&all);
         for group in forks.chunks(MAX_SEQUENCES - 1) {
             if found.len() >= n {
                 break;
             }
-            let lines = self.lines(group, prompt.len(), cancel)?;
-            for (fork, (line, generated)) in group.iter().zip(lines) {
+            let fresh: Vec<Fork> =
+                group.iter().filter(|f| !known.contains_key(&(f.at, f.token))).copied().collect();
+            let mut generated = HashMap::new();
+            if !fresh.is_empty() {
+                let lines = self.lines(&fresh, prompt.len(), cancel)?;
+                for (fork, (line, tokens)) in fresh.iter().zip(lines) {
+                    known.insert((fork.at, fork.token), line);
+                    generated.insert((fork.at, fork.token), tokens);
+                }
+            }
+            for fork in group {
+                let line = &known[&(fork.at, fork.token)];
+                let tokens = generated.get(&(fork.at, fork.token)).copied().unwrap_or(0);
                 let swapped = swap(&pieces, fork.at, &self.piece(fork.token));
-                let departed = [Some((splice(&pieces, fork.at, &line), generated)), swapped];
-                for (departed, generated) in departed.into_iter().flatten() {
+                let departed = [Some((splice(&pieces, fork.at, line), tokens)), swapped];
+                for (departed, tokens) in departed.into_iter().flatten() {
                     if found.len() < n && seen.insert(departed.clone()) {
-                        found.push((departed, generated));
+                        found.push((departed, tokens));
                     }
                 }
             }
         }
+        self.departed.keep(all.clone(), known);
         let completions = found.into_iter().enumerate().map(|(i, (departed, generated))| {
             let usage = Usage {
                 prompt_tokens: all.len() as u64,
