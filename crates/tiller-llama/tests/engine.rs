@@ -428,15 +428,20 @@ fn changed_lines<'a>(given: &str, reply: &'a str) -> Vec<(usize, &'a str)> {
     pairs.filter(|(_, (a, b))| a != b).map(|(i, (_, b))| (i, b)).collect()
 }
 
+/// A rewrite request begun with `area`'s first line, and the rest of a reply to it.
+fn area_rewrite() -> (Request, &'static str) {
+    let mut req = ask("Fix the code.", 16);
+    req.reply_start = Some("```python\ndef area(w, h):".into());
+    (req, "\n    x = w\n    return x * w")
+}
+
 /// Departures from a given reply: at most as many as asked, distinct, each the reply with one
 /// line written otherwise after the reply's start; the cache is left holding the prompt and the
 /// reply, and a call after them replies as it would have.
 #[test]
 fn departures_each_change_one_line_of_the_given_reply() {
     let mut llama = tiny();
-    let mut req = ask("Fix the code.", 16);
-    req.reply_start = Some("```python\ndef area(w, h):".into());
-    let given = "\n    x = w\n    return x * w";
+    let (req, given) = area_rewrite();
     let (before, _) = run(&mut llama, &ask("Say something.", 12));
     let departed = llama.departures(&req, given, &[], 8, &Cancel::default()).unwrap();
     assert_eq!(departed.len(), 8);
@@ -468,9 +473,7 @@ fn departures_each_change_one_line_of_the_given_reply() {
 #[test]
 fn departures_asked_for_again_decode_only_the_new_ones() {
     let mut llama = tiny();
-    let mut req = ask("Fix the code.", 16);
-    req.reply_start = Some("```python\ndef area(w, h):".into());
-    let given = "\n    x = w\n    return x * w";
+    let (req, given) = area_rewrite();
     let mut other = req.clone();
     other.reply_start = Some("```python\ndef f():".into());
     let generated = |c: &[Completion]| c.iter().map(|c| c.usage.completion_tokens).sum::<u64>();
