@@ -889,6 +889,33 @@ fn a_command_over_the_step_budget_is_undone() {
     assert!(refusal.contains("step budget is 20") && refusal.contains("undone"), "{refusal}");
 }
 
+/// `.tiller/project.toml` names the commands that check the agent's work. Where the sandbox
+/// cannot make it read-only (tier B, or commands run unconfined, as here), a command that
+/// writes there has all its changes undone and the model is told why.
+#[test]
+fn a_command_changing_tiller_s_project_configuration_is_undone() {
+    let repo = repo();
+    let toml = "test = \"python3 test_greet.py\"\n";
+    std::fs::create_dir(repo.path().join(".tiller")).unwrap();
+    std::fs::write(repo.path().join(".tiller/project.toml"), toml).unwrap();
+    let attack = "echo 'test = \"true\"' > .tiller/project.toml; echo x > .tiller/more.toml; \
+                  echo '# ok' >> greet.py";
+    let (provider, requests) = scripted(
+        json!([
+            { "tool_calls": [ { "name": "shell", "arguments": { "command": attack } } ] },
+            { "text": "done" }
+        ]),
+        8192,
+    );
+    let mut agent = agent(provider, repo.path(), ApprovalPolicy::Never);
+    agent.run("make the tests pass", &mut AcceptAll, &mut |_| {}).unwrap();
+    assert_eq!(std::fs::read_to_string(repo.path().join(".tiller/project.toml")).unwrap(), toml);
+    assert!(!repo.path().join(".tiller/more.toml").exists());
+    assert_eq!(git_status(repo.path()), "?? .tiller/\n", "greet.py's change undone too");
+    let refusal = requests.lock().unwrap()[1].messages.last().unwrap().text().to_string();
+    assert!(refusal.contains(".tiller/project.toml") && refusal.contains("undone"), "{refusal}");
+}
+
 fn git_status(root: &Path) -> String {
     let out = Command::new("git").args(["status", "--porcelain"]).current_dir(root).output();
     String::from_utf8(out.unwrap().stdout).unwrap()

@@ -2,8 +2,9 @@
 //!
 //! [`Policy::for_workspace`] gives the defaults: write inside the workspace only, read
 //! everywhere else, no network, the repository's metadata (`.git` and the folders it names)
-//! read-only and in place, runtime folders (sockets), secret folders and tiller's own config
-//! and data hidden, and a minimal environment.
+//! and tiller's project configuration (`.tiller`) read-only and in place, runtime folders
+//! (sockets), secret folders and tiller's own config and data hidden, and a minimal
+//! environment.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -75,10 +76,11 @@ pub struct Policy {
     pub writable: Vec<PathBuf>,
     /// Directories it may read beneath (default: all of `/`).
     pub readable: Vec<PathBuf>,
-    /// Paths that stay read-only and cannot be renamed, replaced or created, because git reads
-    /// them later outside the sandbox: the workspace's `.git` (folder or file), the git dir
-    /// and the common dir it names. One missing inside a writable root is held by an empty
-    /// folder while commands run (tier A).
+    /// Paths that stay read-only and cannot be renamed, replaced or created: what git reads
+    /// later outside the sandbox (the workspace's `.git`, folder or file, the git dir and the
+    /// common dir it names), and `.tiller`, which names the commands that check the agent's
+    /// work. One missing inside a writable root is held by an empty folder while commands run
+    /// (tier A).
     pub read_only: Vec<PathBuf>,
     /// Folders and files replaced by an empty one: runtime and service folders full of sockets
     /// (`/run`, `/var`, `$XDG_RUNTIME_DIR`, …), secrets (`~/.ssh`, `~/.aws`, …) and tiller's
@@ -137,7 +139,7 @@ impl Policy {
         Policy {
             writable: vec![root.to_path_buf()],
             readable: vec![PathBuf::from("/")],
-            read_only: git_metadata(root),
+            read_only: git_metadata(root).into_iter().chain([root.join(".tiller")]).collect(),
             hidden,
             env: Vec::new(),
             network: false,
@@ -192,7 +194,10 @@ mod tests {
         assert_eq!(p.readable, [Path::new("/")]);
         assert!(!p.network && !p.unix_sockets);
         assert_eq!(p.limits, Limits::default());
-        assert_eq!(p.read_only, [Path::new("/home/u/proj/.git")]);
+        assert_eq!(
+            p.read_only,
+            [Path::new("/home/u/proj/.git"), Path::new("/home/u/proj/.tiller")]
+        );
         for h in [
             "/run",
             "/var",

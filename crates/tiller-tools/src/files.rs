@@ -69,13 +69,13 @@ impl FileList {
         list
     }
 
-    /// Offers the lines of `paths` (existing text files, in order, while the total stays under
-    /// [`MAX_LINE_CHOICES`]) to [`LINES_KEY`] arguments: each line that is not blank and occurs
-    /// once, so that replacing it always applies.
+    /// Offers the lines of `paths` (existing text files that tools may write, in order, while
+    /// the total stays under [`MAX_LINE_CHOICES`]) to [`LINES_KEY`] arguments: each line that is
+    /// not blank and occurs once, so that replacing it always applies.
     pub fn read_lines(&mut self, ws: &Workspace, paths: &[String]) {
         let mut total = self.lines.values().map(Vec::len).sum::<usize>();
         for path in paths {
-            let (Ok(abs), Ok(Some(text))) = (ws.resolve(path), ws.read_text(path)) else {
+            let (Ok(abs), Ok(Some(text))) = (ws.resolve_write(path), ws.read_text(path)) else {
                 continue;
             };
             let mut count = BTreeMap::new();
@@ -294,6 +294,20 @@ mod tests {
             "blank and repeated lines left out"
         );
         assert_eq!(alternatives[0]["required"], json!(["path", "old", "new"]));
+    }
+
+    /// The lines of a file no tool may write (`.tiller/project.toml`: the commands that check
+    /// the agent's work) are never offered: a `replace` of them could only be refused.
+    #[test]
+    fn lines_are_offered_only_of_files_tools_may_write() {
+        let (_d, ws) = sample();
+        std::fs::create_dir(ws.root().join(".tiller")).unwrap();
+        std::fs::write(ws.root().join(".tiller/project.toml"), "test = \"sh test.sh\"\n").unwrap();
+        std::fs::write(ws.root().join("src/greet.py"), "def greet():\n").unwrap();
+        let mut list = FileList::scan(&ws);
+        assert!(list.files.contains(&".tiller/project.toml".to_string()), "{:?}", list.files);
+        list.read_lines(&ws, &[".tiller/project.toml".into(), "src/greet.py".into()]);
+        assert_eq!(list.lines.keys().collect::<Vec<_>>(), ["src/greet.py"]);
     }
 
     #[test]

@@ -51,7 +51,7 @@ impl Tool for Replace {
 
     fn run(&self, ws: &Workspace, args: serde_json::Value) -> Result<ToolOutput, ToolError> {
         let args: Args = parse_args(args)?;
-        let path = ws.relative(&ws.resolve(&args.path)?);
+        let path = ws.relative(&ws.resolve_write(&args.path)?);
         let text =
             ws.read_text(&path)?.ok_or_else(|| ToolError::path(&args.path, "does not exist"))?;
         if args.old.is_empty() {
@@ -115,6 +115,17 @@ mod tests {
         match Replace.run(ws, json!({"path": "greet.py", "old": old, "new": new}))? {
             ToolOutput::Change(set) => Ok(set.files[0].new.clone().unwrap()),
             other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    /// Refused before any change is proposed, as `write_file` and `apply_patch` refuse them.
+    #[test]
+    fn refuses_git_metadata_and_tiller_config() {
+        let (_dir, ws, refused) = crate::workspace::repo_workspace();
+        for (path, why) in refused {
+            let args = json!({"path": path, "old": "[core]", "new": "[core]\n\tfsmonitor = x"});
+            let err = Replace.run(&ws, args).unwrap_err().to_string();
+            assert!(err.starts_with(path) && err.contains(why), "{path}: {err}");
         }
     }
 

@@ -309,10 +309,7 @@ pub fn keep_accepted(
     for (file, accepted) in changes.files.iter().zip(&selection.0) {
         let target = file.content_with(accepted);
         if target != file.new {
-            match &target {
-                Some(text) => ws.write_atomic(&file.path, text)?,
-                None => ws.remove(&file.path)?,
-            }
+            ws.restore(&file.path, target.as_deref())?;
         }
         if target != file.old {
             kept.push(file.path.clone());

@@ -219,10 +219,29 @@ impl Workspace {
     /// Writes `content` to `path` atomically, creating parent directories and keeping the
     /// permissions of a file it replaces; a new file gets those the umask gives any new file.
     pub fn write_atomic(&self, path: &str, content: &str) -> Result<(), ToolError> {
-        use std::os::unix::fs::PermissionsExt;
+        self.write_at(path, &self.resolve_write(path)?, content)
+    }
+
+    pub fn remove(&self, path: &str) -> Result<(), ToolError> {
         let abs = self.resolve_write(path)?;
+        std::fs::remove_file(&abs).map_err(|e| ToolError::io(&abs, e))
+    }
+
+    /// Puts back what `path` held before a command changed it: `old`, or no file. Unlike
+    /// [`write_atomic`](Self::write_atomic), also where tools do not write (a command that
+    /// the sandbox could not stop changed `.tiller/`): restoring what was there is always safe.
+    pub fn restore(&self, path: &str, old: Option<&str>) -> Result<(), ToolError> {
+        let abs = self.resolve(path)?;
+        match old {
+            Some(text) => self.write_at(path, &abs, text),
+            None => std::fs::remove_file(&abs).map_err(|e| ToolError::io(&abs, e)),
+        }
+    }
+
+    fn write_at(&self, path: &str, abs: &Path, content: &str) -> Result<(), ToolError> {
+        use std::os::unix::fs::PermissionsExt;
         if let Some(Editor(editor)) = &self.buffers {
-            return editor.write(&abs, content).map_err(|e| ToolError::io(&abs, e));
+            return editor.write(abs, content).map_err(|e| ToolError::io(abs, e));
         }
         let dir = abs.parent().ok_or_else(|| ToolError::path(path, "has no parent directory"))?;
         std::fs::create_dir_all(dir).map_err(|e| ToolError::io(dir, e))?;
@@ -233,17 +252,12 @@ impl Workspace {
             .map_err(|e| ToolError::io(dir, e))?;
         tmp.write_all(content.as_bytes()).map_err(|e| ToolError::io(tmp.path(), e))?;
         tmp.as_file().sync_all().map_err(|e| ToolError::io(tmp.path(), e))?;
-        if let Ok(meta) = std::fs::metadata(&abs) {
+        if let Ok(meta) = std::fs::metadata(abs) {
             std::fs::set_permissions(tmp.path(), meta.permissions())
                 .map_err(|e| ToolError::io(tmp.path(), e))?;
         }
-        tmp.persist(&abs).map_err(|e| ToolError::io(&abs, e.error))?;
+        tmp.persist(abs).map_err(|e| ToolError::io(abs, e.error))?;
         Ok(())
-    }
-
-    pub fn remove(&self, path: &str) -> Result<(), ToolError> {
-        let abs = self.resolve_write(path)?;
-        std::fs::remove_file(&abs).map_err(|e| ToolError::io(&abs, e))
     }
 }
 

@@ -363,7 +363,7 @@ fn a_repository_cannot_be_created_in_a_plain_workspace() {
     assert!(err.contains("Read-only file system"), "{err}");
     let env = env();
     let out = env.sh(&[], "echo made > f; ls -a");
-    assert_eq!(out.stdout, ".\n..\n.git\nf\n", "{}", out.stderr);
+    assert_eq!(out.stdout, ".\n..\n.git\n.tiller\nf\n", "{}", out.stderr);
     let left: Vec<_> =
         std::fs::read_dir(&env.ws).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert_eq!(left, ["f"], "the placeholder was left behind");
@@ -380,6 +380,36 @@ fn git_metadata_stays_read_only_but_readable() {
     let out = env.sh(&[], "git log --format=%s && git status --short && echo new > f");
     assert_eq!(out.stdout, "first\n", "{}", out.stderr);
     assert!(env.ws.join("f").exists());
+}
+
+/// `.tiller/` names the commands that check the agent's work: a command cannot rewrite, add
+/// to, rename or replace it, nor create it where it is missing (and the folder that holds its
+/// place while commands run is gone afterwards).
+#[test]
+fn tiller_s_project_configuration_stays_read_only() {
+    need_tier_a!();
+    let env = env();
+    let toml = "test = \"sh test.sh\"\n";
+    std::fs::create_dir(env.ws.join(".tiller")).unwrap();
+    std::fs::write(env.ws.join(".tiller/project.toml"), toml).unwrap();
+    for target in [".tiller/project.toml", ".tiller/other.toml"] {
+        assert_write_refused(&env, &env.ws.join(target));
+    }
+    let out = env.sh(&[], "mv .tiller .t || rm -rf .tiller; cat .tiller/project.toml");
+    assert!(
+        out.stderr.contains("cannot move '.tiller' to '.t': Device or resource busy"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(out.stdout, toml, "{}", out.stderr);
+    assert_eq!(std::fs::read_to_string(env.ws.join(".tiller/project.toml")).unwrap(), toml);
+
+    let env = self::env();
+    let out = env.sh(&[], "mkdir -p .tiller; echo 'test = \"true\"' > .tiller/project.toml");
+    assert!(out.stderr.contains("Read-only file system"), "{}", out.stderr);
+    let left: Vec<_> =
+        std::fs::read_dir(&env.ws).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert!(left.is_empty(), "the placeholder was left behind: {left:?}");
 }
 
 /// Secrets in tiller's environment, and the endpoint's API key even where `[sandbox] env`

@@ -168,6 +168,13 @@ impl Agent {
                 Err(e) => format!("{output}{why} Undoing the command's changes failed: {e}"),
             }
         };
+        // Where the sandbox could not keep a command out of `.tiller/` (tier B, unconfined).
+        let unwritable: Vec<String> = (changes.files.iter())
+            .filter_map(|f| self.ws.resolve_write(&f.path).err().map(|e| e.to_string()))
+            .collect();
+        if !unwritable.is_empty() {
+            return Err(refuse(&self.ws, &changes, format!("Refused: {}.", unwritable.join("; "))));
+        }
         // The model saw placeholders where secrets were; writing one back would lose the secret.
         if self.redactor.is_some()
             && let Some(file) = changes.files.iter().find(|f| {
