@@ -308,9 +308,9 @@ impl Agent {
         Err(AgentError::StepLimit(self.config.max_steps))
     }
 
-    /// Remembers what a call did: a failure, a read or a built-in command (which would print
-    /// the same with the workspace as it is), not to be repeated; files read; a change written
-    /// (after which calls made before may give something else).
+    /// Remembers what a call did: a failure, a change written, a read or a built-in command
+    /// (which would print the same with the workspace as it is), not to be repeated with the
+    /// files as they are; files read.
     fn note_outcome(
         &mut self,
         call: &ToolCall,
@@ -324,13 +324,12 @@ impl Agent {
             ToolKind::Exec => t.served_by().is_none(),
             ToolKind::Edit => false,
         });
-        if is_error {
+        if !files.is_empty() {
+            self.failures.record_change(call, files);
+        } else if is_error {
             self.failures.record(call, &obs.text);
         } else if reads {
             self.failures.record_read(call);
-        }
-        if !files.is_empty() {
-            self.failures.clear();
         }
         if call.name == "read_file" {
             self.read.extend(obs.quotes.iter().map(|q| q.path.clone()));

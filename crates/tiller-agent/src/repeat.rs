@@ -1,30 +1,40 @@
 //! Calls that already failed are not run again, nor reads and commands whose result is already
-//! in the conversation. Small models repeat a refused call over and over (the same missing file,
-//! the same patch that does not apply) or read the same file, or run the same failing tests,
-//! again and again until their steps run out; the agent tells the model that it made the call
-//! before and what it can do instead, and after [`MAX_REPEATS`] such repeats it stops the run.
+//! in the conversation, nor a change made again after it was undone. Small models repeat a
+//! refused call over and over (the same missing file, the same patch that does not apply), read
+//! the same file, run the same failing tests, or make a change and undo it by turns, until
+//! their steps run out; the agent tells the model that it made the call before and what it can
+//! do instead, and after [`MAX_REPEATS`] such repeats it stops the run.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::hash::{DefaultHasher, Hash, Hasher};
 
+use tiller_ledger::FileHashes;
 use tiller_types::ToolCall;
 
 /// Repeats of failed calls after which the run stops.
 pub const MAX_REPEATS: u32 = 3;
 
-/// The calls that failed, and the reads made, since the workspace last changed; with what
-/// became of each. And the candidate changes the tests failed with (by their
-/// [`fingerprint`](crate::candidates::fingerprint)), not to be checked again.
+/// The calls that failed, the reads made and the changes made, each by the state of the files
+/// it was made in, with what became of it: a model that undoes a change brings back the state,
+/// and with it what it did there. And the candidate changes the tests failed with (by their
+/// [`fingerprint`](crate::candidates::fingerprint)) since the workspace last changed, not to be
+/// checked again.
 #[derive(Debug, Default)]
 pub(crate) struct Failures {
-    made: HashMap<(String, String), String>,
+    made: HashMap<(u64, String, String), String>,
     repeats: u32,
     pub changes: HashSet<u64>,
+    /// The content hash of each file the session changed, from before its first change.
+    first: HashMap<String, Option<String>>,
+    /// The content hash of each of those files that differs from it now: the state.
+    now: BTreeMap<String, Option<String>>,
 }
 
 impl Failures {
-    /// For a call made before: the observation to give instead of running it again.
+    /// For a call made before in the files' present state: the observation to give instead of
+    /// running it again.
     pub fn repeated(&mut self, call: &ToolCall) -> Option<String> {
-        let before = self.made.get(&key(call))?;
+        let before = self.made.get(&self.key(call))?;
         self.repeats += 1;
         Some(format!(
             "Not run: you made this same call before and {before}\nDo something different: \
@@ -36,17 +46,34 @@ impl Failures {
     /// Remembers that `call` failed with `error`.
     pub fn record(&mut self, call: &ToolCall, error: &str) {
         let what = format!("it failed with: {error}\nIt would fail the same way again.");
-        self.made.insert(key(call), what);
+        self.made.insert(self.key(call), what);
     }
 
     /// Remembers that `call`, which reads or runs a command that changed nothing, succeeded: its
     /// result is in the conversation.
     pub fn record_read(&mut self, call: &ToolCall) {
-        let what = "its result is above; nothing has changed since.".to_string();
-        self.made.insert(key(call), what);
+        let what = "its result is above, with the files as they are now.".to_string();
+        self.made.insert(self.key(call), what);
     }
 
-    /// The workspace changed: calls made before may give something else now.
+    /// Remembers that `call` changed `files`, and takes the state they are in now.
+    pub fn record_change(&mut self, call: &ToolCall, files: &[FileHashes]) {
+        let what = "it changed the files from how they are now, and they came back to this \
+                    since: making it again goes round in a circle."
+            .to_string();
+        self.made.insert(self.key(call), what);
+        for file in files {
+            let first = self.first.entry(file.path.clone()).or_insert(file.before_sha256.clone());
+            if *first == file.after_sha256 {
+                self.now.remove(&file.path);
+            } else {
+                self.now.insert(file.path.clone(), file.after_sha256.clone());
+            }
+        }
+        self.changes.clear();
+    }
+
+    /// Forgets every call made: what they gave may be summarised away.
     pub fn clear(&mut self) {
         self.made.clear();
         self.changes.clear();
@@ -56,14 +83,16 @@ impl Failures {
     pub fn stuck(&self) -> bool {
         self.repeats >= MAX_REPEATS
     }
-}
 
-/// A call by tool and arguments, the arguments compared as JSON where they parse (so spacing
-/// and key order do not matter).
-fn key(call: &ToolCall) -> (String, String) {
-    let args = serde_json::from_str::<serde_json::Value>(&call.arguments)
-        .map_or_else(|_| call.arguments.clone(), |v| v.to_string());
-    (call.name.clone(), args)
+    /// A call by the files' state, tool and arguments, the arguments compared as JSON where
+    /// they parse (so spacing and key order do not matter).
+    fn key(&self, call: &ToolCall) -> (u64, String, String) {
+        let mut state = DefaultHasher::new();
+        self.now.hash(&mut state);
+        let args = serde_json::from_str::<serde_json::Value>(&call.arguments)
+            .map_or_else(|_| call.arguments.clone(), |v| v.to_string());
+        (state.finish(), call.name.clone(), args)
+    }
 }
 
 #[cfg(test)]
@@ -91,5 +120,43 @@ mod tests {
         f.record_read(&call(r#"{"path": "a"}"#));
         let again = f.repeated(&call(r#"{"path": "a"}"#)).unwrap();
         assert!(again.contains("its result is above"), "{again}");
+    }
+
+    #[test]
+    fn what_was_made_in_a_state_of_the_files_counts_again_when_they_come_back_to_it() {
+        let change = |before: &str, after: &str| {
+            let hash = |h: &str| (!h.is_empty()).then(|| h.to_string());
+            let path = "a.py".into();
+            [FileHashes { path, before_sha256: hash(before), after_sha256: hash(after) }]
+        };
+        let (edit, undo, new) = (call(r#"{"edit": 1}"#), call(r#"{"undo": 1}"#), call("{}"));
+        let mut f = Failures::default();
+        f.record_read(&call(r#"{"path": "a.py"}"#));
+        f.record_change(&edit, &change("h0", "h1"));
+        assert_eq!(f.repeated(&call(r#"{"path": "a.py"}"#)), None, "the file changed");
+        assert_eq!(f.repeated(&edit), None);
+        f.record_change(&undo, &change("h1", "h0"));
+        assert!(f.repeated(&call(r#"{"path": "a.py"}"#)).is_some(), "back as it was");
+        let again = f.repeated(&edit).unwrap();
+        assert!(again.contains("round in a circle"), "{again}");
+        // A file made and removed again is back as it was too.
+        f.record_change(
+            &new,
+            &[FileHashes {
+                path: "b.py".into(),
+                before_sha256: None,
+                after_sha256: Some("x".into()),
+            }],
+        );
+        assert_eq!(f.repeated(&edit), None);
+        f.record_change(
+            &undo,
+            &[FileHashes {
+                path: "b.py".into(),
+                before_sha256: Some("x".into()),
+                after_sha256: None,
+            }],
+        );
+        assert!(f.repeated(&edit).is_some());
     }
 }

@@ -406,6 +406,28 @@ fn a_call_that_failed_is_not_run_again_and_repeats_stop_the_run() {
     assert!(results[1..].iter().all(|r| r.starts_with("Not run: you made this same call before")));
 }
 
+/// A model that undoes its edit and makes it again is going round in circles: the edit, made
+/// again with the files as they were when it was first made, is a repeat.
+#[test]
+fn an_edit_made_again_after_undoing_it_is_a_repeat() {
+    let repo = repo();
+    let edit = |old: &str, new: &str| json!({ "tool_calls": [ { "name": "replace", "arguments": { "path": "greet.py", "old": old, "new": new } } ] });
+    let (hello, hi) = ("    return \"Hello\"", "    return \"Hi\"");
+    let (there, back) = (edit(hello, hi), edit(hi, hello));
+    let (provider, requests) =
+        scripted(json!([there, back, there, there, there, { "text": "unreached" }]), 8192);
+    let mut agent = agent(provider, repo.path(), ApprovalPolicy::Never);
+    let err = agent.run("fix", &mut AcceptAll, &mut |_| {}).unwrap_err();
+    assert!(matches!(err, AgentError::Repeating(3)), "{err}");
+    assert_eq!(requests.lock().unwrap().len(), 5);
+    let results = tool_results(&agent);
+    assert!(results[..2].iter().all(|r| r.starts_with("Applied.")), "{results:?}");
+    assert!(results[2].starts_with("Not run: you made this same call before"), "{}", results[2]);
+    assert!(results[2].contains("round in a circle"), "{}", results[2]);
+    let greet = std::fs::read_to_string(repo.path().join("greet.py")).unwrap();
+    assert!(greet.contains(hello), "{greet}");
+}
+
 #[test]
 fn a_command_is_not_run_again_until_the_workspace_changes() {
     let repo = repo();
