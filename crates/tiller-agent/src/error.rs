@@ -14,7 +14,7 @@ pub enum AgentError {
     #[error("no answer after {0} steps")]
     StepLimit(u32),
     #[error(
-        "stopped: the model repeated calls it had already made (with nothing changed) {0} times"
+        "stopped: the model repeated calls it had already made, with the files as they were then, {0} times"
     )]
     Repeating(u32),
     #[error(
