@@ -169,10 +169,14 @@ pub(crate) fn offer(
     let files = constrained.then(|| {
         let mut files = FileList::scan(ws);
         // Code read so far (AGENTS.md counts as read, being in the system prompt, but is rarely
-        // what a task edits); before any, every file while they are few.
+        // what a task edits); before any, every file while they are few, but prose and
+        // dotfiles (`.gitignore`), which a small model otherwise edits first.
         // Tests are left out while there is other code: a failing test is fixed in the code.
-        let code: Vec<String> = read.iter().filter(|f| !f.ends_with(".md")).cloned().collect();
-        let lines_of = if code.is_empty() { files.files.clone() } else { code };
+        let prose = |f: &&String| f.ends_with(".md");
+        let code: Vec<String> = read.iter().filter(|f| !prose(f)).cloned().collect();
+        let dotfile = |f: &&String| f.split('/').any(|part| part.starts_with('.'));
+        let unread = || files.files.iter().filter(|f| !prose(f) && !dotfile(f)).cloned().collect();
+        let lines_of = if code.is_empty() { unread() } else { code };
         let (tests, code): (Vec<String>, Vec<String>) =
             lines_of.into_iter().partition(|f| is_test_path(f));
         let lines_of = if code.is_empty() { tests } else { code };
@@ -218,7 +222,7 @@ fn hold_reads_to_unread_files(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{Value, json};
     use tiller_tools::{SuiteResult, parse_output};
 
     /// Runs the test command discovered for the directory, unconfined.
@@ -354,5 +358,17 @@ mod tests {
         let names: Vec<String> =
             offer(&tools, &ws, true, true, &all).specs.into_iter().map(|s| s.name).collect();
         assert_eq!(names, ["replace", "shell"], "nothing left to read");
+        // Before any file is read: the code's lines, not a dotfile's nor the prose's.
+        std::fs::write(dir.path().join(".gitignore"), "__pycache__/\n").unwrap();
+        std::fs::write(dir.path().join("README.md"), "Greets.\n").unwrap();
+        let before = offer(&tools, &ws, true, true, &BTreeSet::new()).specs;
+        let replace = before.iter().find(|s| s.name == "replace").unwrap();
+        let paths: Vec<&Value> = replace.parameters["anyOf"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| &a["properties"]["path"]["const"])
+            .collect();
+        assert_eq!(paths, [&json!("greet.py")]);
     }
 }
