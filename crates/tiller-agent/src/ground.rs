@@ -168,15 +168,16 @@ pub(crate) fn offer(
     }
     let files = constrained.then(|| {
         let mut files = FileList::scan(ws);
-        // Code read so far (AGENTS.md counts as read, being in the system prompt, but is rarely
-        // what a task edits); before any, every file while they are few, but prose and
-        // dotfiles (`.gitignore`), which a small model otherwise edits first.
+        // Code read so far, or shown in the brief; before any, every file while they are few.
+        // Not prose (AGENTS.md counts as read, being in the system prompt) nor dotfiles
+        // (`.gitignore`): rarely what a task edits, and a small model otherwise edits them first.
         // Tests are left out while there is other code: a failing test is fixed in the code.
-        let prose = |f: &&String| f.ends_with(".md");
-        let code: Vec<String> = read.iter().filter(|f| !prose(f)).cloned().collect();
-        let dotfile = |f: &&String| f.split('/').any(|part| part.starts_with('.'));
-        let unread = || files.files.iter().filter(|f| !prose(f) && !dotfile(f)).cloned().collect();
-        let lines_of = if code.is_empty() { unread() } else { code };
+        let code = |f: &&String| !f.ends_with(".md") && !f.split('/').any(|p| p.starts_with('.'));
+        let read: Vec<String> = read.iter().filter(code).cloned().collect();
+        let lines_of = match read.is_empty() {
+            true => files.files.iter().filter(code).cloned().collect(),
+            false => read,
+        };
         let (tests, code): (Vec<String>, Vec<String>) =
             lines_of.into_iter().partition(|f| is_test_path(f));
         let lines_of = if code.is_empty() { tests } else { code };
@@ -358,17 +359,21 @@ mod tests {
         let names: Vec<String> =
             offer(&tools, &ws, true, true, &all).specs.into_iter().map(|s| s.name).collect();
         assert_eq!(names, ["replace", "shell"], "nothing left to read");
-        // Before any file is read: the code's lines, not a dotfile's nor the prose's.
+        // The code's lines, not a dotfile's nor the prose's, before any file is read and
+        // after they were (as the brief shows small files whole).
         std::fs::write(dir.path().join(".gitignore"), "__pycache__/\n").unwrap();
         std::fs::write(dir.path().join("README.md"), "Greets.\n").unwrap();
-        let before = offer(&tools, &ws, true, true, &BTreeSet::new()).specs;
-        let replace = before.iter().find(|s| s.name == "replace").unwrap();
-        let paths: Vec<&Value> = replace.parameters["anyOf"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|a| &a["properties"]["path"]["const"])
-            .collect();
-        assert_eq!(paths, [&json!("greet.py")]);
+        let shown = BTreeSet::from(["greet.py".into(), ".gitignore".into(), "README.md".into()]);
+        for read in [BTreeSet::new(), shown] {
+            let specs = offer(&tools, &ws, true, true, &read).specs;
+            let replace = specs.iter().find(|s| s.name == "replace").unwrap();
+            let paths: Vec<&Value> = replace.parameters["anyOf"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|a| &a["properties"]["path"]["const"])
+                .collect();
+            assert_eq!(paths, [&json!("greet.py")], "{read:?}");
+        }
     }
 }
