@@ -152,8 +152,8 @@ pub(crate) struct Offer {
 
 /// The tools as offered in one request. With `constrained`, path arguments list the workspace's
 /// paths and `replace`'s text the lines of the code files in `read` (or, before any was read, of
-/// every file while they are few), test files only where there is no other code; otherwise the
-/// schemas are plain.
+/// every file while they are few), neither prose nor dotfiles, test files only where there is no
+/// other code; otherwise the schemas are plain.
 pub(crate) fn offer(
     tools: &Registry,
     ws: &Workspace,
