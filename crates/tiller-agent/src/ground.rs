@@ -172,10 +172,11 @@ pub(crate) fn offer(
         // Not prose (AGENTS.md counts as read, being in the system prompt) nor dotfiles
         // (`.gitignore`): rarely what a task edits, and a small model otherwise edits them first.
         // Tests are left out while there is other code: a failing test is fixed in the code.
-        let code = |f: &&String| !f.ends_with(".md") && !f.split('/').any(|p| p.starts_with('.'));
-        let read: Vec<String> = read.iter().filter(code).cloned().collect();
+        let is_code =
+            |f: &&String| !f.ends_with(".md") && !f.split('/').any(|p| p.starts_with('.'));
+        let read: Vec<String> = read.iter().filter(is_code).cloned().collect();
         let lines_of = match read.is_empty() {
-            true => files.files.iter().filter(code).cloned().collect(),
+            true => files.files.iter().filter(is_code).cloned().collect(),
             false => read,
         };
         let (tests, code): (Vec<String>, Vec<String>) =

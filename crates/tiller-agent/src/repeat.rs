@@ -124,39 +124,25 @@ mod tests {
 
     #[test]
     fn what_was_made_in_a_state_of_the_files_counts_again_when_they_come_back_to_it() {
-        let change = |before: &str, after: &str| {
+        let change = |path: &str, before: &str, after: &str| {
             let hash = |h: &str| (!h.is_empty()).then(|| h.to_string());
-            let path = "a.py".into();
+            let path = path.into();
             [FileHashes { path, before_sha256: hash(before), after_sha256: hash(after) }]
         };
         let (edit, undo, new) = (call(r#"{"edit": 1}"#), call(r#"{"undo": 1}"#), call("{}"));
         let mut f = Failures::default();
         f.record_read(&call(r#"{"path": "a.py"}"#));
-        f.record_change(&edit, &change("h0", "h1"));
+        f.record_change(&edit, &change("a.py", "h0", "h1"));
         assert_eq!(f.repeated(&call(r#"{"path": "a.py"}"#)), None, "the file changed");
         assert_eq!(f.repeated(&edit), None);
-        f.record_change(&undo, &change("h1", "h0"));
+        f.record_change(&undo, &change("a.py", "h1", "h0"));
         assert!(f.repeated(&call(r#"{"path": "a.py"}"#)).is_some(), "back as it was");
         let again = f.repeated(&edit).unwrap();
         assert!(again.contains("round in a circle"), "{again}");
         // A file made and removed again is back as it was too.
-        f.record_change(
-            &new,
-            &[FileHashes {
-                path: "b.py".into(),
-                before_sha256: None,
-                after_sha256: Some("x".into()),
-            }],
-        );
+        f.record_change(&new, &change("b.py", "", "x"));
         assert_eq!(f.repeated(&edit), None);
-        f.record_change(
-            &undo,
-            &[FileHashes {
-                path: "b.py".into(),
-                before_sha256: Some("x".into()),
-                after_sha256: None,
-            }],
-        );
+        f.record_change(&undo, &change("b.py", "x", ""));
         assert!(f.repeated(&edit).is_some());
     }
 }
