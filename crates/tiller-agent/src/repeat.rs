@@ -3,7 +3,8 @@
 //! refused call over and over (the same missing file, the same patch that does not apply), read
 //! the same file, run the same failing tests, or make a change and undo it by turns, until
 //! their steps run out; the agent tells the model that it made the call before and what it can
-//! do instead, and after [`MAX_REPEATS`] such repeats it stops the run.
+//! do instead, and after [`MAX_REPEATS`] such repeats it stops the run. (With candidates on and
+//! the tests failing, a repeat brings a round of candidates instead, `agent/edit_step.rs`.)
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::hash::{DefaultHasher, Hash, Hasher};
@@ -41,6 +42,11 @@ impl Failures {
              call another tool or give other arguments (a path from the workspace's file list, \
              text that is in the file), or answer if the task cannot be done."
         ))
+    }
+
+    /// Whether `call` was made before in the files' present state (a repeat, not yet counted).
+    pub fn made(&self, call: &ToolCall) -> bool {
+        self.made.contains_key(&self.key(call))
     }
 
     /// Remembers that `call` failed with `error`.

@@ -1638,3 +1638,25 @@ fn the_next_round_rewrites_the_function_the_failing_one_calls() {
     let code = std::fs::read_to_string(repo.path().join("words.py")).unwrap();
     assert_eq!(code, "def hello(name):\n    return \"Hello, \" + name\n");
 }
+
+/// A model that, after a round of candidates failed, makes a call it made before (a read, the
+/// tests run again) is not stopped as repeating while the tests fail: a round of candidates is
+/// checked in that call's place, and a passing one is applied.
+#[test]
+fn a_call_made_again_while_the_tests_fail_brings_a_round_of_candidates() {
+    let fixed = "    return \"Hello, \" + name";
+    let read =
+        json!({ "tool_calls": [ { "name": "read_file", "arguments": { "path": "greet.py" } } ] });
+    let (repo, requests, _, notes) = run_candidates(json!([
+        replace_greeting("    return \"Hi\""), rewrite("    return \"Hey\""), rewrite("    return \"Yo\""),
+        read.clone(),
+        read, rewrite("    return \"Hola\""), rewrite(fixed),
+        { "text": "Fixed." }
+    ]));
+    let code = std::fs::read_to_string(repo.path().join("greet.py")).unwrap();
+    assert_eq!(code, format!("def greet(name):\n{fixed}\n"), "{notes:#?}");
+    let sent = serde_json::to_string(&requests.last().unwrap().messages).unwrap();
+    assert!(sent.contains("The tests pass now."), "{sent}");
+    let steps: Vec<&serde_json::Value> = notes.iter().map(|n| &n["data"]["step"]).collect();
+    assert_eq!(steps, [1, 1, 1, 3, 3], "the read itself is no candidate: {notes:#?}");
+}

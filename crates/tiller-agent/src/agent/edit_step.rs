@@ -1,7 +1,8 @@
 //! An edit step with candidates: when the model's turn is one edit while the project's tests
 //! fail, the model is asked for the lines the failure points to written again, several times,
 //! and every attempt, its own edit included, is checked by the tests in a scratch copy of the
-//! workspace (`candidates.rs`). While the tests pass, an edit may not make them fail.
+//! workspace (`candidates.rs`). A turn that repeats a call is an edit step too, without the call
+//! as a candidate. While the tests pass, an edit may not make them fail.
 
 use std::collections::HashSet;
 use std::time::Instant;
@@ -48,14 +49,15 @@ impl Agent {
         step: u32,
         events: &mut dyn FnMut(&AgentEvent),
     ) -> Result<(Completion, Checked), AgentError> {
-        let Some(call) = self.edit_call(&completion) else {
+        let Some((call, edit)) = self.edit_call(&completion) else {
             return Ok((completion, Checked::Not));
         };
         let Some(now) = self.tests_now() else {
             return Ok((completion, Checked::Not));
         };
         if now.green() {
-            return Ok((completion, self.keeps_passing(call)));
+            let checked = if edit { self.keeps_passing(call) } else { Checked::Not };
+            return Ok((completion, checked));
         }
         let n = self.config.candidates - 1;
         let regions = localise::region(&self.ws, &now.output).map(|region| {
@@ -91,6 +93,7 @@ impl Agent {
                 let rewrites = departed.into_iter().chain(rewrites.iter().cloned()).chain(parts);
                 rewrites.chain(pairs).map(|new| replace_call(region, &new)).collect()
             }
+            _ if !edit => return Ok((completion, Checked::Not)),
             _ => {
                 let mut request = self.request(self.full_history());
                 request.tools.retain(|s| s.name == call.name);
@@ -99,13 +102,14 @@ impl Agent {
                 replies.into_iter().filter_map(|c| c.tool_calls.into_iter().next()).collect()
             }
         };
-        let calls = std::iter::once(call.clone()).chain(more).collect();
+        let calls = edit.then(|| call.clone()).into_iter().chain(more).collect();
         let failing: Vec<String> = now.failed.into_keys().collect();
         let Some(checked) = self.check(calls, Some(&failing)) else {
             return Ok((completion, Checked::Not));
         };
         if checked.is_empty() {
-            return Ok((completion, Checked::Refused(TRIED.into())));
+            let checked = if edit { Checked::Refused(TRIED.into()) } else { Checked::Not };
+            return Ok((completion, checked));
         }
         self.record_candidates(step, &checked)?;
         let failed = checked.iter().filter(|c| matches!(c.verdict, candidates::Verdict::Fails(_)));
@@ -119,7 +123,10 @@ impl Agent {
                 completion.tool_calls[0] = ToolCall { id: call.id, ..best.call.clone() };
                 Ok((completion, Checked::Fixes))
             }
-            None => Ok((completion, Checked::Tried(candidates::report(&checked)))),
+            None => {
+                let again = if edit { "" } else { "Not run: you made this same call before.\n" };
+                Ok((completion, Checked::Tried(again.to_string() + &candidates::report(&checked))))
+            }
         }
     }
 
@@ -167,16 +174,19 @@ impl Agent {
         }
     }
 
-    /// The turn's call when candidates apply to it: the turn is one call, of an edit tool.
-    fn edit_call(&self, completion: &Completion) -> Option<ToolCall> {
+    /// The turn's call when candidates apply to it, and whether it is an edit (a candidate
+    /// itself): the turn is one call, of an edit tool, or one the model made before with the
+    /// files as they are. A model that goes back to what it did is stuck; candidates in its
+    /// call's place may still get on.
+    fn edit_call(&self, completion: &Completion) -> Option<(ToolCall, bool)> {
         if self.config.candidates < 2 || self.unasked_checker().is_none() {
             return None;
         }
         let [call] = &completion.tool_calls[..] else {
             return None;
         };
-        let tool = self.tools.get(&call.name)?;
-        (tool.kind() == ToolKind::Edit).then(|| call.clone())
+        let edit = self.tools.get(&call.name).is_some_and(|t| t.kind() == ToolKind::Edit);
+        (edit || self.failures.made(call)).then(|| (call.clone(), edit))
     }
 
     /// The tests' result now (run in the workspace as it is).
