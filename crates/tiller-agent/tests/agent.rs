@@ -1467,7 +1467,7 @@ fn when_no_candidate_passes_the_model_sees_their_failures() {
     let (repo, requests, events, notes) = run_candidates(json!([
         replace_greeting("    return \"Hi\""),
         rewrite("    return \"Hey\""),
-        rewrite("    return \"Hi\""),
+        rewrite("    return \"Hey\""),
         { "text": "I could not fix it." }
     ]));
     let code = std::fs::read_to_string(repo.path().join("greet.py")).unwrap();
@@ -1478,8 +1478,8 @@ fn when_no_candidate_passes_the_model_sees_their_failures() {
     };
     assert!(is_error);
     assert!(content.starts_with("Not applied: 3 candidate edits"), "{content}");
-    assert_eq!(content.matches("+    return \"Hi\"").count(), 1, "one line per change: {content}");
-    assert!(content.contains("+    return \"Hey\""), "{content}");
+    assert_eq!(content.matches("+    return \"Hey\"").count(), 1, "one line per change: {content}");
+    assert!(content.contains("+    return \"Hi\""), "{content}");
     assert!(content.contains("AssertionError: Hi"), "the failure is shown: {content}");
     assert_eq!(notes.len(), 3);
 }
@@ -1505,15 +1505,14 @@ fn the_right_line_of_a_rewrite_that_breaks_another_is_tried_alone() {
 }
 
 /// The model's departures from the lines at fault (each one line written otherwise, ranked by
-/// the model) are candidates too, checked before rewrites that change as much.
+/// the model) are candidates too, checked first: rewrites, which cost the whole region's
+/// tokens, are asked for only when no departure passes.
 #[test]
 fn a_departure_of_the_model_from_the_lines_at_fault_is_a_candidate() {
     let departed = "    return \"Hello, \" + name";
-    let (repo, _, events, notes) = run_candidates(json!({
+    let (repo, requests, events, notes) = run_candidates(json!({
         "turns": [
             replace_greeting("    return \"Hi\""),
-            rewrite("    return \"Hello, %s\" % name"),
-            rewrite("    return \"Hey\""),
             { "text": "Fixed." }
         ],
         "departures": [[
@@ -1530,6 +1529,7 @@ fn a_departure_of_the_model_from_the_lines_at_fault_is_a_candidate() {
         "after the model's own: {notes:?}"
     );
     assert!(events.iter().any(|e| matches!(e, AgentEvent::Candidates { passed: 1, .. })));
+    assert_eq!(requests.len(), 2, "no rewrite asked for: {requests:#?}");
 }
 
 /// A candidate the tests failed with is not checked again while the workspace is as it was; a

@@ -1,7 +1,7 @@
 //! An edit step with candidates: when the model's turn is one edit while the project's tests
-//! fail, the model is asked for the lines the failure points to written again, several times,
-//! and every attempt, its own edit included, is checked by the tests in a scratch copy of the
-//! workspace (`candidates.rs`). A turn that repeats a call is an edit step too, without the call
+//! fail, the model's departures from the lines the failure points to are checked with its own
+//! edit by the tests in a scratch copy of the workspace (`candidates.rs`), and, where none
+//! passes, those lines written again by the model, several times. A turn that repeats a call is an edit step too, without the call
 //! as a candidate. While the tests pass, an edit may not make them fail.
 
 use std::collections::HashSet;
@@ -59,12 +59,14 @@ impl Agent {
             let checked = if edit { self.keeps_passing(call) } else { Checked::Not };
             return Ok((completion, checked));
         }
-        let n = self.config.candidates - 1;
+        let failing: Vec<String> = now.failed.keys().cloned().collect();
+        let own = edit.then(|| call.clone());
         let regions = localise::region(&self.ws, &now.output).map(|region| {
             let callees = localise::callees(&self.ws, &region);
             [vec![region], callees].concat()
         });
-        let more: Vec<ToolCall> = match regions {
+        let mut checked = Vec::new();
+        match regions {
             Some(regions) if self.tools.get("replace").is_some() => {
                 let region = &regions[self.rounds % regions.len()];
                 // Departures are the model's most likely first: each round on a region asks for
@@ -73,49 +75,38 @@ impl Agent {
                 let depth = 1 + self.rounds / regions.len();
                 self.rounds += 1;
                 let request = rewrite_request(region, &now);
-                let old = region.lines.join("\n");
-                let given = &old[opening(&region.lines[0]).len()..];
-                let departures = DEPARTURES * self.config.candidates * depth;
-                // A comment's change changes nothing the tests see.
-                let held: Vec<usize> = (0..region.lines.len())
-                    .filter(|&i| localise::is_comment(&region.path, &region.lines[i]))
-                    .collect();
-                let departed = self.sample(&request, events, |p, c| {
-                    p.departures(&request, given, &held, departures, c)
-                })?;
-                let replies = self.sample(&request, events, |p, c| p.complete_n(&request, n, c))?;
-                let rewrites: Vec<String> =
-                    replies.iter().filter_map(|c| rewrite(region, &c.content)).collect();
-                let parts = rewrites.iter().flat_map(|new| candidates::parts(&old, new));
-                let departed: Vec<String> =
-                    departed.iter().filter_map(|c| rewrite(region, &c.content)).collect();
-                let pairs = candidates::pairs(&old, &departed, self.config.candidates * depth);
-                let rewrites = departed.into_iter().chain(rewrites.iter().cloned()).chain(parts);
-                rewrites.chain(pairs).map(|new| replace_call(region, &new)).collect()
+                // The departures cost a few tokens each, the rewrites the whole region: these
+                // are asked for only when no departure passes.
+                let departed = self.departures(region, &request, depth, events)?;
+                let first = own.into_iter().chain(departed).collect();
+                if !self.check_more(first, &failing, step, &mut checked)? {
+                    return Ok((completion, Checked::Not));
+                }
+                if candidates::best(&checked).is_none() {
+                    let rewrites = self.rewrites(region, &request, events)?;
+                    if !self.check_more(rewrites, &failing, step, &mut checked)? {
+                        return Ok((completion, Checked::Not));
+                    }
+                }
             }
             _ if !edit => return Ok((completion, Checked::Not)),
             _ => {
                 let mut request = self.request(self.full_history());
                 request.tools.retain(|s| s.name == call.name);
                 request.tool_choice = ToolChoice::Required;
+                let n = self.config.candidates - 1;
                 let replies = self.sample(&request, events, |p, c| p.complete_n(&request, n, c))?;
-                replies.into_iter().filter_map(|c| c.tool_calls.into_iter().next()).collect()
+                let more = replies.into_iter().filter_map(|c| c.tool_calls.into_iter().next());
+                let calls = own.into_iter().chain(more).collect();
+                if !self.check_more(calls, &failing, step, &mut checked)? {
+                    return Ok((completion, Checked::Not));
+                }
             }
-        };
-        let calls = edit.then(|| call.clone()).into_iter().chain(more).collect();
-        let failing: Vec<String> = now.failed.into_keys().collect();
-        let Some(checked) = self.check(calls, Some(&failing)) else {
-            return Ok((completion, Checked::Not));
-        };
+        }
         if checked.is_empty() {
             let checked = if edit { Checked::Refused(TRIED.into()) } else { Checked::Not };
             return Ok((completion, checked));
         }
-        self.record_candidates(step, &checked)?;
-        let failed = checked.iter().filter(|c| matches!(c.verdict, candidates::Verdict::Fails(_)));
-        self.failures
-            .changes
-            .extend(failed.filter_map(|c| c.changes.as_ref()).map(candidates::fingerprint));
         let passed = checked.iter().filter(|c| c.verdict == candidates::Verdict::Passes).count();
         events(&AgentEvent::Candidates { call_id: call.id.clone(), passed, total: checked.len() });
         match candidates::best(&checked) {
@@ -128,6 +119,68 @@ impl Agent {
                 Ok((completion, Checked::Tried(again.to_string() + &candidates::report(&checked))))
             }
         }
+    }
+
+    /// The model's departures from the lines at fault of `region`, alone and in pairs, as edits.
+    fn departures(
+        &mut self,
+        region: &Region,
+        request: &Request,
+        depth: usize,
+        events: &mut dyn FnMut(&AgentEvent),
+    ) -> Result<Vec<ToolCall>, AgentError> {
+        let old = region.lines.join("\n");
+        let given = &old[opening(&region.lines[0]).len()..];
+        let n = DEPARTURES * self.config.candidates * depth;
+        // A comment's change changes nothing the tests see.
+        let held: Vec<usize> = (0..region.lines.len())
+            .filter(|&i| localise::is_comment(&region.path, &region.lines[i]))
+            .collect();
+        let departed =
+            self.sample(request, events, |p, c| p.departures(request, given, &held, n, c))?;
+        let departed: Vec<String> =
+            departed.iter().filter_map(|c| rewrite(region, &c.content)).collect();
+        let pairs = candidates::pairs(&old, &departed, self.config.candidates * depth);
+        Ok(departed.into_iter().chain(pairs).map(|new| replace_call(region, &new)).collect())
+    }
+
+    /// The model's rewrites of the lines at fault of `region`, and each change inside one
+    /// alone, as edits.
+    fn rewrites(
+        &mut self,
+        region: &Region,
+        request: &Request,
+        events: &mut dyn FnMut(&AgentEvent),
+    ) -> Result<Vec<ToolCall>, AgentError> {
+        let n = self.config.candidates - 1;
+        let replies = self.sample(request, events, |p, c| p.complete_n(request, n, c))?;
+        let rewrites: Vec<String> =
+            replies.iter().filter_map(|c| rewrite(region, &c.content)).collect();
+        let old = region.lines.join("\n");
+        let parts =
+            rewrites.iter().flat_map(|new| candidates::parts(&old, new)).collect::<Vec<_>>();
+        Ok(rewrites.into_iter().chain(parts).map(|new| replace_call(region, &new)).collect())
+    }
+
+    /// Checks `calls` as candidates while the tests fail, records them and adds them to
+    /// `checked`; false where they could not be checked.
+    fn check_more(
+        &mut self,
+        calls: Vec<ToolCall>,
+        failing: &[String],
+        step: u32,
+        checked: &mut Vec<Candidate>,
+    ) -> Result<bool, AgentError> {
+        let Some(more) = self.check(calls, Some(failing)) else {
+            return Ok(false);
+        };
+        self.record_candidates(step, checked.len(), &more)?;
+        let failed = more.iter().filter(|c| matches!(c.verdict, candidates::Verdict::Fails(_)));
+        self.failures
+            .changes
+            .extend(failed.filter_map(|c| c.changes.as_ref()).map(candidates::fingerprint));
+        checked.extend(more);
+        Ok(true)
     }
 
     /// Whether the tests still pass with `call`, an edit made while they pass; an edit of tests
@@ -230,12 +283,17 @@ impl Agent {
         Ok(completions)
     }
 
-    /// Each candidate and its verdict, as ledger notes.
-    fn record_candidates(&mut self, step: u32, checked: &[Candidate]) -> Result<(), AgentError> {
+    /// Each candidate and its verdict, as ledger notes, numbered in the step from `first` on.
+    fn record_candidates(
+        &mut self,
+        step: u32,
+        first: usize,
+        checked: &[Candidate],
+    ) -> Result<(), AgentError> {
         let Some(recorder) = &mut self.recorder else {
             return Ok(());
         };
-        for (index, candidate) in checked.iter().enumerate() {
+        for (index, candidate) in (first..).zip(checked) {
             recorder.push(Note { topic: "candidate".into(), data: candidate.note(step, index) });
         }
         self.flush()
