@@ -6,7 +6,7 @@ use std::time::Instant;
 use tiller_ledger::FileHashes;
 use tiller_model::{Cancel, Completion, ModelError, Provider, Request, ToolChoice};
 use tiller_tools::{Observation, Quote, Registry, ToolKind, TreeWatch, Workspace};
-use tiller_types::{AgentEvent, ApprovalPolicy, Message, StreamEvent, ToolCall, Usage};
+use tiller_types::{AgentEvent, ApprovalPolicy, Message, StreamEvent, ToolCall, ToolSpec, Usage};
 
 use crate::ground;
 use crate::ids::CallIds;
@@ -69,6 +69,9 @@ pub struct Agent {
     rounds: usize,
     /// The files the model has read, whose lines `replace` may take.
     read: BTreeSet<String>,
+    /// On a constrained engine, the tools as the prompt shows them (held as when first
+    /// offered), with their plain schemas, by which they are offered again.
+    shown: Option<(Vec<ToolSpec>, Vec<ToolSpec>)>,
     /// Served tools the user approved for the rest of the session.
     approved_tools: BTreeSet<String>,
     /// Runs the project's tests, for the brief and to check candidate edits; without one
@@ -118,6 +121,7 @@ impl Agent {
             failures: Failures::default(),
             fixed: false,
             rounds: 0,
+            shown: None,
             read,
             approved_tools: BTreeSet::new(),
             checker: None,
@@ -366,13 +370,9 @@ impl Agent {
         last: bool,
         events: &mut dyn FnMut(&AgentEvent),
     ) -> Result<Completion, AgentError> {
-        let mut request = self.request(self.full_history());
-        if self.config.answer_tool {
-            if last {
-                request.tools.clear();
-            }
-            request.tools.push(answer_spec());
-            request.tool_choice = ToolChoice::Required;
+        let mut request = self.step_request();
+        if self.config.answer_tool && last {
+            request.only_calls(ANSWER_TOOL);
         }
         let mut attempt = 0;
         loop {
@@ -416,6 +416,29 @@ impl Agent {
         }
     }
 
+    /// The request of a step on the whole conversation. On a constrained engine its prompt
+    /// shows the tools as they were held when the session first offered them (most often the
+    /// same: edits that fail are not kept), so that the prompt stays the same from step to step
+    /// and the engine's cache of it holds; the grammar holds the calls to the workspace as it is.
+    fn step_request(&mut self) -> Request {
+        let mut request = self.request(self.full_history());
+        if self.config.answer_tool {
+            request.tools.push(answer_spec());
+            request.tool_choice = ToolChoice::Required;
+        }
+        if !request.callable.is_empty() {
+            if self.config.answer_tool {
+                request.callable.push(answer_spec());
+            }
+            let same = self.shown.as_ref().is_some_and(|(plain, _)| *plain == request.tools);
+            if !same {
+                self.shown = Some((request.tools.clone(), request.callable.clone()));
+            }
+            request.tools = self.shown.as_ref().map(|(_, shown)| shown.clone()).unwrap_or_default();
+        }
+        request
+    }
+
     fn request(&self, messages: Vec<Message>) -> Request {
         let offer = ground::offer(
             &self.tools,
@@ -428,6 +451,7 @@ impl Agent {
             messages,
             max_tokens: Some(self.reply_limit(offer.bounded_by.as_deref())),
             tools: offer.specs,
+            callable: offer.callable,
             temperature: self.config.temperature,
             ..Request::default()
         }

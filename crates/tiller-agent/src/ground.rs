@@ -144,16 +144,20 @@ pub const COMPACT_CONTEXT: u64 = 8192;
 
 /// The tools offered in one request.
 pub(crate) struct Offer {
+    /// The tools, with their schemas plain.
     pub specs: Vec<ToolSpec>,
+    /// With `constrained`, the calls a reply may make, held to the workspace
+    /// ([`Request::callable`](tiller_model::Request)); otherwise none.
+    pub callable: Vec<ToolSpec>,
     /// Where every call offered is small but a `replace` held to the lines of some files: those
     /// files. A reply then needs no more output than a rewrite of the largest of them.
     pub bounded_by: Option<Vec<String>>,
 }
 
-/// The tools as offered in one request. With `constrained`, path arguments list the workspace's
-/// paths and `replace`'s text the lines of the code files in `read` (or, before any was read, of
-/// every file while they are few), neither prose nor dotfiles, test files only where there is no
-/// other code; otherwise the schemas are plain.
+/// The tools as offered in one request. With `constrained`, the calls a reply may make: path
+/// arguments list the workspace's paths and `replace`'s text the lines of the code files in
+/// `read` (or, before any was read, of every file while they are few), neither prose nor
+/// dotfiles, test files only where there is no other code.
 pub(crate) fn offer(
     tools: &Registry,
     ws: &Workspace,
@@ -166,7 +170,12 @@ pub(crate) fn offer(
         // Tools the user added (an MCP server's) stay offered.
         specs.retain(|s| COMPACT_TOOLS.contains(&s.name.as_str()) || !tools.is_builtin(&s.name));
     }
-    let files = constrained.then(|| {
+    let mut shown = specs.clone();
+    constrain_specs(&mut shown, None);
+    if !constrained {
+        return Offer { specs: shown, callable: Vec::new(), bounded_by: None };
+    }
+    let files = {
         let mut files = FileList::scan(ws);
         // Code read so far, or shown in the brief; before any, every file while they are few.
         // Not prose (AGENTS.md counts as read, being in the system prompt) nor dotfiles
@@ -184,16 +193,13 @@ pub(crate) fn offer(
         let lines_of = if code.is_empty() { tests } else { code };
         files.read_lines(ws, &lines_of);
         files
-    });
-    constrain_specs(&mut specs, files.as_ref());
-    if let Some(files) = &files {
-        hold_reads_to_unread_files(&mut specs, files, read);
-    }
+    };
+    constrain_specs(&mut specs, Some(&files));
+    hold_reads_to_unread_files(&mut specs, &files, read);
     let only_builtin = specs.iter().all(|s| tools.is_builtin(&s.name));
-    let bounded_by = files
-        .filter(|f| compact && only_builtin && !f.lines.is_empty())
-        .map(|f| f.lines.into_keys().collect());
-    Offer { specs, bounded_by }
+    let bounded_by = (compact && only_builtin && !files.lines.is_empty())
+        .then(|| files.lines.into_keys().collect());
+    Offer { specs: shown, callable: specs, bounded_by }
 }
 
 /// `read_file` may name only files not read yet (their content is in the conversation already,
@@ -341,7 +347,12 @@ mod tests {
         assert!(!serde_json::to_string(&plain).unwrap().contains("x-tiller"));
         assert_eq!(plain.len(), tools.specs().len());
 
-        let held = offer(&tools, &ws, true, true, &read).specs;
+        let offered = offer(&tools, &ws, true, true, &read);
+        let shown: Vec<&str> = offered.specs.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(shown, ["read_file", "replace", "shell"]);
+        let compact: Vec<&ToolSpec> = plain.iter().filter(|s| shown.contains(&&*s.name)).collect();
+        assert_eq!(offered.specs.iter().collect::<Vec<_>>(), compact, "plain");
+        let held = offered.callable;
         let names: Vec<&str> = held.iter().map(|s| s.name.as_str()).collect();
         assert_eq!(names, ["read_file", "replace", "shell"]);
         assert_eq!(
@@ -358,7 +369,7 @@ mod tests {
 
         let all = BTreeSet::from(["greet.py".to_string(), "test_greet.py".to_string()]);
         let names: Vec<String> =
-            offer(&tools, &ws, true, true, &all).specs.into_iter().map(|s| s.name).collect();
+            offer(&tools, &ws, true, true, &all).callable.into_iter().map(|s| s.name).collect();
         assert_eq!(names, ["replace", "shell"], "nothing left to read");
         // The code's lines, not a dotfile's nor the prose's, before any file is read and
         // after they were (as the brief shows small files whole).
@@ -366,7 +377,7 @@ mod tests {
         std::fs::write(dir.path().join("README.md"), "Greets.\n").unwrap();
         let shown = BTreeSet::from(["greet.py".into(), ".gitignore".into(), "README.md".into()]);
         for read in [BTreeSet::new(), shown] {
-            let specs = offer(&tools, &ws, true, true, &read).specs;
+            let specs = offer(&tools, &ws, true, true, &read).callable;
             let replace = specs.iter().find(|s| s.name == "replace").unwrap();
             let paths: Vec<&Value> = replace.parameters["anyOf"]
                 .as_array()

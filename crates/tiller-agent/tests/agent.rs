@@ -451,26 +451,35 @@ fn a_command_is_not_run_again_until_the_workspace_changes() {
     assert!(results[3].contains("exit code: 0"), "run again after the change: {}", results[3]);
 }
 
+/// The grammar holds the calls to the workspace as it is; the prompt shows them as first held,
+/// the same at every step, so that the engine's cache of it holds.
 #[test]
 fn on_a_constrained_engine_paths_are_listed_and_small_contexts_get_few_tools() {
     let repo = repo();
+    let read = json!({ "tool_calls": [ { "name": "read_file", "arguments": { "path": "test_greet.py" } } ] });
     let answer = json!({ "tool_calls": [ { "name": "answer", "arguments": { "text": "ok" } } ] });
-    let (provider, requests) = scripted(json!([answer.clone(), answer]), 8192);
+    let (provider, requests) = scripted(json!([read, answer]), 8192);
     let config = AgentConfig { answer_tool: true, constrained: true, ..AgentConfig::default() };
     let ws = Workspace::new(repo.path()).unwrap();
     let mut agent = Agent::new(Box::new(provider), Registry::default(), ws, config);
     agent.run("fix", &mut AcceptAll, &mut |_| {}).unwrap();
-    let request = requests.lock().unwrap()[0].clone();
-    let names: Vec<&str> = request.tools.iter().map(|t| t.name.as_str()).collect();
-    assert_eq!(names, ["read_file", "replace", "shell", "answer"]);
+    let requests = requests.lock().unwrap().clone();
+    let request = &requests[0];
+    for tools in [&request.tools, &request.callable] {
+        let names: Vec<&str> = tools.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(names, ["read_file", "replace", "shell", "answer"]);
+    }
     assert_eq!(
-        request.tools[0].parameters["properties"]["path"]["enum"],
+        request.callable[0].parameters["properties"]["path"]["enum"],
         json!([".gitignore", "greet.py", "test_greet.py"]),
         "AGENTS.md is in the system prompt already"
     );
-    let replace = serde_json::to_string(&request.tools[1].parameters).unwrap();
+    let replace = serde_json::to_string(&request.callable[1].parameters).unwrap();
     assert!(replace.contains(r#""enum":["def greet(name):","    return \"Hello\""]"#), "{replace}");
-    assert!(!serde_json::to_string(&request.tools).unwrap().contains("x-tiller"));
+    assert!(!serde_json::to_string(&request.callable).unwrap().contains("x-tiller"));
+    assert_eq!(request.tools, request.callable);
+    assert_eq!(requests[1].tools, request.tools, "the prompt's tools hold still");
+    assert_ne!(requests[1].callable, request.callable, "test_greet.py was read");
 }
 
 /// In compact mode on a constrained engine every call is small but a `replace`, so a reply's

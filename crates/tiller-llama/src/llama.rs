@@ -336,7 +336,7 @@ impl Llama {
 
     /// Whether this request's reply must be a tool call.
     fn call_required(&self, req: &Request) -> bool {
-        req.tool_choice == ToolChoice::Required && !req.tools.is_empty()
+        req.tool_choice == ToolChoice::Required && !req.callable().is_empty()
     }
 
     /// The next token after the one at `index` of the last decoded batch (-1: its last).
@@ -367,8 +367,8 @@ impl Llama {
 
     fn sampler(&self, req: &Request, seed: u32) -> Result<Sampler, LlamaError> {
         let tool_format = self.format.tool_format();
-        let grammar = if self.constrain && !req.tools.is_empty() {
-            let grammar = tool_format.grammar(&req.tools);
+        let grammar = if self.constrain && !req.callable().is_empty() {
+            let grammar = tool_format.grammar(req.callable());
             // Under `Auto` the grammar waits for the model to open a call.
             let sampler = if self.call_required(req) {
                 LlamaSampler::grammar(self.model, &grammar, "root")
@@ -554,7 +554,7 @@ impl Llama {
         if let Some(calls) = text.call() {
             // An unfinished or malformed call still goes to the agent as a call, whose arguments
             // it reports as broken: its markup is never shown or taken for an answer.
-            for (name, arguments) in tool_format.parse(calls, &req.tools) {
+            for (name, arguments) in tool_format.parse(calls, req.callable()) {
                 self.calls += 1;
                 let id = format!("call_{}", self.calls);
                 out.emit(StreamEvent::ToolCall { call: ToolCall { id, name, arguments } });

@@ -382,6 +382,30 @@ fn assert_valid_calls(replies: &[Completion], tools: &[ToolSpec]) {
     }
 }
 
+/// The grammar holds calls to `callable`; the prompt shows `tools` alone, so that a `callable`
+/// narrowed from one call to the next leaves the prompt's cache whole.
+#[test]
+fn calls_are_held_to_callable_while_the_prompt_shows_tools() {
+    let mut llama = tiny();
+    let held = held_tools();
+    let plain = json!({"type": "object", "properties": {"path": {"type": "string"}}});
+    let mut req = ask("Fix the bug.", 200);
+    req.temperature = Some(1.0);
+    req.tools = held.iter().map(|t| ToolSpec { parameters: plain.clone(), ..t.clone() }).collect();
+    req.tool_choice = ToolChoice::Required;
+    let mut narrowed = held[..1].to_vec();
+    narrowed[0].parameters["properties"]["path"]["enum"] = json!(["greet.py"]);
+    for (seed, callable) in [held[..1].to_vec(), narrowed].into_iter().enumerate() {
+        llama.set_seed(seed as u32);
+        req.callable = callable.clone();
+        let (c, _) = run(&mut llama, &req);
+        assert_valid_calls(std::slice::from_ref(&c), &callable);
+        if seed > 0 {
+            assert_eq!(c.usage.cached_tokens, c.usage.prompt_tokens - 1, "{:?}", c.usage);
+        }
+    }
+}
+
 #[test]
 fn replies_decoded_together_are_those_decoded_alone() {
     let mut llama = tiny();
@@ -633,6 +657,7 @@ fn tool_call_rate(llama: &mut Llama, tool_choice: ToolChoice, turns: u32) -> (u3
                 Message::user(TASKS[i as usize % TASKS.len()]),
             ],
             tools: tools.clone(),
+            callable: Vec::new(),
             max_tokens: Some(160),
             temperature: Some(0.8),
             stop: Vec::new(),
@@ -769,6 +794,7 @@ fn a_model_the_grammar_cannot_steer_fails_its_call_without_aborting() {
         let req = Request {
             messages: vec![Message::user(TASKS[i as usize % TASKS.len()])],
             tools: tools(),
+            callable: Vec::new(),
             max_tokens: Some(64),
             temperature: Some(0.8),
             stop: Vec::new(),
@@ -844,6 +870,7 @@ fn smollm2_candidates_decoded_together_are_valid_calls() {
             ),
         ],
         tools: vec![tools[1].clone()],
+        callable: Vec::new(),
         max_tokens: Some(120),
         temperature: Some(0.8),
         stop: Vec::new(),

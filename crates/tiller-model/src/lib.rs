@@ -124,7 +124,14 @@ pub struct ModelInfo {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Request {
     pub messages: Vec<Message>,
+    /// The tools offered, as the prompt describes them.
     pub tools: Vec<ToolSpec>,
+    /// The calls a reply may make, where the embedded engine's grammar holds them closer than
+    /// `tools` (the paths and lines that exist, or one tool of them); empty: as `tools` says.
+    /// The prompt stays as `tools` has it, so that its cache holds from one step to the next.
+    /// Followed by the embedded engine only.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub callable: Vec<ToolSpec>,
     pub max_tokens: Option<u32>,
     pub temperature: Option<f32>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -136,6 +143,20 @@ pub struct Request {
     /// the request without it, so the caller must accept a reply that does not begin with it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reply_start: Option<String>,
+}
+
+impl Request {
+    /// Holds the reply to calls of tool `name`: in `callable` where it holds the calls (the
+    /// prompt stays as it was), in the tools offered otherwise.
+    pub fn only_calls(&mut self, name: &str) {
+        let held = if self.callable.is_empty() { &mut self.tools } else { &mut self.callable };
+        held.retain(|t| t.name == name);
+    }
+
+    /// The calls a reply may make.
+    pub fn callable(&self) -> &[ToolSpec] {
+        if self.callable.is_empty() { &self.tools } else { &self.callable }
+    }
 }
 
 /// Whether the model must call a tool when tools are offered.

@@ -622,6 +622,7 @@ fn conversation() -> Request {
             description: "Read a file.".into(),
             parameters: schema(),
         }],
+        callable: Vec::new(),
         max_tokens: Some(256),
         temperature: Some(0.2),
         stop: vec!["</done>".into()],

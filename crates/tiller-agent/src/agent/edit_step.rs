@@ -91,8 +91,8 @@ impl Agent {
             }
             _ if !edit => return Ok((completion, Checked::Not)),
             _ => {
-                let mut request = self.request(self.full_history());
-                request.tools.retain(|s| s.name == call.name);
+                let mut request = self.step_request();
+                request.only_calls(&call.name);
                 request.tool_choice = ToolChoice::Required;
                 let n = self.config.candidates - 1;
                 let replies = self.sample(&request, events, |p, c| p.complete_n(&request, n, c))?;
