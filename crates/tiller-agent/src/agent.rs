@@ -424,17 +424,20 @@ impl Agent {
         let mut request = self.request(self.full_history());
         if self.config.answer_tool {
             request.tools.push(answer_spec());
-            request.tool_choice = ToolChoice::Required;
-        }
-        if !request.callable.is_empty() {
-            if self.config.answer_tool {
+            if !request.callable.is_empty() {
                 request.callable.push(answer_spec());
             }
-            let same = self.shown.as_ref().is_some_and(|(plain, _)| *plain == request.tools);
-            if !same {
-                self.shown = Some((request.tools.clone(), request.callable.clone()));
+            request.tool_choice = ToolChoice::Required;
+        }
+        if request.callable.is_empty() {
+            return request;
+        }
+        match &self.shown {
+            Some((plain, shown)) if *plain == request.tools => request.tools = shown.clone(),
+            _ => {
+                let plain = std::mem::replace(&mut request.tools, request.callable.clone());
+                self.shown = Some((plain, request.callable.clone()));
             }
-            request.tools = self.shown.as_ref().map(|(_, shown)| shown.clone()).unwrap_or_default();
         }
         request
     }

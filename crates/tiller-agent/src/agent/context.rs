@@ -59,11 +59,12 @@ impl Agent {
         let reserve =
             u64::from(self.max_tokens()).max(info.context_length / 4).min(info.context_length / 2);
         let limit = info.context_length - reserve;
-        // The tools' schemas are part of every prompt, whichever way a provider sends them.
+        // The tools' schemas are part of every prompt, whichever way a provider sends them; on
+        // the constrained engine the prompt shows them held to the workspace.
         let fixed = format!(
             "{}{}",
             self.system,
-            serde_json::to_string(&self.request(Vec::new()).tools).unwrap_or_default()
+            serde_json::to_string(self.request(Vec::new()).callable()).unwrap_or_default()
         );
         let before = compact::count(self.provider.as_ref(), &fixed, &self.history);
         if before * 10 <= limit * 8 && !force {

@@ -1,8 +1,9 @@
 //! An edit step with candidates: when the model's turn is one edit while the project's tests
 //! fail, the model's departures from the lines the failure points to are checked with its own
 //! edit by the tests in a scratch copy of the workspace (`candidates.rs`), and, where none
-//! passes, those lines written again by the model, several times. A turn that repeats a call is an edit step too, without the call
-//! as a candidate. While the tests pass, an edit may not make them fail.
+//! passes, those lines written again by the model, several times. A turn that repeats a call
+//! is an edit step too, without the call as a candidate. While the tests pass, an edit may not
+//! make them fail.
 
 use std::collections::HashSet;
 use std::time::Instant;
